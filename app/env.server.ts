@@ -1,0 +1,58 @@
+import { z } from "zod";
+
+/**
+ * Every environment variable Dyno reads, parsed and validated in one place.
+ * The README's configuration table mirrors this schema.
+ */
+const EnvSchema = z.object({
+  NODE_ENV: z
+    .enum(["development", "production", "test"])
+    .default("development"),
+  HOST: z.string().default("127.0.0.1"),
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+
+  /** postgres:// URL. Unset: embedded PGlite under DYNO_DATA_DIR. */
+  DATABASE_URL: z
+    .string()
+    .url()
+    .refine((u) => /^postgres(ql)?:\/\//.test(u), "must be a postgres:// URL")
+    .optional()
+    .or(z.literal("").transform(() => undefined)),
+  DYNO_DATA_DIR: z.string().default(".data"),
+
+  /** Inngest SDK settings (the SDK's own names). */
+  INNGEST_DEV: z.string().optional(),
+  INNGEST_BASE_URL: z.string().url().optional(),
+  INNGEST_EVENT_KEY: z.string().optional(),
+  INNGEST_SIGNING_KEY: z.string().optional(),
+
+  /** Agent bounds. */
+  AGENT_MAX_ITERATIONS: z.coerce.number().int().min(1).max(500).default(50),
+  AGENT_RUN_TIMEOUT: z
+    .string()
+    .regex(/^\d+[smhd]$/, "a duration such as 90m or 2h")
+    .default("2h"),
+  /** Foundation skeleton only: how long a placeholder iteration takes. */
+  AGENT_PLACEHOLDER_STEP_MS: z.coerce.number().int().min(0).max(60_000).default(200),
+});
+
+export type Env = z.infer<typeof EnvSchema>;
+
+export function parseEnv(source: NodeJS.ProcessEnv = process.env): Env {
+  const parsed = EnvSchema.safeParse(source);
+  if (!parsed.success) {
+    const problems = parsed.error.issues
+      .map((i) => `  ${i.path.join(".")}: ${i.message}`)
+      .join("\n");
+    throw new Error(`Invalid environment:\n${problems}`);
+  }
+  return parsed.data;
+}
+
+let cached: Env | undefined;
+
+/** The validated environment, parsed on first use. */
+export function env(): Env {
+  cached ??= parseEnv();
+  return cached;
+}

@@ -1,0 +1,168 @@
+import { sql } from "drizzle-orm";
+import {
+  bigserial,
+  check,
+  index,
+  integer,
+  jsonb,
+  pgEnum,
+  pgTable,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from "drizzle-orm/pg-core";
+import { RUN_STATUSES } from "./run-status";
+
+export type { RunStatus } from "./run-status";
+
+const createdAt = () =>
+  timestamp("created_at", { withTimezone: true }).notNull().defaultNow();
+
+export const users = pgTable(
+  "users",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    email: text("email").notNull().unique(),
+    passwordHash: text("password_hash").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [check("users_email_lower_case", sql`${t.email} = lower(${t.email})`)],
+);
+
+export const projects = pgTable(
+  "projects",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    userId: uuid("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    title: text("title").notNull().default("Untitled project"),
+    sandboxProvider: text("sandbox_provider"),
+    sandboxId: text("sandbox_id"),
+    createdAt: createdAt(),
+    updatedAt: timestamp("updated_at", { withTimezone: true })
+      .notNull()
+      .defaultNow(),
+  },
+  (t) => [index("projects_user_idx").on(t.userId, t.updatedAt)],
+);
+
+export const runMode = pgEnum("run_mode", ["build", "ask"]);
+export const runStatus = pgEnum("run_status", RUN_STATUSES);
+
+export type RunMode = (typeof runMode.enumValues)[number];
+
+export type Todo = { id: string; content: string; status: "pending" | "in_progress" | "completed" };
+
+/** One agent run: a snapshot of its progress, kept in step with its run_events. */
+export const runs = pgTable(
+  "runs",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    projectId: uuid("project_id")
+      .notNull()
+      .references(() => projects.id, { onDelete: "cascade" }),
+    userId: uuid("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    mode: runMode("mode").notNull().default("build"),
+    status: runStatus("status").notNull().default("queued"),
+    prompt: text("prompt").notNull(),
+    iteration: integer("iteration").notNull().default(0),
+    maxIterations: integer("max_iterations").notNull(),
+    currentTool: text("current_tool"),
+    toolDescription: text("tool_description"),
+    todos: jsonb("todos").$type<Todo[]>().notNull().default([]),
+    modifiedFiles: jsonb("modified_files").$type<string[]>().notNull().default([]),
+    error: text("error"),
+    inputTokens: integer("input_tokens").notNull().default(0),
+    outputTokens: integer("output_tokens").notNull().default(0),
+    createdAt: createdAt(),
+    startedAt: timestamp("started_at", { withTimezone: true }),
+    finishedAt: timestamp("finished_at", { withTimezone: true }),
+  },
+  (t) => [index("runs_project_idx").on(t.projectId, t.createdAt)],
+);
+
+/**
+ * The append-only progress log. `id` is the SSE event id: within a project,
+ * ids are assigned in commit order (see db/run-events.ts), so "rows after id N"
+ * never skips a row that commits late.
+ */
+export const runEvents = pgTable(
+  "run_events",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    runId: uuid("run_id")
+      .notNull()
+      .references(() => runs.id, { onDelete: "cascade" }),
+    projectId: uuid("project_id")
+      .notNull()
+      .references(() => projects.id, { onDelete: "cascade" }),
+    type: text("type").notNull(),
+    data: jsonb("data").$type<Record<string, unknown>>().notNull().default({}),
+    /** Set by writers inside steps: a retried step updates its row instead of adding one. */
+    dedupeKey: text("dedupe_key"),
+    /** How many times the row's writer ran: above 1 means a step body re-executed. */
+    writes: integer("writes").notNull().default(1),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    index("run_events_project_idx").on(t.projectId, t.id),
+    index("run_events_run_idx").on(t.runId, t.id),
+    uniqueIndex("run_events_dedupe_idx").on(t.runId, t.dedupeKey),
+  ],
+);
+
+export const messageRole = pgEnum("message_role", ["user", "assistant", "system"]);
+
+/** The chat transcript the UI shows. At most one message per role per run. */
+export const messages = pgTable(
+  "messages",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    projectId: uuid("project_id")
+      .notNull()
+      .references(() => projects.id, { onDelete: "cascade" }),
+    runId: uuid("run_id").references(() => runs.id, { onDelete: "cascade" }),
+    role: messageRole("role").notNull(),
+    content: text("content").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    index("messages_project_idx").on(t.projectId, t.createdAt),
+    uniqueIndex("messages_run_role_idx").on(t.runId, t.role),
+  ],
+);
+
+export const agentEntryKind = pgEnum("agent_entry_kind", ["user", "action", "result", "reply"]);
+
+/** What the model sees, one row per (run, iteration, kind): upserts keep retried steps idempotent. */
+export const agentEntries = pgTable(
+  "agent_entries",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    runId: uuid("run_id")
+      .notNull()
+      .references(() => runs.id, { onDelete: "cascade" }),
+    projectId: uuid("project_id")
+      .notNull()
+      .references(() => projects.id, { onDelete: "cascade" }),
+    iteration: integer("iteration").notNull(),
+    kind: agentEntryKind("kind").notNull(),
+    payload: jsonb("payload").$type<Record<string, unknown>>().notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex("agent_entries_step_idx").on(t.runId, t.iteration, t.kind),
+    index("agent_entries_project_idx").on(t.projectId, t.id),
+  ],
+);
+
+export type User = typeof users.$inferSelect;
+export type Project = typeof projects.$inferSelect;
+export type Run = typeof runs.$inferSelect;
+export type RunEvent = typeof runEvents.$inferSelect;
+export type Message = typeof messages.$inferSelect;
+export type AgentEntry = typeof agentEntries.$inferSelect;

@@ -1,0 +1,24 @@
+import { Inngest } from "inngest";
+import { env } from "../app/env.server";
+
+export { agentPrompt, agentStop } from "./events";
+
+export const INNGEST_APP_ID = "dyno";
+
+const { INNGEST_DEV, INNGEST_BASE_URL, INNGEST_EVENT_KEY, INNGEST_SIGNING_KEY } = env();
+
+/**
+ * The Inngest client. With INNGEST_DEV set it talks to a local engine (the
+ * dev server `npm run dev` starts, or INNGEST_BASE_URL); without it, to
+ * Inngest Cloud or a self-hosted `inngest start` with event and signing keys.
+ */
+const isDev = INNGEST_DEV !== undefined && !["", "0", "false"].includes(INNGEST_DEV);
+
+export const inngest = new Inngest({
+  id: INNGEST_APP_ID,
+  isDev,
+  // The SDK also accepts the engine's URL in INNGEST_DEV.
+  baseUrl: INNGEST_BASE_URL ?? (isDev && /^https?:\/\//.test(INNGEST_DEV ?? "") ? INNGEST_DEV : undefined),
+  eventKey: INNGEST_EVENT_KEY,
+  signingKey: INNGEST_SIGNING_KEY,
+});

@@ -1,0 +1,24 @@
+import { eventType } from "inngest";
+import { z } from "zod";
+
+/** Sent by the chat action once the run row exists; the run id is also the event id. */
+export const agentPrompt = eventType("agent/prompt", {
+  schema: z.object({
+    runId: z.string().uuid(),
+    projectId: z.string().uuid(),
+    userId: z.string().uuid(),
+    prompt: z.string(),
+    mode: z.enum(["build", "ask"]),
+  }),
+});
+
+/** Stops a run: matched against the prompt event by runId in the function's cancelOn. */
+export const agentStop = eventType("agent/stop", {
+  schema: z.object({
+    runId: z.string().uuid(),
+    projectId: z.string().uuid(),
+  }),
+});
+
+export type AgentPromptData = z.infer<typeof agentPrompt.schema>;
+export type AgentStopData = z.infer<typeof agentStop.schema>;

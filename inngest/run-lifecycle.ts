@@ -1,0 +1,129 @@
+/**
+ * The writes that move a run through its life, each one a run_events row
+ * plus the matching runs snapshot (db/run-events.ts). Called from inside
+ * steps, so every write is idempotent: a re-executed step rewrites its own
+ * row (dedupeKey) instead of adding one, and status only moves forward.
+ */
+import { eq } from "drizzle-orm";
+import type { Db } from "../db/client";
+import { appendRunEvent } from "../db/run-events";
+import { messages, runs, type Run } from "../db/schema";
+
+export class RunNotFoundError extends Error {
+  constructor(runId: string) {
+    super(`Run ${runId} does not exist`);
+    this.name = "RunNotFoundError";
+  }
+}
+
+async function loadRun(db: Db, runId: string): Promise<Run> {
+  const [run] = await db.select().from(runs).where(eq(runs.id, runId));
+  if (!run) throw new RunNotFoundError(runId);
+  return run;
+}
+
+export type StartedRun = Pick<Run, "id" | "projectId" | "mode" | "maxIterations"> & {
+  /** False when the run had already finished (e.g. a replayed event): do nothing. */
+  active: boolean;
+};
+
+export async function markRunStarted(db: Db, runId: string): Promise<StartedRun> {
+  const run = await loadRun(db, runId);
+  const event = await appendRunEvent(
+    db,
+    { runId, projectId: run.projectId, type: "starting", dedupeKey: "start", data: { mode: run.mode } },
+    { status: "running", startedAt: run.startedAt ?? new Date() },
+  );
+  return {
+    id: run.id,
+    projectId: run.projectId,
+    mode: run.mode,
+    maxIterations: run.maxIterations,
+    active: event !== null,
+  };
+}
+
+export async function recordIteration(
+  db: Db,
+  run: Pick<Run, "id" | "projectId" | "maxIterations">,
+  iteration: number,
+  data: Record<string, unknown> = {},
+): Promise<void> {
+  await appendRunEvent(
+    db,
+    {
+      runId: run.id,
+      projectId: run.projectId,
+      type: "iteration",
+      dedupeKey: `iteration-${iteration}`,
+      data: { iteration, of: run.maxIterations, ...data },
+    },
+    { iteration },
+  );
+}
+
+export async function completeRun(db: Db, runId: string, reply: string): Promise<void> {
+  const run = await loadRun(db, runId);
+  await db.transaction(async (tx) => {
+    const event = await appendRunEvent(
+      tx,
+      { runId, projectId: run.projectId, type: "complete", dedupeKey: "finish", data: { reply } },
+      { status: "complete", finishedAt: new Date(), currentTool: null, toolDescription: null },
+    );
+    if (event) await upsertMessage(tx, run, "assistant", reply);
+  });
+}
+
+/** Marks a run failed (once): `onFailure`, a failed send, a timeout. */
+export async function failRun(db: Db, runId: string, reason: string): Promise<void> {
+  const run = await loadRun(db, runId);
+  await db.transaction(async (tx) => {
+    const event = await appendRunEvent(
+      tx,
+      { runId, projectId: run.projectId, type: "failed", dedupeKey: "failed", data: { error: reason } },
+      { status: "failed", error: reason, finishedAt: new Date(), currentTool: null, toolDescription: null },
+    );
+    if (event) await upsertMessage(tx, run, "system", `The run failed: ${reason}`);
+  });
+}
+
+/** Records that a stop was asked for. Null when the run had already finished. */
+export async function markRunStopping(db: Db, run: Pick<Run, "id" | "projectId">) {
+  return appendRunEvent(
+    db,
+    { runId: run.id, projectId: run.projectId, type: "stopping" },
+    { status: "stopping" },
+  );
+}
+
+/**
+ * The engine cancelled the run. A stop the builder asked for ends it
+ * `stopped`; a cancel nobody asked for is the run-duration limit, a failure.
+ */
+export async function markRunCancelled(db: Db, runId: string, runTimeout: string): Promise<void> {
+  const run = await loadRun(db, runId);
+  if (run.status !== "stopping") {
+    await failRun(db, runId, `The run went over its time limit (${runTimeout}) and was cancelled.`);
+    return;
+  }
+  await db.transaction(async (tx) => {
+    const event = await appendRunEvent(
+      tx,
+      { runId, projectId: run.projectId, type: "stopped", dedupeKey: "stopped", data: { iteration: run.iteration } },
+      { status: "stopped", finishedAt: new Date(), currentTool: null, toolDescription: null },
+    );
+    if (event) await upsertMessage(tx, run, "system", `Stopped by the builder after ${run.iteration} iteration(s).`);
+  });
+}
+
+async function upsertMessage(
+  db: Pick<Db, "insert">,
+  run: Pick<Run, "id" | "projectId">,
+  role: "assistant" | "system",
+  content: string,
+) {
+  await db
+    .insert(messages)
+    .values({ projectId: run.projectId, runId: run.id, role, content })
+    .onConflictDoUpdate({ target: [messages.runId, messages.role], set: { content } });
+}

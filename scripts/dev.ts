@@ -1,0 +1,65 @@
+/**
+ * `npm run dev`: the Remix app (Vite dev server, HMR) and the Inngest engine
+ * pointed at it, stopping together. Needs no database server (embedded
+ * PGlite unless DATABASE_URL is set) and no download from GitHub (the engine
+ * is built from Go source once and cached).
+ */
+import path from "node:path";
+import { DEFAULT_ENGINE_PORTS, startEngineDevServer, type EngineDevServer } from "./lib/engine-process";
+import { findOrBuildEngine } from "./lib/inngest-engine";
+
+const host = process.env.HOST ?? "127.0.0.1";
+const enginePort = Number(process.env.INNGEST_PORT ?? DEFAULT_ENGINE_PORTS.api);
+const engineUrl = `http://${host}:${enginePort}`;
+// The app must know where the engine is before its modules load.
+process.env.INNGEST_DEV ??= "1";
+process.env.INNGEST_BASE_URL ??= engineUrl;
+
+const engine = await findOrBuildEngine();
+console.log(`[engine] ${engine.source === "built" ? "built" : "using"} ${engine.bin} (${engine.version})`);
+
+const { env } = await import("../app/env.server");
+const { startAppServer } = await import("../server/app");
+const config = env();
+const app = await startAppServer({ mode: "development", host: config.HOST, port: config.PORT });
+
+const engineLog = path.resolve(config.DYNO_DATA_DIR, "logs", "inngest-dev.log");
+let devServer: EngineDevServer;
+try {
+  devServer = await startEngineDevServer({
+    bin: engine.bin,
+    appUrl: `${app.url}/api/inngest`,
+    host,
+    ports: { ...DEFAULT_ENGINE_PORTS, api: enginePort },
+    waitForFunctions: ["dyno-coding-agent"],
+    output: { file: engineLog },
+  });
+} catch (error) {
+  console.error(String(error instanceof Error ? error.message : error));
+  await app.close();
+  process.exit(1);
+}
+
+console.log(`
+  Dyno        ${app.url}
+  Inngest     ${devServer.url}  (engine API; log: ${path.relative(process.cwd(), engineLog)})
+  Database    ${config.DATABASE_URL ? "Postgres at DATABASE_URL" : `embedded PGlite in ${path.join(config.DYNO_DATA_DIR, "pglite")}`}
+
+  Ctrl-C stops both.
+`);
+
+let stopping = false;
+async function shutdown(code: number) {
+  if (stopping) return;
+  stopping = true;
+  await Promise.allSettled([devServer.stop(), app.close()]);
+  process.exit(code);
+}
+process.on("SIGINT", () => void shutdown(0));
+process.on("SIGTERM", () => void shutdown(0));
+devServer.process.once("exit", (code, signal) => {
+  // Ctrl-C reaches the engine too (same process group): that is a normal stop.
+  if (stopping || signal === "SIGINT") return void shutdown(0);
+  console.error(`[engine] exited unexpectedly (code ${code}); stopping the app. Last lines:\n${devServer.log().slice(-2000)}`);
+  void shutdown(1);
+});

@@ -1,0 +1,181 @@
+/**
+ * Finds or builds the Inngest engine (the `inngest` Go binary) without
+ * downloading anything from GitHub. Order:
+ *   1. INNGEST_BIN
+ *   2. a working `inngest-cli` install (on PATH or in node_modules/.bin)
+ *   3. a cached build: $XDG_CACHE_HOME/dyno/inngest-v<version>/inngest
+ *   4. a build from the Go module source at the pinned tag, through the Go
+ *      module proxy, cached for the next start.
+ * See docs/decisions/001-inngest-engine-from-go-source.md for why.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+
+/** The pinned engine: first tag that supports the SDK's checkpointing. */
+export const INNGEST_ENGINE_VERSION = "1.13.5";
+const MODULE = "github.com/inngest/inngest";
+
+export type EngineSource = "INNGEST_BIN" | "inngest-cli" | "cache" | "built";
+
+export interface Engine {
+  bin: string;
+  source: EngineSource;
+  version: string;
+}
+
+type Log = (line: string) => void;
+const defaultLog: Log = (line) => console.error(`[engine] ${line}`);
+
+export function engineCacheDir(version = INNGEST_ENGINE_VERSION): string {
+  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache");
+  return path.join(base, "dyno", `inngest-v${version}`);
+}
+
+/** Runs `<bin> version`; returns what it printed, or undefined if it does not run. */
+export function engineVersion(bin: string): string | undefined {
+  const result = spawnSync(bin, ["version"], { encoding: "utf8", timeout: 15_000, env: engineEnv() });
+  if (result.status !== 0) return undefined;
+  return result.stdout.trim().split("\n").pop()?.trim() || undefined;
+}
+
+/** Environment for every engine process: no telemetry. */
+export function engineEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return { ...base, DO_NOT_TRACK: "1" };
+}
+
+export async function findOrBuildEngine({ log = defaultLog }: { log?: Log } = {}): Promise<Engine> {
+  const explicit = process.env.INNGEST_BIN;
+  if (explicit) {
+    const version = engineVersion(explicit);
+    if (!version) throw new Error(`INNGEST_BIN=${explicit} does not run (tried \`${explicit} version\`)`);
+    return { bin: explicit, source: "INNGEST_BIN", version };
+  }
+
+  for (const candidate of ["inngest-cli", path.resolve("node_modules/.bin/inngest-cli")]) {
+    const version = engineVersion(candidate);
+    if (version) return { bin: candidate, source: "inngest-cli", version };
+  }
+
+  const cached = path.join(engineCacheDir(), "inngest");
+  if (existsSync(cached)) {
+    const version = engineVersion(cached);
+    if (version) return { bin: cached, source: "cache", version };
+    log(`cached engine at ${cached} does not run; rebuilding`);
+  }
+
+  await buildEngine(cached, log);
+  const version = engineVersion(cached);
+  if (!version) throw new Error(`built engine at ${cached} does not run`);
+  return { bin: cached, source: "built", version };
+}
+
+async function buildEngine(target: string, log: Log): Promise<void> {
+  const go = process.env.GO_BIN || "go";
+  const goVersion = spawnSync(go, ["version"], { encoding: "utf8" });
+  if (goVersion.status !== 0) {
+    throw new Error(
+      "No Inngest engine found and no Go toolchain to build one.\n" +
+        "Set INNGEST_BIN to an `inngest` binary, install inngest-cli, or install Go >= 1.24.",
+    );
+  }
+  const started = Date.now();
+  log(`building Inngest engine v${INNGEST_ENGINE_VERSION} from Go module source (once; cached in ${path.dirname(target)})`);
+  log(`using ${goVersion.stdout.trim()}`);
+
+  const work = mkdtempSync(path.join(os.tmpdir(), "dyno-inngest-build-"));
+  try {
+    log(`downloading ${MODULE}@v${INNGEST_ENGINE_VERSION} through the Go module proxy`);
+    const download = spawnSync(go, ["mod", "download", "-json", `${MODULE}@v${INNGEST_ENGINE_VERSION}`], {
+      cwd: work,
+      encoding: "utf8",
+      env: { ...process.env, GO111MODULE: "on" },
+    });
+    const info = safeJson(download.stdout) as { Dir?: string; Error?: string } | undefined;
+    if (download.status !== 0 || !info?.Dir) {
+      throw new Error(`go mod download failed: ${info?.Error ?? download.stderr.trim()}`);
+    }
+
+    // `go install module@version` refuses modules whose go.mod has replace
+    // directives, so build inside a writable copy of the module tree.
+    const src = path.join(work, "src");
+    cpSync(info.Dir, src, { recursive: true });
+    makeDirsWritable(src);
+    // Tags after v1.13.0 go:embed a git submodule (the docs website) that
+    // module zips leave out. An empty docs folder only empties the dev
+    // server's MCP docs search.
+    const docs = path.join(src, "internal/embeddocs/website/pages/docs");
+    mkdirSync(docs, { recursive: true });
+    writeFileSync(path.join(docs, "README.md"), "Docs are not bundled in this build.\n");
+
+    mkdirSync(path.dirname(target), { recursive: true });
+    const partial = `${target}.partial-${process.pid}`;
+    const ldflags = `-s -w -X ${MODULE}/pkg/inngest/version.Version=${INNGEST_ENGINE_VERSION}`;
+    log("compiling (a few minutes on a cold Go cache)…");
+    await runWithProgress(go, ["build", "-v", "-trimpath", `-ldflags=${ldflags}`, "-o", partial, "./cmd"], {
+      cwd: src,
+      env: engineEnv({ ...process.env, GOFLAGS: "-buildvcs=false", CGO_ENABLED: process.env.CGO_ENABLED ?? "1" }),
+      log,
+    });
+    renameSync(partial, target);
+    log(`built ${target} in ${Math.round((Date.now() - started) / 1000)}s`);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function makeDirsWritable(dir: string) {
+  chmodSync(dir, statSync(dir).mode | 0o700);
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.isDirectory()) makeDirsWritable(path.join(dir, entry.name));
+  }
+}
+
+/** Runs a build, printing a progress line every 15 s instead of every package. */
+function runWithProgress(
+  cmd: string,
+  args: string[],
+  { cwd, env, log }: { cwd: string; env: NodeJS.ProcessEnv; log: Log },
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd, env, stdio: ["ignore", "inherit", "pipe"] });
+    let downloaded = 0;
+    let compiled = 0;
+    const errors: string[] = [];
+    const started = Date.now();
+    let buffer = "";
+    child.stderr.setEncoding("utf8");
+    child.stderr.on("data", (chunk: string) => {
+      buffer += chunk;
+      const lines = buffer.split("\n");
+      buffer = lines.pop() ?? "";
+      for (const line of lines) {
+        if (line.startsWith("go: downloading")) downloaded++;
+        else if (/^[\w.-]+(\/[\w.~-]+)*$/.test(line.trim())) compiled++;
+        else if (line.trim()) errors.push(line);
+      }
+    });
+    const timer = setInterval(() => {
+      const secs = Math.round((Date.now() - started) / 1000);
+      log(`…${secs}s: ${downloaded} modules downloaded, ${compiled} packages compiled`);
+    }, 15_000);
+    child.on("error", (error) => {
+      clearInterval(timer);
+      reject(error);
+    });
+    child.on("close", (code) => {
+      clearInterval(timer);
+      if (code === 0) resolve();
+      else reject(new Error(`go build exited with ${code}:\n${errors.slice(-40).join("\n")}`));
+    });
+  });
+}

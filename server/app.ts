@@ -1,0 +1,95 @@
+/**
+ * The HTTP server: Express in front of Remix. In development Vite serves the
+ * app in middleware mode (with HMR on the same port); in production it serves
+ * the `remix vite:build` output. Migrations run before the port opens, so the
+ * app never serves a request against an old schema.
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import path from "node:path";
+import { createRequestHandler } from "@remix-run/express";
+import type { ServerBuild } from "@remix-run/node";
+import express from "express";
+import { closeDatabase, getDatabase } from "../db";
+
+export interface AppServerOptions {
+  mode: "development" | "production";
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+  /** Vite's file watcher and HMR (development only; tests turn it off). */
+  watch?: boolean;
+}
+
+export interface AppServer {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startAppServer({
+  mode,
+  host = "127.0.0.1",
+  port = 3000,
+  watch = true,
+}: AppServerOptions): Promise<AppServer> {
+  await getDatabase().migrate();
+
+  const app = express();
+  app.disable("x-powered-by");
+  const httpServer = createServer(app);
+  let closeVite = async () => {};
+
+  if (mode === "development") {
+    const vite = await import("vite").then((v) =>
+      v.createServer({
+        server: {
+          middlewareMode: true,
+          hmr: watch ? { server: httpServer } : false,
+          watch: watch ? {} : null,
+        },
+        appType: "custom",
+      }),
+    );
+    closeVite = () => vite.close();
+    app.use(vite.middlewares);
+    app.all(
+      "*",
+      createRequestHandler({
+        build: () => vite.ssrLoadModule("virtual:remix/server-build") as Promise<ServerBuild>,
+        mode,
+      }),
+    );
+  } else {
+    const buildDir = path.resolve("build");
+    const build = (await import(path.join(buildDir, "server/index.js"))) as ServerBuild;
+    app.use("/assets", express.static(path.join(buildDir, "client/assets"), { immutable: true, maxAge: "1y" }));
+    app.use(express.static(path.join(buildDir, "client"), { maxAge: "1h" }));
+    app.all("*", createRequestHandler({ build, mode }));
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    httpServer.once("error", reject);
+    httpServer.listen(port, host, () => resolve());
+  });
+  const address = httpServer.address() as AddressInfo;
+  const url = `http://${host.includes(":") ? `[${host}]` : host}:${address.port}`;
+
+  return {
+    url,
+    port: address.port,
+    async close() {
+      await closeServer(httpServer);
+      await closeVite();
+      await closeDatabase();
+    },
+  };
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    // Long-lived requests (SSE, an engine call mid-step) must not hold up shutdown.
+    server.closeAllConnections();
+  });
+}

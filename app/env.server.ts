@@ -9,7 +9,7 @@ const EnvSchema = z.object({
     .enum(["development", "production", "test"])
     .default("development"),
   HOST: z.string().default("127.0.0.1"),
-  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  PORT: z.coerce.number({ message: "a port number" }).int().min(0).max(65535).default(3000),
 
   /** postgres:// URL. Unset: embedded PGlite under DYNO_DATA_DIR. */
   DATABASE_URL: z

@@ -1,6 +1,6 @@
 import { and, asc, eq, gt, sql } from "drizzle-orm";
 import type { Database, Db } from "./client";
-import { canMoveRun } from "./run-status";
+import { canMoveRun, type RunStatus } from "./run-status";
 import { runEvents, runs, type RunEvent } from "./schema";
 
 export const RUN_EVENTS_CHANNEL = "run_events";
@@ -18,14 +18,17 @@ export interface NewRunEvent {
   data?: Record<string, unknown>;
   /** Writers inside a step pass a key: a re-executed step updates its row instead of adding one. */
   dedupeKey?: string;
+  /** Write only while the run is in one of these statuses (checked under the same lock as the write). */
+  onlyIfStatus?: readonly RunStatus[];
 }
 
 /**
  * Appends a run_events row, applies `snapshot` to the run, and notifies
  * listeners, all in one transaction (NOTIFY is delivered on commit).
  *
- * If `snapshot.status` is a move the run may not make (see canMoveRun),
- * nothing is written and the result is null.
+ * If `snapshot.status` is a move the run may not make (see canMoveRun), or
+ * the run is not in one of `event.onlyIfStatus`, nothing is written and the
+ * result is null.
  *
  * A per-project advisory lock is taken before the row gets its id, so a
  * project's ids are handed out in commit order: a reader that has seen id N
@@ -40,14 +43,15 @@ export async function appendRunEvent(
     await tx.execute(
       sql`select pg_advisory_xact_lock(${RUN_EVENTS_LOCK_CLASS}, hashtext(${event.projectId}))`,
     );
-    if (snapshot?.status) {
+    if (snapshot?.status || event.onlyIfStatus) {
       const [current] = await tx
         .select({ status: runs.status })
         .from(runs)
         .where(eq(runs.id, event.runId))
         .for("update");
       if (!current) throw new Error(`run ${event.runId} not found`);
-      if (!canMoveRun(current.status, snapshot.status)) return null;
+      if (snapshot?.status && !canMoveRun(current.status, snapshot.status)) return null;
+      if (event.onlyIfStatus && !event.onlyIfStatus.includes(current.status)) return null;
     }
     const values = {
       runId: event.runId,

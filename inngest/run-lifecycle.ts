@@ -43,13 +43,18 @@ export async function markRunStarted(db: Db, runId: string): Promise<StartedRun>
   };
 }
 
-export async function recordIteration(
+/**
+ * Records the start of an iteration, only while the run is `running`: once a
+ * stop is recorded, no later iteration starts, even before the engine's
+ * cancel lands. Returns false when the iteration must not run.
+ */
+export async function beginIteration(
   db: Db,
   run: Pick<Run, "id" | "projectId" | "maxIterations">,
   iteration: number,
   data: Record<string, unknown> = {},
-): Promise<void> {
-  await appendRunEvent(
+): Promise<boolean> {
+  const event = await appendRunEvent(
     db,
     {
       runId: run.id,
@@ -57,9 +62,11 @@ export async function recordIteration(
       type: "iteration",
       dedupeKey: `iteration-${iteration}`,
       data: { iteration, of: run.maxIterations, ...data },
+      onlyIfStatus: ["running"],
     },
     { iteration },
   );
+  return event !== null;
 }
 
 export async function completeRun(db: Db, runId: string, reply: string): Promise<void> {
@@ -102,10 +109,13 @@ export async function markRunStopping(db: Db, run: Pick<Run, "id" | "projectId">
  */
 export async function markRunCancelled(db: Db, runId: string, runTimeout: string): Promise<void> {
   const run = await loadRun(db, runId);
-  if (run.status !== "stopping") {
-    await failRun(db, runId, `The run went over its time limit (${runTimeout}) and was cancelled.`);
-    return;
-  }
+  if (run.status === "stopping") await markRunStopped(db, runId);
+  else await failRun(db, runId, `The run went over its time limit (${runTimeout}) and was cancelled.`);
+}
+
+/** Ends a run whose stop was asked for; safe to call from both the run and the cancel handler. */
+export async function markRunStopped(db: Db, runId: string): Promise<void> {
+  const run = await loadRun(db, runId);
   await db.transaction(async (tx) => {
     const event = await appendRunEvent(
       tx,

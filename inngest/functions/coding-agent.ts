@@ -2,7 +2,7 @@ import { NonRetriableError } from "inngest";
 import { env } from "../../app/env.server";
 import { db } from "../../db";
 import { agentPrompt, agentStop, inngest } from "../client";
-import { completeRun, failRun, markRunStarted, recordIteration, RunNotFoundError } from "../run-lifecycle";
+import { beginIteration, completeRun, failRun, markRunStarted, markRunStopped, RunNotFoundError } from "../run-lifecycle";
 
 const { AGENT_RUN_TIMEOUT, AGENT_PLACEHOLDER_STEP_MS } = env();
 
@@ -29,7 +29,12 @@ export const codingAgent = inngest.createFunction(
     retries: 3,
     onFailure: async ({ event, error }) => {
       const runId = event.data.event.data.runId;
-      await failRun(db, runId, error.message || "The run failed.");
+      try {
+        await failRun(db, runId, error.message || "The run failed.");
+      } catch (failure) {
+        // An event for a run that does not exist has nothing to mark.
+        if (!(failure instanceof RunNotFoundError)) throw failure;
+      }
     },
   },
   async ({ event, step }) => {
@@ -46,11 +51,17 @@ export const codingAgent = inngest.createFunction(
     if (!run.active) return { runId, skipped: "run already finished" };
 
     for (let iteration = 1; iteration <= run.maxIterations; iteration++) {
-      await step.run(`iteration-${iteration}`, async () => {
-        await recordIteration(db, run, iteration, { placeholder: true });
+      const { proceed } = await step.run(`iteration-${iteration}`, async () => {
+        if (!(await beginIteration(db, run, iteration, { placeholder: true }))) return { proceed: false };
         await new Promise((resolve) => setTimeout(resolve, AGENT_PLACEHOLDER_STEP_MS));
-        return { iteration };
+        return { proceed: true };
       });
+      if (!proceed) {
+        // A stop was recorded before this iteration began; the engine's
+        // cancel may not have landed yet, so end the run here.
+        await step.run("stopped", () => markRunStopped(db, runId));
+        return { runId, stoppedBefore: iteration };
+      }
     }
 
     await step.run("finish", () =>

@@ -1,0 +1,28 @@
+import { describe, expect, it } from "vitest";
+import { parseEnv } from "./env.server";
+
+describe("parseEnv", () => {
+  it("has an embedded default for everything", () => {
+    const env = parseEnv({});
+    expect(env.DATABASE_URL).toBeUndefined();
+    expect(env).toMatchObject({
+      NODE_ENV: "development",
+      HOST: "127.0.0.1",
+      PORT: 3000,
+      DYNO_DATA_DIR: ".data",
+      AGENT_MAX_ITERATIONS: 50,
+      AGENT_RUN_TIMEOUT: "2h",
+    });
+  });
+
+  it("treats an empty DATABASE_URL as unset (PGlite)", () => {
+    expect(parseEnv({ DATABASE_URL: "" }).DATABASE_URL).toBeUndefined();
+  });
+
+  it("names each bad variable and why", () => {
+    const bad = () => parseEnv({ DATABASE_URL: "mysql://x@y/z", PORT: "http", AGENT_RUN_TIMEOUT: "soon" });
+    expect(bad).toThrow(/DATABASE_URL: must be a postgres:\/\/ URL/);
+    expect(bad).toThrow(/PORT: a port number/);
+    expect(bad).toThrow(/AGENT_RUN_TIMEOUT: a duration such as 90m or 2h/);
+  });
+});

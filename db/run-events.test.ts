@@ -1,0 +1,163 @@
+import { asc, eq, sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { availableDrivers, createTestDatabase, type TestDatabase } from "../tests/support/database";
+import { createBuilder, createQueuedRun } from "../tests/support/fixtures";
+import { appendRunEvent, runEventsBus, subscribeRunEvents } from "./run-events";
+import { runEvents, runs, users, type RunEvent } from "./schema";
+
+/** Collects `count` rows from a subscription, failing after `timeoutMs`. */
+async function collect(iterable: AsyncIterable<RunEvent>, count: number, timeoutMs = 10_000): Promise<RunEvent[]> {
+  const rows: RunEvent[] = [];
+  const timeout = new Promise<never>((_, reject) =>
+    setTimeout(() => reject(new Error(`got ${rows.length} of ${count} rows`)), timeoutMs),
+  );
+  const reading = (async () => {
+    for await (const row of iterable) {
+      rows.push(row);
+      if (rows.length === count) break;
+    }
+    return rows;
+  })();
+  return Promise.race([reading, timeout]);
+}
+
+describe.each(availableDrivers())("run events on %s", (driver) => {
+  let t: TestDatabase;
+  beforeAll(async () => {
+    t = await createTestDatabase(driver);
+  });
+  afterAll(async () => {
+    await t?.drop();
+  });
+
+  it("applies the migrations to a fresh database", async () => {
+    const result = await t.database.db.execute<{ table_name: string }>(
+      sql`select table_name from information_schema.tables where table_schema = 'public' order by table_name`,
+    );
+    const rows = (Array.isArray(result) ? result : (result as { rows: { table_name: string }[] }).rows);
+    expect(rows.map((r) => r.table_name)).toEqual([
+      "agent_entries",
+      "messages",
+      "projects",
+      "run_events",
+      "runs",
+      "users",
+    ]);
+  });
+
+  it("rejects an email that is not lower-cased", async () => {
+    await expect(
+      t.database.db.insert(users).values({ email: "Someone@Example.test", passwordHash: "x" }),
+    ).rejects.toThrow();
+  });
+
+  it("appends a row and applies the run snapshot in one write", async () => {
+    const { db } = t.database;
+    const { user, project } = await createBuilder(db);
+    const run = await createQueuedRun(db, { userId: user.id, projectId: project.id });
+
+    const row = await appendRunEvent(
+      db,
+      { runId: run.id, projectId: project.id, type: "starting", data: { mode: "build" } },
+      { status: "running", iteration: 0 },
+    );
+    expect(row).toMatchObject({ runId: run.id, projectId: project.id, type: "starting", data: { mode: "build" }, writes: 1 });
+    const [after] = await db.select().from(runs).where(eq(runs.id, run.id));
+    expect(after?.status).toBe("running");
+  });
+
+  it("turns a repeated write with the same dedupe key into an update, counting writes", async () => {
+    const { db } = t.database;
+    const { user, project } = await createBuilder(db);
+    const run = await createQueuedRun(db, { userId: user.id, projectId: project.id });
+
+    const first = await appendRunEvent(db, { runId: run.id, projectId: project.id, type: "iteration", dedupeKey: "iteration-1", data: { n: 1 } });
+    const second = await appendRunEvent(db, { runId: run.id, projectId: project.id, type: "iteration", dedupeKey: "iteration-1", data: { n: 2 } });
+    expect(second?.id).toBe(first?.id);
+    expect(second).toMatchObject({ writes: 2, data: { n: 2 } });
+    const rows = await db.select().from(runEvents).where(eq(runEvents.runId, run.id));
+    expect(rows).toHaveLength(1);
+  });
+
+  it("writes nothing for a status move the run may not make", async () => {
+    const { db } = t.database;
+    const { user, project } = await createBuilder(db);
+    const run = await createQueuedRun(db, { userId: user.id, projectId: project.id });
+    await appendRunEvent(db, { runId: run.id, projectId: project.id, type: "complete" }, { status: "complete" });
+
+    const late = await appendRunEvent(db, { runId: run.id, projectId: project.id, type: "stopping" }, { status: "stopping" });
+    expect(late).toBeNull();
+    const guarded = await appendRunEvent(db, { runId: run.id, projectId: project.id, type: "iteration", onlyIfStatus: ["running"] });
+    expect(guarded).toBeNull();
+    const rows = await db.select().from(runEvents).where(eq(runEvents.runId, run.id));
+    expect(rows.map((r) => r.type)).toEqual(["complete"]);
+    const [after] = await db.select().from(runs).where(eq(runs.id, run.id));
+    expect(after?.status).toBe("complete");
+  });
+
+  it("yields the rows after a given id, then new rows as they commit, and stops on abort", async () => {
+    const { db } = t.database;
+    const { user, project } = await createBuilder(db);
+    const run = await createQueuedRun(db, { userId: user.id, projectId: project.id });
+    const before = [];
+    for (const type of ["a", "b", "c"]) before.push(await appendRunEvent(db, { runId: run.id, projectId: project.id, type }));
+
+    const controller = new AbortController();
+    const subscription = subscribeRunEvents(t.database, { projectId: project.id, afterId: before[0]!.id, signal: controller.signal });
+    const reading = collect(subscription, 4);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await appendRunEvent(db, { runId: run.id, projectId: project.id, type: "d" });
+    await appendRunEvent(db, { runId: run.id, projectId: project.id, type: "e" });
+    const rows = await reading;
+    expect(rows.map((r) => r.type)).toEqual(["b", "c", "d", "e"]);
+    controller.abort();
+    // The reader's listener is gone once it ends.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(runEventsBus(t.database).size).toBe(0);
+  });
+
+  it("only yields the project's rows, and only the run's when asked", async () => {
+    const { db } = t.database;
+    const mine = await createBuilder(db);
+    const theirs = await createBuilder(db);
+    const runA = await createQueuedRun(db, { userId: mine.user.id, projectId: mine.project.id });
+    const runB = await createQueuedRun(db, { userId: mine.user.id, projectId: mine.project.id });
+    const other = await createQueuedRun(db, { userId: theirs.user.id, projectId: theirs.project.id });
+    await appendRunEvent(db, { runId: other.id, projectId: theirs.project.id, type: "theirs" });
+    await appendRunEvent(db, { runId: runA.id, projectId: mine.project.id, type: "a1" });
+    await appendRunEvent(db, { runId: runB.id, projectId: mine.project.id, type: "b1" });
+    await appendRunEvent(db, { runId: runA.id, projectId: mine.project.id, type: "a2" });
+
+    const controller = new AbortController();
+    const project = await collect(subscribeRunEvents(t.database, { projectId: mine.project.id, signal: controller.signal }), 3);
+    expect(project.map((r) => r.type)).toEqual(["a1", "b1", "a2"]);
+    const run = await collect(subscribeRunEvents(t.database, { projectId: mine.project.id, runId: runA.id, signal: controller.signal }), 2);
+    expect(run.map((r) => r.type)).toEqual(["a1", "a2"]);
+    controller.abort();
+  });
+
+  it("never skips a row when many writers commit at once", async () => {
+    const { db } = t.database;
+    const { user, project } = await createBuilder(db);
+    const writers = await Promise.all(
+      Array.from({ length: 4 }, () => createQueuedRun(db, { userId: user.id, projectId: project.id })),
+    );
+    const total = 80;
+    const controller = new AbortController();
+    const reading = collect(subscribeRunEvents(t.database, { projectId: project.id, signal: controller.signal, batchSize: 7 }), total, 15_000);
+    await Promise.all(
+      writers.map(async (run, w) => {
+        for (let i = 0; i < total / writers.length; i++) {
+          await appendRunEvent(db, { runId: run.id, projectId: project.id, type: "tick", data: { w, i } });
+        }
+      }),
+    );
+    const seen = await reading;
+    controller.abort();
+    const ids = seen.map((r) => r.id);
+    expect(ids).toEqual([...ids].sort((a, b) => a - b));
+    expect(new Set(ids).size).toBe(total);
+    const stored = await db.select({ id: runEvents.id }).from(runEvents).where(eq(runEvents.projectId, project.id)).orderBy(asc(runEvents.id));
+    expect(ids).toEqual(stored.map((r) => r.id));
+  });
+});

@@ -1,0 +1,94 @@
+/**
+ * Stop mid-run through the real engine: `agent/stop` is matched by cancelOn,
+ * the run ends `stopped`, and no iteration starts after the stop is recorded.
+ */
+import { asc, eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { messages, runEvents, runs } from "../../db/schema";
+import { engineRunsForPrompt } from "../support/engine-api";
+import { createBuilder } from "../support/fixtures";
+import { startStack, type Stack } from "../support/stack";
+import { FINISHED_EVENT_TYPES, waitForRunEvent } from "../support/wait";
+
+let stack: Stack;
+let app: typeof import("../../app/models/runs.server");
+
+beforeAll(async () => {
+  stack = await startStack({ env: { AGENT_PLACEHOLDER_STEP_MS: "150" } });
+  app = await import("../../app/models/runs.server");
+  console.log(`[cancel] ${stack.database.driver} database, engine ${stack.engine.url}, app ${stack.app.url}`);
+});
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+describe("stopping a run", () => {
+  it("cancels it between steps, records the stop, and starts no step after it", async () => {
+    const { db } = stack.database;
+    const { user, project } = await createBuilder(db);
+    const run = await app.startRun(db, {
+      userId: user.id,
+      projectId: project.id,
+      input: { prompt: "a long build", mode: "build", maxIterations: 40 },
+    });
+    await waitForRunEvent(stack.database, {
+      projectId: project.id,
+      runId: run.id,
+      until: (row) => row.type === "iteration" && row.data.iteration === 3,
+    });
+
+    const result = await app.stopRun(db, { userId: user.id, runId: run.id });
+    expect(result).toEqual({ stopping: true, status: "stopping" });
+
+    const last = await waitForRunEvent(stack.database, {
+      projectId: project.id,
+      runId: run.id,
+      until: (row) => FINISHED_EVENT_TYPES.has(row.type),
+    });
+    expect(last.type).toBe("stopped");
+
+    const rows = await db.select().from(runEvents).where(eq(runEvents.runId, run.id)).orderBy(asc(runEvents.id));
+    const stop = rows.find((r) => r.type === "stopping");
+    expect(stop).toBeDefined();
+    const after = rows.filter((r) => r.id > stop!.id);
+    expect(after.map((r) => r.type)).toEqual(["stopped"]);
+    const iterations = rows.filter((r) => r.type === "iteration").length;
+    expect(iterations).toBeGreaterThanOrEqual(3);
+    expect(iterations).toBeLessThan(40);
+
+    const [stopped] = await db.select().from(runs).where(eq(runs.id, run.id));
+    expect(stopped).toMatchObject({ status: "stopped", iteration: iterations });
+    const notices = await db.select().from(messages).where(eq(messages.runId, run.id));
+    expect(notices.map((m) => m.role).sort()).toEqual(["system", "user"]);
+
+    // The engine itself ended the function through cancelOn.
+    const engineRuns = await engineRunsForPrompt(stack.engine.url, run.id);
+    expect(engineRuns.map((r) => r.status)).toEqual(["Cancelled"]);
+  });
+
+  it("says so when asked to stop a run that already finished, and changes nothing", async () => {
+    const { db } = stack.database;
+    const { user, project } = await createBuilder(db);
+    const run = await app.startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "short", maxIterations: 1 } });
+    await waitForRunEvent(stack.database, { projectId: project.id, runId: run.id, until: (row) => row.type === "complete" });
+
+    expect(await app.stopRun(db, { userId: user.id, runId: run.id })).toEqual({ stopping: false, status: "complete" });
+    const types = (await db.select().from(runEvents).where(eq(runEvents.runId, run.id))).map((r) => r.type);
+    expect(types).not.toContain("stopping");
+  });
+
+  it("refuses to stop someone else's run", async () => {
+    const { db } = stack.database;
+    const owner = await createBuilder(db);
+    const stranger = await createBuilder(db);
+    const run = await app.startRun(db, { userId: owner.user.id, projectId: owner.project.id, input: { prompt: "mine", maxIterations: 2 } });
+    await expect(app.stopRun(db, { userId: stranger.user.id, runId: run.id })).rejects.toThrow(/not found/i);
+    const last = await waitForRunEvent(stack.database, {
+      projectId: owner.project.id,
+      runId: run.id,
+      until: (row) => FINISHED_EVENT_TYPES.has(row.type),
+    });
+    expect(last.type).toBe("complete");
+  });
+});

@@ -25,4 +25,12 @@ describe("parseEnv", () => {
     expect(bad).toThrow(/PORT: a port number/);
     expect(bad).toThrow(/AGENT_RUN_TIMEOUT: a duration such as 90m or 2h/);
   });
+
+  it("asks for the Inngest keys in production unless a dev server is used", () => {
+    expect(() => parseEnv({ NODE_ENV: "production" })).toThrow(/INNGEST_SIGNING_KEY: required in production/);
+    expect(parseEnv({ NODE_ENV: "production", INNGEST_DEV: "1" }).NODE_ENV).toBe("production");
+    expect(
+      parseEnv({ NODE_ENV: "production", INNGEST_SIGNING_KEY: "signkey-prod-abc", INNGEST_EVENT_KEY: "key" }).NODE_ENV,
+    ).toBe("production");
+  });
 });

@@ -34,11 +34,27 @@ const EnvSchema = z.object({
     .default("2h"),
   /** Foundation skeleton only: how long a placeholder iteration takes. */
   AGENT_PLACEHOLDER_STEP_MS: z.coerce.number().int().min(0).max(60_000).default(200),
+}).superRefine((env, ctx) => {
+  if (env.NODE_ENV !== "production" || isInngestDev(env)) return;
+  for (const key of ["INNGEST_SIGNING_KEY", "INNGEST_EVENT_KEY"] as const) {
+    if (!env[key]) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: [key],
+        message: "required in production (Inngest Cloud or self-hosted `inngest start`); or set INNGEST_DEV=1 for a local dev server",
+      });
+    }
+  }
 });
 
 export type Env = z.infer<typeof EnvSchema>;
 
-export function parseEnv(source: NodeJS.ProcessEnv = process.env): Env {
+/** Whether the SDK talks to a local dev server (INNGEST_DEV=1, or the engine's URL). */
+export function isInngestDev(env: Pick<Env, "INNGEST_DEV">): boolean {
+  return env.INNGEST_DEV !== undefined && !["", "0", "false"].includes(env.INNGEST_DEV);
+}
+
+export function parseEnv(source: Record<string, string | undefined> = process.env): Env {
   const parsed = EnvSchema.safeParse(source);
   if (!parsed.success) {
     const problems = parsed.error.issues

@@ -1,18 +1,19 @@
 import { Inngest } from "inngest";
-import { env } from "../app/env.server";
+import { env, isInngestDev } from "../app/env.server";
 
 export { agentPrompt, agentStop } from "./events";
 
 export const INNGEST_APP_ID = "dyno";
 
-const { INNGEST_DEV, INNGEST_BASE_URL, INNGEST_EVENT_KEY, INNGEST_SIGNING_KEY } = env();
+const config = env();
+const { INNGEST_DEV, INNGEST_BASE_URL, INNGEST_EVENT_KEY, INNGEST_SIGNING_KEY } = config;
 
 /**
  * The Inngest client. With INNGEST_DEV set it talks to a local engine (the
  * dev server `npm run dev` starts, or INNGEST_BASE_URL); without it, to
  * Inngest Cloud or a self-hosted `inngest start` with event and signing keys.
  */
-const isDev = INNGEST_DEV !== undefined && !["", "0", "false"].includes(INNGEST_DEV);
+const isDev = isInngestDev(config);
 
 export const inngest = new Inngest({
   id: INNGEST_APP_ID,

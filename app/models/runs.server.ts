@@ -3,26 +3,13 @@
  * action makes before it answers, and the events it sends the engine.
  */
 import { and, desc, eq } from "drizzle-orm";
-import { z } from "zod";
 import type { Db } from "../../db/client";
 import { appendRunEvent } from "../../db/run-events";
 import { messages, projects, runs, type Run } from "../../db/schema";
 import { agentPrompt, agentStop, inngest } from "../../inngest/client";
 import { failRun, markRunStopping } from "../../inngest/run-lifecycle";
 import { env } from "../env.server";
-
-export const MAX_PROMPT_CHARS = 20_000;
-
-export const PromptInput = z.object({
-  prompt: z
-    .string()
-    .trim()
-    .min(1, "Write a prompt first.")
-    .max(MAX_PROMPT_CHARS, `Prompts are limited to ${MAX_PROMPT_CHARS.toLocaleString("en")} characters.`),
-  mode: z.enum(["build", "ask"]).default("build"),
-  maxIterations: z.coerce.number().int().min(1).max(500).optional(),
-});
-export type PromptInput = z.input<typeof PromptInput>;
+import { PromptInput } from "./prompt";
 
 /** A run or project that does not exist or belongs to someone else: both answer 404. */
 export class NotFoundError extends Error {

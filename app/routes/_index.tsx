@@ -5,7 +5,8 @@ import { ZodError } from "zod";
 import { isFinished } from "../../db/run-status";
 import { db } from "~/db.server";
 import { ensureLocalBuilder } from "~/models/local-builder.server";
-import { EngineUnavailableError, listRuns, MAX_PROMPT_CHARS, NotFoundError, startRun, stopRun } from "~/models/runs.server";
+import { MAX_PROMPT_CHARS } from "~/models/prompt";
+import { EngineUnavailableError, listRuns, NotFoundError, startRun, stopRun } from "~/models/runs.server";
 
 export const meta: MetaFunction = () => [{ title: "Dyno · foundation console" }];
 

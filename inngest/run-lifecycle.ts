@@ -22,8 +22,8 @@ async function loadRun(db: Db, runId: string): Promise<Run> {
   return run;
 }
 
-export type StartedRun = Pick<Run, "id" | "projectId" | "mode" | "maxIterations"> & {
-  /** False when the run had already finished (e.g. a replayed event): do nothing. */
+export type StartedRun = Pick<Run, "id" | "projectId" | "mode" | "maxIterations" | "status"> & {
+  /** False when the run was stopped or finished before it started: run no iteration. */
   active: boolean;
 };
 
@@ -39,6 +39,7 @@ export async function markRunStarted(db: Db, runId: string): Promise<StartedRun>
     projectId: run.projectId,
     mode: run.mode,
     maxIterations: run.maxIterations,
+    status: event ? "running" : run.status,
     active: event !== null,
   };
 }

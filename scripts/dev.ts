@@ -4,8 +4,10 @@
  * PGlite unless DATABASE_URL is set) and no download from GitHub (the engine
  * is built from Go source once and cached).
  */
+import { createServer } from "node:net";
 import path from "node:path";
-import { DEFAULT_ENGINE_PORTS, startEngineDevServer, type EngineDevServer } from "./lib/engine-process";
+import getPort from "get-port";
+import { DEFAULT_ENGINE_PORTS, startEngineDevServer, type EngineDevServer, type EnginePorts } from "./lib/engine-process";
 import { findOrBuildEngine } from "./lib/inngest-engine";
 
 const host = process.env.HOST ?? "127.0.0.1";
@@ -14,6 +16,30 @@ const engineUrl = `http://${host}:${enginePort}`;
 // The app must know where the engine is before its modules load.
 process.env.INNGEST_DEV ??= "1";
 process.env.INNGEST_BASE_URL ??= engineUrl;
+
+/** Fails early, naming the variable to change, instead of a bind error deep in a child process. */
+async function assertPortFree(port: number, variable: string) {
+  const free = await new Promise<boolean>((resolve) => {
+    const probe = createServer()
+      .once("error", () => resolve(false))
+      .listen(port, host, () => probe.close(() => resolve(true)));
+  });
+  if (!free) {
+    console.error(`Port ${port} on ${host} is in use (another \`npm run dev\`?). Stop it or set ${variable}.`);
+    process.exit(1);
+  }
+}
+await assertPortFree(Number(process.env.PORT ?? 3000), "PORT");
+await assertPortFree(enginePort, "INNGEST_PORT");
+// The engine's other listeners (connect gateway, gRPC, debug API) are unused
+// by an app served over HTTP: take their defaults when free, else any port.
+const enginePorts: EnginePorts = {
+  api: enginePort,
+  connectGateway: await getPort({ host, port: DEFAULT_ENGINE_PORTS.connectGateway }),
+  connectGatewayGrpc: await getPort({ host, port: DEFAULT_ENGINE_PORTS.connectGatewayGrpc }),
+  connectExecutorGrpc: await getPort({ host, port: DEFAULT_ENGINE_PORTS.connectExecutorGrpc }),
+  debugApi: await getPort({ host, port: DEFAULT_ENGINE_PORTS.debugApi }),
+};
 
 const engine = await findOrBuildEngine();
 console.log(`[engine] ${engine.source === "built" ? "built" : "using"} ${engine.bin} (${engine.version})`);
@@ -30,7 +56,7 @@ try {
     bin: engine.bin,
     appUrl: `${app.url}/api/inngest`,
     host,
-    ports: { ...DEFAULT_ENGINE_PORTS, api: enginePort },
+    ports: enginePorts,
     waitForFunctions: ["dyno-coding-agent"],
     output: { file: engineLog },
   });

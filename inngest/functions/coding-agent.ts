@@ -48,7 +48,11 @@ export const codingAgent = inngest.createFunction(
         throw error;
       }
     });
-    if (!run.active) return { runId, skipped: "run already finished" };
+    if (!run.active) {
+      // Stopped while queued, before the engine's cancel landed: end it here.
+      if (run.status === "stopping") await step.run("stopped", () => markRunStopped(db, runId));
+      return { runId, skipped: `run was ${run.status} before it started` };
+    }
 
     for (let iteration = 1; iteration <= run.maxIterations; iteration++) {
       const { proceed } = await step.run(`iteration-${iteration}`, async () => {

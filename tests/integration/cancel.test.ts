@@ -67,6 +67,31 @@ describe("stopping a run", () => {
     expect(engineRuns.map((r) => r.status)).toEqual(["Cancelled"]);
   });
 
+  it("stops a run still queued behind another one before any of its steps run", async () => {
+    const { db } = stack.database;
+    const { user, project } = await createBuilder(db);
+    const first = await app.startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "first", maxIterations: 8 } });
+    const second = await app.startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "second", maxIterations: 8 } });
+    await waitForRunEvent(stack.database, { projectId: project.id, runId: first.id, until: (row) => row.type === "iteration" });
+
+    expect(await app.stopRun(db, { userId: user.id, runId: second.id })).toEqual({ stopping: true, status: "stopping" });
+    const last = await waitForRunEvent(stack.database, {
+      projectId: project.id,
+      runId: second.id,
+      until: (row) => FINISHED_EVENT_TYPES.has(row.type),
+    });
+    expect(last.type).toBe("stopped");
+    const types = (await db.select().from(runEvents).where(eq(runEvents.runId, second.id)).orderBy(asc(runEvents.id))).map((r) => r.type);
+    expect(types).toEqual(["queued", "stopping", "stopped"]);
+
+    const firstLast = await waitForRunEvent(stack.database, {
+      projectId: project.id,
+      runId: first.id,
+      until: (row) => FINISHED_EVENT_TYPES.has(row.type),
+    });
+    expect(firstLast.type).toBe("complete");
+  });
+
   it("says so when asked to stop a run that already finished, and changes nothing", async () => {
     const { db } = stack.database;
     const { user, project } = await createBuilder(db);

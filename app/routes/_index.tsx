@@ -107,7 +107,7 @@ export default function FoundationConsole() {
                 <th scope="col">Prompt</th>
                 <th scope="col">Status</th>
                 <th scope="col">Progress</th>
-                <th scope="col">Started</th>
+                <th scope="col">Sent</th>
                 <th scope="col">
                   <span className="visually-hidden">Actions</span>
                 </th>
@@ -125,7 +125,12 @@ export default function FoundationConsole() {
                     <progress max={run.maxIterations} value={run.iteration} aria-label="Iterations" /> {run.iteration}/
                     {run.maxIterations}
                   </td>
-                  <td className="muted">{new Date(run.createdAt).toLocaleTimeString()}</td>
+                  <td className="muted">
+                    {/* A fixed zone, so the server's render and the browser's match. */}
+                    <time dateTime={new Date(run.createdAt).toISOString()}>
+                      {new Date(run.createdAt).toLocaleTimeString("en-GB", { timeZone: "UTC" })} UTC
+                    </time>
+                  </td>
                   <td>
                     {isFinished(run.status) ? null : (
                       <Form method="post">

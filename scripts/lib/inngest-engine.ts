@@ -37,7 +37,8 @@ export function engineCacheDir(version = INNGEST_ENGINE_VERSION): string {
 export function engineVersion(bin: string): string | undefined {
   const result = spawnSync(bin, ["version"], { encoding: "utf8", timeout: 15_000, env: engineEnv() });
   if (result.status !== 0) return undefined;
-  return result.stdout.trim().split("\n").pop()?.trim() || undefined;
+  // Builds without a commit hash print "<version>-".
+  return result.stdout.trim().split("\n").pop()?.trim().replace(/-$/, "") || undefined;
 }
 
 /** Environment for every engine process: no telemetry. */

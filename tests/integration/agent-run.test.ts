@@ -9,7 +9,7 @@ import { messages, runEvents, runs } from "../../db/schema";
 import { engineRunsForPrompt } from "../support/engine-api";
 import { createBuilder } from "../support/fixtures";
 import { startStack, type Stack } from "../support/stack";
-import { FINISHED_EVENT_TYPES, waitForRunEvent } from "../support/wait";
+import { waitForRunToFinish } from "../support/wait";
 
 let stack: Stack;
 let startRun: typeof import("../../app/models/runs.server").startRun;
@@ -34,11 +34,7 @@ describe("coding-agent on the real Inngest engine", () => {
       input: { prompt: "Build a todo page", mode: "build", maxIterations: 6 },
     });
 
-    const last = await waitForRunEvent(stack.database, {
-      projectId: project.id,
-      runId: run.id,
-      until: (row) => FINISHED_EVENT_TYPES.has(row.type),
-    });
+    const last = await waitForRunToFinish(stack.database, run);
     expect(last.type).toBe("complete");
 
     const rows = await db.select().from(runEvents).where(eq(runEvents.runId, run.id)).orderBy(asc(runEvents.id));
@@ -73,11 +69,7 @@ describe("coding-agent on the real Inngest engine", () => {
     ]);
 
     for (const run of [first, second]) {
-      const last = await waitForRunEvent(stack.database, {
-        projectId: project.id,
-        runId: run.id,
-        until: (row) => FINISHED_EVENT_TYPES.has(row.type),
-      });
+      const last = await waitForRunToFinish(stack.database, run);
       expect(last.type).toBe("complete");
     }
 

@@ -8,7 +8,7 @@ import { messages, runEvents, runs } from "../../db/schema";
 import { engineRunsForPrompt } from "../support/engine-api";
 import { createBuilder } from "../support/fixtures";
 import { startStack, type Stack } from "../support/stack";
-import { FINISHED_EVENT_TYPES, waitForRunEvent } from "../support/wait";
+import { waitForRunEvent, waitForRunToFinish } from "../support/wait";
 
 let stack: Stack;
 let app: typeof import("../../app/models/runs.server");
@@ -41,11 +41,7 @@ describe("stopping a run", () => {
     const result = await app.stopRun(db, { userId: user.id, runId: run.id });
     expect(result).toEqual({ stopping: true, status: "stopping" });
 
-    const last = await waitForRunEvent(stack.database, {
-      projectId: project.id,
-      runId: run.id,
-      until: (row) => FINISHED_EVENT_TYPES.has(row.type),
-    });
+    const last = await waitForRunToFinish(stack.database, run);
     expect(last.type).toBe("stopped");
 
     const rows = await db.select().from(runEvents).where(eq(runEvents.runId, run.id)).orderBy(asc(runEvents.id));
@@ -75,20 +71,12 @@ describe("stopping a run", () => {
     await waitForRunEvent(stack.database, { projectId: project.id, runId: first.id, until: (row) => row.type === "iteration" });
 
     expect(await app.stopRun(db, { userId: user.id, runId: second.id })).toEqual({ stopping: true, status: "stopping" });
-    const last = await waitForRunEvent(stack.database, {
-      projectId: project.id,
-      runId: second.id,
-      until: (row) => FINISHED_EVENT_TYPES.has(row.type),
-    });
+    const last = await waitForRunToFinish(stack.database, second);
     expect(last.type).toBe("stopped");
     const types = (await db.select().from(runEvents).where(eq(runEvents.runId, second.id)).orderBy(asc(runEvents.id))).map((r) => r.type);
     expect(types).toEqual(["queued", "stopping", "stopped"]);
 
-    const firstLast = await waitForRunEvent(stack.database, {
-      projectId: project.id,
-      runId: first.id,
-      until: (row) => FINISHED_EVENT_TYPES.has(row.type),
-    });
+    const firstLast = await waitForRunToFinish(stack.database, first);
     expect(firstLast.type).toBe("complete");
   });
 
@@ -109,11 +97,7 @@ describe("stopping a run", () => {
     const stranger = await createBuilder(db);
     const run = await app.startRun(db, { userId: owner.user.id, projectId: owner.project.id, input: { prompt: "mine", maxIterations: 2 } });
     await expect(app.stopRun(db, { userId: stranger.user.id, runId: run.id })).rejects.toThrow(/not found/i);
-    const last = await waitForRunEvent(stack.database, {
-      projectId: owner.project.id,
-      runId: run.id,
-      until: (row) => FINISHED_EVENT_TYPES.has(row.type),
-    });
+    const last = await waitForRunToFinish(stack.database, run);
     expect(last.type).toBe("complete");
   });
 });

@@ -8,7 +8,7 @@ import { runEvents, runs } from "../../db/schema";
 import { engineRunsForPrompt } from "../support/engine-api";
 import { createBuilder } from "../support/fixtures";
 import { startStack, type Stack } from "../support/stack";
-import { FINISHED_EVENT_TYPES, waitForRunEvent } from "../support/wait";
+import { waitForRunToFinish } from "../support/wait";
 
 let stack: Stack;
 let startRun: typeof import("../../app/models/runs.server").startRun;
@@ -27,11 +27,7 @@ it("fails a run that goes over its time limit, saying why", async () => {
   const { user, project } = await createBuilder(db);
   const run = await startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "forever", maxIterations: 200 } });
 
-  const last = await waitForRunEvent(stack.database, {
-    projectId: project.id,
-    runId: run.id,
-    until: (row) => FINISHED_EVENT_TYPES.has(row.type),
-  });
+  const last = await waitForRunToFinish(stack.database, run);
   expect(last.type).toBe("failed");
   const [failed] = await db.select().from(runs).where(eq(runs.id, run.id));
   expect(failed!.status).toBe("failed");

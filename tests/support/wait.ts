@@ -20,4 +20,18 @@ export async function waitForRunEvent(
   }
 }
 
-export const FINISHED_EVENT_TYPES = new Set(["complete", "failed", "stopped"]);
+const FINISHED_EVENT_TYPES = new Set(["complete", "failed", "stopped"]);
+
+/** Waits for a run's last event (complete, failed or stopped) and returns it. */
+export function waitForRunToFinish(
+  database: Database,
+  run: { id: string; projectId: string },
+  timeoutMs?: number,
+): Promise<RunEvent> {
+  return waitForRunEvent(database, {
+    projectId: run.projectId,
+    runId: run.id,
+    until: (row) => FINISHED_EVENT_TYPES.has(row.type),
+    timeoutMs,
+  });
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseEnv } from "./env.server";
+import { durationMs, parseEnv } from "./env.server";
 
 describe("parseEnv", () => {
   it("has an embedded default for everything", () => {
@@ -32,5 +32,12 @@ describe("parseEnv", () => {
     expect(
       parseEnv({ NODE_ENV: "production", INNGEST_SIGNING_KEY: "signkey-prod-abc", INNGEST_EVENT_KEY: "key" }).NODE_ENV,
     ).toBe("production");
+  });
+
+  it("reads durations in seconds, minutes, hours and days", () => {
+    expect([durationMs("45s"), durationMs("90m"), durationMs("2h"), durationMs("1d")]).toEqual([
+      45_000, 5_400_000, 7_200_000, 86_400_000,
+    ]);
+    expect(() => durationMs("2 hours")).toThrow(/not a duration/);
   });
 });

@@ -65,6 +65,15 @@ export function parseEnv(source: Record<string, string | undefined> = process.en
   return parsed.data;
 }
 
+const DURATION_UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** Milliseconds in a duration such as "90m" (the format AGENT_RUN_TIMEOUT is checked against). */
+export function durationMs(duration: string): number {
+  const match = /^(\d+)([smhd])$/.exec(duration);
+  if (!match) throw new Error(`not a duration: ${duration}`);
+  return Number(match[1]) * DURATION_UNIT_MS[match[2] as keyof typeof DURATION_UNIT_MS];
+}
+
 let cached: Env | undefined;
 
 /** The validated environment, parsed on first use. */

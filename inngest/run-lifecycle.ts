@@ -105,13 +105,23 @@ export async function markRunStopping(db: Db, run: Pick<Run, "id" | "projectId">
 }
 
 /**
- * The engine cancelled the run. A stop the builder asked for ends it
- * `stopped`; a cancel nobody asked for is the run-duration limit, a failure.
+ * The engine cancelled the run: either an `agent/stop` (from the app's Stop,
+ * or sent straight to the engine) or the run-duration limit
+ * (`timeouts.finish`). The cancelled event does not say which, so a run that
+ * was not being stopped and has been going for its whole time limit counts as
+ * timed out, a failure; every other cancel is a stop.
  */
-export async function markRunCancelled(db: Db, runId: string, runTimeout: string): Promise<void> {
+export async function markRunCancelled(
+  db: Db,
+  runId: string,
+  { timeout, timeoutMs, now = new Date() }: { timeout: string; timeoutMs: number; now?: Date },
+): Promise<void> {
   const run = await loadRun(db, runId);
-  if (run.status === "stopping") await markRunStopped(db, runId);
-  else await failRun(db, runId, `The run went over its time limit (${runTimeout}) and was cancelled.`);
+  const ranFor = run.startedAt ? now.getTime() - run.startedAt.getTime() : 0;
+  // The engine's clock starts at its first request, a little before `start` writes startedAt.
+  const timedOut = run.status !== "stopping" && ranFor >= timeoutMs - 1_000;
+  if (timedOut) await failRun(db, runId, `The run went over its time limit (${timeout}) and was cancelled.`);
+  else await markRunStopped(db, runId);
 }
 
 /** Ends a run whose stop was asked for; safe to call from both the run and the cancel handler. */

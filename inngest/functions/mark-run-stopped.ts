@@ -1,4 +1,4 @@
-import { env } from "../../app/env.server";
+import { durationMs, env } from "../../app/env.server";
 import { db } from "../../db";
 import { inngest, INNGEST_APP_ID } from "../client";
 import { markRunCancelled } from "../run-lifecycle";
@@ -25,7 +25,8 @@ export const markRunStopped = inngest.createFunction(
     const original = (event.data as { event?: { data?: { runId?: unknown } } }).event;
     const runId = original?.data?.runId;
     if (typeof runId !== "string") return { skipped: "no runId on the cancelled run's event" };
-    await step.run("mark-stopped", () => markRunCancelled(db, runId, env().AGENT_RUN_TIMEOUT));
+    const timeout = env().AGENT_RUN_TIMEOUT;
+    await step.run("mark-stopped", () => markRunCancelled(db, runId, { timeout, timeoutMs: durationMs(timeout) }));
     return { runId };
   },
 );

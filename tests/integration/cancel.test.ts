@@ -58,9 +58,33 @@ describe("stopping a run", () => {
     const notices = await db.select().from(messages).where(eq(messages.runId, run.id));
     expect(notices.map((m) => m.role).sort()).toEqual(["system", "user"]);
 
-    // The engine itself ended the function through cancelOn.
+    // Either the engine's cancelOn ended the function ("Cancelled") or the
+    // next iteration saw the recorded stop first and ended it ("Completed");
+    // both leave the same record. The bare-event test below pins cancelOn.
     const engineRuns = await engineRunsForPrompt(stack.engine.url, run.id);
-    expect(engineRuns.map((r) => r.status)).toEqual(["Cancelled"]);
+    expect(engineRuns).toHaveLength(1);
+  });
+
+  it("stops a running run on a bare agent/stop event through cancelOn (cancel via event)", async () => {
+    const { db } = stack.database;
+    const { inngest, agentStop } = await import("../../inngest/client");
+    const { user, project } = await createBuilder(db);
+    const run = await app.startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "stop me", maxIterations: 40 } });
+    await waitForRunEvent(stack.database, {
+      projectId: project.id,
+      runId: run.id,
+      until: (row) => row.type === "iteration" && row.data.iteration === 2,
+    });
+
+    // Straight to the engine, as an operator or another service would: nothing recorded in the app first.
+    await inngest.send(agentStop.create({ runId: run.id, projectId: project.id }));
+    const last = await waitForRunToFinish(stack.database, run);
+    expect(last.type).toBe("stopped");
+    expect((await engineRunsForPrompt(stack.engine.url, run.id)).map((r) => r.status)).toEqual(["Cancelled"]);
+    const [stopped] = await db.select().from(runs).where(eq(runs.id, run.id));
+    expect(stopped!.status).toBe("stopped");
+    expect(stopped!.iteration).toBeLessThan(40);
+    expect(stopped!.error).toBeNull();
   });
 
   it("stops a run still queued behind another one before any of its steps run", async () => {

@@ -91,8 +91,9 @@ describe("stopping a run", () => {
     const { db } = stack.database;
     const { user, project } = await createBuilder(db);
     const first = await app.startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "first", maxIterations: 8 } });
-    const second = await app.startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "second", maxIterations: 8 } });
+    // Once the first holds the project's one slot, the second must queue behind it.
     await waitForRunEvent(stack.database, { projectId: project.id, runId: first.id, until: (row) => row.type === "iteration" });
+    const second = await app.startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "second", maxIterations: 8 } });
 
     expect(await app.stopRun(db, { userId: user.id, runId: second.id })).toEqual({ stopping: true, status: "stopping" });
     const last = await waitForRunToFinish(stack.database, second);

@@ -70,29 +70,54 @@ export async function beginIteration(
   return event !== null;
 }
 
-export async function completeRun(db: Db, runId: string, reply: string): Promise<void> {
+/**
+ * Moves a run to a finished status once: the closing event, the snapshot and
+ * the transcript message in one transaction. A repeat (re-executed step, or
+ * both the run and the cancel handler ending it) rewrites the same rows.
+ */
+async function endRun(
+  db: Db,
+  runId: string,
+  end: (run: Run) => {
+    status: "complete" | "failed" | "stopped";
+    data: Record<string, unknown>;
+    error?: string;
+    message: { role: "assistant" | "system"; content: string };
+  },
+): Promise<void> {
   const run = await loadRun(db, runId);
+  const { status, data, error, message } = end(run);
   await db.transaction(async (tx) => {
     const event = await appendRunEvent(
       tx,
-      { runId, projectId: run.projectId, type: "complete", dedupeKey: "finish", data: { reply } },
-      { status: "complete", finishedAt: new Date(), currentTool: null, toolDescription: null },
+      { runId, projectId: run.projectId, type: status, dedupeKey: status, data },
+      { status, error, finishedAt: new Date(), currentTool: null, toolDescription: null },
     );
-    if (event) await upsertMessage(tx, run, "assistant", reply);
+    if (event) {
+      await tx
+        .insert(messages)
+        .values({ projectId: run.projectId, runId, ...message })
+        .onConflictDoUpdate({ target: [messages.runId, messages.role], set: { content: message.content } });
+    }
   });
 }
 
+export function completeRun(db: Db, runId: string, reply: string): Promise<void> {
+  return endRun(db, runId, () => ({
+    status: "complete",
+    data: { reply },
+    message: { role: "assistant", content: reply },
+  }));
+}
+
 /** Marks a run failed (once): `onFailure`, a failed send, a timeout. */
-export async function failRun(db: Db, runId: string, reason: string): Promise<void> {
-  const run = await loadRun(db, runId);
-  await db.transaction(async (tx) => {
-    const event = await appendRunEvent(
-      tx,
-      { runId, projectId: run.projectId, type: "failed", dedupeKey: "failed", data: { error: reason } },
-      { status: "failed", error: reason, finishedAt: new Date(), currentTool: null, toolDescription: null },
-    );
-    if (event) await upsertMessage(tx, run, "system", `The run failed: ${reason}`);
-  });
+export function failRun(db: Db, runId: string, reason: string): Promise<void> {
+  return endRun(db, runId, () => ({
+    status: "failed",
+    data: { error: reason },
+    error: reason,
+    message: { role: "system", content: `The run failed: ${reason}` },
+  }));
 }
 
 /** Records that a stop was asked for. Null when the run had already finished. */
@@ -125,26 +150,10 @@ export async function markRunCancelled(
 }
 
 /** Ends a run whose stop was asked for; safe to call from both the run and the cancel handler. */
-export async function markRunStopped(db: Db, runId: string): Promise<void> {
-  const run = await loadRun(db, runId);
-  await db.transaction(async (tx) => {
-    const event = await appendRunEvent(
-      tx,
-      { runId, projectId: run.projectId, type: "stopped", dedupeKey: "stopped", data: { iteration: run.iteration } },
-      { status: "stopped", finishedAt: new Date(), currentTool: null, toolDescription: null },
-    );
-    if (event) await upsertMessage(tx, run, "system", `Stopped by the builder after ${run.iteration} iteration(s).`);
-  });
-}
-
-async function upsertMessage(
-  db: Pick<Db, "insert">,
-  run: Pick<Run, "id" | "projectId">,
-  role: "assistant" | "system",
-  content: string,
-) {
-  await db
-    .insert(messages)
-    .values({ projectId: run.projectId, runId: run.id, role, content })
-    .onConflictDoUpdate({ target: [messages.runId, messages.role], set: { content } });
+export function markRunStopped(db: Db, runId: string): Promise<void> {
+  return endRun(db, runId, (run) => ({
+    status: "stopped",
+    data: { iteration: run.iteration },
+    message: { role: "system", content: `Stopped after ${run.iteration} iteration(s).` },
+  }));
 }

@@ -1,0 +1,48 @@
+/**
+ * The agent's sandbox: one interface (types.ts), two providers. The local
+ * provider is the default; Modal is chosen with SANDBOX_PROVIDER=modal.
+ */
+import { openLocalSandbox } from "./local";
+import { openModalSandbox } from "./modal";
+import type { Sandbox, SandboxProviderName } from "./types";
+
+export * from "./types";
+export { checkLocalIsolation, type IsolationCheck } from "./bubblewrap";
+export { openLocalSandbox, type LocalIsolation, type LocalSandboxOptions } from "./local";
+export { openModalSandbox, type ModalSandboxOptions } from "./modal";
+
+export interface SandboxConfig {
+  provider: SandboxProviderName;
+  dataDir: string;
+  localIsolation: "bubblewrap" | "none";
+  modal: { tokenId?: string; tokenSecret?: string; image?: string };
+}
+
+/**
+ * Opens the project's sandbox with the configured provider. When the project
+ * last used the same provider, its stored sandboxId is handed over to
+ * reattach (the local provider's id is the project id, so it always does).
+ * The caller stores the returned sandbox's provider and id on the project.
+ */
+export function openSandbox(
+  config: SandboxConfig,
+  project: { id: string; sandboxProvider: string | null; sandboxId: string | null },
+): Promise<Sandbox> {
+  const storedId = project.sandboxProvider === config.provider ? project.sandboxId : null;
+  switch (config.provider) {
+    case "local":
+      return openLocalSandbox({ dataDir: config.dataDir, projectId: project.id, isolation: config.localIsolation });
+    case "modal":
+      return openModalSandbox({
+        projectId: project.id,
+        sandboxId: storedId,
+        tokenId: config.modal.tokenId,
+        tokenSecret: config.modal.tokenSecret,
+        image: config.modal.image,
+      });
+    default: {
+      const unknown: never = config.provider;
+      return Promise.reject(new Error(`Unknown sandbox provider: ${String(unknown)}`));
+    }
+  }
+}

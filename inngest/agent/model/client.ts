@@ -1,0 +1,62 @@
+/**
+ * The BAML client for a ModelConfig. baml_src/ names only a placeholder
+ * client; every call passes the registry built here, so the model is chosen
+ * at run time from the environment.
+ */
+import { ClientRegistry } from "@boundaryml/baml";
+import type { ModelConfig } from "./config";
+
+/** The retry policy defined in baml_src/clients.baml: 3 retries, after 0.6, 1.2 and 2.4 s. */
+export const MODEL_RETRY_POLICY = "ModelRetry";
+
+/** A whole request-response, per attempt. Long enough for a model writing a large file. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 180_000;
+const CONNECT_TIMEOUT_MS = 10_000;
+
+/** Anthropic requires max_tokens; whole files need room (8192 fits every current Claude model). */
+const ANTHROPIC_MAX_TOKENS = 8192;
+
+const CLIENT_NAME = "DynoModel";
+
+export interface ClientRegistryOptions {
+  /** Where the replay server listens (its base URL ending in /v1); required for provider "replay". */
+  replayBaseUrl?: string;
+  requestTimeoutMs?: number;
+}
+
+/** BAML's provider name and options for a config (without the http block). */
+function providerOptions(config: ModelConfig, replayBaseUrl: string | undefined): [string, Record<string, unknown>] {
+  switch (config.provider) {
+    case "openai":
+      return ["openai", { model: config.model, api_key: config.apiKey, ...(config.baseUrl ? { base_url: config.baseUrl } : {}) }];
+    case "anthropic":
+      return ["anthropic", { model: config.model, api_key: config.apiKey, max_tokens: ANTHROPIC_MAX_TOKENS }];
+    case "openai-compatible":
+      return ["openai-generic", { model: config.model, base_url: config.baseUrl, ...(config.apiKey ? { api_key: config.apiKey } : {}) }];
+    case "replay": {
+      const baseUrl = replayBaseUrl ?? config.baseUrl;
+      if (!baseUrl) throw new Error(`${config.label} needs the replay server's URL (replayBaseUrl).`);
+      return ["openai-generic", { model: config.model, base_url: baseUrl }];
+    }
+  }
+}
+
+export function createClientRegistry(config: ModelConfig, options: ClientRegistryOptions = {}): ClientRegistry {
+  const [provider, providerSpecific] = providerOptions(config, options.replayBaseUrl);
+  const registry = new ClientRegistry();
+  registry.addLlmClient(
+    CLIENT_NAME,
+    provider,
+    {
+      ...providerSpecific,
+      // Per attempt: a retry (ModelRetry) starts a fresh request timer.
+      http: {
+        connect_timeout_ms: CONNECT_TIMEOUT_MS,
+        request_timeout_ms: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+      },
+    },
+    MODEL_RETRY_POLICY,
+  );
+  registry.setPrimary(CLIENT_NAME);
+  return registry;
+}

@@ -1,0 +1,191 @@
+/**
+ * The agent's one question to the model: what is the next action? Output the
+ * model got wrong (unparseable, or a tool it may not use) is a result, not an
+ * exception: the loop shows the model its mistake and asks again. Transport
+ * failures that outlast BAML's retry policy, timeouts and aborts are thrown,
+ * for the caller's durable step to retry or stop.
+ */
+import { BamlAbortError, BamlClientFinishReasonError, BamlClientHttpError, BamlTimeoutError, BamlValidationError, Collector } from "@boundaryml/baml";
+import type { ClientRegistry } from "@boundaryml/baml";
+import { b } from "../../../baml_client";
+import type {
+  ConversationTurn,
+  ListFiles,
+  ProjectContext,
+  ReadFile,
+  ReplyToUser,
+  RunCommand,
+  TodoWrite,
+  WriteFile,
+} from "../../../baml_client";
+import type { ModelConfig } from "./config";
+
+export type { ConversationTurn, ProjectContext } from "../../../baml_client";
+
+export type AgentMode = "build" | "ask";
+export type AgentAction = WriteFile | ReadFile | ListFiles | RunCommand | TodoWrite | ReplyToUser;
+export type ToolName = AgentAction["tool"];
+
+export const TOOL_NAMES: readonly ToolName[] = ["write_file", "read_file", "list_files", "run_command", "todo_write", "reply_to_user"];
+/** Ask mode looks but does not touch. */
+export const READ_ONLY_TOOLS: readonly ToolName[] = ["read_file", "list_files", "reply_to_user"];
+
+export function toolsFor(mode: AgentMode): readonly ToolName[] {
+  return mode === "ask" ? READ_ONLY_TOOLS : TOOL_NAMES;
+}
+
+export interface ModelUsage {
+  inputTokens: number;
+  outputTokens: number;
+}
+
+export type NextActionResult =
+  | { ok: true; action: AgentAction; raw: string; usage: ModelUsage }
+  | {
+      ok: false;
+      problem: "unparseable" | "unknown_tool";
+      /** Written for the model: what was wrong and what to do instead. */
+      error: string;
+      raw: string;
+      usage: ModelUsage;
+    };
+
+export interface NextActionInput {
+  /** Not needed for the call (the registry carries the client); kept for the caller's logs and errors. */
+  config: ModelConfig;
+  registry: ClientRegistry;
+  mode: AgentMode;
+  context: ProjectContext;
+  conversation: ConversationTurn[];
+  signal?: AbortSignal;
+}
+
+/** Tokens BAML recorded for the call; 0 when the provider reported none. */
+function usageOf(collector: Collector): ModelUsage {
+  const usage = collector.last?.usage;
+  return { inputTokens: usage?.inputTokens ?? 0, outputTokens: usage?.outputTokens ?? 0 };
+}
+
+/** The JSON object a reply holds, if any: bare, inside ``` fences, or amid prose. */
+export function jsonObjectIn(raw: string): Record<string, unknown> | undefined {
+  const fenced = /```(?:json)?\s*([\s\S]*?)```/i.exec(raw)?.[1];
+  const candidates = [raw, fenced, raw.slice(raw.indexOf("{"), raw.lastIndexOf("}") + 1)];
+  for (const text of candidates) {
+    if (!text?.trim()) continue;
+    try {
+      const value: unknown = JSON.parse(text);
+      if (value && typeof value === "object" && !Array.isArray(value)) return value as Record<string, unknown>;
+    } catch {
+      // Not this one; try the next reading.
+    }
+  }
+  return undefined;
+}
+
+function list(tools: readonly string[]): string {
+  return tools.join(", ");
+}
+
+function unknownToolMessage(tool: string, mode: AgentMode): string {
+  if (mode === "ask" && TOOL_NAMES.includes(tool as ToolName)) {
+    return (
+      `The tool "${tool}" is not allowed in ask mode: ask mode is read-only. ` +
+      `Use one of ${list(READ_ONLY_TOOLS)}. If the user wants a change, say so with reply_to_user and suggest build mode.`
+    );
+  }
+  return `There is no tool named "${tool}". The available tools are ${list(toolsFor(mode))}. Reply with exactly one JSON object for one of them.`;
+}
+
+function unparseableMessage(raw: string, mode: AgentMode, tool: unknown): string {
+  const tools = list(toolsFor(mode));
+  if (!raw.trim()) return `Your reply was empty. Reply with exactly one JSON object for one of these tools: ${tools}.`;
+  if (typeof tool === "string") {
+    return (
+      `Your reply names the tool "${tool}" but its fields do not match that tool's schema (a required field is missing or has the wrong type). ` +
+      `Reply again with exactly one JSON object with all the fields the answer format lists for ${tool}.`
+    );
+  }
+  return (
+    "Your reply could not be read as an action. Reply with exactly one JSON object, " +
+    `with a "tool" field naming one of ${tools} and that tool's fields, and nothing else.`
+  );
+}
+
+/** Explains a reply BAML could not turn into an action. */
+function rejectedReply(raw: string, mode: AgentMode, usage: ModelUsage): NextActionResult {
+  const tool = jsonObjectIn(raw)?.tool;
+  if (typeof tool === "string" && !toolsFor(mode).includes(tool as ToolName)) {
+    return { ok: false, problem: "unknown_tool", error: unknownToolMessage(tool, mode), raw, usage };
+  }
+  return { ok: false, problem: "unparseable", error: unparseableMessage(raw, mode, tool), raw, usage };
+}
+
+export async function nextAction(input: NextActionInput): Promise<NextActionResult> {
+  const { registry, mode, context, conversation, signal } = input;
+  const collector = new Collector("next-action");
+  const options = { clientRegistry: registry, collector, ...(signal ? { signal } : {}) };
+  try {
+    const action: AgentAction =
+      mode === "ask" ? await b.AskAgent(context, conversation, options) : await b.CodingAgent(context, conversation, options);
+    const raw = collector.last?.rawLlmResponse ?? JSON.stringify(action);
+    const usage = usageOf(collector);
+    // The function's return type already limits the tools; this guards against a baml_src change.
+    if (!toolsFor(mode).includes(action.tool)) {
+      return { ok: false, problem: "unknown_tool", error: unknownToolMessage(action.tool, mode), raw, usage };
+    }
+    return { ok: true, action, raw, usage };
+  } catch (error) {
+    // Output the model got wrong. (A finish-reason error means it was cut off, e.g. by max tokens.)
+    if (error instanceof BamlValidationError || error instanceof BamlClientFinishReasonError) {
+      return rejectedReply(error.raw_output, mode, usageOf(collector));
+    }
+    throw error;
+  }
+}
+
+/** Tidies a model's title: one line, no quotes or trailing period, at most 6 words. */
+export function cleanTitle(text: string): string {
+  const line = text.trim().split("\n")[0] ?? "";
+  const unquoted = line
+    .replace(/^(title:\s*)/i, "")
+    .replace(/^["'“”‘’`*#\s]+|["'“”‘’`*\s]+$/g, "")
+    .replace(/\.+$/, "");
+  return unquoted.split(/\s+/).filter(Boolean).slice(0, 6).join(" ");
+}
+
+export async function generateTitle(input: {
+  registry: ClientRegistry;
+  prompt: string;
+  signal?: AbortSignal;
+}): Promise<{ title: string; usage: ModelUsage }> {
+  const collector = new Collector("generate-title");
+  const text = await b.GenerateTitle(input.prompt, {
+    clientRegistry: input.registry,
+    collector,
+    ...(input.signal ? { signal: input.signal } : {}),
+  });
+  return { title: cleanTitle(text) || "Untitled project", usage: usageOf(collector) };
+}
+
+/** A call stopped through its AbortSignal (the builder pressed Stop). */
+export function isAbortError(error: unknown): boolean {
+  return error instanceof BamlAbortError || (error instanceof Error && error.name === "AbortError");
+}
+
+/** A model call that ran out of time (BAML's http.request_timeout_ms, after its retries). */
+export function isTimeoutError(error: unknown): boolean {
+  return error instanceof BamlTimeoutError;
+}
+
+/**
+ * An HTTP error a retry will not fix: a bad key, an unknown model, a request
+ * the provider refuses. The caller can fail the run at once instead of
+ * retrying its step.
+ */
+export function isPermanentModelError(error: unknown): boolean {
+  return (
+    error instanceof BamlClientHttpError &&
+    !(error instanceof BamlTimeoutError) &&
+    [400, 401, 403, 404, 422].includes(error.status_code)
+  );
+}

@@ -1,0 +1,218 @@
+/**
+ * The replay server: an OpenAI-compatible endpoint (the subset BAML's
+ * `openai-generic` client uses) that answers with scripted replies instead of
+ * a model. The request's `model` field names the script. Used by tests, the
+ * benchmark and the app's offline demo; node:http only.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+import { approximateTokens, AttemptCounter, messageText, planAnswer, type ChatMessage } from "./answer";
+import { loadReplayScripts, parseReplayScript, type ReplayScript } from "./script";
+
+export interface ReplayServerOptions {
+  /** The scripts, or a folder of `*.json` script files. */
+  scripts: ReplayScript[] | string;
+  /** Added before every answer (a model's usual latency). */
+  latencyMs?: number;
+  host?: string;
+  /** 0 (the default) picks a free port. */
+  port?: number;
+}
+
+export interface ReplayServer {
+  /** Base URL ending in /v1, for an OpenAI-compatible client's base_url. */
+  url: string;
+  /** Chat completion requests received so far (retries and title requests included). */
+  readonly requests: number;
+  close(): Promise<void>;
+  /** Adds a script, or replaces the one with the same name (and resets its error injection). */
+  addScript(script: ReplayScript): void;
+}
+
+const MAX_BODY_BYTES = 32 * 1024 * 1024;
+
+class HttpProblem extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly type = "invalid_request_error",
+  ) {
+    super(message);
+  }
+}
+
+function errorType(status: number): string {
+  if (status === 429) return "rate_limit_error";
+  if (status >= 500) return "server_error";
+  return "invalid_request_error";
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/** The error shape OpenAI's API uses, which clients (BAML included) show in their messages. */
+function sendError(res: ServerResponse, status: number, message: string, type = errorType(status)): void {
+  sendJson(res, status, { error: { message, type, param: null, code: null } });
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) throw new HttpProblem(413, "Request body too large.");
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
+  } catch {
+    throw new HttpProblem(400, "Request body is not valid JSON.");
+  }
+}
+
+/** Streams a reply as OpenAI's SSE chunks: role, content pieces, finish, optional usage, [DONE]. */
+function sendStream(
+  res: ServerResponse,
+  base: { id: string; created: number; model: string },
+  content: string,
+  usage: object,
+  includeUsage: boolean,
+): void {
+  res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
+  const chunk = (choices: unknown[], extra: object = {}) =>
+    res.write(`data: ${JSON.stringify({ ...base, object: "chat.completion.chunk", choices, ...extra })}\n\n`);
+  chunk([{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }]);
+  for (let i = 0; i < content.length; i += 64) {
+    chunk([{ index: 0, delta: { content: content.slice(i, i + 64) }, finish_reason: null }]);
+  }
+  chunk([{ index: 0, delta: {}, finish_reason: "stop" }]);
+  if (includeUsage) chunk([], { usage });
+  res.end("data: [DONE]\n\n");
+}
+
+export async function startReplayServer(options: ReplayServerOptions): Promise<ReplayServer> {
+  const { latencyMs = 0, host = "127.0.0.1", port = 0 } = options;
+  const scripts = new Map<string, ReplayScript>();
+  const initial =
+    typeof options.scripts === "string"
+      ? await loadReplayScripts(options.scripts)
+      : options.scripts.map((script) => parseReplayScript(script, `replay script "${script.name}"`));
+  for (const script of initial) {
+    if (scripts.has(script.name)) throw new Error(`Two replay scripts are named "${script.name}".`);
+    scripts.set(script.name, script);
+  }
+  const attempts = new AttemptCounter();
+  // Waits in progress, so close() does not hang on a scripted 30 s delay.
+  const pending = new Set<AbortController>();
+  let requests = 0;
+  let completionId = 0;
+
+  /** Waits, unless the client hangs up (or the server closes) first: then nothing is written. */
+  async function waitUnlessGone(ms: number, res: ServerResponse): Promise<boolean> {
+    if (ms <= 0) return !res.destroyed;
+    const controller = new AbortController();
+    const onClose = () => controller.abort();
+    res.once("close", onClose);
+    pending.add(controller);
+    try {
+      await sleep(ms, undefined, { signal: controller.signal });
+      return !res.destroyed;
+    } catch {
+      return false;
+    } finally {
+      pending.delete(controller);
+      res.off("close", onClose);
+    }
+  }
+
+  async function chatCompletion(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    requests++;
+    const body = await readJson(req);
+    if (!body || typeof body !== "object") throw new HttpProblem(400, "Request body must be a JSON object.");
+    const { model, messages, stream, stream_options } = body as Record<string, unknown>;
+    if (typeof model !== "string") throw new HttpProblem(400, "`model` must name a replay script.");
+    if (!Array.isArray(messages)) throw new HttpProblem(400, "`messages` must be an array.");
+    const script = scripts.get(model);
+    if (!script) {
+      const known = [...scripts.keys()].join(", ") || "none";
+      throw new HttpProblem(404, `No replay script named "${model}". Known scripts: ${known}.`, "model_not_found");
+    }
+
+    const answer = planAnswer(script, messages as ChatMessage[], attempts);
+    const delay = latencyMs + (answer.kind === "reply" ? answer.delayMs : 0);
+    if (!(await waitUnlessGone(delay, res))) return;
+    if (answer.kind === "error") return sendError(res, answer.status, answer.message);
+
+    const promptChars = (messages as ChatMessage[]).reduce((sum, message) => sum + messageText(message).length, 0);
+    const usage = {
+      prompt_tokens: Math.ceil(promptChars / 4),
+      completion_tokens: approximateTokens(answer.content),
+      total_tokens: Math.ceil(promptChars / 4) + approximateTokens(answer.content),
+    };
+    const base = { id: `chatcmpl-replay-${++completionId}`, created: Math.floor(Date.now() / 1000), model };
+    if (stream === true) {
+      const includeUsage = Boolean((stream_options as { include_usage?: unknown } | undefined)?.include_usage);
+      return sendStream(res, base, answer.content, usage, includeUsage);
+    }
+    sendJson(res, 200, {
+      ...base,
+      object: "chat.completion",
+      choices: [{ index: 0, message: { role: "assistant", content: answer.content }, finish_reason: "stop" }],
+      usage,
+    });
+  }
+
+  function listModels(res: ServerResponse): void {
+    const data = [...scripts.values()].map((script) => ({ id: script.name, object: "model", created: 0, owned_by: "dyno-replay" }));
+    sendJson(res, 200, { object: "list", data });
+  }
+
+  const server = createServer((req, res) => {
+    const path = new URL(req.url ?? "/", "http://replay").pathname.replace(/\/+$/, "");
+    const route = `${req.method} ${path}`;
+    const handle = async () => {
+      if (route === "POST /v1/chat/completions") return chatCompletion(req, res);
+      if (route === "GET /v1/models") return listModels(res);
+      throw new HttpProblem(404, `The replay server has no ${route}: it serves POST /v1/chat/completions and GET /v1/models.`);
+    };
+    handle().catch((error: unknown) => {
+      if (res.headersSent || res.destroyed) return;
+      if (error instanceof HttpProblem) return sendError(res, error.status, error.message, error.type);
+      sendError(res, 500, `Replay server error: ${(error as Error).message}`);
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  // A wildcard bind is reached through loopback.
+  const reachable = address.address === "0.0.0.0" || address.address === "::" ? "127.0.0.1" : address.address;
+  const urlHost = reachable.includes(":") ? `[${reachable}]` : reachable;
+
+  return {
+    url: `http://${urlHost}:${address.port}/v1`,
+    get requests() {
+      return requests;
+    },
+    addScript(script) {
+      scripts.set(script.name, parseReplayScript(script, `replay script "${script.name}"`));
+      attempts.forget(script.name);
+    },
+    close() {
+      for (const controller of pending) controller.abort();
+      return new Promise<void>((resolve, reject) => {
+        server.close((error) => (error ? reject(error) : resolve()));
+        server.closeAllConnections();
+      });
+    },
+  };
+}

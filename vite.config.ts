@@ -22,7 +22,7 @@ export default defineConfig({
     tsconfigPaths(),
   ],
   ssr: {
-    // Native module: load it from node_modules at run time, never bundle it.
-    external: ["@boundaryml/baml", "@electric-sql/pglite"],
+    // Native or Node-only modules: load them from node_modules at run time, never bundle them.
+    external: ["@boundaryml/baml", "@electric-sql/pglite", "modal"],
   },
 });

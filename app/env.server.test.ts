@@ -20,10 +20,21 @@ describe("parseEnv", () => {
   });
 
   it("names each bad variable and why", () => {
-    const bad = () => parseEnv({ DATABASE_URL: "mysql://x@y/z", PORT: "http", AGENT_RUN_TIMEOUT: "soon" });
+    const bad = () =>
+      parseEnv({
+        DATABASE_URL: "mysql://x@y/z",
+        PORT: "http",
+        AGENT_RUN_TIMEOUT: "soon",
+        SANDBOX_PROVIDER: "docker",
+        LOCAL_SANDBOX_ISOLATION: "maybe",
+        AGENT_BASE_URL: "not a url",
+      });
     expect(bad).toThrow(/DATABASE_URL: must be a postgres:\/\/ URL/);
     expect(bad).toThrow(/PORT: a port number/);
-    expect(bad).toThrow(/AGENT_RUN_TIMEOUT: a duration such as 90m or 2h/);
+    expect(bad).toThrow(/AGENT_RUN_TIMEOUT: a duration such as 45s, 90m or 2h/);
+    expect(bad).toThrow(/SANDBOX_PROVIDER: .*'local' \| 'modal'/);
+    expect(bad).toThrow(/LOCAL_SANDBOX_ISOLATION: .*'bubblewrap' \| 'none'/);
+    expect(bad).toThrow(/AGENT_BASE_URL: /);
   });
 
   it("asks for the Inngest keys in production unless a dev server is used", () => {

@@ -4,6 +4,10 @@ import { z } from "zod";
  * Every environment variable Dyno reads, parsed and validated in one place.
  * The README's configuration table mirrors this schema.
  */
+const duration = (fallback: string) =>
+  z.string().regex(/^\d+[smhd]$/, "a duration such as 45s, 90m or 2h").default(fallback);
+const optionalString = () => z.string().optional().transform((v) => (v ? v : undefined));
+
 const EnvSchema = z.object({
   NODE_ENV: z
     .enum(["development", "production", "test"])
@@ -28,12 +32,33 @@ const EnvSchema = z.object({
 
   /** Agent bounds. */
   AGENT_MAX_ITERATIONS: z.coerce.number().int().min(1).max(500).default(50),
-  AGENT_RUN_TIMEOUT: z
-    .string()
-    .regex(/^\d+[smhd]$/, "a duration such as 90m or 2h")
-    .default("2h"),
-  /** Foundation skeleton only: how long a placeholder iteration takes. */
-  AGENT_PLACEHOLDER_STEP_MS: z.coerce.number().int().min(0).max(60_000).default(200),
+  AGENT_RUN_TIMEOUT: duration("2h"),
+  /** One model request, retries included; a hung model server cannot hold a step forever. */
+  AGENT_MODEL_TIMEOUT: duration("3m"),
+  /** Model replies in a row that may fail to parse (or name an unknown tool) before the run fails. */
+  AGENT_MAX_REPAIRS: z.coerce.number().int().min(0).max(20).default(3),
+
+  /**
+   * The model, chosen at run time: openai/<model>, anthropic/<model>,
+   * openai-compatible/<model> (with AGENT_BASE_URL). Unset: only the offline
+   * demo (a replay) can run.
+   */
+  AGENT_MODEL: optionalString(),
+  AGENT_BASE_URL: z.string().url().optional().or(z.literal("").transform(() => undefined)),
+  AGENT_API_KEY: optionalString(),
+  OPENAI_API_KEY: optionalString(),
+  ANTHROPIC_API_KEY: optionalString(),
+
+  /** Where the agent's tools run: a folder per project (local) or a Modal sandbox. */
+  SANDBOX_PROVIDER: z.enum(["local", "modal"]).default("local"),
+  /** local provider: run commands under bubblewrap (Linux), or unisolated ("none", at your own risk). */
+  LOCAL_SANDBOX_ISOLATION: z.enum(["bubblewrap", "none"]).default("bubblewrap"),
+  MODAL_TOKEN_ID: optionalString(),
+  MODAL_TOKEN_SECRET: optionalString(),
+  MODAL_IMAGE: z.string().default("node:20-slim"),
+  /** Bounds for one sandbox command. */
+  SANDBOX_COMMAND_TIMEOUT: duration("2m"),
+  SANDBOX_OUTPUT_LIMIT: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(64 * 1024),
 }).superRefine((env, ctx) => {
   if (env.NODE_ENV !== "production" || isInngestDev(env)) return;
   for (const key of ["INNGEST_SIGNING_KEY", "INNGEST_EVENT_KEY"] as const) {

@@ -69,6 +69,8 @@ export const runs = pgTable(
     mode: runMode("mode").notNull().default("build"),
     status: runStatus("status").notNull().default("queued"),
     prompt: text("prompt").notNull(),
+    /** The model spec the run uses, e.g. "openai/gpt-4.1"; "replay/<script>" marks an offline replay. */
+    model: text("model").notNull().default(""),
     iteration: integer("iteration").notNull().default(0),
     maxIterations: integer("max_iterations").notNull(),
     currentTool: text("current_tool"),
@@ -136,7 +138,13 @@ export const messages = pgTable(
   ],
 );
 
-export const agentEntryKind = pgEnum("agent_entry_kind", ["user", "action", "result", "reply"]);
+/**
+ * user: the prompt; action: the model's chosen tool call (or its unusable
+ * output); result: what the tool returned; reply: the final answer;
+ * stopped: a notice that the builder stopped the run, so the model sees it.
+ */
+export const agentEntryKind = pgEnum("agent_entry_kind", ["user", "action", "result", "reply", "stopped"]);
+export type AgentEntryKind = (typeof agentEntryKind.enumValues)[number];
 
 /** What the model sees, one row per (run, iteration, kind): upserts keep retried steps idempotent. */
 export const agentEntries = pgTable(

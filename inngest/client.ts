@@ -1,5 +1,6 @@
 import { Inngest } from "inngest";
 import { env, isInngestDev } from "../app/env.server";
+import { StepStateMeter } from "./step-state";
 
 export { agentPrompt, agentStop } from "./events";
 
@@ -22,4 +23,5 @@ export const inngest = new Inngest({
   baseUrl: INNGEST_BASE_URL ?? (isDev && /^https?:\/\//.test(INNGEST_DEV ?? "") ? INNGEST_DEV : undefined),
   eventKey: INNGEST_EVENT_KEY,
   signingKey: INNGEST_SIGNING_KEY,
+  middleware: [StepStateMeter],
 });

@@ -8,6 +8,12 @@ import { eq } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { appendRunEvent } from "../db/run-events";
 import { messages, runs, type Run } from "../db/schema";
+import { saveEntry } from "./agent/entries";
+
+/** Runs whose model spec is a bundled replay, not a real model (the offline demo, tests). */
+export function isReplay(model: string): boolean {
+  return model.startsWith("replay/");
+}
 
 export class RunNotFoundError extends Error {
   constructor(runId: string) {
@@ -22,7 +28,7 @@ async function loadRun(db: Db, runId: string): Promise<Run> {
   return run;
 }
 
-export type StartedRun = Pick<Run, "id" | "projectId" | "mode" | "maxIterations" | "status"> & {
+export type StartedRun = Pick<Run, "id" | "projectId" | "mode" | "model" | "maxIterations" | "status"> & {
   /** False when the run was stopped or finished before it started: run no iteration. */
   active: boolean;
 };
@@ -31,13 +37,20 @@ export async function markRunStarted(db: Db, runId: string): Promise<StartedRun>
   const run = await loadRun(db, runId);
   const event = await appendRunEvent(
     db,
-    { runId, projectId: run.projectId, type: "starting", dedupeKey: "start", data: { mode: run.mode } },
+    {
+      runId,
+      projectId: run.projectId,
+      type: "starting",
+      dedupeKey: "start",
+      data: { mode: run.mode, model: run.model, replay: isReplay(run.model), maxIterations: run.maxIterations },
+    },
     { status: "running", startedAt: run.startedAt ?? new Date() },
   );
   return {
     id: run.id,
     projectId: run.projectId,
     mode: run.mode,
+    model: run.model,
     maxIterations: run.maxIterations,
     status: event ? "running" : run.status,
     active: event !== null,
@@ -45,27 +58,26 @@ export async function markRunStarted(db: Db, runId: string): Promise<StartedRun>
 }
 
 /**
- * Records the start of an iteration, only while the run is `running`: once a
- * stop is recorded, no later iteration starts, even before the engine's
- * cancel lands. Returns false when the iteration must not run.
+ * Records the start of an iteration (the model is thinking), only while the
+ * run is `running`: once a stop is recorded, no later iteration starts, even
+ * before the engine's cancel lands. Returns false when it must not run.
  */
 export async function beginIteration(
   db: Db,
   run: Pick<Run, "id" | "projectId" | "maxIterations">,
   iteration: number,
-  data: Record<string, unknown> = {},
 ): Promise<boolean> {
   const event = await appendRunEvent(
     db,
     {
       runId: run.id,
       projectId: run.projectId,
-      type: "iteration",
-      dedupeKey: `iteration-${iteration}`,
-      data: { iteration, of: run.maxIterations, ...data },
+      type: "thinking",
+      dedupeKey: `think-${iteration}`,
+      data: { iteration, of: run.maxIterations },
       onlyIfStatus: ["running"],
     },
-    { iteration },
+    { iteration, currentTool: null, toolDescription: null },
   );
   return event !== null;
 }
@@ -83,10 +95,12 @@ async function endRun(
     data: Record<string, unknown>;
     error?: string;
     message: { role: "assistant" | "system"; content: string };
+    /** Told to the model in the next run's conversation. */
+    notice?: { kind: "stopped"; message: string };
   },
 ): Promise<void> {
   const run = await loadRun(db, runId);
-  const { status, data, error, message } = end(run);
+  const { status, data, error, message, notice } = end(run);
   await db.transaction(async (tx) => {
     const event = await appendRunEvent(
       tx,
@@ -98,6 +112,15 @@ async function endRun(
         .insert(messages)
         .values({ projectId: run.projectId, runId, ...message })
         .onConflictDoUpdate({ target: [messages.runId, messages.role], set: { content: message.content } });
+      if (notice) {
+        await saveEntry(tx, {
+          runId,
+          projectId: run.projectId,
+          iteration: run.iteration,
+          kind: notice.kind,
+          payload: { message: notice.message },
+        });
+      }
     }
   });
 }
@@ -155,5 +178,12 @@ export function markRunStopped(db: Db, runId: string): Promise<void> {
     status: "stopped",
     data: { iteration: run.iteration },
     message: { role: "system", content: `Stopped after ${run.iteration} iteration(s).` },
+    notice: {
+      kind: "stopped",
+      message:
+        `[The builder stopped that run during iteration ${run.iteration}. ` +
+        "An action in flight was cancelled (a running command was killed); nothing after it ran. " +
+        "Check the workspace before you continue.]",
+    },
   }));
 }

@@ -10,7 +10,10 @@ import path from "node:path";
 import { createRequestHandler } from "@remix-run/express";
 import type { ServerBuild } from "@remix-run/node";
 import express from "express";
+import { env } from "../app/env.server";
 import { closeDatabase, getDatabase } from "../db";
+import { closeDemoReplayServer } from "../inngest/agent/demo";
+import { checkLocalIsolation } from "../sandbox";
 
 export interface AppServerOptions {
   mode: "development" | "production";
@@ -33,7 +36,10 @@ export async function startAppServer({
   port = 3000,
   watch = true,
 }: AppServerOptions): Promise<AppServer> {
+  // BAML logs every prompt and reply at its default level: keep builders' conversations out of the log.
+  process.env.BAML_LOG ??= "warn";
   await getDatabase().migrate();
+  await warnIfUnisolated();
 
   const app = express();
   app.disable("x-powered-by");
@@ -81,6 +87,7 @@ export async function startAppServer({
     async close() {
       await closeServer(httpServer);
       await closeVite();
+      await closeDemoReplayServer();
       await closeDatabase();
     },
   };
@@ -92,4 +99,21 @@ function closeServer(server: Server): Promise<void> {
     // Long-lived requests (SSE, an engine call mid-step) must not hold up shutdown.
     server.closeAllConnections();
   });
+}
+
+/** Says at startup, not at the first command, when the agent's commands cannot be isolated. */
+async function warnIfUnisolated(): Promise<void> {
+  const { SANDBOX_PROVIDER, LOCAL_SANDBOX_ISOLATION } = env();
+  if (SANDBOX_PROVIDER !== "local") return;
+  if (LOCAL_SANDBOX_ISOLATION === "none") {
+    console.warn("sandbox: LOCAL_SANDBOX_ISOLATION=none - the agent's commands run unisolated on this machine.");
+    return;
+  }
+  const isolation = await checkLocalIsolation();
+  if (!isolation.available) {
+    console.warn(
+      `sandbox: command isolation is unavailable (${isolation.reason}). The agent's commands will fail until ` +
+        "bubblewrap works (Debian: apt-get install bubblewrap), or set LOCAL_SANDBOX_ISOLATION=none to run them unisolated.",
+    );
+  }
 }

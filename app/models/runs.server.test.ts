@@ -25,7 +25,7 @@ describe("startRun without a reachable engine", () => {
     const { db } = t.database;
     const { user, project } = await createBuilder(db);
     const error = await models
-      .startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "hello" } })
+      .startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "hello" }, model: "replay/todo-page" })
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(models.EngineUnavailableError);
     expect((error as Error).message).toMatch(/Could not reach the Inngest engine/);
@@ -43,7 +43,19 @@ describe("startRun without a reachable engine", () => {
     const { db } = t.database;
     const { user } = await createBuilder(db);
     await expect(
-      models.startRun(db, { userId: user.id, projectId: "00000000-0000-4000-8000-000000000000", input: { prompt: "hi" } }),
+      models.startRun(db, { userId: user.id, projectId: "00000000-0000-4000-8000-000000000000", input: { prompt: "hi" }, model: "replay/todo-page" }),
     ).rejects.toBeInstanceOf(models.NotFoundError);
+    await expect(
+      models.startRun(db, { userId: user.id, projectId: "../../etc", input: { prompt: "hi" }, model: "replay/todo-page" }),
+    ).rejects.toBeInstanceOf(models.NotFoundError);
+  });
+
+  it("refuses a prompt when no model is configured (AGENT_MODEL is unset here), before anything is written", async () => {
+    const { db } = t.database;
+    const { user, project } = await createBuilder(db);
+    await expect(models.startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "hi" } })).rejects.toBeInstanceOf(
+      models.ModelNotConfiguredError,
+    );
+    expect(await db.select().from(runs).where(eq(runs.projectId, project.id))).toHaveLength(0);
   });
 });

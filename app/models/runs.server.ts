@@ -6,10 +6,17 @@ import { and, desc, eq } from "drizzle-orm";
 import type { Db } from "../../db/client";
 import { appendRunEvent } from "../../db/run-events";
 import { messages, projects, runs, type Run } from "../../db/schema";
+import { DEMO } from "../../inngest/agent/demo";
+import { saveEntry } from "../../inngest/agent/entries";
+import { parseModelSpec } from "../../inngest/agent/model/config";
 import { agentPrompt, agentStop, inngest } from "../../inngest/client";
 import { failRun, markRunStopping } from "../../inngest/run-lifecycle";
 import { env } from "../env.server";
 import { PromptInput } from "./prompt";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Ids come from URLs and forms: anything that is not a uuid cannot name a row (and must not reach SQL as one). */
+const isUuid = (id: string) => UUID.test(id);
 
 /** A run or project that does not exist or belongs to someone else: both answer 404. */
 export class NotFoundError extends Error {
@@ -21,17 +28,27 @@ export class EngineUnavailableError extends Error {
   readonly status = 503;
 }
 
+export { ModelNotConfiguredError } from "../../inngest/agent/model/config";
+
+export interface PromptRequest {
+  userId: string;
+  projectId: string;
+  input: PromptInput;
+  /** Overrides AGENT_MODEL for this run ("replay/<script>" for the offline demo). */
+  model?: string;
+}
+
 /**
- * Records the prompt (user message, queued run, `queued` event) in one
- * transaction, then sends `agent/prompt` with the run id as the event id, so
- * a resent event cannot start a second run.
+ * Records a prompt: the queued run, the user message, the model's first
+ * conversation entry and the `queued` event, in one transaction. With no
+ * model configured the prompt is refused at once (ModelNotConfiguredError
+ * names the variables to set) and nothing is written.
  */
-export async function startRun(
-  db: Db,
-  { userId, projectId, input }: { userId: string; projectId: string; input: PromptInput },
-): Promise<Run> {
+export async function recordPrompt(db: Db, { userId, projectId, input, model }: PromptRequest): Promise<Run> {
+  if (!isUuid(projectId)) throw new NotFoundError("Project not found");
   const { prompt, mode, maxIterations } = PromptInput.parse(input);
-  const run = await db.transaction(async (tx) => {
+  const modelSpec = parseModelSpec(env(), model ?? env().AGENT_MODEL).label;
+  return db.transaction(async (tx) => {
     const [project] = await tx
       .select({ id: projects.id })
       .from(projects)
@@ -44,24 +61,42 @@ export async function startRun(
         userId,
         mode,
         prompt,
+        model: modelSpec,
         maxIterations: maxIterations ?? env().AGENT_MAX_ITERATIONS,
       })
       .returning();
     if (!created) throw new Error("run insert returned no row");
+    await saveEntry(tx, { runId: created.id, projectId, iteration: 0, kind: "user", payload: { prompt, mode } });
     await tx.insert(messages).values({ projectId, runId: created.id, role: "user", content: prompt });
     await tx.update(projects).set({ updatedAt: new Date() }).where(eq(projects.id, projectId));
-    await appendRunEvent(tx, { runId: created.id, projectId, type: "queued", data: { mode } });
+    await appendRunEvent(tx, { runId: created.id, projectId, type: "queued", data: { mode, model: modelSpec } });
     return created;
   });
+}
 
+/**
+ * Records the prompt, then sends `agent/prompt` with the run id as the event
+ * id, so a resent event cannot start a second run. If the engine cannot be
+ * reached the run is marked failed (the prompt stays in the transcript).
+ */
+export async function startRun(db: Db, request: PromptRequest): Promise<Run> {
+  const run = await recordPrompt(db, request);
+  const { projectId, userId } = request;
   try {
-    await inngest.send(agentPrompt.create({ runId: run.id, projectId, userId, prompt, mode }, { id: run.id }));
+    await inngest.send(
+      agentPrompt.create({ runId: run.id, projectId, userId, prompt: run.prompt, mode: run.mode }, { id: run.id }),
+    );
   } catch (error) {
     const reason = `Could not reach the Inngest engine: ${error instanceof Error ? error.message : String(error)}`;
     await failRun(db, run.id, reason);
     throw new EngineUnavailableError(reason, { cause: error });
   }
   return run;
+}
+
+/** Runs the bundled offline demo (a replay of a scripted session, no model needed). */
+export function startDemoRun(db: Db, { userId, projectId }: { userId: string; projectId: string }): Promise<Run> {
+  return startRun(db, { userId, projectId, input: { prompt: DEMO.prompt, mode: "build" }, model: DEMO.model });
 }
 
 /**
@@ -73,10 +108,9 @@ export async function stopRun(
   db: Db,
   { userId, runId }: { userId: string; runId: string },
 ): Promise<{ stopping: boolean; status: Run["status"] }> {
-  const [run] = await db
-    .select()
-    .from(runs)
-    .where(and(eq(runs.id, runId), eq(runs.userId, userId)));
+  const [run] = isUuid(runId)
+    ? await db.select().from(runs).where(and(eq(runs.id, runId), eq(runs.userId, userId)))
+    : [];
   if (!run) throw new NotFoundError("Run not found");
   const event = await markRunStopping(db, run);
   if (!event) return { stopping: false, status: run.status };

@@ -6,7 +6,15 @@ import { isFinished } from "../../db/run-status";
 import { db } from "~/db.server";
 import { ensureLocalBuilder } from "~/models/local-builder.server";
 import { MAX_PROMPT_CHARS } from "~/models/prompt";
-import { EngineUnavailableError, listRuns, NotFoundError, startRun, stopRun } from "~/models/runs.server";
+import {
+  EngineUnavailableError,
+  listRuns,
+  ModelNotConfiguredError,
+  NotFoundError,
+  startDemoRun,
+  startRun,
+  stopRun,
+} from "~/models/runs.server";
 
 export const meta: MetaFunction = () => [{ title: "Dyno · foundation console" }];
 
@@ -24,6 +32,10 @@ export async function action({ request }: ActionFunctionArgs) {
       const result = await stopRun(db, { userId, runId: String(form.get("runId") ?? "") });
       return { ok: true, message: result.stopping ? "Stopping…" : `That run has already ${result.status}.` };
     }
+    if (form.get("intent") === "demo") {
+      const run = await startDemoRun(db, { userId, projectId });
+      return { ok: true, message: `Offline demo ${run.id.slice(0, 8)} queued (a replay of a scripted session, no model).` };
+    }
     const run = await startRun(db, {
       userId,
       projectId,
@@ -36,7 +48,7 @@ export async function action({ request }: ActionFunctionArgs) {
     return { ok: true, message: `Run ${run.id.slice(0, 8)} queued.` };
   } catch (error) {
     if (error instanceof ZodError) return { ok: false, message: error.issues.map((i) => i.message).join(" ") };
-    if (error instanceof NotFoundError || error instanceof EngineUnavailableError) {
+    if (error instanceof NotFoundError || error instanceof EngineUnavailableError || error instanceof ModelNotConfiguredError) {
       return { ok: false, message: error.message };
     }
     throw error;
@@ -63,8 +75,9 @@ export default function FoundationConsole() {
     <main className="page">
       <h1>Dyno</h1>
       <p className="lede">
-        Foundation console: sends <code>agent/prompt</code> to the Inngest engine and shows the runs it records. The
-        coding agent is still a skeleton of placeholder iterations; accounts, projects and the builder page come next.
+        Developer console: sends <code>agent/prompt</code> to the Inngest engine and shows the runs the coding agent
+        records. No model key? Run the offline demo: a replay of a scripted session that builds a todo page. Accounts,
+        projects and the builder page come next.
       </p>
 
       <section className="card" aria-labelledby="prompt-heading">
@@ -87,6 +100,9 @@ export default function FoundationConsole() {
             <button type="submit" name="intent" value="prompt" disabled={navigation.state === "submitting"}>
               Send
             </button>
+            <button type="submit" className="secondary" name="intent" value="demo" formNoValidate disabled={navigation.state === "submitting"}>
+              Run the offline demo (replay)
+            </button>
           </div>
           {result ? (
             <p role="status" className={result.ok ? "muted" : "error"}>
@@ -107,6 +123,7 @@ export default function FoundationConsole() {
                 <th scope="col">Prompt</th>
                 <th scope="col">Status</th>
                 <th scope="col">Progress</th>
+                <th scope="col">Model</th>
                 <th scope="col">Sent</th>
                 <th scope="col">
                   <span className="visually-hidden">Actions</span>
@@ -124,6 +141,10 @@ export default function FoundationConsole() {
                   <td>
                     <progress max={run.maxIterations} value={run.iteration} aria-label="Iterations" /> {run.iteration}/
                     {run.maxIterations}
+                    {run.toolDescription ? <div className="muted">{run.toolDescription}</div> : null}
+                  </td>
+                  <td className="muted">
+                    {run.model.startsWith("replay/") ? `Replay (${run.model.slice("replay/".length)}), not a model` : run.model}
                   </td>
                   <td className="muted">
                     {/* A fixed zone, so the server's render and the browser's match. */}

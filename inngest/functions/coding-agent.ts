@@ -1,21 +1,25 @@
-import { NonRetriableError } from "inngest";
 import { env } from "../../app/env.server";
 import { db } from "../../db";
+import { createAgentContext, type AgentContext } from "../agent/context";
+import { runAgentLoop } from "../agent/loop";
 import { agentPrompt, agentStop, inngest } from "../client";
-import { beginIteration, completeRun, failRun, markRunStarted, markRunStopped, RunNotFoundError } from "../run-lifecycle";
+import { failRun, RunNotFoundError } from "../run-lifecycle";
 
-const { AGENT_RUN_TIMEOUT, AGENT_PLACEHOLDER_STEP_MS } = env();
+const { AGENT_RUN_TIMEOUT } = env();
+
+// Built on first use, not at import: importing the functions must stay cheap.
+let context: AgentContext | undefined;
+const agent = () => (context ??= createAgentContext());
 
 /**
  * The coding agent: one durable run per `agent/prompt`.
  *
- * Each iteration is a memoized step with an explicit id, so after a crash
- * the engine replays finished steps from its state and runs only the rest.
- * Step outputs stay tiny; everything the UI shows is in Postgres.
- *
- * Foundation skeleton: an iteration is a placeholder that records its
- * progress and waits AGENT_PLACEHOLDER_STEP_MS. The model (BAML) and the
- * sandbox replace it in the agent issue.
+ * `start`, then per iteration `think-i` (the model picks an action, saved in
+ * agent_entries) and `act-i` (the sandbox runs it, result saved), until the
+ * model replies or the iteration limit; then `finish`. Every step is
+ * memoized with an explicit id, so after a crash the engine replays finished
+ * steps and runs only the rest. Step outputs are a few bytes; the
+ * conversation and progress live in Postgres.
  */
 export const codingAgent = inngest.createFunction(
   {
@@ -37,40 +41,6 @@ export const codingAgent = inngest.createFunction(
       }
     },
   },
-  async ({ event, step }) => {
-    const { runId } = event.data;
-
-    const run = await step.run("start", async () => {
-      try {
-        return await markRunStarted(db, runId);
-      } catch (error) {
-        if (error instanceof RunNotFoundError) throw new NonRetriableError(error.message);
-        throw error;
-      }
-    });
-    if (!run.active) {
-      // Stopped while queued, before the engine's cancel landed: end it here.
-      if (run.status === "stopping") await step.run("stopped", () => markRunStopped(db, runId));
-      return { runId, skipped: `run was ${run.status} before it started` };
-    }
-
-    for (let iteration = 1; iteration <= run.maxIterations; iteration++) {
-      const { proceed } = await step.run(`iteration-${iteration}`, async () => {
-        if (!(await beginIteration(db, run, iteration, { placeholder: true }))) return { proceed: false };
-        await new Promise((resolve) => setTimeout(resolve, AGENT_PLACEHOLDER_STEP_MS));
-        return { proceed: true };
-      });
-      if (!proceed) {
-        // A stop was recorded before this iteration began; the engine's
-        // cancel may not have landed yet, so end the run here.
-        await step.run("stopped", () => markRunStopped(db, runId));
-        return { runId, stoppedBefore: iteration };
-      }
-    }
-
-    await step.run("finish", () =>
-      completeRun(db, runId, `Finished ${run.maxIterations} placeholder iteration(s). The model arrives with the agent issue.`),
-    );
-    return { runId, iterations: run.maxIterations };
-  },
+  async ({ event, step }) =>
+    runAgentLoop(agent(), event.data.runId, (id, fn) => step.run(id, fn) as Promise<Awaited<ReturnType<typeof fn>>>),
 );

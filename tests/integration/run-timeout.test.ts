@@ -7,25 +7,37 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { runEvents, runs } from "../../db/schema";
 import { engineRunsForPrompt } from "../support/engine-api";
 import { createBuilder } from "../support/fixtures";
+import { scripted, startTestModel, turn, type ReplayServer } from "../support/model";
 import { startStack, type Stack } from "../support/stack";
 import { waitForRunToFinish } from "../support/wait";
 
 let stack: Stack;
+let replay: ReplayServer;
 let startRun: typeof import("../../app/models/runs.server").startRun;
 
 beforeAll(async () => {
-  stack = await startStack({ env: { AGENT_RUN_TIMEOUT: "2s", AGENT_PLACEHOLDER_STEP_MS: "200" } });
+  const model = await startTestModel();
+  replay = model.replay;
+  stack = await startStack({ env: { ...model.env, AGENT_RUN_TIMEOUT: "2s" } });
   ({ startRun } = await import("../../app/models/runs.server"));
 });
 
 afterAll(async () => {
   await stack?.stop();
+  await replay?.close();
 });
 
 it("fails a run that goes over its time limit, saying why", async () => {
   const { db } = stack.database;
   const { user, project } = await createBuilder(db);
-  const run = await startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "forever", maxIterations: 200 } });
+  // A session far longer than the limit: every answer takes 300 ms.
+  const turns = Array.from({ length: 200 }, (_, i) => turn.run(`echo ${i}`, { delayMs: 300 }));
+  const run = await startRun(db, {
+    userId: user.id,
+    projectId: project.id,
+    input: { prompt: "forever", maxIterations: 200 },
+    model: scripted(replay, turns),
+  });
 
   const last = await waitForRunToFinish(stack.database, run);
   expect(last.type).toBe("failed");

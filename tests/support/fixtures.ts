@@ -2,9 +2,9 @@ import { randomUUID } from "node:crypto";
 import type { Db } from "../../db/client";
 import { projects, runs, users } from "../../db/schema";
 
-export async function createBuilder(db: Db, email = `builder-${randomUUID()}@example.test`) {
+export async function createBuilder(db: Db, { email = `builder-${randomUUID()}@example.test`, title = "Test project" } = {}) {
   const [user] = await db.insert(users).values({ email, passwordHash: "!test" }).returning();
-  const [project] = await db.insert(projects).values({ userId: user!.id, title: "Test project" }).returning();
+  const [project] = await db.insert(projects).values({ userId: user!.id, title }).returning();
   return { user: user!, project: project! };
 }
 

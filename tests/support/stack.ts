@@ -3,6 +3,9 @@
  * (in this process, so the test reads the same database, PGlite included)
  * and the real Inngest engine on free ports, calling the app's /api/inngest.
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { inject } from "vitest";
 import type { Database } from "../../db/client";
 import { startEngineDevServer, type EngineDevServer } from "../../scripts/lib/engine-process";
@@ -15,13 +18,19 @@ export interface Stack {
   engine: EngineDevServer;
   /** The app's own database (the process-wide one). */
   database: Database;
+  /** DYNO_DATA_DIR: the local sandbox's workspaces are under it. */
+  dataDir: string;
+  /** A project's local sandbox folder. */
+  workspace(projectId: string): string;
   stop(): Promise<void>;
 }
 
 export async function startStack({ env = {} }: { env?: Record<string, string> } = {}): Promise<Stack> {
   const reserved: ReservedDatabase = await reserveTestDatabase();
   const ports = await freeEnginePorts();
-  Object.assign(process.env, reserved.env, env, {
+  const ownDataDir = reserved.env.DYNO_DATA_DIR ? undefined : mkdtempSync(path.join(os.tmpdir(), "dyno-data-"));
+  const dataDir = reserved.env.DYNO_DATA_DIR ?? ownDataDir!;
+  Object.assign(process.env, reserved.env, { DYNO_DATA_DIR: dataDir }, env, {
     INNGEST_DEV: "1",
     INNGEST_BASE_URL: `http://127.0.0.1:${ports.api}`,
   });
@@ -40,6 +49,7 @@ export async function startStack({ env = {} }: { env?: Record<string, string> } 
   } catch (error) {
     await app.close();
     await reserved.release();
+    if (ownDataDir) rmSync(ownDataDir, { recursive: true, force: true });
     throw error;
   }
 
@@ -47,10 +57,13 @@ export async function startStack({ env = {} }: { env?: Record<string, string> } 
     app,
     engine,
     database: getDatabase(),
+    dataDir,
+    workspace: (projectId) => path.join(dataDir, "workspaces", projectId),
     async stop() {
       await engine.stop();
       await app.close();
       await reserved.release();
+      if (ownDataDir) rmSync(ownDataDir, { recursive: true, force: true });
     },
   };
 }

@@ -1,0 +1,63 @@
+/**
+ * What the agent's steps need from the outside world, built once per process
+ * from the validated environment: the database, the model for a run's model
+ * spec, the project's sandbox, and the bounds.
+ */
+import { eq } from "drizzle-orm";
+import { durationMs, env, type Env } from "../../app/env.server";
+import { getDatabase } from "../../db";
+import type { Database } from "../../db/client";
+import { projects } from "../../db/schema";
+import { openSandbox, type Sandbox, type SandboxConfig } from "../../sandbox";
+import { demoReplayBaseUrl } from "./demo";
+import { createClientRegistry } from "./model/client";
+import { parseModelSpec, type ModelConfig } from "./model/config";
+import type { ToolLimits } from "./tools";
+import type { ClientRegistry } from "@boundaryml/baml";
+
+export interface AgentContext {
+  database: Database;
+  model(spec: string): Promise<{ config: ModelConfig; registry: ClientRegistry }>;
+  /** Opens (or reattaches) the project's sandbox and remembers its id on the project row. */
+  sandbox(projectId: string): Promise<Sandbox>;
+  limits: ToolLimits;
+  modelTimeoutMs: number;
+  maxRepairs: number;
+}
+
+export function sandboxConfig(e: Env): SandboxConfig {
+  return {
+    provider: e.SANDBOX_PROVIDER,
+    dataDir: e.DYNO_DATA_DIR,
+    localIsolation: e.LOCAL_SANDBOX_ISOLATION,
+    modal: { tokenId: e.MODAL_TOKEN_ID, tokenSecret: e.MODAL_TOKEN_SECRET, image: e.MODAL_IMAGE },
+  };
+}
+
+export function createAgentContext(e: Env = env(), database: Database = getDatabase()): AgentContext {
+  const modelTimeoutMs = durationMs(e.AGENT_MODEL_TIMEOUT);
+  return {
+    database,
+    async model(spec) {
+      const config = parseModelSpec(e, spec);
+      const replayBaseUrl = config.provider === "replay" ? await demoReplayBaseUrl() : undefined;
+      return { config, registry: createClientRegistry(config, { replayBaseUrl, requestTimeoutMs: modelTimeoutMs }) };
+    },
+    async sandbox(projectId) {
+      const { db } = database;
+      const [project] = await db.select().from(projects).where(eq(projects.id, projectId));
+      if (!project) throw new Error(`Project ${projectId} does not exist`);
+      const sandbox = await openSandbox(sandboxConfig(e), project);
+      if (project.sandboxProvider !== sandbox.provider || project.sandboxId !== sandbox.id) {
+        await db
+          .update(projects)
+          .set({ sandboxProvider: sandbox.provider, sandboxId: sandbox.id })
+          .where(eq(projects.id, projectId));
+      }
+      return sandbox;
+    },
+    limits: { commandTimeoutMs: durationMs(e.SANDBOX_COMMAND_TIMEOUT), maxOutputBytes: e.SANDBOX_OUTPUT_LIMIT },
+    modelTimeoutMs,
+    maxRepairs: e.AGENT_MAX_REPAIRS,
+  };
+}

@@ -1,0 +1,55 @@
+import { describe, expect, it } from "vitest";
+import type { AgentEntry } from "../../db/schema";
+import { MAX_TURN_CHARS, renderConversation } from "./conversation";
+
+let nextId = 1;
+function entry(runId: string, iteration: number, kind: AgentEntry["kind"], payload: Record<string, unknown>): AgentEntry {
+  return { id: nextId++, runId, projectId: "p", iteration, kind, payload, createdAt: new Date() };
+}
+
+describe("renderConversation", () => {
+  it("renders prompt, actions, results and the reply as alternating turns", () => {
+    const turns = renderConversation([
+      entry("r1", 0, "user", { prompt: "Build a page" }),
+      entry("r1", 1, "action", { action: { tool: "write_file", path: "a.html", content: "<p>" } }),
+      entry("r1", 1, "result", { tool: "write_file", ok: true, content: "Created a.html (3 bytes)." }),
+      entry("r1", 2, "action", { action: { tool: "run_command", command: "false" } }),
+      entry("r1", 2, "result", { tool: "run_command", ok: false, content: "$ false\n(exited with code 1)" }),
+      entry("r1", 3, "reply", { message: "Done." }),
+    ]);
+    expect(turns.map((t) => t.role)).toEqual(["user", "assistant", "user", "assistant", "user", "assistant"]);
+    expect(turns[1]!.content).toBe('{"tool":"write_file","path":"a.html","content":"<p>"}');
+    expect(turns[2]!.content).toBe("Result of write_file:\nCreated a.html (3 bytes).");
+    expect(turns[4]!.content).toMatch(/^Result of run_command \(failed\):/);
+    expect(JSON.parse(turns[5]!.content)).toEqual({ tool: "reply_to_user", message: "Done." });
+  });
+
+  it("shows unusable output as the model wrote it, followed by what was wrong", () => {
+    const turns = renderConversation([
+      entry("r1", 0, "user", { prompt: "go" }),
+      entry("r1", 1, "action", { problem: "unparseable", raw: "Sure thing!" }),
+      entry("r1", 1, "result", { problem: "unparseable", ok: false, content: "Reply with one JSON object." }),
+    ]);
+    expect(turns.map((t) => t.content)).toEqual(["go", "Sure thing!", "Your last reply could not be used: Reply with one JSON object."]);
+  });
+
+  it("tells the model about a stop and an action that never ran, merged into the next user turn", () => {
+    const turns = renderConversation([
+      entry("r1", 0, "user", { prompt: "first" }),
+      entry("r1", 1, "action", { action: { tool: "run_command", command: "sleep 100" } }),
+      entry("r1", 1, "stopped", { message: "[The builder stopped that run.]" }),
+      entry("r2", 0, "user", { prompt: "second" }),
+    ]);
+    expect(turns.map((t) => t.role)).toEqual(["user", "assistant", "user"]);
+    expect(turns[2]!.content).toBe("(This action did not run: the run ended before it.)\n\n[The builder stopped that run.]\n\nsecond");
+  });
+
+  it("caps a huge turn, keeping its start and end", () => {
+    const huge = `start${"x".repeat(100_000)}end`;
+    const [turn] = renderConversation([entry("r1", 0, "user", { prompt: huge })]);
+    expect(turn!.content.length).toBeLessThan(MAX_TURN_CHARS + 100);
+    expect(turn!.content.startsWith("start")).toBe(true);
+    expect(turn!.content.endsWith("end")).toBe(true);
+    expect(turn!.content).toMatch(/characters omitted/);
+  });
+});

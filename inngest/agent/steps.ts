@@ -1,0 +1,280 @@
+/**
+ * The bodies of the coding agent's steps. Each one is safe to run again
+ * after a crash: it first looks for what it already saved, writes with
+ * upserts keyed by (run, iteration, kind), and returns only a tiny outcome,
+ * so the engine's state per iteration stays constant.
+ */
+import { and, asc, eq, ne } from "drizzle-orm";
+import { NonRetriableError } from "inngest";
+import { appendRunEvent } from "../../db/run-events";
+import { agentEntries, projects, runs, type Todo } from "../../db/schema";
+import { beginIteration, markRunStarted, RunNotFoundError, type StartedRun } from "../run-lifecycle";
+import type { AgentContext } from "./context";
+import { renderConversation } from "./conversation";
+import { findEntry, projectEntries, recountTokens, saveEntry, unusableActionsInARow } from "./entries";
+import { ModelNotConfiguredError } from "./model/config";
+import { generateTitle, isAbortError, isPermanentModelError, nextAction, type AgentAction, type NextActionResult } from "./model/next-action";
+import { stoppedBy, watchForStop } from "./stop-signal";
+import { describeAction, runTool, type ToolOutcome } from "./tools";
+
+export const UNTITLED = "Untitled project";
+
+export type AgentRun = StartedRun & { needsTitle: boolean };
+
+/** Marks the run running, checks its model and attaches the project's sandbox. */
+export async function startAgentRun(agent: AgentContext, runId: string): Promise<AgentRun> {
+  const { db } = agent.database;
+  let run: StartedRun;
+  try {
+    run = await markRunStarted(db, runId);
+  } catch (error) {
+    if (error instanceof RunNotFoundError) throw new NonRetriableError(error.message);
+    throw error;
+  }
+  if (!run.active) return { ...run, needsTitle: false };
+  try {
+    await agent.model(run.model);
+  } catch (error) {
+    if (error instanceof ModelNotConfiguredError) throw new NonRetriableError(error.message);
+    throw error;
+  }
+  await agent.sandbox(run.projectId);
+  const [project] = await db.select({ title: projects.title }).from(projects).where(eq(projects.id, run.projectId));
+  const [earlier] = await db
+    .select({ id: runs.id })
+    .from(runs)
+    .where(and(eq(runs.projectId, run.projectId), ne(runs.id, run.id)))
+    .orderBy(asc(runs.createdAt))
+    .limit(1);
+  return { ...run, needsTitle: project?.title === UNTITLED && !earlier };
+}
+
+function titleFromPrompt(prompt: string): string {
+  const words = prompt.replace(/\s+/g, " ").trim().split(" ").slice(0, 6).join(" ");
+  return words.length > 60 ? `${words.slice(0, 59)}…` : words || UNTITLED;
+}
+
+/** Names a project after its first prompt. A title is a nicety: if the model fails, the prompt's first words do. */
+export async function nameProject(agent: AgentContext, run: AgentRun): Promise<{ title: string }> {
+  const { db } = agent.database;
+  const [row] = await db.select({ prompt: runs.prompt }).from(runs).where(eq(runs.id, run.id));
+  const prompt = row?.prompt ?? "";
+  let title = titleFromPrompt(prompt);
+  let usage = { inputTokens: 0, outputTokens: 0 };
+  const watch = watchForStop(agent.database, run);
+  try {
+    const { registry } = await agent.model(run.model);
+    const named = await generateTitle({
+      registry,
+      prompt,
+      signal: AbortSignal.any([watch.signal, AbortSignal.timeout(agent.modelTimeoutMs)]),
+    });
+    usage = named.usage;
+    const cleaned = named.title.replace(/^["'\s]+|["'\s.]+$/g, "").replace(/\s+/g, " ").slice(0, 80);
+    if (cleaned) title = cleaned;
+  } catch (error) {
+    if (!isAbortError(error) && !watch.signal.aborted) console.warn(`title for run ${run.id}: ${String(error)}`);
+  } finally {
+    watch.close();
+  }
+  await db.transaction(async (tx) => {
+    const user = await findEntry(tx, run.id, 0, "user");
+    if (user) await saveEntry(tx, { ...user, payload: { ...user.payload, usage } });
+    await recountTokens(tx, run.id);
+    await tx
+      .update(projects)
+      .set({ title, updatedAt: new Date() })
+      .where(and(eq(projects.id, run.projectId), eq(projects.title, UNTITLED)));
+    await appendRunEvent(tx, { runId: run.id, projectId: run.projectId, type: "title", dedupeKey: "title", data: { title } });
+  });
+  return { title };
+}
+
+export type Thought = { next: "act" | "reply" | "repair" | "stop" };
+
+/** Thrown inside a transaction to undo it when the run stopped meanwhile. */
+class RunNotRunning extends Error {}
+
+function thoughtOf(payload: Record<string, unknown>, kind: "action" | "reply"): Thought {
+  if (kind === "reply") return { next: "reply" };
+  return { next: payload.problem ? "repair" : "act" };
+}
+
+/** think-i: asks the model for the next action and saves it. */
+export async function think(agent: AgentContext, run: AgentRun, iteration: number): Promise<Thought> {
+  const { db } = agent.database;
+  // A step re-executed after the model answered must not ask again.
+  const saved = (await findEntry(db, run.id, iteration, "reply")) ?? (await findEntry(db, run.id, iteration, "action"));
+  const thought = saved
+    ? thoughtOf(saved.payload, saved.kind as "action" | "reply")
+    : await askModel(agent, run, iteration);
+  if (thought.next === "repair") {
+    const inARow = await unusableActionsInARow(db, run.id);
+    if (inARow > agent.maxRepairs) {
+      const [last] = await db
+        .select({ content: agentEntries.payload })
+        .from(agentEntries)
+        .where(and(eq(agentEntries.runId, run.id), eq(agentEntries.iteration, iteration), eq(agentEntries.kind, "result")));
+      throw new NonRetriableError(
+        `The model's reply could not be used ${inARow} times in a row (last: ${String(last?.content.content ?? "")})`,
+      );
+    }
+  }
+  return thought;
+}
+
+async function askModel(agent: AgentContext, run: AgentRun, iteration: number): Promise<Thought> {
+  const { db } = agent.database;
+  if (!(await beginIteration(db, run, iteration))) return { next: "stop" };
+
+  const watch = watchForStop(agent.database, run);
+  try {
+    const { config, registry } = await agent.model(run.model);
+    const sandbox = await agent.sandbox(run.projectId);
+    const files = await sandbox.listFiles().then((l) => l.files, () => []);
+    const [snapshot] = await db.select({ todos: runs.todos }).from(runs).where(eq(runs.id, run.id));
+    const conversation = renderConversation(await projectEntries(db, run.projectId));
+    const timeout = AbortSignal.timeout(agent.modelTimeoutMs);
+    let result: NextActionResult;
+    try {
+      result = await nextAction({
+        config,
+        registry,
+        mode: run.mode,
+        context: {
+          mode: run.mode,
+          iteration,
+          max_iterations: run.maxIterations,
+          files,
+          todos: snapshot?.todos ?? [],
+        },
+        conversation,
+        signal: AbortSignal.any([watch.signal, timeout]),
+      });
+    } catch (error) {
+      if (stoppedBy(watch.signal)) return { next: "stop" };
+      if (timeout.aborted) throw new Error(`The model did not answer within ${agent.modelTimeoutMs / 1000} s.`);
+      // A bad key or an unknown model will not get better by retrying the step.
+      if (isPermanentModelError(error)) {
+        throw new NonRetriableError(`The model server refused the request (${config.label}): ${(error as Error).message}`);
+      }
+      throw error;
+    }
+    if (stoppedBy(watch.signal)) return { next: "stop" };
+    return await saveThought(agent, run, iteration, result);
+  } finally {
+    watch.close();
+  }
+}
+
+async function saveThought(agent: AgentContext, run: AgentRun, iteration: number, result: NextActionResult): Promise<Thought> {
+  const { db } = agent.database;
+  const base = { runId: run.id, projectId: run.projectId, iteration };
+  const event = (type: string, key: string, data: Record<string, unknown>) => ({
+    runId: run.id,
+    projectId: run.projectId,
+    type,
+    dedupeKey: `${key}-${iteration}`,
+    data: { iteration, ...data },
+    onlyIfStatus: ["running"] as const,
+  });
+  try {
+    return await db.transaction(async (tx) => {
+      let thought: Thought;
+      let written;
+      if (!result.ok) {
+        const tool = result.problem === "unknown_tool" ? "unknown_tool" : "invalid_output";
+        await saveEntry(tx, { ...base, kind: "action", payload: { problem: result.problem, raw: result.raw, usage: result.usage } });
+        await saveEntry(tx, { ...base, kind: "result", payload: { problem: result.problem, ok: false, content: result.error } });
+        written = await appendRunEvent(tx, event("tool_result", "result", { tool, ok: false, summary: result.error.split("\n")[0] }));
+        thought = { next: "repair" };
+      } else if (result.action.tool === "reply_to_user") {
+        await saveEntry(tx, { ...base, kind: "reply", payload: { message: result.action.message, usage: result.usage } });
+        written = await appendRunEvent(tx, event("reply", "reply", { message: result.action.message }), {
+          currentTool: null,
+          toolDescription: null,
+        });
+        thought = { next: "reply" };
+      } else {
+        const description = describeAction(result.action);
+        await saveEntry(tx, { ...base, kind: "action", payload: { action: result.action, usage: result.usage } });
+        written = await appendRunEvent(tx, event("tool_call", "call", { tool: result.action.tool, description }), {
+          currentTool: result.action.tool,
+          toolDescription: description,
+        });
+        thought = { next: "act" };
+      }
+      if (!written) throw new RunNotRunning();
+      await recountTokens(tx, run.id);
+      return thought;
+    });
+  } catch (error) {
+    if (error instanceof RunNotRunning) return { next: "stop" };
+    throw error;
+  }
+}
+
+export type Acted = { next: "think" | "stop" };
+
+/** act-i: runs the saved action in the sandbox and saves its result. */
+export async function act(agent: AgentContext, run: AgentRun, iteration: number): Promise<Acted> {
+  const { db } = agent.database;
+  // The result is saved in the same transaction as its events: once it exists,
+  // the tool's side effect happened and must not happen again.
+  const done = await findEntry(db, run.id, iteration, "result");
+  if (done) return { next: done.payload.stopped ? "stop" : "think" };
+  const saved = await findEntry(db, run.id, iteration, "action");
+  if (!saved) throw new Error(`act-${iteration}: no action saved for run ${run.id}`);
+  const [current] = await db.select({ status: runs.status }).from(runs).where(eq(runs.id, run.id));
+  if (current?.status !== "running") return { next: "stop" };
+
+  const action = saved.payload.action as AgentAction;
+  const watch = watchForStop(agent.database, run);
+  try {
+    const sandbox = await agent.sandbox(run.projectId);
+    const outcome = await runTool(sandbox, action, { mode: run.mode, signal: watch.signal, limits: agent.limits });
+    await saveOutcome(agent, run, iteration, action, outcome);
+    return { next: outcome.stopped || stoppedBy(watch.signal) ? "stop" : "think" };
+  } finally {
+    watch.close();
+  }
+}
+
+async function saveOutcome(agent: AgentContext, run: AgentRun, iteration: number, action: AgentAction, outcome: ToolOutcome) {
+  const { db } = agent.database;
+  const key = (name: string) => `${name}-${iteration}`;
+  const event = (type: string, data: Record<string, unknown>) => ({
+    runId: run.id,
+    projectId: run.projectId,
+    type,
+    dedupeKey: key(type),
+    data: { iteration, ...data },
+  });
+  await db.transaction(async (tx) => {
+    await saveEntry(tx, {
+      runId: run.id,
+      projectId: run.projectId,
+      iteration,
+      kind: "result",
+      payload: { tool: action.tool, ok: outcome.ok, content: outcome.content, summary: outcome.summary, stopped: !!outcome.stopped },
+    });
+    await appendRunEvent(tx, event("tool_result", { tool: action.tool, ok: outcome.ok, summary: outcome.summary }), {
+      currentTool: null,
+      toolDescription: null,
+    });
+    if (outcome.todos) {
+      await appendRunEvent(tx, event("todos", { todos: outcome.todos }), { todos: outcome.todos as Todo[] });
+    }
+    if (outcome.filesChanged.length > 0) {
+      const [row] = await tx.select({ files: runs.modifiedFiles }).from(runs).where(eq(runs.id, run.id));
+      const files = [...new Set([...(row?.files ?? []), ...outcome.filesChanged])].sort();
+      await appendRunEvent(tx, event("files_changed", { files: outcome.filesChanged }), { modifiedFiles: files });
+    }
+  });
+}
+
+/** The reply the model ended the run with. */
+export async function savedReply(agent: AgentContext, runId: string, iteration: number): Promise<string> {
+  const reply = await findEntry(agent.database.db, runId, iteration, "reply");
+  return typeof reply?.payload.message === "string" ? reply.payload.message : "";
+}

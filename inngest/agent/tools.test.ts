@@ -1,0 +1,65 @@
+import { randomUUID } from "node:crypto";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openLocalSandbox, type Sandbox } from "../../sandbox";
+import { describeAction, runTool } from "./tools";
+
+let dataDir: string;
+let sandbox: Sandbox;
+const limits = { commandTimeoutMs: 5_000, maxOutputBytes: 4096 };
+
+beforeAll(async () => {
+  dataDir = mkdtempSync(path.join(os.tmpdir(), "dyno-tools-"));
+  sandbox = await openLocalSandbox({ dataDir, projectId: randomUUID() });
+});
+
+afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+describe("runTool", () => {
+  it("refuses changes in ask mode and changes nothing", async () => {
+    const outcome = await runTool(sandbox, { tool: "write_file", path: "x.txt", content: "x" }, { mode: "ask", limits });
+    expect(outcome).toMatchObject({ ok: false, filesChanged: [] });
+    expect(outcome.content).toMatch(/not available in ask mode/);
+    expect((await sandbox.listFiles()).files).not.toContain("x.txt");
+  });
+
+  it("reports files a command created, and a failing command as a failed result", async () => {
+    const made = await runTool(sandbox, { tool: "run_command", command: "mkdir -p src && echo hi > src/new.txt" }, { mode: "build", limits });
+    expect(made).toMatchObject({ ok: true, summary: "Exit code 0", filesChanged: ["src/new.txt"] });
+    const failed = await runTool(sandbox, { tool: "run_command", command: "echo oops >&2; exit 4" }, { mode: "build", limits });
+    expect(failed).toMatchObject({ ok: false, summary: "Exit code 4" });
+    expect(failed.content).toMatch(/exited with code 4[\s\S]*stderr:\noops/);
+  });
+
+  it("turns a hostile path into an error result, not an exception", async () => {
+    const outcome = await runTool(sandbox, { tool: "write_file", path: "../../../x", content: "x" }, { mode: "build", limits });
+    expect(outcome.ok).toBe(false);
+    expect(outcome.content).toMatch(/^Error: /);
+    expect(existsSync(path.join(dataDir, "x"))).toBe(false);
+  });
+
+  it("marks a command killed by a stop as stopped", async () => {
+    const stop = new AbortController();
+    setTimeout(() => stop.abort("stopped"), 200);
+    const outcome = await runTool(sandbox, { tool: "run_command", command: "sleep 30" }, { mode: "build", limits, signal: stop.signal });
+    expect(outcome).toMatchObject({ ok: false, stopped: true, summary: "Killed (run stopped)" });
+  });
+});
+
+describe("describeAction", () => {
+  it("says in one line what an action does", () => {
+    expect(describeAction({ tool: "write_file", path: "index.html", content: "x".repeat(2048) })).toBe("Write index.html (2.0 KiB)");
+    expect(describeAction({ tool: "run_command", command: "npm test\n  --silent" })).toBe("Run `npm test --silent`");
+    expect(
+      describeAction({
+        tool: "todo_write",
+        todos: [
+          { id: "1", content: "a", status: "completed" },
+          { id: "2", content: "b", status: "pending" },
+        ],
+      }),
+    ).toBe("Update the todo list (1/2 done)");
+  });
+});

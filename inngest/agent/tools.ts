@@ -1,0 +1,152 @@
+/**
+ * Runs one model action in the project's sandbox. Every outcome is a result
+ * the model reads next, failures included: a bad path, a missing file or a
+ * failing command is something for the model to fix, not a crashed run.
+ */
+import type { Todo } from "../../db/schema";
+import { SandboxFileError, SandboxPathError, SandboxUnavailableError, type ExecResult, type Sandbox } from "../../sandbox";
+import type { AgentAction, AgentMode } from "./model/next-action";
+
+export interface ToolLimits {
+  commandTimeoutMs: number;
+  maxOutputBytes: number;
+}
+
+export interface ToolOutcome {
+  ok: boolean;
+  /** What the model reads. */
+  content: string;
+  /** One line for the builder. */
+  summary: string;
+  /** Workspace paths this action created or changed. */
+  filesChanged: string[];
+  todos?: Todo[];
+  /** The builder stopped the run while this action ran. */
+  stopped?: boolean;
+}
+
+const READ_ONLY = new Set(["read_file", "list_files", "reply_to_user"]);
+
+function kib(bytes: number): string {
+  return bytes < 1024 ? `${bytes} B` : `${(bytes / 1024).toFixed(1)} KiB`;
+}
+
+function oneLine(text: string, max = 100): string {
+  const line = text.replace(/\s+/g, " ").trim();
+  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
+}
+
+/** The one-line description the builder sees while an action runs. */
+export function describeAction(action: AgentAction): string {
+  switch (action.tool) {
+    case "write_file":
+      return `Write ${action.path} (${kib(Buffer.byteLength(action.content))})`;
+    case "read_file":
+      return `Read ${action.path}`;
+    case "list_files":
+      return `List ${action.path || "the workspace"}`;
+    case "run_command":
+      return `Run \`${oneLine(action.command, 80)}\``;
+    case "todo_write": {
+      const done = action.todos.filter((t) => t.status === "completed").length;
+      return `Update the todo list (${done}/${action.todos.length} done)`;
+    }
+    case "reply_to_user":
+      return "Reply";
+  }
+}
+
+function formatExec(command: string, result: ExecResult): string {
+  const status = result.timedOut
+    ? "timed out and was killed"
+    : result.aborted
+      ? "was killed because the builder stopped the run"
+      : `exited with code ${result.exitCode}`;
+  const parts = [`$ ${command}`, `(${status} after ${(result.durationMs / 1000).toFixed(1)} s)`];
+  if (result.stdout) parts.push(`stdout:\n${result.stdout}`);
+  if (result.stderr) parts.push(`stderr:\n${result.stderr}`);
+  if (result.truncated) parts.push("(output was truncated)");
+  return parts.join("\n");
+}
+
+async function fileSet(sandbox: Sandbox): Promise<Set<string>> {
+  try {
+    return new Set((await sandbox.listFiles()).files);
+  } catch {
+    return new Set();
+  }
+}
+
+export async function runTool(
+  sandbox: Sandbox,
+  action: AgentAction,
+  { mode, signal, limits }: { mode: AgentMode; signal?: AbortSignal; limits: ToolLimits },
+): Promise<ToolOutcome> {
+  const none = { filesChanged: [] as string[] };
+  if (mode === "ask" && !READ_ONLY.has(action.tool)) {
+    return {
+      ok: false,
+      content: `${action.tool} is not available in ask mode: answer with read_file, list_files and reply_to_user only.`,
+      summary: `${action.tool} refused (ask mode is read-only)`,
+      ...none,
+    };
+  }
+  try {
+    switch (action.tool) {
+      case "write_file": {
+        const written = await sandbox.writeFile(action.path, action.content);
+        return {
+          ok: true,
+          content: `${written.created ? "Created" : "Updated"} ${written.path} (${written.bytes} bytes).`,
+          summary: `${written.created ? "Created" : "Updated"} ${written.path}`,
+          filesChanged: [written.path],
+        };
+      }
+      case "read_file": {
+        const file = await sandbox.readFile(action.path);
+        const note = file.truncated ? `\n[… truncated: the file has ${file.bytes} bytes …]` : "";
+        return { ok: true, content: `${file.path}:\n${file.content}${note}`, summary: `Read ${file.path} (${kib(file.bytes)})`, ...none };
+      }
+      case "list_files": {
+        const list = await sandbox.listFiles(action.path ?? undefined);
+        const body = list.files.length ? list.files.join("\n") : "(no files)";
+        return {
+          ok: true,
+          content: `${body}${list.truncated ? "\n[… more files not listed …]" : ""}`,
+          summary: `${list.files.length} file(s)`,
+          ...none,
+        };
+      }
+      case "run_command": {
+        const before = await fileSet(sandbox);
+        const requested = action.timeout_seconds ? action.timeout_seconds * 1000 : limits.commandTimeoutMs;
+        const result = await sandbox.exec(action.command, {
+          timeoutMs: Math.min(Math.max(requested, 1000), limits.commandTimeoutMs),
+          maxOutputBytes: limits.maxOutputBytes,
+          signal,
+        });
+        const after = await fileSet(sandbox);
+        const created = [...after].filter((path) => !before.has(path));
+        const ok = result.exitCode === 0 && !result.timedOut && !result.aborted;
+        const summary = result.timedOut
+          ? "Timed out and killed"
+          : result.aborted
+            ? "Killed (run stopped)"
+            : `Exit code ${result.exitCode}`;
+        return { ok, content: formatExec(action.command, result), summary, filesChanged: created, stopped: result.aborted };
+      }
+      case "todo_write": {
+        const todos = action.todos.map((t) => ({ id: t.id, content: t.content, status: t.status }));
+        return { ok: true, content: "Todo list updated.", summary: describeAction(action), todos, ...none };
+      }
+      case "reply_to_user":
+        // Replies end the loop before act; reaching here is a bug in the caller.
+        throw new Error("reply_to_user is not a tool to run");
+    }
+  } catch (error) {
+    if (error instanceof SandboxPathError || error instanceof SandboxFileError || error instanceof SandboxUnavailableError) {
+      return { ok: false, content: `Error: ${error.message}`, summary: oneLine(error.message), ...none };
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * Crash and resume: the app server process is killed (SIGKILL) in the middle
+ * of an act step, then started again on the same port. The engine re-calls
+ * it, finished steps replay from their memoized outputs, and the run
+ * completes. A tool that already succeeded does not run again, and no row is
+ * written twice.
+ *
+ * The app runs in a child process here, so this needs a Postgres server
+ * (DATABASE_URL): embedded PGlite allows one process per folder.
+ */
+import { readFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { asc, eq } from "drizzle-orm";
+import getPort from "get-port";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { createDatabase, type Database } from "../../db/client";
+import { agentEntries, runEvents, runs } from "../../db/schema";
+import { startEngineDevServer, type EngineDevServer } from "../../scripts/lib/engine-process";
+import { startAppProcess, type AppProcess } from "../support/app-process";
+import { reserveTestDatabase, type ReservedDatabase } from "../support/database";
+import { createBuilder } from "../support/fixtures";
+import { scripted, startTestModel, turn, type ReplayServer } from "../support/model";
+import { freeEnginePorts } from "../support/ports";
+import { waitForRunEvent, waitForRunToFinish } from "../support/wait";
+
+const hasPostgres = Boolean(process.env.DATABASE_URL);
+
+describe.skipIf(!hasPostgres)("crash and resume (needs DATABASE_URL)", () => {
+  let reserved: ReservedDatabase;
+  let database: Database;
+  let replay: ReplayServer;
+  let engine: EngineDevServer;
+  let app: AppProcess | undefined;
+  let appEnv: Record<string, string>;
+  let dataDir: string;
+
+  beforeAll(async () => {
+    reserved = await reserveTestDatabase("postgres");
+    database = createDatabase(reserved.options);
+    await database.migrate();
+    const model = await startTestModel();
+    replay = model.replay;
+    dataDir = mkdtempSync(path.join(os.tmpdir(), "dyno-crash-"));
+    const ports = await freeEnginePorts();
+    const appPort = await getPort({ host: "127.0.0.1" });
+    appEnv = {
+      ...reserved.env,
+      ...model.env,
+      DYNO_DATA_DIR: dataDir,
+      PORT: String(appPort),
+      INNGEST_DEV: "1",
+      INNGEST_BASE_URL: `http://127.0.0.1:${ports.api}`,
+    };
+    // This process sends prompts as the app would (same database, same engine).
+    Object.assign(process.env, appEnv);
+    app = await startAppProcess(appEnv);
+    engine = await startEngineDevServer({
+      bin: inject("engineBin"),
+      appUrl: `${app.url}/api/inngest`,
+      ports,
+      waitForFunctions: ["dyno-coding-agent", "dyno-mark-run-stopped"],
+    });
+  });
+
+  afterAll(async () => {
+    await engine?.stop();
+    await app?.kill();
+    await replay?.close();
+    await database?.close();
+    await reserved?.release();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("completes a run after the app is killed mid-step, without repeating a finished tool or writing a row twice", async () => {
+    const { db } = database;
+    const { startRun } = await import("../../app/models/runs.server");
+    const { user, project } = await createBuilder(db);
+    const model = scripted(replay, [
+      turn.run("echo line >> appended.txt"),
+      turn.run("sleep 4 && echo finished >> slow.txt"),
+      turn.write("after.txt", "written after the restart"),
+      turn.reply("Done despite the crash."),
+    ]);
+    const run = await startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "survive a crash" }, model });
+
+    // The slow command of iteration 2 is running: kill the app process outright.
+    await waitForRunEvent(database, {
+      projectId: project.id,
+      runId: run.id,
+      until: (row) => row.type === "tool_call" && row.data.iteration === 2,
+      timeoutMs: 60_000,
+    });
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    await app!.kill("SIGKILL");
+    const workspace = path.join(dataDir, "workspaces", project.id);
+    expect(readFileSync(path.join(workspace, "appended.txt"), "utf8")).toBe("line\n");
+
+    app = await startAppProcess(appEnv);
+    const last = await waitForRunToFinish(database, run, 180_000);
+    expect(last.type).toBe("complete");
+
+    // Iteration 1's command ran once; iteration 2's (killed half-way) ran to the end once after the restart.
+    expect(readFileSync(path.join(workspace, "appended.txt"), "utf8")).toBe("line\n");
+    expect(readFileSync(path.join(workspace, "slow.txt"), "utf8")).toBe("finished\n");
+    expect(readFileSync(path.join(workspace, "after.txt"), "utf8")).toBe("written after the restart");
+
+    const events = await db.select().from(runEvents).where(eq(runEvents.runId, run.id)).orderBy(asc(runEvents.id));
+    const labels = events.map((r) => (typeof r.data.iteration === "number" ? `${r.type}:${r.data.iteration}` : r.type));
+    expect(labels).toEqual([
+      "queued",
+      "starting",
+      "thinking:1",
+      "tool_call:1",
+      "tool_result:1",
+      "files_changed:1",
+      "thinking:2",
+      "tool_call:2",
+      "tool_result:2",
+      "files_changed:2",
+      "thinking:3",
+      "tool_call:3",
+      "tool_result:3",
+      "files_changed:3",
+      "thinking:4",
+      "reply:4",
+      "complete",
+    ]);
+    // Iteration 1's rows were written once: its steps were replayed from memo, not re-run.
+    expect(events.filter((e) => e.data.iteration === 1).map((e) => e.writes)).toEqual([1, 1, 1, 1]);
+    const entries = await db.select().from(agentEntries).where(eq(agentEntries.runId, run.id)).orderBy(asc(agentEntries.id));
+    expect(entries.map((e) => `${e.kind}:${e.iteration}`)).toEqual([
+      "user:0",
+      "action:1",
+      "result:1",
+      "action:2",
+      "result:2",
+      "action:3",
+      "result:3",
+      "reply:4",
+    ]);
+    const [finished] = await db.select().from(runs).where(eq(runs.id, run.id));
+    expect(finished).toMatchObject({ status: "complete", iteration: 4, error: null });
+  });
+});

@@ -41,10 +41,15 @@ afterAll(async () => {
   await replay?.close();
 });
 
-async function runScript(turns: Parameters<typeof scripted>[1]) {
+async function runScript(turns: Parameters<typeof scripted>[1], input: { mode?: "build" | "ask"; maxIterations?: number } = {}) {
   const { db } = stack.database;
   const { user, project } = await createBuilder(db);
-  const run = await app.startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "go" }, model: scripted(replay, turns) });
+  const run = await app.startRun(db, {
+    userId: user.id,
+    projectId: project.id,
+    input: { prompt: "go", ...input },
+    model: scripted(replay, turns),
+  });
   const last = await waitForRunToFinish(stack.database, run, 60_000);
   const results = (await db.select().from(agentEntries).where(eq(agentEntries.runId, run.id)).orderBy(asc(agentEntries.iteration)))
     .filter((e) => e.kind === "result")
@@ -86,6 +91,33 @@ describe("model and tool failures become results the model reads", () => {
     expect(last.type).toBe("failed");
     expect(run.error).toMatch(/could not be used 3 times in a row/);
     expect(results).toHaveLength(3);
+  });
+});
+
+describe("runs that cannot finish end failed, saying why", () => {
+  it("fails a run that uses all its iterations without replying", async () => {
+    const { last, run, results } = await runScript([turn.list(), turn.list(), turn.list(), turn.reply("too late")], { maxIterations: 2 });
+    expect(last.type).toBe("failed");
+    expect(run.error).toMatch(/used all 2 iterations without finishing/);
+    expect(results).toHaveLength(2);
+  });
+
+  it("fails at once, without retrying the step, when the model server refuses the key", async () => {
+    // BAML's retry policy tries 4 times; the 401 then ends the run instead of being retried by the engine.
+    const { last, run, events } = await runScript([turn.reply("never", { errors: [401, 401, 401, 401] })]);
+    expect(last.type).toBe("failed");
+    expect(run.error).toMatch(/refused the request[\s\S]*401/);
+    expect(events.filter((e) => e.type === "thinking").map((e) => e.writes)).toEqual([1]);
+  });
+});
+
+describe("ask mode", () => {
+  it("does not let the model change files: a write comes back as not allowed", async () => {
+    const { last, results, project } = await runScript([turn.write("x.txt", "x"), turn.reply("I can only read in ask mode.")], { mode: "ask" });
+    expect(last.type).toBe("complete");
+    expect(results[0]).toMatchObject({ problem: "unknown_tool", ok: false });
+    expect(results[0]!.content).toMatch(/ask mode is read-only/);
+    expect(existsSync(path.join(stack.workspace(project.id), "x.txt"))).toBe(false);
   });
 });
 

@@ -16,6 +16,9 @@ import { RUN_STATUSES } from "./run-status";
 
 export type { RunStatus } from "./run-status";
 
+/** A project's title until its first prompt names it. */
+export const UNTITLED_PROJECT = "Untitled project";
+
 const createdAt = () =>
   timestamp("created_at", { withTimezone: true }).notNull().defaultNow();
 
@@ -37,7 +40,7 @@ export const projects = pgTable(
     userId: uuid("user_id")
       .notNull()
       .references(() => users.id, { onDelete: "cascade" }),
-    title: text("title").notNull().default("Untitled project"),
+    title: text("title").notNull().default(UNTITLED_PROJECT),
     sandboxProvider: text("sandbox_provider"),
     sandboxId: text("sandbox_id"),
     createdAt: createdAt(),

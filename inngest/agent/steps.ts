@@ -4,10 +4,10 @@
  * upserts keyed by (run, iteration, kind), and returns only a tiny outcome,
  * so the engine's state per iteration stays constant.
  */
-import { and, asc, eq, ne } from "drizzle-orm";
+import { and, eq, ne } from "drizzle-orm";
 import { NonRetriableError } from "inngest";
 import { appendRunEvent } from "../../db/run-events";
-import { agentEntries, projects, runs, type Todo } from "../../db/schema";
+import { projects, runs, UNTITLED_PROJECT, type Todo } from "../../db/schema";
 import { beginIteration, markRunStarted, RunNotFoundError, type StartedRun } from "../run-lifecycle";
 import type { AgentContext } from "./context";
 import { renderConversation } from "./conversation";
@@ -16,8 +16,6 @@ import { ModelNotConfiguredError } from "./model/config";
 import { generateTitle, isAbortError, isPermanentModelError, nextAction, type AgentAction, type NextActionResult } from "./model/next-action";
 import { stoppedBy, watchForStop } from "./stop-signal";
 import { describeAction, runTool, type ToolOutcome } from "./tools";
-
-export const UNTITLED = "Untitled project";
 
 export type AgentRun = StartedRun & { needsTitle: boolean };
 
@@ -44,14 +42,13 @@ export async function startAgentRun(agent: AgentContext, runId: string): Promise
     .select({ id: runs.id })
     .from(runs)
     .where(and(eq(runs.projectId, run.projectId), ne(runs.id, run.id)))
-    .orderBy(asc(runs.createdAt))
     .limit(1);
-  return { ...run, needsTitle: project?.title === UNTITLED && !earlier };
+  return { ...run, needsTitle: project?.title === UNTITLED_PROJECT && !earlier };
 }
 
 function titleFromPrompt(prompt: string): string {
   const words = prompt.replace(/\s+/g, " ").trim().split(" ").slice(0, 6).join(" ");
-  return words.length > 60 ? `${words.slice(0, 59)}…` : words || UNTITLED;
+  return words.length > 60 ? `${words.slice(0, 59)}…` : words || UNTITLED_PROJECT;
 }
 
 /** Names a project after its first prompt. A title is a nicety: if the model fails, the prompt's first words do. */
@@ -70,8 +67,8 @@ export async function nameProject(agent: AgentContext, run: AgentRun): Promise<{
       signal: AbortSignal.any([watch.signal, AbortSignal.timeout(agent.modelTimeoutMs)]),
     });
     usage = named.usage;
-    const cleaned = named.title.replace(/^["'\s]+|["'\s.]+$/g, "").replace(/\s+/g, " ").slice(0, 80);
-    if (cleaned) title = cleaned;
+    // generateTitle has tidied it already; its fallback is no better than the prompt's words.
+    if (named.title !== UNTITLED_PROJECT) title = named.title;
   } catch (error) {
     if (!isAbortError(error) && !watch.signal.aborted) console.warn(`title for run ${run.id}: ${String(error)}`);
   } finally {
@@ -84,7 +81,7 @@ export async function nameProject(agent: AgentContext, run: AgentRun): Promise<{
     await tx
       .update(projects)
       .set({ title, updatedAt: new Date() })
-      .where(and(eq(projects.id, run.projectId), eq(projects.title, UNTITLED)));
+      .where(and(eq(projects.id, run.projectId), eq(projects.title, UNTITLED_PROJECT)));
     await appendRunEvent(tx, { runId: run.id, projectId: run.projectId, type: "title", dedupeKey: "title", data: { title } });
   });
   return { title };
@@ -111,12 +108,9 @@ export async function think(agent: AgentContext, run: AgentRun, iteration: numbe
   if (thought.next === "repair") {
     const inARow = await unusableActionsInARow(db, run.id);
     if (inARow > agent.maxRepairs) {
-      const [last] = await db
-        .select({ content: agentEntries.payload })
-        .from(agentEntries)
-        .where(and(eq(agentEntries.runId, run.id), eq(agentEntries.iteration, iteration), eq(agentEntries.kind, "result")));
+      const last = await findEntry(db, run.id, iteration, "result");
       throw new NonRetriableError(
-        `The model's reply could not be used ${inARow} times in a row (last: ${String(last?.content.content ?? "")})`,
+        `The model's reply could not be used ${inARow} times in a row (last: ${String(last?.payload.content ?? "")})`,
       );
     }
   }

@@ -18,6 +18,7 @@ import type {
   TodoWrite,
   WriteFile,
 } from "../../../baml_client";
+import { UNTITLED_PROJECT } from "../../../db/schema";
 import type { ModelConfig } from "./config";
 
 export type { ConversationTurn, ProjectContext } from "../../../baml_client";
@@ -143,14 +144,14 @@ export async function nextAction(input: NextActionInput): Promise<NextActionResu
   }
 }
 
-/** Tidies a model's title: one line, no quotes or trailing period, at most 6 words. */
+/** Tidies a model's title: one line, no quotes or trailing period, at most 6 words and 80 characters. */
 export function cleanTitle(text: string): string {
   const line = text.trim().split("\n")[0] ?? "";
   const unquoted = line
     .replace(/^(title:\s*)/i, "")
     .replace(/^["'“”‘’`*#\s]+|["'“”‘’`*\s]+$/g, "")
     .replace(/\.+$/, "");
-  return unquoted.split(/\s+/).filter(Boolean).slice(0, 6).join(" ");
+  return unquoted.split(/\s+/).filter(Boolean).slice(0, 6).join(" ").slice(0, 80);
 }
 
 export async function generateTitle(input: {
@@ -164,7 +165,7 @@ export async function generateTitle(input: {
     collector,
     ...(input.signal ? { signal: input.signal } : {}),
   });
-  return { title: cleanTitle(text) || "Untitled project", usage: usageOf(collector) };
+  return { title: cleanTitle(text) || UNTITLED_PROJECT, usage: usageOf(collector) };
 }
 
 /** A call stopped through its AbortSignal (the builder pressed Stop). */

@@ -11,7 +11,7 @@ import { asc, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { agentEntries, runEvents, runs } from "../../db/schema";
 import { createBuilder } from "../support/fixtures";
-import { scripted, startTestModel, turn, type ReplayServer } from "../support/model";
+import { scripted, turn, type ReplayServer } from "../support/model";
 import { startStack, type Stack } from "../support/stack";
 import { waitForRunToFinish } from "../support/wait";
 
@@ -22,23 +22,20 @@ let app: typeof import("../../app/models/runs.server");
 const SECRET = `secret-${Math.random().toString(36).slice(2)}`;
 
 beforeAll(async () => {
-  const model = await startTestModel();
-  replay = model.replay;
   stack = await startStack({
     env: {
-      ...model.env,
       AGENT_MAX_REPAIRS: "2",
       SANDBOX_COMMAND_TIMEOUT: "2s",
       SANDBOX_OUTPUT_LIMIT: "8192",
       DYNO_PROBE_SECRET: SECRET,
     },
   });
+  replay = stack.replay;
   app = await import("../../app/models/runs.server");
 });
 
 afterAll(async () => {
   await stack?.stop();
-  await replay?.close();
 });
 
 async function runScript(turns: Parameters<typeof scripted>[1], input: { mode?: "build" | "ask"; maxIterations?: number } = {}) {

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { agentEntries, messages, runEvents, runs } from "../../db/schema";
 import { engineRunsForPrompt } from "../support/engine-api";
 import { createBuilder } from "../support/fixtures";
-import { scripted, startTestModel, turn, type ReplayServer, type Turn } from "../support/model";
+import { scripted, turn, type ReplayServer, type Turn } from "../support/model";
 import { startStack, type Stack } from "../support/stack";
 import { waitForRunEvent, waitForRunToFinish } from "../support/wait";
 
@@ -21,16 +21,14 @@ let replay: ReplayServer;
 let app: typeof import("../../app/models/runs.server");
 
 beforeAll(async () => {
-  const model = await startTestModel();
-  replay = model.replay;
-  stack = await startStack({ env: model.env });
+  stack = await startStack();
+  replay = stack.replay;
   app = await import("../../app/models/runs.server");
   console.log(`[cancel] ${stack.database.driver} database, engine ${stack.engine.url}, app ${stack.app.url}`);
 });
 
 afterAll(async () => {
   await stack?.stop();
-  await replay?.close();
 });
 
 /** A session that would go on for a long time: small steps, each answered after `delayMs`. */

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { runEvents, runs } from "../../db/schema";
 import { engineRunsForPrompt } from "../support/engine-api";
 import { createBuilder } from "../support/fixtures";
-import { scripted, startTestModel, turn, type ReplayServer } from "../support/model";
+import { scripted, turn, type ReplayServer } from "../support/model";
 import { startStack, type Stack } from "../support/stack";
 import { waitForRunToFinish } from "../support/wait";
 
@@ -16,15 +16,13 @@ let replay: ReplayServer;
 let startRun: typeof import("../../app/models/runs.server").startRun;
 
 beforeAll(async () => {
-  const model = await startTestModel();
-  replay = model.replay;
-  stack = await startStack({ env: { ...model.env, AGENT_RUN_TIMEOUT: "2s" } });
+  stack = await startStack({ env: { AGENT_RUN_TIMEOUT: "2s" } });
+  replay = stack.replay;
   ({ startRun } = await import("../../app/models/runs.server"));
 });
 
 afterAll(async () => {
   await stack?.stop();
-  await replay?.close();
 });
 
 it("fails a run that goes over its time limit, saying why", async () => {

@@ -1,7 +1,8 @@
 /**
  * The whole stack for integration tests: a fresh database, the app server
  * (in this process, so the test reads the same database, PGlite included)
- * and the real Inngest engine on free ports, calling the app's /api/inngest.
+ * the real Inngest engine on free ports, calling the app's /api/inngest, and
+ * the model stand-in (runs pick a script with `scripted(stack.replay, …)`).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
@@ -11,6 +12,7 @@ import type { Database } from "../../db/client";
 import { startEngineDevServer, type EngineDevServer } from "../../scripts/lib/engine-process";
 import type { AppServer } from "../../server/app";
 import { reserveTestDatabase, type ReservedDatabase } from "./database";
+import { startTestModel, type ReplayServer } from "./model";
 import { freeEnginePorts } from "./ports";
 
 export interface Stack {
@@ -22,15 +24,18 @@ export interface Stack {
   dataDir: string;
   /** A project's local sandbox folder. */
   workspace(projectId: string): string;
+  /** The replay server the app reaches through AGENT_BASE_URL. */
+  replay: ReplayServer;
   stop(): Promise<void>;
 }
 
 export async function startStack({ env = {} }: { env?: Record<string, string> } = {}): Promise<Stack> {
+  const model = await startTestModel();
   const reserved: ReservedDatabase = await reserveTestDatabase();
   const ports = await freeEnginePorts();
   const ownDataDir = reserved.env.DYNO_DATA_DIR ? undefined : mkdtempSync(path.join(os.tmpdir(), "dyno-data-"));
   const dataDir = reserved.env.DYNO_DATA_DIR ?? ownDataDir!;
-  Object.assign(process.env, reserved.env, { DYNO_DATA_DIR: dataDir }, env, {
+  Object.assign(process.env, reserved.env, { DYNO_DATA_DIR: dataDir }, model.env, env, {
     INNGEST_DEV: "1",
     INNGEST_BASE_URL: `http://127.0.0.1:${ports.api}`,
   });
@@ -49,6 +54,7 @@ export async function startStack({ env = {} }: { env?: Record<string, string> } 
   } catch (error) {
     await app.close();
     await reserved.release();
+    await model.replay.close();
     if (ownDataDir) rmSync(ownDataDir, { recursive: true, force: true });
     throw error;
   }
@@ -59,10 +65,12 @@ export async function startStack({ env = {} }: { env?: Record<string, string> } 
     database: getDatabase(),
     dataDir,
     workspace: (projectId) => path.join(dataDir, "workspaces", projectId),
+    replay: model.replay,
     async stop() {
       await engine.stop();
       await app.close();
       await reserved.release();
+      await model.replay.close();
       if (ownDataDir) rmSync(ownDataDir, { recursive: true, force: true });
     },
   };

@@ -24,6 +24,16 @@ const EnvSchema = z.object({
     .or(z.literal("").transform(() => undefined)),
   DYNO_DATA_DIR: z.string().default(".data"),
 
+  /**
+   * Signs session cookies and preview links. Required in production; in
+   * development a random one is kept in DYNO_DATA_DIR/session-secret.
+   */
+  SESSION_SECRET: z.string().min(32, "at least 32 characters").optional().or(z.literal("").transform(() => undefined)),
+  /** The preview server's port: built apps are served from a separate origin. Unset: PORT + 1 (0 with PORT=0). */
+  PREVIEW_PORT: z.coerce.number({ message: "a port number" }).int().min(0).max(65535).optional(),
+  /** Public origin of the preview server (e.g. https://preview.example.com). Unset: the builder's hostname on PREVIEW_PORT. */
+  PREVIEW_ORIGIN: z.string().url().optional().or(z.literal("").transform(() => undefined)),
+
   /** Inngest SDK settings (the SDK's own names). */
   INNGEST_DEV: z.string().optional(),
   INNGEST_BASE_URL: z.string().url().optional(),
@@ -60,7 +70,11 @@ const EnvSchema = z.object({
   SANDBOX_COMMAND_TIMEOUT: duration("2m"),
   SANDBOX_OUTPUT_LIMIT: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(64 * 1024),
 }).superRefine((env, ctx) => {
-  if (env.NODE_ENV !== "production" || isInngestDev(env)) return;
+  if (env.NODE_ENV !== "production") return;
+  if (!env.SESSION_SECRET) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ["SESSION_SECRET"], message: "required in production (32+ random characters)" });
+  }
+  if (isInngestDev(env)) return;
   for (const key of ["INNGEST_SIGNING_KEY", "INNGEST_EVENT_KEY"] as const) {
     if (!env[key]) {
       ctx.addIssue({

@@ -6,6 +6,7 @@ export const RUN_STATUSES = ["queued", "running", "stopping", "complete", "faile
 export type RunStatus = (typeof RUN_STATUSES)[number];
 
 export const FINISHED_RUN_STATUSES: readonly RunStatus[] = ["complete", "failed", "stopped"];
+export const ACTIVE_RUN_STATUSES: readonly RunStatus[] = ["queued", "running", "stopping"];
 
 export function isFinished(status: RunStatus): boolean {
   return FINISHED_RUN_STATUSES.includes(status);

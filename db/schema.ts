@@ -33,6 +33,20 @@ export const users = pgTable(
   (t) => [check("users_email_lower_case", sql`${t.email} = lower(${t.email})`)],
 );
 
+/** A signed-in browser. The cookie holds only the id; deleting the row signs it out. */
+export const sessions = pgTable(
+  "sessions",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    userId: uuid("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index("sessions_user_idx").on(t.userId)],
+);
+
 export const projects = pgTable(
   "projects",
   {
@@ -172,6 +186,7 @@ export const agentEntries = pgTable(
 );
 
 export type User = typeof users.$inferSelect;
+export type Session = typeof sessions.$inferSelect;
 export type Project = typeof projects.$inferSelect;
 export type Run = typeof runs.$inferSelect;
 export type RunEvent = typeof runEvents.$inferSelect;

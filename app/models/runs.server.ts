@@ -16,7 +16,7 @@ import { PromptInput } from "./prompt";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Ids come from URLs and forms: anything that is not a uuid cannot name a row (and must not reach SQL as one). */
-const isUuid = (id: string) => UUID.test(id);
+export const isUuid = (id: string) => UUID.test(id);
 
 /** A run or project that does not exist or belongs to someone else: both answer 404. */
 export class NotFoundError extends Error {

@@ -1,0 +1,93 @@
+/**
+ * Cookie sessions backed by the sessions table: the signed cookie holds a
+ * session id, so signing out (or deleting the user) ends it server-side.
+ * HttpOnly, SameSite=Lax, Secure in production.
+ */
+import { createCookieSessionStorage, redirect } from "@remix-run/node";
+import { and, eq, gt } from "drizzle-orm";
+import { sessions, users } from "../../db/schema";
+import { db } from "../db.server";
+import { env } from "../env.server";
+import { sessionSecret } from "./secret.server";
+
+const SESSION_DAYS = 30;
+const SESSION_KEY = "sessionId";
+
+type SessionData = { [SESSION_KEY]: string };
+let storage: ReturnType<typeof createCookieSessionStorage<SessionData>> | undefined;
+
+function sessionStorage() {
+  storage ??= createCookieSessionStorage<SessionData>({
+    cookie: {
+      name: "__dyno_session",
+      httpOnly: true,
+      sameSite: "lax",
+      secure: env().NODE_ENV === "production",
+      path: "/",
+      secrets: [sessionSecret()],
+      maxAge: SESSION_DAYS * 24 * 60 * 60,
+    },
+  });
+  return storage;
+}
+
+export interface SignedInUser {
+  id: string;
+  email: string;
+}
+
+/** The signed-in user, or null (no cookie, a bad signature, an ended or expired session). */
+export async function getUser(request: Request): Promise<SignedInUser | null> {
+  const session = await sessionStorage().getSession(request.headers.get("Cookie"));
+  const sessionId = session.get(SESSION_KEY);
+  if (typeof sessionId !== "string" || !/^[0-9a-f-]{36}$/i.test(sessionId)) return null;
+  const [row] = await db
+    .select({ id: users.id, email: users.email })
+    .from(sessions)
+    .innerJoin(users, eq(users.id, sessions.userId))
+    .where(and(eq(sessions.id, sessionId), gt(sessions.expiresAt, new Date())));
+  return row ?? null;
+}
+
+/** The signed-in user; anyone else is sent to /login and brought back afterwards. */
+export async function requireUser(request: Request): Promise<SignedInUser> {
+  const user = await getUser(request);
+  if (user) return user;
+  const url = new URL(request.url);
+  // A resource (SSE, download, fetcher) answers 401 instead of a redirect to a page.
+  if (request.headers.get("Accept")?.includes("text/event-stream")) throw new Response("Sign in first", { status: 401 });
+  throw redirect(`/login?${new URLSearchParams({ redirectTo: url.pathname + url.search })}`);
+}
+
+export async function requireUserId(request: Request): Promise<string> {
+  return (await requireUser(request)).id;
+}
+
+/** Starts a session and redirects with its cookie. */
+export async function signInAndRedirect(userId: string, redirectTo: string): Promise<Response> {
+  const [row] = await db
+    .insert(sessions)
+    .values({ userId, expiresAt: new Date(Date.now() + SESSION_DAYS * 24 * 60 * 60 * 1000) })
+    .returning({ id: sessions.id });
+  const session = await sessionStorage().getSession();
+  session.set(SESSION_KEY, row!.id);
+  return redirect(safeRedirect(redirectTo), {
+    headers: { "Set-Cookie": await sessionStorage().commitSession(session) },
+  });
+}
+
+/** Ends the session (its row and the cookie) and goes to the sign-in page. */
+export async function signOutAndRedirect(request: Request): Promise<Response> {
+  const session = await sessionStorage().getSession(request.headers.get("Cookie"));
+  const sessionId = session.get(SESSION_KEY);
+  if (typeof sessionId === "string" && /^[0-9a-f-]{36}$/i.test(sessionId)) {
+    await db.delete(sessions).where(eq(sessions.id, sessionId));
+  }
+  return redirect("/login", { headers: { "Set-Cookie": await sessionStorage().destroySession(session) } });
+}
+
+/** Only paths on this site: "//evil.example" and "https://…" fall back to the project list. */
+export function safeRedirect(to: FormDataEntryValue | string | null | undefined, fallback = "/projects"): string {
+  if (typeof to !== "string" || !to.startsWith("/") || to.startsWith("//") || to.startsWith("/\\")) return fallback;
+  return to;
+}

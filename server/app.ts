@@ -8,7 +8,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { createRequestHandler } from "@remix-run/express";
-import type { ServerBuild } from "@remix-run/node";
+import type { AppLoadContext, ServerBuild } from "@remix-run/node";
 import express from "express";
 import { env } from "../app/env.server";
 import { closeDatabase, getDatabase } from "../db";
@@ -43,6 +43,7 @@ export async function startAppServer({
 
   const app = express();
   app.disable("x-powered-by");
+  app.use(refuseCrossOriginWrites);
   const httpServer = createServer(app);
   let closeVite = async () => {};
 
@@ -64,6 +65,7 @@ export async function startAppServer({
       createRequestHandler({
         build: () => vite.ssrLoadModule("virtual:remix/server-build") as Promise<ServerBuild>,
         mode,
+        getLoadContext,
       }),
     );
   } else {
@@ -71,7 +73,7 @@ export async function startAppServer({
     const build = (await import(path.join(buildDir, "server/index.js"))) as ServerBuild;
     app.use("/assets", express.static(path.join(buildDir, "client/assets"), { immutable: true, maxAge: "1y" }));
     app.use(express.static(path.join(buildDir, "client"), { maxAge: "1h" }));
-    app.all("*", createRequestHandler({ build, mode }));
+    app.all("*", createRequestHandler({ build, mode, getLoadContext }));
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -91,6 +93,31 @@ export async function startAppServer({
       await closeDatabase();
     },
   };
+}
+
+/** What loaders and actions get besides the request (see app/load-context.ts). */
+function getLoadContext(req: express.Request): AppLoadContext {
+  return { clientAddress: req.socket.remoteAddress ?? "unknown" };
+}
+
+/**
+ * Cross-site request forgery guard: a browser names the page a write comes
+ * from in Origin. A write from another origin (a built app in the preview,
+ * any other site) is refused; requests without Origin (the Inngest engine,
+ * scripts) are not browsers' and pass.
+ */
+function refuseCrossOriginWrites(req: express.Request, res: express.Response, next: express.NextFunction) {
+  if (req.method === "GET" || req.method === "HEAD" || req.method === "OPTIONS") return next();
+  const origin = req.headers.origin;
+  if (origin === undefined) return next();
+  let sameOrigin = false;
+  try {
+    sameOrigin = new URL(origin).host === req.headers.host;
+  } catch {
+    sameOrigin = false;
+  }
+  if (sameOrigin) return next();
+  res.status(403).type("text/plain").send("Cross-origin request refused");
 }
 
 function closeServer(server: Server): Promise<void> {

@@ -1,8 +1,13 @@
-import type { LinksFunction } from "@remix-run/node";
+import type { LinksFunction, LoaderFunctionArgs } from "@remix-run/node";
 import { Links, Meta, Outlet, Scripts, ScrollRestoration, isRouteErrorResponse, useRouteError } from "@remix-run/react";
+import { getUser } from "./auth/session.server";
 import stylesheet from "./styles/app.css?url";
 
 export const links: LinksFunction = () => [{ rel: "stylesheet", href: stylesheet }];
+
+export async function loader({ request }: LoaderFunctionArgs) {
+  return { user: await getUser(request) };
+}
 
 export function Layout({ children }: { children: React.ReactNode }) {
   return (
@@ -40,6 +45,9 @@ export function ErrorBoundary() {
     <main className="page">
       <h1>{title}</h1>
       {detail ? <p className="error">{detail}</p> : null}
+      <p>
+        <a href="/projects">Back to your projects</a>
+      </p>
     </main>
   );
 }

@@ -1,8 +1,7 @@
 /** Password hashing: argon2id with the library's defaults (OWASP's minimum: 19 MiB, 2 passes). */
 import { hash, verify } from "@node-rs/argon2";
 
-export const MIN_PASSWORD_LENGTH = 8;
-export const MAX_PASSWORD_LENGTH = 200;
+export { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from "./limits";
 
 export function hashPassword(password: string): Promise<string> {
   return hash(password);

@@ -1,0 +1,138 @@
+import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from "@remix-run/node";
+import { data, redirect } from "@remix-run/node";
+import { Form, Link, useActionData, useLoaderData, useNavigation } from "@remix-run/react";
+import { ZodError } from "zod";
+import { requireUserId } from "~/auth/session.server";
+import { AppHeader } from "~/components/app-header";
+import { RelativeTime } from "~/components/relative-time";
+import { RunStatusBadge } from "~/components/run-status";
+import { db } from "~/db.server";
+import { createProject, deleteProject, listProjects, MAX_TITLE_CHARS, renameProject } from "~/models/projects.server";
+
+export const meta: MetaFunction = () => [{ title: "Your projects · Dyno" }];
+
+export async function loader({ request }: LoaderFunctionArgs) {
+  const userId = await requireUserId(request);
+  return { projects: await listProjects(db, userId) };
+}
+
+export async function action({ request }: ActionFunctionArgs) {
+  const userId = await requireUserId(request);
+  const form = await request.formData();
+  const intent = form.get("intent");
+  const projectId = String(form.get("projectId") ?? "");
+  try {
+    if (intent === "create") {
+      const title = String(form.get("title") ?? "").trim();
+      const project = await createProject(db, userId, title || undefined);
+      return redirect(`/projects/${project.id}`);
+    }
+    if (intent === "rename") {
+      await renameProject(db, userId, projectId, String(form.get("title") ?? ""));
+      return { ok: true as const, projectId, message: "Renamed." };
+    }
+    if (intent === "delete") {
+      await deleteProject(db, userId, projectId);
+      return { ok: true as const, projectId, message: "Project deleted." };
+    }
+    return data({ ok: false as const, projectId, message: "Unknown action." }, { status: 400 });
+  } catch (error) {
+    if (error instanceof ZodError) {
+      return data({ ok: false as const, projectId, message: error.issues.map((i) => i.message).join(" ") }, { status: 400 });
+    }
+    throw error;
+  }
+}
+
+export default function Projects() {
+  const { projects } = useLoaderData<typeof loader>();
+  const result = useActionData<typeof action>();
+  const navigation = useNavigation();
+  const creating = navigation.formData?.get("intent") === "create";
+  return (
+    <>
+      <AppHeader>
+        <h1>Projects</h1>
+      </AppHeader>
+      <main className="page">
+        <section className="card" aria-labelledby="new-project">
+          <h2 id="new-project">New project</h2>
+          <Form method="post" className="inline-form">
+            <label htmlFor="new-title" className="visually-hidden">
+              Title (optional)
+            </label>
+            <input
+              id="new-title"
+              name="title"
+              maxLength={MAX_TITLE_CHARS}
+              placeholder="Title (optional: the agent names it from your first prompt)"
+            />
+            <button type="submit" name="intent" value="create" disabled={creating}>
+              {creating ? "Creating…" : "Create project"}
+            </button>
+          </Form>
+          {result && !result.projectId ? (
+            <p role="alert" className="error">
+              {result.message}
+            </p>
+          ) : null}
+        </section>
+
+        <section aria-labelledby="your-projects">
+          <h2 id="your-projects" className="section-title">
+            Your projects
+          </h2>
+          {projects.length === 0 ? (
+            <p className="empty">No projects yet. Create one, then tell the agent what to build.</p>
+          ) : (
+            <ul className="project-list">
+              {projects.map((project) => (
+                <li key={project.id} className="project-item" data-project-id={project.id}>
+                  <div className="project-main">
+                    <Link to={`/projects/${project.id}`} className="project-title">
+                      {project.title}
+                    </Link>
+                    <div className="muted">
+                      {project.lastRunStatus ? <RunStatusBadge status={project.lastRunStatus} /> : <span className="badge">No runs yet</span>}{" "}
+                      Last activity <RelativeTime date={project.lastActivityAt} />
+                    </div>
+                  </div>
+                  <div className="project-actions">
+                    <details className="popover">
+                      <summary>Rename</summary>
+                      <Form method="post" className="inline-form">
+                        <input type="hidden" name="projectId" value={project.id} />
+                        <label htmlFor={`title-${project.id}`} className="visually-hidden">
+                          New title for {project.title}
+                        </label>
+                        <input id={`title-${project.id}`} name="title" defaultValue={project.title} maxLength={MAX_TITLE_CHARS} required />
+                        <button type="submit" name="intent" value="rename">
+                          Save
+                        </button>
+                      </Form>
+                    </details>
+                    <details className="popover">
+                      <summary>Delete</summary>
+                      <Form method="post" className="inline-form">
+                        <input type="hidden" name="projectId" value={project.id} />
+                        <p className="muted">Stops any run, deletes its files and history.</p>
+                        <button type="submit" name="intent" value="delete" className="danger">
+                          Delete “{project.title}”
+                        </button>
+                      </Form>
+                    </details>
+                    {result && result.projectId === project.id ? (
+                      <p role={result.ok ? "status" : "alert"} className={result.ok ? "muted" : "error"}>
+                        {result.message}
+                      </p>
+                    ) : null}
+                  </div>
+                </li>
+              ))}
+            </ul>
+          )}
+        </section>
+      </main>
+    </>
+  );
+}

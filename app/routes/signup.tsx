@@ -1,0 +1,30 @@
+import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from "@remix-run/node";
+import { data, redirect } from "@remix-run/node";
+import { useActionData, useSearchParams } from "@remix-run/react";
+import { authFormError, readCredentials } from "~/auth/form.server";
+import { getUser, safeRedirect, signInAndRedirect } from "~/auth/session.server";
+import { EmailTakenError, signUp } from "~/auth/users.server";
+import { AuthForm } from "~/components/auth-form";
+
+export const meta: MetaFunction = () => [{ title: "Create your account · Dyno" }];
+
+export async function loader({ request }: LoaderFunctionArgs) {
+  if (await getUser(request)) throw redirect("/projects");
+  return null;
+}
+
+export async function action({ request }: ActionFunctionArgs) {
+  const form = await request.formData();
+  try {
+    const user = await signUp(readCredentials(form));
+    return await signInAndRedirect(user.id, safeRedirect(form.get("redirectTo")));
+  } catch (error) {
+    return data(authFormError(error, form, [EmailTakenError]), { status: 400 });
+  }
+}
+
+export default function Signup() {
+  const result = useActionData<typeof action>();
+  const [params] = useSearchParams();
+  return <AuthForm mode="signup" redirectTo={params.get("redirectTo") ?? "/projects"} error={result?.error} email={result?.email} />;
+}

@@ -69,7 +69,12 @@ export async function recordPrompt(db: Db, { userId, projectId, input, model }: 
     await saveEntry(tx, { runId: created.id, projectId, iteration: 0, kind: "user", payload: { prompt, mode } });
     await tx.insert(messages).values({ projectId, runId: created.id, role: "user", content: prompt });
     await tx.update(projects).set({ updatedAt: new Date() }).where(eq(projects.id, projectId));
-    await appendRunEvent(tx, { runId: created.id, projectId, type: "queued", data: { mode, model: modelSpec } });
+    await appendRunEvent(tx, {
+      runId: created.id,
+      projectId,
+      type: "queued",
+      data: { mode, model: modelSpec, maxIterations: created.maxIterations },
+    });
     return created;
   });
 }

@@ -1,0 +1,181 @@
+/**
+ * What the builder page loads and the chat actions it takes. The route
+ * (app/routes/projects.$projectId.tsx) stays thin: it parses the request and
+ * calls these.
+ */
+import { and, asc, desc, eq, inArray, lte, max } from "drizzle-orm";
+import { ZodError } from "zod";
+import type { Db } from "../../db/client";
+import { ACTIVE_RUN_STATUSES } from "../../db/run-status";
+import { messages, runEvents, runs, type Project, type Run } from "../../db/schema";
+import { env } from "../env.server";
+import {
+  EngineUnavailableError,
+  isUuid,
+  ModelNotConfiguredError,
+  NotFoundError,
+  startDemoRun,
+  startRun,
+  stopRun,
+} from "../models/runs.server";
+import type { LiveRunSeed, ProgressEvent } from "./live-run";
+
+const HISTORY_RUNS = 30;
+
+export interface RunSummary {
+  id: string;
+  prompt: string;
+  mode: Run["mode"];
+  status: Run["status"];
+  model: string;
+  iteration: number;
+  maxIterations: number;
+  inputTokens: number;
+  outputTokens: number;
+  error: string | null;
+  createdAt: string;
+  /** Null while running (or if it never started). */
+  durationMs: number | null;
+}
+
+export interface BuilderData {
+  project: { id: string; title: string };
+  transcript: Array<{ id: string; role: "user" | "assistant" | "system"; content: string; createdAt: string; runId: string | null }>;
+  history: RunSummary[];
+  /** The latest run and its events up to `cursor`: the live card's starting state. */
+  live: { seed: LiveRunSeed; events: ProgressEvent[] } | null;
+  /** The highest event id the page reflects: the event stream resumes after it. */
+  cursor: number;
+  modelConfigured: boolean;
+}
+
+export async function loadBuilder(db: Db, project: Project): Promise<BuilderData> {
+  // The cursor is read first: anything committed later arrives over the
+  // stream, and the live card folds events by id, so nothing shows twice.
+  const [{ cursor } = { cursor: 0 }] = await db
+    .select({ cursor: max(runEvents.id) })
+    .from(runEvents)
+    .where(eq(runEvents.projectId, project.id));
+  const upTo = cursor ?? 0;
+  const [transcript, recent] = await Promise.all([
+    db.select().from(messages).where(eq(messages.projectId, project.id)).orderBy(asc(messages.createdAt), asc(messages.id)),
+    db.select().from(runs).where(eq(runs.projectId, project.id)).orderBy(desc(runs.createdAt)).limit(HISTORY_RUNS),
+  ]);
+  const latest = recent[0];
+  const events = latest
+    ? await db
+        .select()
+        .from(runEvents)
+        .where(and(eq(runEvents.runId, latest.id), lte(runEvents.id, upTo)))
+        .orderBy(asc(runEvents.id))
+    : [];
+  return {
+    project: { id: project.id, title: project.title },
+    transcript: transcript.map((m) => ({ id: m.id, role: m.role, content: m.content, createdAt: m.createdAt.toISOString(), runId: m.runId })),
+    history: recent.map(summarize),
+    live: latest
+      ? {
+          seed: { id: latest.id, mode: latest.mode, maxIterations: latest.maxIterations },
+          events: events.map((e) => ({ id: e.id, runId: e.runId, type: e.type, data: e.data, createdAt: e.createdAt.toISOString() })),
+        }
+      : null,
+    cursor: upTo,
+    modelConfigured: Boolean(env().AGENT_MODEL),
+  };
+}
+
+function summarize(run: Run): RunSummary {
+  return {
+    id: run.id,
+    prompt: run.prompt,
+    mode: run.mode,
+    status: run.status,
+    model: run.model,
+    iteration: run.iteration,
+    maxIterations: run.maxIterations,
+    inputTokens: run.inputTokens,
+    outputTokens: run.outputTokens,
+    error: run.error,
+    createdAt: run.createdAt.toISOString(),
+    durationMs: run.startedAt && run.finishedAt ? run.finishedAt.getTime() - run.startedAt.getTime() : null,
+  };
+}
+
+/** A second prompt while one runs is refused: the page says so and keeps the box disabled until the run ends. */
+export class RunActiveError extends Error {
+  readonly status = 409;
+  constructor() {
+    super("The agent is still working on your last prompt. Wait for it to finish, or stop it first.");
+  }
+}
+
+async function refuseWhileActive(db: Db, projectId: string) {
+  const [active] = await db
+    .select({ id: runs.id })
+    .from(runs)
+    .where(and(eq(runs.projectId, projectId), inArray(runs.status, [...ACTIVE_RUN_STATUSES])))
+    .limit(1);
+  if (active) throw new RunActiveError();
+}
+
+/** A run of this project named by a form field; none for a foreign or malformed id. */
+function projectRun(db: Db, projectId: string, runId: FormDataEntryValue | null): Promise<Run[]> {
+  if (typeof runId !== "string" || !isUuid(runId)) return Promise.resolve([]);
+  return db.select().from(runs).where(and(eq(runs.id, runId), eq(runs.projectId, projectId)));
+}
+
+export type ChatResult = { ok: true; intent: string; message?: string } | { ok: false; intent: string; error: string; status: number };
+
+/** The builder page's form intents: prompt, demo, retry, stop. */
+export async function handleChatAction(db: Db, userId: string, project: Project, form: FormData): Promise<ChatResult> {
+  const intent = String(form.get("intent") ?? "prompt");
+  try {
+    switch (intent) {
+      case "prompt": {
+        await refuseWhileActive(db, project.id);
+        await startRun(db, {
+          userId,
+          projectId: project.id,
+          input: { prompt: String(form.get("prompt") ?? ""), mode: form.get("mode") === "ask" ? "ask" : "build" },
+        });
+        return { ok: true, intent };
+      }
+      case "demo": {
+        await refuseWhileActive(db, project.id);
+        await startDemoRun(db, { userId, projectId: project.id });
+        return { ok: true, intent };
+      }
+      case "retry": {
+        await refuseWhileActive(db, project.id);
+        const [failed] = await projectRun(db, project.id, form.get("runId"));
+        if (!failed) throw new NotFoundError("Run not found");
+        await startRun(db, {
+          userId,
+          projectId: project.id,
+          input: { prompt: failed.prompt, mode: failed.mode, maxIterations: failed.maxIterations },
+          model: failed.model || undefined,
+        });
+        return { ok: true, intent };
+      }
+      case "stop": {
+        const [run] = await projectRun(db, project.id, form.get("runId"));
+        if (!run) throw new NotFoundError("Run not found");
+        const result = await stopRun(db, { userId, runId: run.id });
+        return { ok: true, intent, message: result.stopping ? "Stopping…" : `That run has already ${result.status}.` };
+      }
+      default:
+        return { ok: false, intent, error: `Unknown action “${intent}”.`, status: 400 };
+    }
+  } catch (error) {
+    if (error instanceof ZodError) return { ok: false, intent, error: error.issues.map((i) => i.message).join(" "), status: 400 };
+    if (
+      error instanceof NotFoundError ||
+      error instanceof RunActiveError ||
+      error instanceof EngineUnavailableError ||
+      error instanceof ModelNotConfiguredError
+    ) {
+      return { ok: false, intent, error: error.message, status: "status" in error ? Number(error.status) : 400 };
+    }
+    throw error;
+  }
+}

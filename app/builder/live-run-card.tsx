@@ -1,0 +1,128 @@
+import { Form } from "@remix-run/react";
+import { RunStatusBadge } from "~/components/run-status";
+import { currentStep, type LiveRun, type LiveStep } from "./live-run";
+
+const TODO_MARK = { pending: "○", in_progress: "◐", completed: "●" } as const;
+const TODO_LABEL = { pending: "to do", in_progress: "in progress", completed: "done" } as const;
+
+/**
+ * The active run, live: status, iteration n of max, the tool running now,
+ * the todo list, the files changed; finished steps fold into a list below.
+ * Stop submits a plain form (works without JavaScript); with JavaScript the
+ * page also stops on Esc and shows Stopping at once.
+ */
+export function LiveRunCard({ run, stopRequested, onStop }: { run: LiveRun; stopRequested: boolean; onStop?: () => void }) {
+  const active = run.status === "queued" || run.status === "running" || run.status === "stopping";
+  const status = stopRequested && active ? "stopping" : run.status;
+  const step = currentStep(run);
+  const finishedSteps = step ? run.steps.slice(0, -1) : run.steps;
+  return (
+    <section className={`live-card live-${status}`} aria-labelledby="live-heading" data-run-id={run.id} data-status={status}>
+      <div className="live-head">
+        <h2 id="live-heading">
+          {active ? (run.mode === "ask" ? "Answering" : "Building") : run.mode === "ask" ? "Last answer" : "Last build"}
+        </h2>
+        <span role="status" aria-live="polite" className="live-status">
+          <RunStatusBadge status={status} />
+        </span>
+        {active ? (
+          <Form
+            method="post"
+            onSubmit={(event) => {
+              if (onStop) {
+                event.preventDefault();
+                onStop();
+              }
+            }}
+          >
+            <input type="hidden" name="runId" value={run.id} />
+            <button type="submit" name="intent" value="stop" className="danger small" disabled={status === "stopping"} aria-keyshortcuts="Escape">
+              {status === "stopping" ? "Stopping…" : "Stop"}
+            </button>
+          </Form>
+        ) : null}
+      </div>
+
+      <div className="live-progress">
+        <label htmlFor={`progress-${run.id}`}>
+          Iteration {run.iteration} of {run.maxIterations}
+        </label>
+        <progress id={`progress-${run.id}`} max={run.maxIterations} value={run.iteration} />
+      </div>
+
+      {active ? (
+        <p className="live-now" aria-live="polite">
+          {status === "queued" ? (
+            "Waiting for the engine to pick up the run…"
+          ) : status === "stopping" ? (
+            "Stopping: cancelling what is in flight…"
+          ) : step ? (
+            <>
+              <code className="tool-name">{step.tool}</code> <span className="live-description">{step.description}</span>
+            </>
+          ) : run.thinking ? (
+            "Thinking about the next step…"
+          ) : (
+            "Working…"
+          )}
+        </p>
+      ) : run.status === "failed" && run.error ? (
+        <p className="error live-error" role="alert">
+          {run.error}
+        </p>
+      ) : null}
+
+      {run.todos.length > 0 ? (
+        <div className="live-section">
+          <h3>Plan</h3>
+          <ul className="todos">
+            {run.todos.map((todo) => (
+              <li key={todo.id} className={`todo todo-${todo.status}`}>
+                <span aria-hidden="true">{TODO_MARK[todo.status] ?? "○"}</span> {todo.content}{" "}
+                <span className="visually-hidden">({TODO_LABEL[todo.status] ?? todo.status})</span>
+              </li>
+            ))}
+          </ul>
+        </div>
+      ) : null}
+
+      {run.files.length > 0 ? (
+        <div className="live-section">
+          <h3>Files changed</h3>
+          <ul className="changed-files">
+            {run.files.map((file) => (
+              <li key={file}>
+                <a href={`?view=files&file=${encodeURIComponent(file)}`}>
+                  <code>{file}</code>
+                </a>
+              </li>
+            ))}
+          </ul>
+        </div>
+      ) : null}
+
+      {finishedSteps.length > 0 ? (
+        <details className="live-section steps">
+          <summary>
+            {finishedSteps.length} finished step{finishedSteps.length === 1 ? "" : "s"}
+          </summary>
+          <ol>
+            {finishedSteps.map((s, i) => (
+              <StepLine key={`${s.iteration}-${i}`} step={s} />
+            ))}
+          </ol>
+        </details>
+      ) : null}
+    </section>
+  );
+}
+
+function StepLine({ step }: { step: LiveStep }) {
+  return (
+    <li className={step.ok === false ? "step step-failed" : "step"}>
+      <span aria-hidden="true">{step.ok === false ? "✗" : "✓"}</span>{" "}
+      <span className="visually-hidden">{step.ok === false ? "failed:" : "done:"}</span>
+      <code className="tool-name">{step.tool}</code> {step.summary || step.description}
+    </li>
+  );
+}

@@ -1,0 +1,140 @@
+/**
+ * The live card's state, folded from a run's progress events. The same
+ * reducer runs on the server (from the rows the loader read) and in the
+ * browser (as the event stream delivers new rows), so a refresh in the
+ * middle of a run renders exactly what the open page had. Browser-safe: no
+ * server imports.
+ */
+import type { RunStatus } from "../../db/run-status";
+
+export interface ProgressEvent {
+  id: number;
+  runId: string;
+  type: string;
+  data: Record<string, unknown>;
+  createdAt: string;
+}
+
+export type TodoState = "pending" | "in_progress" | "completed";
+export interface LiveTodo {
+  id: string;
+  content: string;
+  status: TodoState;
+}
+
+/** One tool call: the model's choice, then (once it ran) its outcome. */
+export interface LiveStep {
+  iteration: number;
+  tool: string;
+  description: string;
+  /** Undefined while the tool runs. */
+  ok?: boolean;
+  summary?: string;
+}
+
+export interface LiveRun {
+  id: string;
+  status: RunStatus;
+  mode: "build" | "ask";
+  iteration: number;
+  maxIterations: number;
+  /** The model is choosing the next action. */
+  thinking: boolean;
+  steps: LiveStep[];
+  todos: LiveTodo[];
+  /** Every file the run changed, sorted. */
+  files: string[];
+  reply?: string;
+  error?: string;
+  /** The highest event id folded in: later deliveries of older ids are ignored. */
+  lastEventId: number;
+}
+
+export interface LiveRunSeed {
+  id: string;
+  mode: "build" | "ask";
+  maxIterations: number;
+}
+
+export function startLiveRun(seed: LiveRunSeed): LiveRun {
+  return { ...seed, status: "queued", iteration: 0, thinking: false, steps: [], todos: [], files: [], lastEventId: 0 };
+}
+
+const FINISHED = new Set<string>(["complete", "failed", "stopped"]);
+const num = (value: unknown, fallback: number) => (typeof value === "number" ? value : fallback);
+const str = (value: unknown) => (typeof value === "string" ? value : undefined);
+
+/** Applies one event of this run. Events of other runs, and ones already applied, change nothing. */
+export function applyEvent(run: LiveRun, event: ProgressEvent): LiveRun {
+  if (event.runId !== run.id || event.id <= run.lastEventId) return run;
+  const next: LiveRun = { ...run, lastEventId: event.id };
+  const { data } = event;
+  // A late event (a step finishing as the stop lands) must not undo the end.
+  const finished = FINISHED.has(run.status);
+  switch (event.type) {
+    case "queued":
+      next.mode = data.mode === "ask" ? "ask" : "build";
+      next.maxIterations = num(data.maxIterations, run.maxIterations);
+      break;
+    case "starting":
+      if (!finished && run.status !== "stopping") next.status = "running";
+      next.maxIterations = num(data.maxIterations, run.maxIterations);
+      break;
+    case "thinking":
+      next.iteration = num(data.iteration, run.iteration);
+      next.maxIterations = num(data.of, run.maxIterations);
+      next.thinking = !finished;
+      break;
+    case "tool_call":
+      next.thinking = false;
+      next.steps = [...run.steps, { iteration: num(data.iteration, run.iteration), tool: str(data.tool) ?? "tool", description: str(data.description) ?? "" }];
+      break;
+    case "tool_result": {
+      next.thinking = false;
+      const iteration = num(data.iteration, run.iteration);
+      const outcome = { ok: data.ok === true, summary: str(data.summary) ?? "" };
+      const index = run.steps.findIndex((s) => s.iteration === iteration && s.ok === undefined);
+      next.steps =
+        index >= 0
+          ? run.steps.map((s, i) => (i === index ? { ...s, ...outcome } : s))
+          : // Output the model could not use: no tool_call came first.
+            [...run.steps, { iteration, tool: str(data.tool) ?? "tool", description: "Unusable model output", ...outcome }];
+      break;
+    }
+    case "todos":
+      next.todos = Array.isArray(data.todos) ? (data.todos as LiveTodo[]) : run.todos;
+      break;
+    case "files_changed": {
+      const files = Array.isArray(data.files) ? data.files.filter((f): f is string => typeof f === "string") : [];
+      next.files = [...new Set([...run.files, ...files])].sort();
+      break;
+    }
+    case "reply":
+      next.thinking = false;
+      next.reply = str(data.message);
+      break;
+    case "stopping":
+      if (!finished) next.status = "stopping";
+      break;
+    case "complete":
+    case "failed":
+    case "stopped":
+      next.status = event.type;
+      next.thinking = false;
+      if (event.type === "failed") next.error = str(data.error);
+      if (event.type === "complete") next.reply = str(data.reply) ?? run.reply;
+      break;
+  }
+  return next;
+}
+
+export function foldEvents(seed: LiveRunSeed, events: ProgressEvent[]): LiveRun {
+  return events.reduce(applyEvent, startLiveRun(seed));
+}
+
+/** The step in flight, if the run is active and a tool is running. */
+export function currentStep(run: LiveRun): LiveStep | undefined {
+  if (FINISHED.has(run.status)) return undefined;
+  const last = run.steps.at(-1);
+  return last && last.ok === undefined ? last : undefined;
+}

@@ -1,0 +1,234 @@
+import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from "@remix-run/node";
+import { data } from "@remix-run/node";
+import { Form, Link, useActionData, useFetcher, useLoaderData, useRevalidator } from "@remix-run/react";
+import { useCallback, useEffect, useRef, useState } from "react";
+import { requireUserId } from "~/auth/session.server";
+import { handleChatAction, loadBuilder } from "~/builder/builder.server";
+import { applyEvent, foldEvents, startLiveRun, type LiveRun } from "~/builder/live-run";
+import { LiveRunCard } from "~/builder/live-run-card";
+import { PromptBox } from "~/builder/prompt-box";
+import { RunHistory } from "~/builder/run-history";
+import { Transcript } from "~/builder/transcript";
+import { AppHeader } from "~/components/app-header";
+import { CodeView, FileTree, fileBrowserLinks } from "~/components/file-browser";
+import { db } from "~/db.server";
+import { useProjectEvents, type ProjectEvent } from "~/hooks/use-project-events";
+import { listProjectFiles, readProjectFile, type ProjectFile } from "~/models/project-files.server";
+import { requireProject } from "~/models/projects.server";
+import { previewUrlFor } from "~/preview.server";
+
+const VIEWS = ["preview", "files", "runs"] as const;
+type View = (typeof VIEWS)[number];
+
+export const links = () => fileBrowserLinks;
+
+export const meta: MetaFunction<typeof loader> = ({ data }) => [{ title: `${data?.builder.project.title ?? "Project"} · Dyno` }];
+
+export async function loader({ request, params }: LoaderFunctionArgs) {
+  const userId = await requireUserId(request);
+  const project = await requireProject(db, userId, params.projectId);
+  const url = new URL(request.url);
+  const view: View = VIEWS.find((v) => v === url.searchParams.get("view")) ?? "preview";
+  const selected = url.searchParams.get("file");
+  const [builder, previewUrl, files] = await Promise.all([
+    loadBuilder(db, project),
+    previewUrlFor(request, project),
+    view === "files" ? listProjectFiles(project) : null,
+  ]);
+  let file: ProjectFile | null = null;
+  let fileError: string | null = null;
+  if (view === "files" && selected) {
+    try {
+      file = await readProjectFile(project, selected);
+    } catch (error) {
+      if (!(error instanceof Response)) throw error;
+      fileError = error.status === 404 ? `No file named “${selected}” in this project.` : await error.text();
+    }
+  }
+  return { builder, view, previewUrl, files, file, fileError, selected };
+}
+
+export async function action({ request, params }: ActionFunctionArgs) {
+  const userId = await requireUserId(request);
+  const project = await requireProject(db, userId, params.projectId);
+  const result = await handleChatAction(db, userId, project, await request.formData());
+  return data(result, { status: result.ok ? 200 : result.status });
+}
+
+/** Event types after which the server-rendered parts (transcript, history, files, title) are stale. */
+const REVALIDATE_ON = new Set(["queued", "title", "files_changed", "reply", "complete", "failed", "stopped"]);
+
+export default function BuilderRoute() {
+  const { builder } = useLoaderData<typeof loader>();
+  // A new project gets a fresh page state (live card, stream).
+  return <Builder key={builder.project.id} />;
+}
+
+function Builder() {
+  const { builder, view, previewUrl, files, file, fileError, selected } = useLoaderData<typeof loader>();
+  const actionData = useActionData<typeof action>();
+  const revalidator = useRevalidator();
+  const stopper = useFetcher<typeof action>();
+  const [live, setLive] = useState<LiveRun | null>(() => (builder.live ? foldEvents(builder.live.seed, builder.live.events) : null));
+  const [stopRequestedFor, setStopRequestedFor] = useState<string | null>(null);
+  const [previewVersion, setPreviewVersion] = useState(0);
+
+  // Revalidate once per burst of events, not once per event.
+  const revalidateSoon = useDebounced(() => revalidator.revalidate(), 250);
+  const reloadPreviewSoon = useDebounced(() => setPreviewVersion((v) => v + 1), 400);
+
+  const onEvent = useCallback(
+    (event: ProjectEvent) => {
+      setLive((current) => {
+        if (current?.id === event.runId) return applyEvent(current, event);
+        if (event.type !== "queued") return current; // An older run's late event: the card shows the latest run.
+        return applyEvent(startLiveRun({ id: event.runId, mode: "build", maxIterations: 0 }), event);
+      });
+      if (REVALIDATE_ON.has(event.type)) revalidateSoon();
+      if (event.type === "files_changed" || event.type === "complete") reloadPreviewSoon();
+    },
+    [revalidateSoon, reloadPreviewSoon],
+  );
+  const { connected } = useProjectEvents(builder.project.id, builder.cursor, onEvent);
+
+  const active = live !== null && ["queued", "running", "stopping"].includes(live.status);
+  const stop = useCallback(() => {
+    if (!live || !active) return;
+    setStopRequestedFor(live.id);
+    stopper.submit({ intent: "stop", runId: live.id }, { method: "post" });
+  }, [live, active, stopper]);
+
+  useEffect(() => {
+    if (!active) return;
+    const onKey = (event: KeyboardEvent) => {
+      if (event.key === "Escape" && !event.defaultPrevented) stop();
+    };
+    document.addEventListener("keydown", onKey);
+    return () => document.removeEventListener("keydown", onKey);
+  }, [active, stop]);
+
+  // Clear the prompt box once the server accepted a prompt.
+  const [sentOk, setSentOk] = useState(0);
+  useEffect(() => {
+    if (actionData?.ok && (actionData.intent === "prompt" || actionData.intent === "demo")) setSentOk((n) => n + 1);
+  }, [actionData]);
+
+  const busyReason = active
+    ? live?.status === "queued"
+      ? "A run is queued. The box opens again when it ends (or stop it)."
+      : "The agent is working. Wait for it to finish, or stop it (Esc)."
+    : null;
+  const chatError = actionData && !actionData.ok ? actionData.error : stopper.data && !stopper.data.ok ? stopper.data.error : undefined;
+
+  return (
+    <>
+      {/* Without JavaScript there is no event stream: refresh while a run is active. */}
+      {active ? (
+        <noscript>
+          <meta httpEquiv="refresh" content="3" />
+        </noscript>
+      ) : null}
+      <AppHeader>
+        <nav aria-label="Breadcrumb" className="breadcrumb">
+          <Link to="/projects">Projects</Link> <span aria-hidden="true">/</span>{" "}
+          <h1 className="project-name">{builder.project.title}</h1>
+        </nav>
+        {!connected && active ? (
+          <span className="hint reconnecting" role="status">
+            Reconnecting to live progress…
+          </span>
+        ) : null}
+      </AppHeader>
+      <div className="builder">
+        <section className="chat-pane" aria-label="Chat">
+          <div className="chat-scroll">
+            <Transcript messages={builder.transcript} />
+            {live ? (
+              <LiveRunCard run={live} stopRequested={stopRequestedFor === live.id} onStop={stop} />
+            ) : null}
+            {live?.status === "failed" ? (
+              <Form method="post" className="retry">
+                <input type="hidden" name="runId" value={live.id} />
+                <button type="submit" name="intent" value="retry">
+                  Retry this prompt
+                </button>
+              </Form>
+            ) : null}
+          </div>
+          <PromptBox busyReason={busyReason} modelConfigured={builder.modelConfigured} error={chatError} sentOk={sentOk} />
+        </section>
+
+        <section className="work-pane" aria-label="Result">
+          <nav className="tabs" aria-label="Views">
+            {VIEWS.map((v) => (
+              <Link key={v} to={`?view=${v}`} preventScrollReset aria-current={view === v ? "page" : undefined} className="tab">
+                {v === "preview" ? "Preview" : v === "files" ? "Files" : `Runs (${builder.history.length})`}
+              </Link>
+            ))}
+            <a className="tab tab-action" href={`/projects/${builder.project.id}/download`} download>
+              Download .zip
+            </a>
+          </nav>
+
+          {view === "preview" ? (
+            <PreviewPanel url={previewUrl} version={previewVersion} onReload={() => setPreviewVersion((v) => v + 1)} />
+          ) : view === "files" ? (
+            <div className="files-panel">
+              {files && files.files.length > 0 ? (
+                <FileTree
+                  files={files.files}
+                  selected={selected ?? undefined}
+                  hrefFor={(path) => `?view=files&file=${encodeURIComponent(path)}`}
+                />
+              ) : (
+                <p className="empty">{files?.unavailable ?? "No files yet: the agent writes them when it builds."}</p>
+              )}
+              {files?.truncated ? <p className="hint">Only the first {files.files.length} files are listed.</p> : null}
+              {file ? <CodeView file={file} /> : fileError ? <p className="error">{fileError}</p> : files?.files.length ? <p className="empty">Pick a file to read it.</p> : null}
+            </div>
+          ) : (
+            <RunHistory runs={builder.history} canRetry={!active} />
+          )}
+        </section>
+      </div>
+    </>
+  );
+}
+
+function PreviewPanel({ url, version, onReload }: { url: string | null; version: number; onReload: () => void }) {
+  if (!url) return <p className="empty">Nothing to preview yet. Once the agent writes an index.html, the app shows here.</p>;
+  return (
+    <div className="preview-panel">
+      <div className="preview-bar">
+        <span className="preview-url" title={url}>
+          {url}
+        </span>
+        <button type="button" className="ghost small" onClick={onReload}>
+          Reload
+        </button>
+        <a href={url} target="_blank" rel="noopener noreferrer" className="small">
+          Open in new tab
+        </a>
+      </div>
+      {/* A separate origin (the preview server) keeps the built app away from the builder's session; the sandbox attribute adds a second fence (no top navigation). */}
+      <iframe
+        key={version}
+        src={url}
+        title="Preview of the built app"
+        className="preview-frame"
+        sandbox="allow-scripts allow-forms allow-modals allow-popups allow-same-origin allow-downloads"
+      />
+    </div>
+  );
+}
+
+function useDebounced(fn: () => void, ms: number): () => void {
+  const fnRef = useRef(fn);
+  fnRef.current = fn;
+  const timer = useRef<ReturnType<typeof setTimeout>>();
+  useEffect(() => () => clearTimeout(timer.current), []);
+  return useCallback(() => {
+    clearTimeout(timer.current);
+    timer.current = setTimeout(() => fnRef.current(), ms);
+  }, [ms]);
+}

@@ -1,0 +1,173 @@
+/**
+ * The builder page's live event stream (GET /projects/:projectId/events):
+ * a project's run_events as Server-Sent Events. Rows after the start id are
+ * replayed first, then new ones follow as they commit, so a refresh or a
+ * dropped connection loses nothing: the browser's EventSource reconnects by
+ * itself and sends the last id it saw as Last-Event-ID.
+ *
+ * Written by hand rather than with remix-utils' eventStream: 7.7 (the last
+ * release for Remix v2) cannot write an `id:` line, and resuming from
+ * Last-Event-ID depends on it. Reading is pull-based, so a slow client holds
+ * the subscription back instead of piling rows up in memory.
+ */
+import type { Database } from "../../db/client";
+import { runEventsBus, subscribeRunEvents } from "../../db/run-events";
+import type { RunEvent } from "../../db/schema";
+import { HEARTBEAT_EVENT, RUN_EVENT, type ProjectEvent } from "./project-events";
+
+/** How often an idle stream sends a heartbeat, so proxies and load balancers keep it open. */
+export const HEARTBEAT_INTERVAL_MS = 15_000;
+
+/**
+ * Where a stream starts: after the `Last-Event-ID` header (a reconnecting
+ * EventSource), else after the `after` query parameter (the first connect),
+ * else from the beginning. A value that is not a non-negative integer is a
+ * 400 Response.
+ */
+export function eventStreamStart(request: Request): number {
+  const lastEventId = request.headers.get("Last-Event-ID");
+  if (lastEventId !== null && lastEventId.trim() !== "") return parseEventId(lastEventId, "Last-Event-ID");
+  const after = new URL(request.url).searchParams.get("after");
+  if (after !== null) return parseEventId(after, "after");
+  return 0;
+}
+
+function parseEventId(value: string, name: string): number {
+  const text = value.trim();
+  const id = /^\d{1,16}$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(id)) {
+    throw new Response(`${name} must be an event id (a non-negative integer)`, { status: 400, statusText: "Bad Request" });
+  }
+  return id;
+}
+
+export interface ProjectEventStreamOptions {
+  projectId: string;
+  /** Send rows with ids above this one. */
+  afterId?: number;
+  /** The request's signal: the stream ends when the client goes. */
+  signal: AbortSignal;
+  /**
+   * Heartbeat period. The route always uses HEARTBEAT_INTERVAL_MS; only
+   * tests that call this function directly pass a shorter one, so nothing a
+   * client or the environment sets can change it.
+   */
+  heartbeatMs?: number;
+}
+
+/**
+ * The SSE response for a project's events. The caller has checked that the
+ * user owns the project. Ends (subscription closed, bus watcher removed,
+ * heartbeat timer cleared) when `signal` aborts, the body is cancelled, or
+ * reading the table fails; in the last case the browser reconnects and
+ * resumes from its Last-Event-ID.
+ */
+export function projectEventStream(
+  database: Database,
+  { projectId, afterId = 0, signal, heartbeatMs = HEARTBEAT_INTERVAL_MS }: ProjectEventStreamOptions,
+): Response {
+  const encoder = new TextEncoder();
+  const stop = new AbortController();
+  const rows = subscribeRunEvents(database, { projectId, afterId, signal: stop.signal });
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  let heartbeat: ReturnType<typeof setInterval> | undefined;
+  let closed = false;
+  countOpenStream(+1);
+
+  const send = (message: string) => {
+    if (!closed) controller.enqueue(encoder.encode(message));
+  };
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    clearInterval(heartbeat);
+    signal.removeEventListener("abort", close);
+    stop.abort();
+    try {
+      controller.close();
+    } catch {
+      // Already cancelled by the reader.
+    }
+    // Runs the subscription's finally (it removes the bus watcher): at once
+    // if it is paused at a yield, else as soon as its pending read sees the abort.
+    void rows
+      .return(undefined)
+      .catch(() => {})
+      .finally(() => countOpenStream(-1));
+  };
+
+  const body = new ReadableStream<Uint8Array>({
+    start(c) {
+      controller = c;
+      if (signal.aborted) return close();
+      signal.addEventListener("abort", close, { once: true });
+      send(heartbeatMessage());
+      heartbeat = setInterval(() => send(heartbeatMessage()), heartbeatMs);
+      heartbeat.unref?.();
+    },
+    async pull() {
+      try {
+        const next = await rows.next();
+        if (closed) return;
+        if (next.done) return close();
+        send(runEventMessage(next.value));
+      } catch (error) {
+        if (!closed) console.error(`event stream of project ${projectId} failed; the client will reconnect:`, error);
+        close();
+      }
+    },
+    cancel() {
+      close();
+    },
+  });
+
+  return new Response(body, {
+    headers: {
+      "Content-Type": "text/event-stream; charset=utf-8",
+      "Cache-Control": "no-cache, no-store",
+      Connection: "keep-alive",
+      // nginx buffers proxied responses unless told not to.
+      "X-Accel-Buffering": "no",
+    },
+  });
+}
+
+export function toProjectEvent(row: RunEvent): ProjectEvent {
+  return {
+    id: row.id,
+    runId: row.runId,
+    type: row.type,
+    data: row.data,
+    createdAt: new Date(row.createdAt).toISOString(),
+  };
+}
+
+/** JSON.stringify escapes CR and LF, so the data fits on one `data:` line. */
+export function runEventMessage(row: RunEvent): string {
+  return `id: ${row.id}\nevent: ${RUN_EVENT}\ndata: ${JSON.stringify(toProjectEvent(row))}\n\n`;
+}
+
+/** No `id:` line: the browser's Last-Event-ID keeps pointing at the last row. */
+function heartbeatMessage(): string {
+  return `event: ${HEARTBEAT_EVENT}\ndata: {}\n\n`;
+}
+
+/**
+ * Open event streams in this process. Kept on globalThis: Vite's dev server
+ * loads route modules in a module graph of its own, where module state would
+ * be invisible to the server and to tests.
+ */
+const counter = globalThis as typeof globalThis & { __dynoEventStreams?: number };
+
+function countOpenStream(delta: 1 | -1) {
+  counter.__dynoEventStreams = (counter.__dynoEventStreams ?? 0) + delta;
+}
+
+export function openEventStreams(): number {
+  return counter.__dynoEventStreams ?? 0;
+}
+
+/** For /healthz: open streams, and run-event watchers (subscriptions waiting for a NOTIFY) on `database`. */
+export function eventStreamStats(database: Database): { eventStreams: number; runEventWatchers: number } {
+  return { eventStreams: openEventStreams(), runEventWatchers: runEventsBus(database).size };
+}

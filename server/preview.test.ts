@@ -70,7 +70,7 @@ describe("preview server", () => {
     symlinkSync("app.js", path.join(a, "alias.js"));
     symlinkSync(path.join(outside, "index.html"), path.join(a, "empty-folder", "index.html"));
 
-    const folders = new Map([
+    const folders = new Map<string, string>([
       [projectA, a],
       [projectB, b],
     ]);

@@ -10,10 +10,13 @@ import path from "node:path";
 import { createRequestHandler } from "@remix-run/express";
 import type { AppLoadContext, ServerBuild } from "@remix-run/node";
 import express from "express";
+import { sessionSecret } from "../app/auth/secret.server";
 import { env } from "../app/env.server";
+import { projectPreviewDirectory, setRunningPreviewServer } from "../app/preview.server";
 import { closeDatabase, getDatabase } from "../db";
 import { closeDemoReplayServer } from "../inngest/agent/demo";
 import { checkLocalIsolation } from "../sandbox";
+import { startPreviewServer } from "./preview";
 
 export interface AppServerOptions {
   mode: "development" | "production";
@@ -27,6 +30,9 @@ export interface AppServerOptions {
 export interface AppServer {
   url: string;
   port: number;
+  /** The preview server (built apps, on an origin of their own): http://host:previewPort. */
+  previewUrl: string;
+  previewPort: number;
   close(): Promise<void>;
 }
 
@@ -83,16 +89,47 @@ export async function startAppServer({
   const address = httpServer.address() as AddressInfo;
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${address.port}`;
 
+  let preview;
+  try {
+    preview = await startPreviewServer({
+      host,
+      port: previewPortFor(port),
+      secret: sessionSecret(),
+      resolveDirectory: projectPreviewDirectory,
+    });
+  } catch (error) {
+    await closeServer(httpServer);
+    await closeVite();
+    throw new Error(
+      `The preview server could not start (${error instanceof Error ? error.message : String(error)}); set PREVIEW_PORT to a free port`,
+      { cause: error },
+    );
+  }
+  setRunningPreviewServer({ port: preview.port });
+
   return {
     url,
     port: address.port,
+    previewUrl: preview.url,
+    previewPort: preview.port,
     async close() {
+      setRunningPreviewServer(undefined);
+      await preview.close();
       await closeServer(httpServer);
       await closeVite();
       await closeDemoReplayServer();
       await closeDatabase();
     },
   };
+}
+
+/** PREVIEW_PORT, else the app's port + 1; with port 0 (tests), a free port as well. */
+function previewPortFor(appPort: number): number {
+  const configured = env().PREVIEW_PORT;
+  if (configured !== undefined) return configured;
+  if (appPort === 0) return 0;
+  if (appPort >= 65535) throw new Error(`PORT ${appPort} leaves no PORT + 1 for the preview server`);
+  return appPort + 1;
 }
 
 /** What loaders and actions get besides the request (see app/load-context.ts). */

@@ -1,0 +1,54 @@
+import { randomUUID } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+
+// The app reads its environment once, on first use: set it before loading the module.
+const dataDir = mkdtempSync(path.join(os.tmpdir(), "dyno-preview-url-"));
+Object.assign(process.env, {
+  DYNO_DATA_DIR: dataDir,
+  PREVIEW_ORIGIN: "https://preview.example.test/",
+  SESSION_SECRET: "preview-url-test-secret-0123456789abcdef",
+  MODAL_TOKEN_ID: "",
+  MODAL_TOKEN_SECRET: "",
+});
+const { existingLocalWorkspace, previewToken, previewUrlFor, runningPreviewServer } = await import("./preview.server");
+
+afterAll(() => {
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+const request = new Request("http://127.0.0.1:3000/projects/x");
+
+describe("previewUrlFor", () => {
+  it("uses PREVIEW_ORIGIN when set, with the project's token", async () => {
+    const id = randomUUID();
+    mkdirSync(path.join(dataDir, "workspaces", id), { recursive: true });
+    expect(runningPreviewServer()).toBeUndefined();
+    const url = await previewUrlFor(request, { id, sandboxProvider: "local", sandboxId: id });
+    expect(url).toBe(`https://preview.example.test/${id}/${previewToken("preview-url-test-secret-0123456789abcdef", id)}/`);
+  });
+
+  it("is null while the project has no workspace, and creates none", async () => {
+    const id = randomUUID();
+    expect(await previewUrlFor(request, { id, sandboxProvider: null, sandboxId: null })).toBeNull();
+    expect(await previewUrlFor(request, { id, sandboxProvider: "local", sandboxId: id })).toBeNull();
+    expect(existsSync(path.join(dataDir, "workspaces", id))).toBe(false);
+  });
+
+  it("is null, not an error, when a Modal project's sandbox cannot be reached", async () => {
+    const id = randomUUID();
+    expect(await previewUrlFor(request, { id, sandboxProvider: "modal", sandboxId: "sb-123" })).toBeNull();
+  });
+});
+
+describe("existingLocalWorkspace", () => {
+  it("finds only existing folders of uuid-named projects", async () => {
+    const id = randomUUID();
+    expect(await existingLocalWorkspace(id)).toBeNull();
+    mkdirSync(path.join(dataDir, "workspaces", id), { recursive: true });
+    expect(await existingLocalWorkspace(id)).toBe(path.join(path.resolve(dataDir), "workspaces", id));
+    expect(await existingLocalWorkspace("../workspaces")).toBeNull();
+  });
+});

@@ -21,8 +21,30 @@ export default defineConfig({
     }),
     tsconfigPaths(),
   ],
+  optimizeDeps: {
+    // Server-only packages the client dependency scan reaches through
+    // loaders' imports: Remix strips them from the browser bundle, but the
+    // pre-bundler would still try (and fail) to bundle their native code.
+    // Excluding them also keeps a first page load from finding them late and
+    // reloading the page while the optimizer re-runs.
+    exclude: [
+      "@node-rs/argon2",
+      "@boundaryml/baml",
+      "@electric-sql/pglite",
+      "modal",
+      "@remix-run/node",
+      "drizzle-orm",
+      "postgres",
+      "inngest",
+      "rate-limiter-flexible",
+      "fflate",
+      "highlight.js",
+    ],
+    // Browser dependencies reached only from routes found late: bundle them up front.
+    include: ["react-markdown", "remark-gfm", "zod"],
+  },
   ssr: {
     // Native or Node-only modules: load them from node_modules at run time, never bundle them.
-    external: ["@boundaryml/baml", "@electric-sql/pglite", "modal"],
+    external: ["@boundaryml/baml", "@electric-sql/pglite", "modal", "@node-rs/argon2"],
   },
 });

@@ -1,3 +1,4 @@
+import { Fragment } from "react";
 import Markdown from "react-markdown";
 import remarkGfm from "remark-gfm";
 import type { BuilderData } from "./builder.server";
@@ -9,8 +10,16 @@ type Message = BuilderData["transcript"][number];
  * (react-markdown renders no raw HTML, so a reply cannot inject markup);
  * prompts are shown as typed; system notices (failed, stopped) stand apart.
  */
-export function Transcript({ messages }: { messages: Message[] }) {
-  if (messages.length === 0) {
+export function Transcript({
+  messages,
+  live,
+}: {
+  messages: Message[];
+  live?: { runId: string; card: React.ReactNode };
+}) {
+  // The live card sits under its prompt, above the reply it leads to.
+  const anchor = live ? messages.findIndex((m) => m.role === "user" && m.runId === live.runId) : -1;
+  if (messages.length === 0 && !live) {
     return (
       <div className="transcript-empty">
         <h2>What should we build?</h2>
@@ -23,18 +32,24 @@ export function Transcript({ messages }: { messages: Message[] }) {
   }
   return (
     <ol className="transcript" aria-label="Conversation">
-      {messages.map((message) => (
-        <li key={message.id} className={`message message-${message.role}`} data-role={message.role}>
-          <span className="visually-hidden">{message.role === "user" ? "You:" : message.role === "assistant" ? "Agent:" : "Notice:"}</span>
-          {message.role === "assistant" ? (
-            <div className="markdown">
-              <Markdown remarkPlugins={[remarkGfm]}>{message.content}</Markdown>
-            </div>
-          ) : (
-            <p>{message.content}</p>
-          )}
-        </li>
+      {messages.map((message, index) => (
+        <Fragment key={message.id}>
+          <li className={`message message-${message.role}`} data-role={message.role}>
+            <span className="visually-hidden">
+              {message.role === "user" ? "You:" : message.role === "assistant" ? "Agent:" : "Notice:"}
+            </span>
+            {message.role === "assistant" ? (
+              <div className="markdown">
+                <Markdown remarkPlugins={[remarkGfm]}>{message.content}</Markdown>
+              </div>
+            ) : (
+              <p>{message.content}</p>
+            )}
+          </li>
+          {index === anchor ? <li className="live-slot">{live?.card}</li> : null}
+        </Fragment>
       ))}
+      {live && anchor < 0 ? <li className="live-slot">{live.card}</li> : null}
     </ol>
   );
 }

@@ -4,22 +4,16 @@
  * signed-in builder's project answers 404, whether it exists or not.
  */
 import { and, desc, eq, inArray, sql } from "drizzle-orm";
-import { z } from "zod";
 import type { Db } from "../../db/client";
 import { ACTIVE_RUN_STATUSES } from "../../db/run-status";
 import { projects, runs, UNTITLED_PROJECT, type Project, type RunStatus } from "../../db/schema";
 import { sandboxConfig } from "../../inngest/agent/context";
 import { openSandbox } from "../../sandbox";
 import { env } from "../env.server";
+import { ProjectTitle } from "./project-title";
 import { isUuid, stopRun } from "./runs.server";
 
-export const MAX_TITLE_CHARS = 80;
-
-export const ProjectTitle = z
-  .string({ message: "Give the project a title." })
-  .trim()
-  .min(1, "Give the project a title.")
-  .max(MAX_TITLE_CHARS, `Keep the title under ${MAX_TITLE_CHARS} characters.`);
+export { MAX_TITLE_CHARS, ProjectTitle } from "./project-title";
 
 /** The builder's project, or a 404 Response (also for ids that are not uuids). */
 export async function requireProject(db: Db, userId: string, projectId: string | undefined): Promise<Project> {

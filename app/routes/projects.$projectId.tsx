@@ -107,6 +107,23 @@ function Builder() {
     return () => document.removeEventListener("keydown", onKey);
   }, [active, stop]);
 
+  // Follow the conversation while the builder is at the bottom; leave them be if they scrolled up to read.
+  const chatScroll = useRef<HTMLDivElement>(null);
+  const pinned = useRef(true);
+  useEffect(() => {
+    const el = chatScroll.current;
+    if (!el) return;
+    const onScroll = () => {
+      pinned.current = el.scrollHeight - el.scrollTop - el.clientHeight < 80;
+    };
+    el.addEventListener("scroll", onScroll, { passive: true });
+    return () => el.removeEventListener("scroll", onScroll);
+  }, []);
+  useEffect(() => {
+    const el = chatScroll.current;
+    if (el && pinned.current) el.scrollTop = el.scrollHeight;
+  }, [live, builder.transcript]);
+
   // Clear the prompt box once the server accepted a prompt.
   const [sentOk, setSentOk] = useState(0);
   useEffect(() => {
@@ -141,11 +158,11 @@ function Builder() {
       </AppHeader>
       <div className="builder">
         <section className="chat-pane" aria-label="Chat">
-          <div className="chat-scroll">
-            <Transcript messages={builder.transcript} />
-            {live ? (
-              <LiveRunCard run={live} stopRequested={stopRequestedFor === live.id} onStop={stop} />
-            ) : null}
+          <div className="chat-scroll" ref={chatScroll}>
+            <Transcript
+              messages={builder.transcript}
+              live={live ? { runId: live.id, card: <LiveRunCard run={live} stopRequested={stopRequestedFor === live.id} onStop={stop} /> } : undefined}
+            />
             {live?.status === "failed" ? (
               <Form method="post" className="retry">
                 <input type="hidden" name="runId" value={live.id} />

@@ -7,7 +7,8 @@ import { AppHeader } from "~/components/app-header";
 import { RelativeTime } from "~/components/relative-time";
 import { RunStatusBadge } from "~/components/run-status";
 import { db } from "~/db.server";
-import { createProject, deleteProject, listProjects, MAX_TITLE_CHARS, renameProject } from "~/models/projects.server";
+import { MAX_TITLE_CHARS } from "~/models/project-title";
+import { createProject, deleteProject, listProjects, renameProject } from "~/models/projects.server";
 
 export const meta: MetaFunction = () => [{ title: "Your projects · Dyno" }];
 

@@ -122,7 +122,8 @@ function StepLine({ step }: { step: LiveStep }) {
     <li className={step.ok === false ? "step step-failed" : "step"}>
       <span aria-hidden="true">{step.ok === false ? "✗" : "✓"}</span>{" "}
       <span className="visually-hidden">{step.ok === false ? "failed:" : "done:"}</span>
-      <code className="tool-name">{step.tool}</code> {step.summary || step.description}
+      <code className="tool-name">{step.tool}</code> {step.description}
+      {step.summary && step.summary !== step.description ? <span className="step-summary"> → {step.summary}</span> : null}
     </li>
   );
 }

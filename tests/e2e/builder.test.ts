@@ -1,0 +1,318 @@
+/**
+ * The builder's journeys in a real browser (chromium through playwright-core)
+ * against the whole stack: the app in development mode, the real Inngest
+ * engine, the local sandbox and the replay stand-in for the model (the app's
+ * AGENT_MODEL names one script, rewritten before each journey; every journey
+ * uses a new project, so the script starts from its first turn).
+ *
+ * Screenshots of the builder during and after a run are saved under
+ * test-results/screenshots/.
+ */
+import { and, eq } from "drizzle-orm";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { projects, runEvents, runs, users } from "../../db/schema";
+import type { ReplayScript } from "../../model-replay/script";
+import { gotoHydrated, launchBrowser, screenshot } from "../support/browser";
+import { turn, type Turn } from "../support/model";
+import { startStack, type Stack } from "../support/stack";
+
+const SCRIPT = "e2e-builder";
+const PASSWORD = "a long enough password";
+
+let stack: Stack;
+let browser: Browser;
+let builder: BrowserContext;
+let page: Page;
+const email = `builder-${Date.now()}@example.test`;
+
+beforeAll(async () => {
+  stack = await startStack({ env: { AGENT_MODEL: `openai-compatible/${SCRIPT}` } });
+  browser = await launchBrowser();
+  builder = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  page = await builder.newPage();
+  page.on("pageerror", (error) => console.error(`[builder page] ${error.message}`));
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await stack?.stop();
+});
+
+function useScript(turns: Turn[], extra: Partial<ReplayScript> = {}) {
+  stack.replay.addScript({ name: SCRIPT, turns, ...extra } as ReplayScript);
+}
+
+/** Creates a project from the list page and returns its id (the builder page is open afterwards). */
+async function createProject(title: string): Promise<string> {
+  await gotoHydrated(page, `${stack.app.url}/projects`);
+  await page.getByPlaceholder(/Title/).fill(title);
+  await page.getByRole("button", { name: "Create project" }).click();
+  await page.waitForURL(/\/projects\/[0-9a-f-]{36}$/);
+  await gotoHydrated(page, page.url());
+  return page.url().split("/").at(-1)!;
+}
+
+async function sendPrompt(text: string) {
+  const box = page.getByRole("textbox", { name: "Prompt" });
+  await box.click();
+  await box.fill(text);
+  await box.press("Enter");
+}
+
+const liveCard = () => page.locator(".live-card");
+const liveStatus = () => liveCard().getAttribute("data-status");
+
+async function iterationShown(): Promise<number> {
+  const text = (await liveCard().locator(".live-progress label").textContent()) ?? "";
+  return Number(/Iteration (\d+)/.exec(text)?.[1] ?? NaN);
+}
+
+const GREETING_PAGE = `<!doctype html>
+<html><head><meta charset="utf-8"><title>Greeter</title><link rel="stylesheet" href="style.css"></head>
+<body><h1 id="greeting">Hello from the sandbox</h1><script src="app.js"></script></body></html>`;
+
+describe("the builder in a browser", () => {
+  let firstProjectId: string;
+
+  it("signs up, creates a project, sends a prompt, watches the live card advance, sees the preview and opens a file", async () => {
+    useScript([
+      turn.todos(["Write the page", "in_progress"], ["Style it", "pending"]),
+      turn.write("index.html", GREETING_PAGE, { delayMs: 700 }),
+      turn.write("style.css", "h1 { color: rgb(67, 56, 202); font-family: sans-serif; }", { delayMs: 700 }),
+      turn.write("app.js", 'document.body.dataset.ready = "yes";', { delayMs: 700 }),
+      turn.todos(["Write the page", "completed"], ["Style it", "completed"]),
+      turn.run("ls", { delayMs: 700 }),
+      turn.reply("Done: **a greeting page**.\n\n- `index.html`: the page\n- `style.css`: its colour"),
+    ]);
+
+    await gotoHydrated(page, `${stack.app.url}/signup`);
+    await page.getByLabel("Email").fill(email);
+    await page.getByLabel("Password").fill(PASSWORD);
+    await page.getByRole("button", { name: "Create your account" }).click();
+    await page.waitForURL(/\/projects$/);
+    await expect.poll(() => page.getByText("No projects yet").count()).toBe(1);
+
+    firstProjectId = await createProject("Greeter");
+    await expect.poll(() => page.locator("h1.project-name").textContent()).toBe("Greeter");
+
+    // Shift+Enter is a new line in the prompt, Enter sends it.
+    const box = page.getByRole("textbox", { name: "Prompt" });
+    await box.click();
+    await box.type("Build a page that greets me");
+    await box.press("Shift+Enter");
+    await box.type("in indigo");
+    expect(await box.inputValue()).toBe("Build a page that greets me\nin indigo");
+    await box.press("Enter");
+
+    // The live card advances: we see several iterations, the tool in flight and the plan.
+    const seen = new Set<number>();
+    const tools = new Set<string>();
+    await expect
+      .poll(
+        async () => {
+          if ((await liveCard().count()) === 0) return false;
+          seen.add(await iterationShown());
+          const now = await liveCard().locator(".live-now").textContent().catch(() => null);
+          if (now) tools.add(now);
+          if (seen.size === 3) await screenshot(page, "builder-during-run");
+          return (await liveStatus()) === "complete";
+        },
+        { timeout: 60_000, intervals: [150] },
+      )
+      .toBe(true);
+    const partial = [...seen].filter((n) => n > 0 && n < 7);
+    expect(partial.length, `iterations seen while running: ${[...seen].join(", ")}`).toBeGreaterThanOrEqual(2);
+    expect([...tools].some((t) => /write_file\s*Write (index\.html|style\.css|app\.js)/.test(t)), [...tools].join(" | ")).toBe(true);
+    expect(await iterationShown()).toBe(7);
+    await expect.poll(() => liveCard().locator(".todo-completed").count()).toBe(2);
+    expect(await liveCard().locator(".changed-files li").allTextContents()).toEqual(["app.js", "index.html", "style.css"]);
+
+    // The box opens again; the reply is rendered as Markdown.
+    await expect.poll(() => page.getByRole("textbox", { name: "Prompt" }).isDisabled()).toBe(false);
+    const reply = page.locator(".message-assistant").last();
+    await expect.poll(() => reply.locator("strong").textContent()).toBe("a greeting page");
+    expect(await reply.locator("li code").allTextContents()).toEqual(["index.html", "style.css"]);
+    expect(await page.locator(".message-user").last().textContent()).toContain("Build a page that greets me\nin indigo");
+
+    // The preview shows the built page, styled and with its script run.
+    const preview = page.frameLocator("iframe.preview-frame");
+    await expect.poll(() => preview.locator("#greeting").textContent({ timeout: 2_000 }).catch(() => null), { timeout: 15_000 }).toBe(
+      "Hello from the sandbox",
+    );
+    await expect.poll(() => preview.locator("body").getAttribute("data-ready", { timeout: 2_000 }).catch(() => null), { timeout: 15_000 }).toBe("yes");
+    expect(await preview.locator("#greeting").evaluate((el) => getComputedStyle(el).color)).toBe("rgb(67, 56, 202)");
+    await screenshot(page, "builder-after-run");
+
+    // The file tree and a highlighted, read-only view of a file.
+    await page.locator("nav.tabs").getByRole("link", { name: "Files" }).click();
+    await page.getByRole("navigation", { name: "Project files" }).getByRole("link", { name: "index.html" }).click();
+    await page.waitForURL(/file=index\.html/);
+    const code = page.locator("pre code.hljs");
+    await expect.poll(() => code.locator(".hljs-tag").count()).toBeGreaterThan(3);
+    expect(await code.textContent()).toContain('<h1 id="greeting">Hello from the sandbox</h1>');
+    await screenshot(page, "builder-files");
+
+    // Run history: status, duration, iterations, tokens.
+    await page.locator("nav.tabs").getByRole("link", { name: /Runs/ }).click();
+    const row = page.locator("table.run-history tbody tr").first();
+    await expect.poll(() => row.textContent()).toContain("Complete");
+    expect(await row.textContent()).toMatch(/7 \/ 50/);
+    expect(await row.textContent()).toMatch(/\d+ s/);
+  });
+
+  it("stops a second run mid-way: Stopping at once, then Stopped", async () => {
+    // Same project: the script's turns continue from where the first run left off.
+    useScript([
+      turn.todos(["Write the page", "completed"], ["Style it", "completed"]),
+      turn.write("index.html", GREETING_PAGE),
+      turn.write("style.css", "h1 { color: rgb(67, 56, 202); font-family: sans-serif; }"),
+      turn.write("app.js", 'document.body.dataset.ready = "yes";'),
+      turn.todos(["Write the page", "completed"], ["Style it", "completed"]),
+      turn.run("ls"),
+      turn.reply("Done: **a greeting page**."),
+      ...Array.from({ length: 30 }, (_, i) => turn.run(`echo ${i} >> slow.txt`, { delayMs: 1_000 })),
+    ]);
+    await gotoHydrated(page, `${stack.app.url}/projects/${firstProjectId}`);
+    await sendPrompt("Now add a footer");
+    await expect.poll(() => liveStatus(), { timeout: 30_000 }).toBe("running");
+    await expect.poll(() => iterationShown(), { timeout: 30_000 }).toBeGreaterThanOrEqual(2);
+
+    await liveCard().getByRole("button", { name: "Stop" }).click();
+    // Shown at once, before the engine has done anything.
+    expect(await liveCard().getByRole("button", { name: "Stopping…" }).isDisabled()).toBe(true);
+    await expect.poll(() => liveStatus(), { timeout: 20_000 }).toBe("stopped");
+    expect(await liveCard().locator(".badge").textContent()).toBe("Stopped");
+    expect(await liveCard().getByRole("button", { name: /Stop/ }).count()).toBe(0);
+    await expect.poll(() => page.locator(".message-system").last().textContent()).toMatch(/Stopped after \d+ iteration/);
+    const [latest] = await stack.database.db
+      .select()
+      .from(runs)
+      .where(eq(runs.projectId, firstProjectId))
+      .orderBy(runs.createdAt)
+      .then((rows) => rows.slice(-1));
+    expect(latest?.status).toBe("stopped");
+    expect(latest?.prompt).toBe("Now add a footer");
+  });
+
+  it("shows the progress so far after a reload mid-run, then the rest, each step once; Esc stops", async () => {
+    const steps = 8;
+    useScript([
+      ...Array.from({ length: steps }, (_, i) => turn.run(`echo step-${i + 1} >> log.txt`, { delayMs: 600 })),
+      turn.reply("All steps done."),
+    ]);
+    const projectId = await createProject("Reloader");
+    await sendPrompt("Do the steps");
+    await expect.poll(() => iterationShown(), { timeout: 30_000 }).toBeGreaterThanOrEqual(4);
+
+    await gotoHydrated(page, page.url());
+    // Straight after the reload: what happened so far, from the server's render and the replayed stream.
+    const afterReload = await iterationShown();
+    expect(afterReload).toBeGreaterThanOrEqual(4);
+    await screenshot(page, "builder-after-reload-mid-run");
+
+    await expect.poll(() => liveStatus(), { timeout: 60_000 }).toBe("complete");
+    // Every tool call shows exactly once, in order.
+    const finished = liveCard().locator(".steps li");
+    expect(await finished.count()).toBe(steps);
+    const lines = await finished.allTextContents();
+    expect(lines.map((l) => /step-(\d+)/.exec(l)?.[1])).toEqual(Array.from({ length: steps }, (_, i) => String(i + 1)));
+    const calls = await stack.database.db
+      .select()
+      .from(runEvents)
+      .where(and(eq(runEvents.projectId, projectId), eq(runEvents.type, "tool_call")));
+    expect(calls).toHaveLength(steps);
+
+    // Esc stops the next run.
+    useScript([
+      ...Array.from({ length: steps }, (_, i) => turn.run(`echo step-${i + 1} >> log.txt`)),
+      turn.reply("All steps done."),
+      ...Array.from({ length: 30 }, (_, i) => turn.run(`echo more-${i} >> log.txt`, { delayMs: 1_000 })),
+    ]);
+    await sendPrompt("Keep going");
+    await expect.poll(() => liveStatus(), { timeout: 30_000 }).toBe("running");
+    await page.keyboard.press("Escape");
+    await expect.poll(() => liveStatus(), { timeout: 20_000 }).toBe("stopped");
+  });
+
+  it("does not show or stream one builder's project to another", async () => {
+    const other = await browser.newContext();
+    const stranger = await other.newPage();
+    try {
+      await gotoHydrated(stranger, `${stack.app.url}/signup`);
+      await stranger.getByLabel("Email").fill(`stranger-${Date.now()}@example.test`);
+      await stranger.getByLabel("Password").fill(PASSWORD);
+      await stranger.getByRole("button", { name: "Create your account" }).click();
+      await stranger.waitForURL(/\/projects$/);
+      expect(await stranger.getByText("Greeter").count()).toBe(0);
+
+      const response = await stranger.goto(`${stack.app.url}/projects/${firstProjectId}`);
+      expect(response?.status()).toBe(404);
+      expect(await stranger.getByText("Greeter").count()).toBe(0);
+
+      const probes = await stranger.evaluate(async (id) => {
+        const status = async (url: string, init?: RequestInit) => (await fetch(url, init)).status;
+        return {
+          events: await status(`/projects/${id}/events`, { headers: { Accept: "text/event-stream" } }),
+          download: await status(`/projects/${id}/download`),
+          file: await status(`/projects/${id}?view=files&file=index.html`),
+          stop: await status(`/projects/${id}`, { method: "POST", body: new URLSearchParams({ intent: "prompt", prompt: "hi" }) }),
+        };
+      }, firstProjectId);
+      expect(probes).toEqual({ events: 404, download: 404, file: 404, stop: 404 });
+      // The owner's project got no run from the stranger's post.
+      const owned = await stack.database.db.select().from(runs).where(eq(runs.projectId, firstProjectId));
+      expect(owned.map((r) => r.prompt)).not.toContain("hi");
+    } finally {
+      await other.close();
+    }
+  });
+
+  it("keeps a built page in the preview from acting as the signed-in builder", async () => {
+    const [owner] = await stack.database.db.select().from(users).where(eq(users.email, email));
+    const projectCount = async () => (await stack.database.db.select().from(projects).where(eq(projects.userId, owner!.id))).length;
+    const projectId = await createProject("Hostile page");
+    const before = await projectCount();
+    const app = stack.app.url;
+    // The page tries everything a script on the builder's origin could do.
+    const attack = `<!doctype html><html><body><pre id="results">running</pre><script>
+      const results = {};
+      const attempt = async (name, fn) => { try { results[name] = "succeeded: " + String(await fn()).slice(0, 200); } catch (e) { results[name] = "blocked: " + e.name; } };
+      (async () => {
+        await attempt("readProjects", async () => (await fetch(${JSON.stringify(app)} + "/projects", { credentials: "include" })).text());
+        await attempt("readEvents", async () => (await fetch(${JSON.stringify(app)} + "/projects/${projectId}/events", { credentials: "include", headers: { Accept: "text/event-stream" } })).status);
+        await attempt("readParent", async () => window.parent.document.body.innerHTML);
+        await attempt("readCookie", async () => { if (document.cookie.includes("__dyno_session")) return document.cookie; throw new DOMException("no session cookie here", "NotReadable"); });
+        await attempt("createProject", async () => (await fetch(${JSON.stringify(app)} + "/projects", { method: "POST", mode: "no-cors", credentials: "include", body: new URLSearchParams({ intent: "create", title: "made by the preview" }) })).type);
+        document.getElementById("results").textContent = JSON.stringify(results);
+      })();
+    </script></body></html>`;
+    useScript([turn.write("index.html", attack), turn.reply("Built.")]);
+    await sendPrompt("Build the page");
+    await expect.poll(() => liveStatus(), { timeout: 60_000 }).toBe("complete");
+
+    const frame = page.frameLocator("iframe.preview-frame");
+    let results: Record<string, string> = {};
+    await expect
+      .poll(
+        async () => {
+          const text = await frame.locator("#results").textContent({ timeout: 2_000 }).catch(() => "running");
+          if (!text || text === "running") return false;
+          results = JSON.parse(text) as Record<string, string>;
+          return true;
+        },
+        { timeout: 20_000 },
+      )
+      .toBe(true);
+    expect(results.readProjects).toMatch(/^blocked/);
+    expect(results.readEvents).toMatch(/^blocked/);
+    expect(results.readParent).toMatch(/^blocked: SecurityError/);
+    expect(results.readCookie).toMatch(/^blocked/);
+    // A no-cors write is sent but its answer is opaque; the server refuses it as cross-origin.
+    expect(await projectCount()).toBe(before);
+
+    // The same reads from the builder's own page succeed: the checks above can fail.
+    const own = await page.evaluate(async () => (await fetch("/projects")).status);
+    expect(own).toBe(200);
+  });
+});

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -25,6 +25,7 @@ describe("previewUrlFor", () => {
   it("uses PREVIEW_ORIGIN when set, with the project's token", async () => {
     const id = randomUUID();
     mkdirSync(path.join(dataDir, "workspaces", id), { recursive: true });
+    writeFileSync(path.join(dataDir, "workspaces", id, "index.html"), "<h1>hi</h1>");
     expect(runningPreviewServer()).toBeUndefined();
     const url = await previewUrlFor(request, { id, sandboxProvider: "local", sandboxId: id });
     expect(url).toBe(`https://preview.example.test/${id}/${previewToken("preview-url-test-secret-0123456789abcdef", id)}/`);
@@ -35,6 +36,16 @@ describe("previewUrlFor", () => {
     expect(await previewUrlFor(request, { id, sandboxProvider: null, sandboxId: null })).toBeNull();
     expect(await previewUrlFor(request, { id, sandboxProvider: "local", sandboxId: id })).toBeNull();
     expect(existsSync(path.join(dataDir, "workspaces", id))).toBe(false);
+  });
+
+  it("is null until the workspace has an index.html", async () => {
+    const id = randomUUID();
+    mkdirSync(path.join(dataDir, "workspaces", id, "index.html", "not-a-file"), { recursive: true });
+    expect(await previewUrlFor(request, { id, sandboxProvider: "local", sandboxId: id })).toBeNull();
+    const other = randomUUID();
+    mkdirSync(path.join(dataDir, "workspaces", other), { recursive: true });
+    writeFileSync(path.join(dataDir, "workspaces", other, "notes.txt"), "no page yet");
+    expect(await previewUrlFor(request, { id: other, sandboxProvider: "local", sandboxId: other })).toBeNull();
   });
 
   it("is null, not an error, when a Modal project's sandbox cannot be reached", async () => {

@@ -4,6 +4,7 @@
  * by their sandbox's tunnel (a separate origin already).
  */
 import { stat } from "node:fs/promises";
+import path from "node:path";
 import { eq } from "drizzle-orm";
 import { projects, type Project } from "../db/schema";
 import { sandboxConfig } from "../inngest/agent/context";
@@ -71,7 +72,9 @@ export async function previewUrlFor(
       return null;
     }
   }
-  if (!(await existingLocalWorkspace(project.id))) return null;
+  const workspace = await existingLocalWorkspace(project.id);
+  // A static preview starts at index.html: until the agent writes one, there is nothing to frame.
+  if (!workspace || !(await stat(path.join(workspace, "index.html")).catch(() => null))?.isFile()) return null;
   const origin = previewOrigin(request);
   if (!origin) return null;
   return `${origin}/${project.id}/${previewToken(sessionSecret(), project.id)}/`;

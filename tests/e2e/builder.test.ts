@@ -118,7 +118,7 @@ describe("the builder in a browser", () => {
           if (seen.size === 3) await screenshot(page, "builder-during-run");
           return (await liveStatus()) === "complete";
         },
-        { timeout: 60_000, intervals: [150] },
+        { timeout: 60_000, interval: 150 },
       )
       .toBe(true);
     const partial = [...seen].filter((n) => n > 0 && n < 7);

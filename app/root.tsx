@@ -3,7 +3,11 @@ import { Links, Meta, Outlet, Scripts, ScrollRestoration, isRouteErrorResponse, 
 import { getUser } from "./auth/session.server";
 import stylesheet from "./styles/app.css?url";
 
-export const links: LinksFunction = () => [{ rel: "stylesheet", href: stylesheet }];
+export const links: LinksFunction = () => [
+  { rel: "stylesheet", href: stylesheet },
+  // An inline icon: no /favicon.ico request for the router to answer with a 404.
+  { rel: "icon", href: "data:image/svg+xml,<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'><path d='M8 1 15 8 8 15 1 8z' fill='%234338ca'/></svg>" },
+];
 
 export async function loader({ request }: LoaderFunctionArgs) {
   return { user: await getUser(request) };

@@ -29,7 +29,10 @@ async function assertPortFree(port: number, variable: string) {
     process.exit(1);
   }
 }
-await assertPortFree(Number(process.env.PORT ?? 3000), "PORT");
+const appPort = Number(process.env.PORT ?? 3000);
+await assertPortFree(appPort, "PORT");
+// Built apps are previewed from a second origin: the next port unless PREVIEW_PORT says otherwise.
+await assertPortFree(Number(process.env.PREVIEW_PORT ?? appPort + 1), "PREVIEW_PORT");
 await assertPortFree(enginePort, "INNGEST_PORT");
 // The engine's other listeners (connect gateway, gRPC, debug API) are unused
 // by an app served over HTTP: take their defaults when free, else any port.
@@ -67,7 +70,8 @@ try {
 }
 
 console.log(`
-  Dyno        ${app.url}
+  Dyno        ${app.url}   (sign up, then "Run the offline demo" in a project: no model key needed)
+  Previews    ${app.previewUrl}   (built apps, on their own origin)
   Inngest     ${devServer.url}  (engine API; log: ${path.relative(process.cwd(), engineLog)})
   Database    ${config.DATABASE_URL ? "Postgres at DATABASE_URL" : `embedded PGlite in ${path.join(config.DYNO_DATA_DIR, "pglite")}`}
 

@@ -316,3 +316,73 @@ describe("the builder in a browser", () => {
     expect(own).toBe(200);
   });
 });
+
+describe("the builder without JavaScript", () => {
+  it("signs up, creates a project, sends a prompt, sees it finish, reads a file and stops a run, all with plain forms", async () => {
+    const context = await browser.newContext({ javaScriptEnabled: false, viewport: { width: 1280, height: 900 } });
+    const plain = await context.newPage();
+    try {
+      await plain.goto(`${stack.app.url}/signup`);
+      await plain.getByLabel("Email").fill(`no-js-${Date.now()}@example.test`);
+      await plain.getByLabel("Password").fill(PASSWORD);
+      await plain.getByRole("button", { name: "Create your account" }).click();
+      await plain.waitForURL(/\/projects$/);
+      await plain.getByPlaceholder(/Title/).fill("Plain forms");
+      await plain.getByRole("button", { name: "Create project" }).click();
+      await plain.waitForURL(/\/projects\/[0-9a-f-]{36}$/);
+      const projectUrl = plain.url();
+
+      useScript([turn.write("index.html", GREETING_PAGE), turn.reply("Made **it**.")]);
+      await plain.getByRole("textbox", { name: "Prompt" }).fill("Greet me, no scripts");
+      await plain.getByRole("button", { name: "Send" }).click();
+      await plain.waitForLoadState("load");
+      // The page after the post shows the prompt and its run; it refreshes itself while the run is active.
+      expect(await plain.locator(".message-user").last().textContent()).toContain("Greet me, no scripts");
+      await expect
+        .poll(
+          async () => {
+            await plain.goto(projectUrl);
+            return plain.locator(".live-card").getAttribute("data-status");
+          },
+          { timeout: 60_000, interval: 1_000 },
+        )
+        .toBe("complete");
+      expect(await plain.locator(".message-assistant strong").last().textContent()).toBe("it");
+
+      await plain.goto(`${projectUrl}?view=files&file=index.html`);
+      expect(await plain.locator("pre code.hljs").textContent()).toContain("Hello from the sandbox");
+
+      useScript([
+        turn.write("index.html", GREETING_PAGE),
+        turn.reply("Made **it**."),
+        ...Array.from({ length: 30 }, (_, i) => turn.run(`echo ${i} >> slow.txt`, { delayMs: 1_000 })),
+      ]);
+      await plain.goto(projectUrl);
+      await plain.getByRole("textbox", { name: "Prompt" }).fill("Keep going slowly");
+      await plain.getByRole("button", { name: "Send" }).click();
+      await plain.waitForLoadState("load");
+      await expect
+        .poll(
+          async () => {
+            await plain.goto(projectUrl);
+            return plain.locator(".live-card").getAttribute("data-status");
+          },
+          { timeout: 30_000, interval: 500 },
+        )
+        .toBe("running");
+      await plain.locator(".live-card").getByRole("button", { name: "Stop" }).click();
+      await plain.waitForLoadState("load");
+      await expect
+        .poll(
+          async () => {
+            await plain.goto(projectUrl);
+            return plain.locator(".live-card").getAttribute("data-status");
+          },
+          { timeout: 30_000, interval: 1_000 },
+        )
+        .toBe("stopped");
+    } finally {
+      await context.close();
+    }
+  });
+});

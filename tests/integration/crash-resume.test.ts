@@ -50,6 +50,8 @@ describe.skipIf(!hasPostgres)("crash and resume (needs DATABASE_URL)", () => {
       ...model.env,
       DYNO_DATA_DIR: dataDir,
       PORT: String(appPort),
+      // The preview server would take PORT + 1, which may be a port picked for the engine.
+      PREVIEW_PORT: "0",
       INNGEST_DEV: "1",
       INNGEST_BASE_URL: `http://127.0.0.1:${ports.api}`,
     };

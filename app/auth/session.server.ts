@@ -7,7 +7,7 @@ import { createCookieSessionStorage, redirect } from "@remix-run/node";
 import { and, eq, gt } from "drizzle-orm";
 import { sessions, users } from "../../db/schema";
 import { db } from "../db.server";
-import { env } from "../env.server";
+import { env, type Env } from "../env.server";
 import { sessionSecret } from "./secret.server";
 
 const SESSION_DAYS = 30;
@@ -16,18 +16,21 @@ const SESSION_KEY = "sessionId";
 type SessionData = { [SESSION_KEY]: string };
 let storage: ReturnType<typeof createCookieSessionStorage<SessionData>> | undefined;
 
+/** The session cookie's attributes: Secure only in production (development runs on plain http://localhost). */
+export function sessionCookieOptions(e: Pick<Env, "NODE_ENV">, secret: string) {
+  return {
+    name: "__dyno_session",
+    httpOnly: true,
+    sameSite: "lax" as const,
+    secure: e.NODE_ENV === "production",
+    path: "/",
+    secrets: [secret],
+    maxAge: SESSION_DAYS * 24 * 60 * 60,
+  };
+}
+
 function sessionStorage() {
-  storage ??= createCookieSessionStorage<SessionData>({
-    cookie: {
-      name: "__dyno_session",
-      httpOnly: true,
-      sameSite: "lax",
-      secure: env().NODE_ENV === "production",
-      path: "/",
-      secrets: [sessionSecret()],
-      maxAge: SESSION_DAYS * 24 * 60 * 60,
-    },
-  });
+  storage ??= createCookieSessionStorage<SessionData>({ cookie: sessionCookieOptions(env(), sessionSecret()) });
   return storage;
 }
 
@@ -86,8 +89,23 @@ export async function signOutAndRedirect(request: Request): Promise<Response> {
   return redirect("/login", { headers: { "Set-Cookie": await sessionStorage().destroySession(session) } });
 }
 
-/** Only paths on this site: "//evil.example" and "https://…" fall back to the project list. */
+const SAFE_REDIRECT_BASE = "http://dyno.invalid";
+
+/**
+ * Only paths on this site: "//evil.example", "https://…" and anything a
+ * browser would read as another host fall back to the project list. Browsers
+ * drop tabs and newlines from a Location and read a backslash as "/", so
+ * "/<TAB>/evil.example" means "//evil.example": control characters and
+ * backslashes are refused outright, and what is left must resolve on our
+ * own origin.
+ */
 export function safeRedirect(to: FormDataEntryValue | string | null | undefined, fallback = "/projects"): string {
-  if (typeof to !== "string" || !to.startsWith("/") || to.startsWith("//") || to.startsWith("/\\")) return fallback;
-  return to;
+  if (typeof to !== "string" || !to.startsWith("/") || /[\u0000-\u001F\u007F\\]/.test(to)) return fallback;
+  let url: URL;
+  try {
+    url = new URL(to, SAFE_REDIRECT_BASE);
+  } catch {
+    return fallback;
+  }
+  return url.origin === SAFE_REDIRECT_BASE ? to : fallback;
 }

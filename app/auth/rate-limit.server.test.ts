@@ -1,0 +1,63 @@
+/**
+ * The sign-in limiter is in-memory module state shared by every test here:
+ * each test uses emails (and, where the address budget matters, addresses)
+ * of its own.
+ */
+import { randomUUID } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { checkLoginAllowed, clearFailedLogins, countFailedLogin, TooManyAttemptsError } from "./rate-limit.server";
+
+const freshEmail = () => `rl-${randomUUID()}@example.test`;
+const freshAddress = () => `10.${[0, 0, 0].map(() => Math.floor(Math.random() * 250)).join(".")}-${randomUUID().slice(0, 8)}`;
+
+async function fail(email: string, address: string, times: number) {
+  for (let i = 0; i < times; i++) await countFailedLogin(email, address);
+}
+
+describe("sign-in rate limit", () => {
+  it("allows four failures for an email and refuses after the fifth, with a retry time", async () => {
+    const email = freshEmail();
+    const address = freshAddress();
+    await fail(email, address, 4);
+    await expect(checkLoginAllowed(email, address)).resolves.toBeUndefined();
+    await fail(email, address, 1);
+    const refused = await checkLoginAllowed(email, address).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(TooManyAttemptsError);
+    expect((refused as TooManyAttemptsError).status).toBe(429);
+    expect((refused as TooManyAttemptsError).message).toMatch(/Too many sign-in attempts\. Try again in 1[45] minute\(s\)\./);
+    expect((refused as TooManyAttemptsError).retryAfterSeconds).toBeGreaterThan(60);
+  });
+
+  it("counts per email, whichever address the attempts come from", async () => {
+    const email = freshEmail();
+    for (let i = 0; i < 5; i++) await countFailedLogin(email, freshAddress());
+    await expect(checkLoginAllowed(email, freshAddress())).rejects.toBeInstanceOf(TooManyAttemptsError);
+  });
+
+  it("leaves other emails alone, from the same address too", async () => {
+    const locked = freshEmail();
+    const address = freshAddress();
+    await fail(locked, address, 5);
+    await expect(checkLoginAllowed(locked, address)).rejects.toBeInstanceOf(TooManyAttemptsError);
+    await expect(checkLoginAllowed(freshEmail(), address)).resolves.toBeUndefined();
+    await expect(checkLoginAllowed(freshEmail(), freshAddress())).resolves.toBeUndefined();
+  });
+
+  it("starts an email's count again after a successful sign-in", async () => {
+    const email = freshEmail();
+    const address = freshAddress();
+    await fail(email, address, 4);
+    await clearFailedLogins(email);
+    await fail(email, address, 4); // 8 in all: would be refused had the count not been cleared
+    await expect(checkLoginAllowed(email, address)).resolves.toBeUndefined();
+    await fail(email, address, 1);
+    await expect(checkLoginAllowed(email, address)).rejects.toBeInstanceOf(TooManyAttemptsError);
+  });
+
+  it("refuses an address after 30 failures spread over many emails", async () => {
+    const address = freshAddress();
+    for (let i = 0; i < 30; i++) await countFailedLogin(freshEmail(), address);
+    await expect(checkLoginAllowed(freshEmail(), address)).rejects.toBeInstanceOf(TooManyAttemptsError);
+    await expect(checkLoginAllowed(freshEmail(), freshAddress())).resolves.toBeUndefined();
+  });
+});

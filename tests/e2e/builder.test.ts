@@ -43,8 +43,21 @@ function useScript(turns: Turn[], extra: Partial<ReplayScript> = {}) {
   stack.replay.addScript({ name: SCRIPT, turns, ...extra } as ReplayScript);
 }
 
+let signedUp = false;
+
+async function signUpInBrowser(target: Page, address: string) {
+  await gotoHydrated(target, `${stack.app.url}/signup`);
+  await target.getByLabel("Email").fill(address);
+  await target.getByLabel("Password").fill(PASSWORD);
+  await target.getByRole("button", { name: "Create your account" }).click();
+  await target.waitForURL(/\/projects$/);
+  if (target === page) signedUp = true;
+}
+
 /** Creates a project from the list page and returns its id (the builder page is open afterwards). */
 async function createProject(title: string): Promise<string> {
+  // Each journey can run alone (vitest -t): the first one signs up through the form, the others reuse it.
+  if (!signedUp) await signUpInBrowser(page, email);
   await gotoHydrated(page, `${stack.app.url}/projects`);
   await page.getByPlaceholder(/Title/).fill(title);
   await page.getByRole("button", { name: "Create project" }).click();
@@ -73,7 +86,7 @@ const GREETING_PAGE = `<!doctype html>
 <body><h1 id="greeting">Hello from the sandbox</h1><script src="app.js"></script></body></html>`;
 
 describe("the builder in a browser", () => {
-  let firstProjectId: string;
+  let firstProjectId: string | undefined;
 
   it("signs up, creates a project, sends a prompt, watches the live card advance, sees the preview and opens a file", async () => {
     useScript([
@@ -86,11 +99,7 @@ describe("the builder in a browser", () => {
       turn.reply("Done: **a greeting page**.\n\n- `index.html`: the page\n- `style.css`: its colour"),
     ]);
 
-    await gotoHydrated(page, `${stack.app.url}/signup`);
-    await page.getByLabel("Email").fill(email);
-    await page.getByLabel("Password").fill(PASSWORD);
-    await page.getByRole("button", { name: "Create your account" }).click();
-    await page.waitForURL(/\/projects$/);
+    await signUpInBrowser(page, email);
     await expect.poll(() => page.getByText("No projects yet").count()).toBe(1);
 
     firstProjectId = await createProject("Greeter");
@@ -173,7 +182,7 @@ describe("the builder in a browser", () => {
       turn.reply("Done: **a greeting page**."),
       ...Array.from({ length: 30 }, (_, i) => turn.run(`echo ${i} >> slow.txt`, { delayMs: 1_000 })),
     ]);
-    await gotoHydrated(page, `${stack.app.url}/projects/${firstProjectId}`);
+    await gotoHydrated(page, `${stack.app.url}/projects/${firstProjectId!}`);
     await sendPrompt("Now add a footer");
     await expect.poll(() => liveStatus(), { timeout: 30_000 }).toBe("running");
     await expect.poll(() => iterationShown(), { timeout: 30_000 }).toBeGreaterThanOrEqual(2);
@@ -188,7 +197,7 @@ describe("the builder in a browser", () => {
     const [latest] = await stack.database.db
       .select()
       .from(runs)
-      .where(eq(runs.projectId, firstProjectId))
+      .where(eq(runs.projectId, firstProjectId!))
       .orderBy(runs.createdAt)
       .then((rows) => rows.slice(-1));
     expect(latest?.status).toBe("stopped");
@@ -235,15 +244,46 @@ describe("the builder in a browser", () => {
     await expect.poll(() => liveStatus(), { timeout: 20_000 }).toBe("stopped");
   });
 
+  it("shows why a run failed and retries the same prompt", async () => {
+    // Nothing the model says parses: after AGENT_MAX_REPAIRS (3) repairs the run fails.
+    useScript(Array.from({ length: 6 }, () => turn.raw("I would rather chat than pick a tool.")));
+    await createProject("Flaky model");
+    await sendPrompt("Build a clock");
+    await expect.poll(() => liveStatus(), { timeout: 60_000 }).toBe("failed");
+    expect(await liveCard().locator(".live-error").textContent()).toMatch(/repair|could not|unusable|parse/i);
+    await expect.poll(() => page.locator(".message-system").last().textContent()).toMatch(/The run failed: The model's reply could not be used/);
+
+    // Whatever turn the retry starts at, the model now answers.
+    useScript(Array.from({ length: 20 }, () => turn.reply("Here is your **clock**.")));
+    await page.getByRole("button", { name: "Retry this prompt" }).click();
+    await expect.poll(() => liveStatus(), { timeout: 60_000 }).toBe("complete");
+    expect(await page.locator(".message-user p").allTextContents()).toEqual(["Build a clock", "Build a clock"]);
+    await expect.poll(() => page.locator(".message-assistant strong").last().textContent()).toBe("clock");
+  });
+
+  it("renames and deletes projects from the list", async () => {
+    const projectId = await createProject("Scratch");
+    await gotoHydrated(page, `${stack.app.url}/projects`);
+    const item = page.locator(`li[data-project-id="${projectId}"]`);
+    await item.locator("summary", { hasText: "Rename" }).click();
+    await item.getByLabel(/New title/).fill("Scratch, renamed");
+    await item.getByRole("button", { name: "Save" }).click();
+    await expect.poll(() => item.locator(".project-title").textContent()).toBe("Scratch, renamed");
+    expect(await page.locator(".project-title").first().textContent()).toBe("Scratch, renamed"); // most recent first
+    await screenshot(page, "projects-list");
+
+    await item.locator("summary", { hasText: "Delete" }).click();
+    await item.getByRole("button", { name: /Delete “Scratch, renamed”/ }).click();
+    await expect.poll(() => page.locator(`li[data-project-id="${projectId}"]`).count()).toBe(0);
+    expect(await stack.database.db.select().from(projects).where(eq(projects.id, projectId))).toEqual([]);
+  });
+
   it("does not show or stream one builder's project to another", async () => {
     const other = await browser.newContext();
     const stranger = await other.newPage();
     try {
-      await gotoHydrated(stranger, `${stack.app.url}/signup`);
-      await stranger.getByLabel("Email").fill(`stranger-${Date.now()}@example.test`);
-      await stranger.getByLabel("Password").fill(PASSWORD);
-      await stranger.getByRole("button", { name: "Create your account" }).click();
-      await stranger.waitForURL(/\/projects$/);
+      firstProjectId ??= await createProject("Greeter");
+      await signUpInBrowser(stranger, `stranger-${Date.now()}@example.test`);
       expect(await stranger.getByText("Greeter").count()).toBe(0);
 
       const response = await stranger.goto(`${stack.app.url}/projects/${firstProjectId}`);
@@ -261,7 +301,7 @@ describe("the builder in a browser", () => {
       }, firstProjectId);
       expect(probes).toEqual({ events: 404, download: 404, file: 404, stop: 404 });
       // The owner's project got no run from the stranger's post.
-      const owned = await stack.database.db.select().from(runs).where(eq(runs.projectId, firstProjectId));
+      const owned = await stack.database.db.select().from(runs).where(eq(runs.projectId, firstProjectId!));
       expect(owned.map((r) => r.prompt)).not.toContain("hi");
     } finally {
       await other.close();

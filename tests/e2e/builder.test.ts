@@ -95,7 +95,8 @@ describe("the builder in a browser", () => {
       turn.write("style.css", "h1 { color: rgb(67, 56, 202); font-family: sans-serif; }", { delayMs: 700 }),
       turn.write("app.js", 'document.body.dataset.ready = "yes";', { delayMs: 700 }),
       turn.todos(["Write the page", "completed"], ["Style it", "completed"]),
-      turn.run("ls", { delayMs: 700 }),
+      // A command that takes a while: the card shows it in flight.
+      turn.run("sleep 1.5 && ls", { delayMs: 700 }),
       turn.reply("Done: **a greeting page**.\n\n- `index.html`: the page\n- `style.css`: its colour"),
     ]);
 
@@ -132,7 +133,7 @@ describe("the builder in a browser", () => {
       .toBe(true);
     const partial = [...seen].filter((n) => n > 0 && n < 7);
     expect(partial.length, `iterations seen while running: ${[...seen].join(", ")}`).toBeGreaterThanOrEqual(2);
-    expect([...tools].some((t) => /write_file\s*Write (index\.html|style\.css|app\.js)/.test(t)), [...tools].join(" | ")).toBe(true);
+    expect([...tools].some((t) => /run_command\s*Run `sleep 1\.5 && ls`/.test(t)), [...tools].join(" | ")).toBe(true);
     expect(await iterationShown()).toBe(7);
     await expect.poll(() => liveCard().locator(".todo-completed").count()).toBe(2);
     expect(await liveCard().locator(".changed-files li").allTextContents()).toEqual(["app.js", "index.html", "style.css"]);

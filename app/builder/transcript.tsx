@@ -25,7 +25,7 @@ export function Transcript({
         <h2>What should we build?</h2>
         <p className="muted">
           Describe the app. The agent plans it, writes the files and runs commands in a sandbox; you watch every step
-          and see it live on the right.
+          and see the result live in the preview.
         </p>
       </div>
     );

@@ -171,6 +171,24 @@ describe("the builder in a browser", () => {
     expect(await row.textContent()).toMatch(/\d+ s/);
   });
 
+  it("fits half a laptop screen: no sideways scrolling, chat and result stacked", async () => {
+    firstProjectId ??= await createProject("Greeter");
+    const half = await builder.newPage();
+    try {
+      await half.setViewportSize({ width: 683, height: 768 });
+      await gotoHydrated(half, `${stack.app.url}/projects/${firstProjectId}?view=runs`);
+      const overflow = await half.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      expect(overflow).toBeLessThanOrEqual(0);
+      const chat = await half.getByRole("region", { name: "Chat" }).boundingBox();
+      const result = await half.getByRole("region", { name: "Result" }).boundingBox();
+      expect(result!.y).toBeGreaterThanOrEqual(chat!.y + chat!.height - 1);
+      expect(await half.getByRole("textbox", { name: "Prompt" }).isVisible()).toBe(true);
+      await screenshot(half, "builder-half-laptop");
+    } finally {
+      await half.close();
+    }
+  });
+
   it("stops a second run mid-way: Stopping at once, then Stopped", async () => {
     // Same project: the script's turns continue from where the first run left off.
     useScript([

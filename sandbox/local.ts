@@ -126,38 +126,13 @@ class LocalSandbox implements Sandbox {
   async readFile(filePath: string, options: { maxBytes?: number } = {}): Promise<FileRead> {
     this.ensureUsable();
     const maxBytes = positive("maxBytes", options.maxBytes ?? DEFAULT_READ_MAX_BYTES);
-    const { relative, real } = await resolveWorkspacePath(this.root, filePath);
-    if (relative === "") {
-      throw new SandboxFileError(`${JSON.stringify(filePath)} is the workspace folder itself; list it instead of reading it`);
-    }
-    let handle: FileHandle;
-    try {
-      handle = await open(real, READ_FLAGS);
-    } catch (error) {
-      throw this.fileError(error, relative, "read");
-    }
-    try {
-      const info = await handle.stat();
-      if (info.isDirectory()) throw new SandboxFileError(`${JSON.stringify(relative)} is a folder, not a file; list it instead`);
-      if (!info.isFile()) throw new SandboxFileError(`${JSON.stringify(relative)} is not a regular file`);
-      const buffer = Buffer.alloc(Math.min(info.size, maxBytes));
-      let filled = 0;
-      while (filled < buffer.length) {
-        const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, filled);
-        if (bytesRead === 0) break;
-        filled += bytesRead;
-      }
-      const truncated = info.size > maxBytes;
-      const data = buffer.subarray(0, filled);
-      return {
-        path: relative,
-        content: (truncated ? utf8Prefix(data) : data).toString("utf8"),
-        bytes: info.size,
-        truncated,
-      };
-    } finally {
-      await handle.close();
-    }
+    const read = await readWorkspaceBytes(this.root, filePath, maxBytes);
+    return {
+      path: read.path,
+      content: (read.truncated ? utf8Prefix(read.data) : read.data).toString("utf8"),
+      bytes: read.bytes,
+      truncated: read.truncated,
+    };
   }
 
   async listFiles(folderPath = "", options: { maxEntries?: number } = {}): Promise<FileList> {
@@ -240,27 +215,64 @@ class LocalSandbox implements Sandbox {
     if (this.destroyed) throw new SandboxUnavailableError(`Sandbox ${this.id} has been destroyed`);
   }
 
-  /** The error to throw for a failed open of a checked path. */
   private fileError(error: unknown, relative: string, action: "read" | "write"): Error {
-    const name = JSON.stringify(relative);
-    switch (errorCode(error)) {
-      case "ENOENT":
-        return new SandboxFileError(`File ${name} does not exist`);
-      case "EISDIR":
-        return new SandboxFileError(`${name} is a folder, not a file`);
-      case "ENOTDIR":
-        return new SandboxFileError(`Cannot ${action} ${name}: part of its folder path is a file`);
-      case "ELOOP":
-        // O_NOFOLLOW met a link that appeared after the path was checked.
-        return new SandboxPathError(`Path ${name} became a symbolic link while it was being opened; refusing to follow it`);
-      case "ENXIO":
-        return new SandboxFileError(`${name} is not a regular file`);
-      case "EACCES":
-      case "EPERM":
-        return new SandboxFileError(`Permission denied: cannot ${action} ${name}`);
-      default:
-        return error instanceof Error ? error : new Error(String(error));
+    return fileError(error, relative, action);
+  }
+}
+
+/** The error to throw for a failed open of a checked path. */
+function fileError(error: unknown, relative: string, action: "read" | "write"): Error {
+  const name = JSON.stringify(relative);
+  switch (errorCode(error)) {
+    case "ENOENT":
+      return new SandboxFileError(`File ${name} does not exist`);
+    case "EISDIR":
+      return new SandboxFileError(`${name} is a folder, not a file`);
+    case "ENOTDIR":
+      return new SandboxFileError(`Cannot ${action} ${name}: part of its folder path is a file`);
+    case "ELOOP":
+      // O_NOFOLLOW met a link that appeared after the path was checked.
+      return new SandboxPathError(`Path ${name} became a symbolic link while it was being opened; refusing to follow it`);
+    case "ENXIO":
+      return new SandboxFileError(`${name} is not a regular file`);
+    case "EACCES":
+    case "EPERM":
+      return new SandboxFileError(`Permission denied: cannot ${action} ${name}`);
+    default:
+      return error instanceof Error ? error : new Error(String(error));
+  }
+}
+
+/** A workspace file's first maxBytes bytes, exactly, after the same path checks as every file tool. */
+export async function readWorkspaceBytes(
+  root: string,
+  filePath: string,
+  maxBytes: number,
+): Promise<{ path: string; data: Buffer; bytes: number; truncated: boolean }> {
+  const { relative, real } = await resolveWorkspacePath(root, filePath);
+  if (relative === "") {
+    throw new SandboxFileError(`${JSON.stringify(filePath)} is the workspace folder itself; list it instead of reading it`);
+  }
+  let handle: FileHandle;
+  try {
+    handle = await open(real, READ_FLAGS);
+  } catch (error) {
+    throw fileError(error, relative, "read");
+  }
+  try {
+    const info = await handle.stat();
+    if (info.isDirectory()) throw new SandboxFileError(`${JSON.stringify(relative)} is a folder, not a file; list it instead`);
+    if (!info.isFile()) throw new SandboxFileError(`${JSON.stringify(relative)} is not a regular file`);
+    const buffer = Buffer.alloc(Math.min(info.size, maxBytes));
+    let filled = 0;
+    while (filled < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
     }
+    return { path: relative, data: buffer.subarray(0, filled), bytes: info.size, truncated: info.size > filled };
+  } finally {
+    await handle.close();
   }
 }
 

@@ -9,8 +9,7 @@
  * sandbox. A project no run has touched has no sandbox and no files, and
  * nothing is opened (or created) for it.
  */
-import { constants } from "node:fs";
-import { open, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { zip, type Zippable } from "fflate";
 import hljs from "highlight.js/lib/core";
 import bash from "highlight.js/lib/languages/bash";
@@ -32,8 +31,7 @@ import {
   type Sandbox,
   type SandboxProviderName,
 } from "../../sandbox";
-import { localWorkspacePath } from "../../sandbox/local";
-import { resolveWorkspacePath } from "../../sandbox/paths";
+import { localWorkspacePath, readWorkspaceBytes } from "../../sandbox/local";
 import { env } from "../env.server";
 
 hljs.registerLanguage("xml", xml);
@@ -288,37 +286,13 @@ interface BytesRead {
   lossy: boolean;
 }
 
-// O_NONBLOCK: a FIFO a command left in the workspace must not hang the download.
-const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
-
 /**
  * A local workspace file's exact bytes (the interface reads text, which would
- * mangle images). The same path checks as the local sandbox's readFile.
+ * mangle images), behind the same path checks as the local sandbox's readFile.
  */
 async function readLocalBytes(root: string, file: string, maxBytes: number): Promise<BytesRead> {
-  const { relative, real } = await resolveWorkspacePath(root, file);
-  let handle;
-  try {
-    handle = await open(real, READ_FLAGS);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ELOOP") throw new SandboxPathError(`${JSON.stringify(relative)} is a symbolic link that changed while it was read`);
-    throw new SandboxFileError(`cannot read ${JSON.stringify(relative)} (${code ?? String(error)})`);
-  }
-  try {
-    const info = await handle.stat();
-    if (!info.isFile()) throw new SandboxFileError(`${JSON.stringify(relative)} is not a regular file`);
-    const buffer = Buffer.alloc(Math.min(info.size, maxBytes));
-    let filled = 0;
-    while (filled < buffer.length) {
-      const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, filled);
-      if (bytesRead === 0) break;
-      filled += bytesRead;
-    }
-    return { data: buffer.subarray(0, filled), bytes: info.size, truncated: info.size > filled, lossy: false };
-  } finally {
-    await handle.close();
-  }
+  const read = await readWorkspaceBytes(root, file, maxBytes);
+  return { data: read.data, bytes: read.bytes, truncated: read.truncated, lossy: false };
 }
 
 /** Other providers: the interface's text read, marked lossy when it was not UTF-8. */

@@ -83,10 +83,16 @@ export async function renameProject(db: Db, userId: string, projectId: string, t
   return renamed!;
 }
 
+/** How long a delete waits for the project's runs to stop before removing it regardless. */
+const STOP_BEFORE_DELETE_MS = 10_000;
+
 /**
- * Deletes a project: stops its active runs (so the engine stops working on
- * it), destroys its sandbox, then removes its rows (runs, events, transcript
- * cascade). A sandbox that cannot be destroyed does not keep the project.
+ * Deletes a project: stops its active runs and waits (a bounded while) until
+ * they have ended, destroys its sandbox, then removes its rows (runs, events,
+ * transcript cascade). Waiting matters: the step in flight hears the stop by
+ * reading the run's events, and ends the run by writing to it; rows deleted
+ * under it leave a command running and the run never recorded as stopped.
+ * A sandbox that cannot be destroyed does not keep the project.
  */
 export async function deleteProject(db: Db, userId: string, projectId: string): Promise<void> {
   const project = await requireProject(db, userId, projectId);
@@ -94,10 +100,15 @@ export async function deleteProject(db: Db, userId: string, projectId: string): 
     .select({ id: runs.id })
     .from(runs)
     .where(and(eq(runs.projectId, project.id), inArray(runs.status, [...ACTIVE_RUN_STATUSES])));
+  const stopping: string[] = [];
   for (const run of active) {
-    await stopRun(db, { userId, runId: run.id }).catch((error: unknown) => {
-      console.warn(`delete project ${project.id}: could not stop run ${run.id}:`, error);
-    });
+    await stopRun(db, { userId, runId: run.id }).then(
+      () => stopping.push(run.id),
+      (error: unknown) => console.warn(`delete project ${project.id}: could not stop run ${run.id}:`, error),
+    );
+  }
+  if (!(await runsEnded(db, stopping, STOP_BEFORE_DELETE_MS))) {
+    console.warn(`delete project ${project.id}: its runs did not stop within ${STOP_BEFORE_DELETE_MS / 1000} s; deleting anyway`);
   }
   if (project.sandboxProvider) {
     try {
@@ -108,4 +119,19 @@ export async function deleteProject(db: Db, userId: string, projectId: string): 
     }
   }
   await db.delete(projects).where(eq(projects.id, project.id));
+}
+
+/** Polls until none of `runIds` is active any more; false if some still are after `timeoutMs`. */
+async function runsEnded(db: Db, runIds: string[], timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (runIds.length > 0) {
+    const still = await db
+      .select({ id: runs.id })
+      .from(runs)
+      .where(and(inArray(runs.id, runIds), inArray(runs.status, [...ACTIVE_RUN_STATUSES])));
+    if (still.length === 0) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return true;
 }

@@ -3,10 +3,9 @@
  * (app/routes/projects.$projectId.tsx) stays thin: it parses the request and
  * calls these.
  */
-import { and, asc, desc, eq, inArray, lte, max } from "drizzle-orm";
+import { and, asc, desc, eq, lte, max } from "drizzle-orm";
 import { ZodError } from "zod";
 import type { Db } from "../../db/client";
-import { ACTIVE_RUN_STATUSES } from "../../db/run-status";
 import { messages, runEvents, runs, type Project, type Run } from "../../db/schema";
 import { env } from "../env.server";
 import {
@@ -14,11 +13,14 @@ import {
   isUuid,
   ModelNotConfiguredError,
   NotFoundError,
+  RunActiveError,
   startDemoRun,
   startRun,
   stopRun,
 } from "../models/runs.server";
 import type { LiveRunSeed, ProgressEvent } from "./live-run";
+
+export { RunActiveError } from "../models/runs.server";
 
 const HISTORY_RUNS = 30;
 
@@ -101,23 +103,6 @@ function summarize(run: Run): RunSummary {
   };
 }
 
-/** A second prompt while one runs is refused: the page says so and keeps the box disabled until the run ends. */
-export class RunActiveError extends Error {
-  readonly status = 409;
-  constructor() {
-    super("The agent is still working on your last prompt. Wait for it to finish, or stop it first.");
-  }
-}
-
-async function refuseWhileActive(db: Db, projectId: string) {
-  const [active] = await db
-    .select({ id: runs.id })
-    .from(runs)
-    .where(and(eq(runs.projectId, projectId), inArray(runs.status, [...ACTIVE_RUN_STATUSES])))
-    .limit(1);
-  if (active) throw new RunActiveError();
-}
-
 /** A run of this project named by a form field; none for a foreign or malformed id. */
 function projectRun(db: Db, projectId: string, runId: FormDataEntryValue | null): Promise<Run[]> {
   if (typeof runId !== "string" || !isUuid(runId)) return Promise.resolve([]);
@@ -132,21 +117,19 @@ export async function handleChatAction(db: Db, userId: string, project: Project,
   try {
     switch (intent) {
       case "prompt": {
-        await refuseWhileActive(db, project.id);
         await startRun(db, {
           userId,
           projectId: project.id,
           input: { prompt: String(form.get("prompt") ?? ""), mode: form.get("mode") === "ask" ? "ask" : "build" },
+          onlyWhenIdle: true,
         });
         return { ok: true, intent };
       }
       case "demo": {
-        await refuseWhileActive(db, project.id);
-        await startDemoRun(db, { userId, projectId: project.id });
+        await startDemoRun(db, { userId, projectId: project.id, onlyWhenIdle: true });
         return { ok: true, intent };
       }
       case "retry": {
-        await refuseWhileActive(db, project.id);
         const [failed] = await projectRun(db, project.id, form.get("runId"));
         if (!failed) throw new NotFoundError("Run not found");
         await startRun(db, {
@@ -154,6 +137,7 @@ export async function handleChatAction(db: Db, userId: string, project: Project,
           projectId: project.id,
           input: { prompt: failed.prompt, mode: failed.mode, maxIterations: failed.maxIterations },
           model: failed.model || undefined,
+          onlyWhenIdle: true,
         });
         return { ok: true, intent };
       }

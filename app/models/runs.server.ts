@@ -2,9 +2,10 @@
  * Starting and stopping runs on behalf of a builder: the write the chat
  * action makes before it answers, and the events it sends the engine.
  */
-import { and, desc, eq } from "drizzle-orm";
+import { and, desc, eq, inArray } from "drizzle-orm";
 import type { Db } from "../../db/client";
 import { appendRunEvent } from "../../db/run-events";
+import { ACTIVE_RUN_STATUSES } from "../../db/run-status";
 import { messages, projects, runs, type Run } from "../../db/schema";
 import { DEMO } from "../../inngest/agent/demo";
 import { saveEntry } from "../../inngest/agent/entries";
@@ -30,12 +31,26 @@ export class EngineUnavailableError extends Error {
 
 export { ModelNotConfiguredError } from "../../inngest/agent/model/config";
 
+/** A second prompt while one runs is refused: the page says so and keeps the box disabled until the run ends. */
+export class RunActiveError extends Error {
+  readonly status = 409;
+  constructor() {
+    super("The agent is still working on your last prompt. Wait for it to finish, or stop it first.");
+  }
+}
+
 export interface PromptRequest {
   userId: string;
   projectId: string;
   input: PromptInput;
   /** Overrides AGENT_MODEL for this run ("replay/<script>" for the offline demo). */
   model?: string;
+  /**
+   * Refuse (RunActiveError) while another run of the project is queued or
+   * running, instead of queueing behind it. Checked under a lock on the
+   * project's row, so of two prompts sent at once only one is recorded.
+   */
+  onlyWhenIdle?: boolean;
 }
 
 /**
@@ -44,16 +59,25 @@ export interface PromptRequest {
  * model configured the prompt is refused at once (ModelNotConfiguredError
  * names the variables to set) and nothing is written.
  */
-export async function recordPrompt(db: Db, { userId, projectId, input, model }: PromptRequest): Promise<Run> {
+export async function recordPrompt(db: Db, { userId, projectId, input, model, onlyWhenIdle = false }: PromptRequest): Promise<Run> {
   if (!isUuid(projectId)) throw new NotFoundError("Project not found");
   const { prompt, mode, maxIterations } = PromptInput.parse(input);
   const modelSpec = parseModelSpec(env(), model ?? env().AGENT_MODEL).label;
   return db.transaction(async (tx) => {
-    const [project] = await tx
+    const ownProject = tx
       .select({ id: projects.id })
       .from(projects)
       .where(and(eq(projects.id, projectId), eq(projects.userId, userId)));
+    const [project] = onlyWhenIdle ? await ownProject.for("update") : await ownProject;
     if (!project) throw new NotFoundError("Project not found");
+    if (onlyWhenIdle) {
+      const [active] = await tx
+        .select({ id: runs.id })
+        .from(runs)
+        .where(and(eq(runs.projectId, projectId), inArray(runs.status, [...ACTIVE_RUN_STATUSES])))
+        .limit(1);
+      if (active) throw new RunActiveError();
+    }
     const [created] = await tx
       .insert(runs)
       .values({
@@ -100,8 +124,11 @@ export async function startRun(db: Db, request: PromptRequest): Promise<Run> {
 }
 
 /** Runs the bundled offline demo (a replay of a scripted session, no model needed). */
-export function startDemoRun(db: Db, { userId, projectId }: { userId: string; projectId: string }): Promise<Run> {
-  return startRun(db, { userId, projectId, input: { prompt: DEMO.prompt, mode: "build" }, model: DEMO.model });
+export function startDemoRun(
+  db: Db,
+  { userId, projectId, onlyWhenIdle }: { userId: string; projectId: string; onlyWhenIdle?: boolean },
+): Promise<Run> {
+  return startRun(db, { userId, projectId, input: { prompt: DEMO.prompt, mode: "build" }, model: DEMO.model, onlyWhenIdle });
 }
 
 /**

@@ -38,11 +38,31 @@ describe("parseEnv", () => {
   });
 
   it("asks for the Inngest keys in production unless a dev server is used", () => {
-    expect(() => parseEnv({ NODE_ENV: "production" })).toThrow(/INNGEST_SIGNING_KEY: required in production/);
-    expect(parseEnv({ NODE_ENV: "production", INNGEST_DEV: "1" }).NODE_ENV).toBe("production");
+    const secret = { SESSION_SECRET: "s".repeat(32) };
+    expect(() => parseEnv({ NODE_ENV: "production", ...secret })).toThrow(/INNGEST_SIGNING_KEY: required in production/);
+    expect(parseEnv({ NODE_ENV: "production", INNGEST_DEV: "1", ...secret }).NODE_ENV).toBe("production");
     expect(
-      parseEnv({ NODE_ENV: "production", INNGEST_SIGNING_KEY: "signkey-prod-abc", INNGEST_EVENT_KEY: "key" }).NODE_ENV,
+      parseEnv({ NODE_ENV: "production", INNGEST_SIGNING_KEY: "signkey-prod-abc", INNGEST_EVENT_KEY: "key", ...secret })
+        .NODE_ENV,
     ).toBe("production");
+  });
+
+  it("asks for a session secret of 32+ characters in production, and only there", () => {
+    expect(() => parseEnv({ NODE_ENV: "production", INNGEST_DEV: "1" })).toThrow(/SESSION_SECRET: required in production/);
+    expect(() => parseEnv({ NODE_ENV: "production", INNGEST_DEV: "1", SESSION_SECRET: "short" })).toThrow(
+      /SESSION_SECRET: at least 32 characters/,
+    );
+    expect(parseEnv({}).SESSION_SECRET).toBeUndefined();
+  });
+
+  it("reads the preview server's port and origin", () => {
+    expect(parseEnv({}).PREVIEW_PORT).toBeUndefined();
+    expect(parseEnv({ PREVIEW_PORT: "4001", PREVIEW_ORIGIN: "https://preview.example.test" })).toMatchObject({
+      PREVIEW_PORT: 4001,
+      PREVIEW_ORIGIN: "https://preview.example.test",
+    });
+    expect(() => parseEnv({ PREVIEW_PORT: "web" })).toThrow(/PREVIEW_PORT: a port number/);
+    expect(() => parseEnv({ PREVIEW_ORIGIN: "preview" })).toThrow(/PREVIEW_ORIGIN/);
   });
 
   it("reads durations in seconds, minutes, hours and days", () => {

@@ -41,6 +41,7 @@ describe.each(availableDrivers())("run events on %s", (driver) => {
       "projects",
       "run_events",
       "runs",
+      "sessions",
       "users",
     ]);
   });

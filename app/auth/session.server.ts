@@ -4,7 +4,7 @@
  * HttpOnly, SameSite=Lax, Secure in production.
  */
 import { createCookieSessionStorage, redirect } from "@remix-run/node";
-import { and, eq, gt } from "drizzle-orm";
+import { and, eq, gt, lte } from "drizzle-orm";
 import { sessions, users } from "../../db/schema";
 import { db } from "../db.server";
 import { env, type Env } from "../env.server";
@@ -68,6 +68,8 @@ export async function requireUserId(request: Request): Promise<string> {
 
 /** Starts a session and redirects with its cookie. */
 export async function signInAndRedirect(userId: string, redirectTo: string): Promise<Response> {
+  // Sweep this builder's expired sessions while we are here: nothing else would.
+  await db.delete(sessions).where(and(eq(sessions.userId, userId), lte(sessions.expiresAt, new Date())));
   const [row] = await db
     .insert(sessions)
     .values({ userId, expiresAt: new Date(Date.now() + SESSION_DAYS * 24 * 60 * 60 * 1000) })

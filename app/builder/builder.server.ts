@@ -132,6 +132,10 @@ export async function handleChatAction(db: Db, userId: string, project: Project,
       case "retry": {
         const [failed] = await projectRun(db, project.id, form.get("runId"));
         if (!failed) throw new NotFoundError("Run not found");
+        // Retry is offered for a run that did not finish its work; a complete run is answered, not retried.
+        if (failed.status !== "failed" && failed.status !== "stopped") {
+          return { ok: false, intent, error: `Only a failed or stopped run can be retried; that one is ${failed.status}.`, status: 409 };
+        }
         await startRun(db, {
           userId,
           projectId: project.id,

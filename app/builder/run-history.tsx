@@ -38,7 +38,7 @@ export function RunHistory({ runs, canRetry }: { runs: RunSummary[]; canRetry: b
               </td>
               <td>
                 <RunStatusBadge status={run.status} />
-                {run.status === "failed" && canRetry ? (
+                {(run.status === "failed" || run.status === "stopped") && canRetry ? (
                   <Form method="post">
                     <input type="hidden" name="runId" value={run.id} />
                     <button type="submit" name="intent" value="retry" className="ghost small">

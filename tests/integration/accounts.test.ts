@@ -190,6 +190,21 @@ describe("sessions", () => {
     expect(await opensProjects(cookie)).toBe(false);
   });
 
+  it("does not accept an expired session, and sweeps the builder's expired sessions at the next sign-in", async () => {
+    const email = freshEmail();
+    const cookie = await signUp(stack.app.url, email, PASSWORD);
+    const [user] = await stack.database.db.select().from(users).where(eq(users.email, email));
+    await stack.database.db.update(sessions).set({ expiresAt: new Date(Date.now() - 1000) }).where(eq(sessions.userId, user!.id));
+    expect(await opensProjects(cookie)).toBe(false);
+
+    const response = await login(email, PASSWORD);
+    expect(response.status).toBe(302);
+    const left = await stack.database.db.select().from(sessions).where(eq(sessions.userId, user!.id));
+    expect(left).toHaveLength(1);
+    expect(left[0]!.expiresAt.getTime()).toBeGreaterThan(Date.now());
+    expect(await opensProjects(cookiePair(sessionSetCookie(response)!))).toBe(true);
+  });
+
   it("does not sign out on GET /logout (a link or an image cannot sign anyone out)", async () => {
     const cookie = await signUp(stack.app.url, freshEmail(), PASSWORD);
     const response = await get("/logout", cookie);

@@ -384,6 +384,18 @@ describe("builder actions (POST /projects/:projectId)", () => {
     expect((await runById(failed.id))!.status).toBe("failed");
   });
 
+  it("does not retry a run that completed", async () => {
+    const me = await builder();
+    const id = await createProject(me, "Done already");
+    promptScript([turn.reply("All done.")]);
+    const done = await prompt(me, id, "say hi");
+    expect((await waitForRunToFinish(stack.database, done)).type).toBe("complete");
+    const response = await chat(me, id, { intent: "retry", runId: done.id });
+    expect(response.status).toBe(409);
+    expect(await response.text()).toContain("Only a failed or stopped run can be retried; that one is complete.");
+    expect(await runsOf(id)).toHaveLength(1);
+  });
+
   it("answers 404 to a retry or stop naming another project's run, and leaves that run alone", async () => {
     const me = await builder();
     const stranger = await builder();

@@ -99,7 +99,8 @@ export default function Projects() {
                     </div>
                   </div>
                   <div className="project-actions">
-                    <details className="popover">
+                    {/* Keyed on the title: a successful rename re-mounts it closed. */}
+                    <details className="popover" key={project.title}>
                       <summary>Rename</summary>
                       <Form method="post" className="inline-form">
                         <input type="hidden" name="projectId" value={project.id} />

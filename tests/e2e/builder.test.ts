@@ -288,6 +288,7 @@ describe("the builder in a browser", () => {
     await item.getByLabel(/New title/).fill("Scratch, renamed");
     await item.getByRole("button", { name: "Save" }).click();
     await expect.poll(() => item.locator(".project-title").textContent()).toBe("Scratch, renamed");
+    expect(await item.locator("details.popover[open]").count()).toBe(0); // the rename form closed
     expect(await page.locator(".project-title").first().textContent()).toBe("Scratch, renamed"); // most recent first
     await screenshot(page, "projects-list");
 

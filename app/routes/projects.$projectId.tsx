@@ -194,13 +194,13 @@ function Builder() {
               {files && files.files.length > 0 ? (
                 <FileTree
                   files={files.files}
+                  truncated={files.truncated}
                   selected={selected ?? undefined}
                   hrefFor={(path) => `?view=files&file=${encodeURIComponent(path)}`}
                 />
               ) : (
                 <p className="empty">{files?.unavailable ?? "No files yet: the agent writes them when it builds."}</p>
               )}
-              {files?.truncated ? <p className="hint">Only the first {files.files.length} files are listed.</p> : null}
               {file ? <CodeView file={file} /> : fileError ? <p className="error">{fileError}</p> : files?.files.length ? <p className="empty">Pick a file to read it.</p> : null}
             </div>
           ) : (

@@ -129,7 +129,7 @@ describe("the app's preview server and zip download", () => {
     expect(anonymous.status).toBe(302);
     expect(anonymous.headers.get("location")).toMatch(/^\/login\?/);
 
-    const cookie = await signedInCookie(mod.getDatabase(), user.id);
+    const cookie = await signedInCookie(user.id);
     const res = await fetch(download, { headers: { Cookie: cookie } });
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toBe("application/zip");
@@ -139,7 +139,7 @@ describe("the app's preview server and zip download", () => {
     expect(new TextDecoder().decode(entries["todo-page-v2/index.html"])).toBe("<h1>Todos</h1>");
 
     const stranger = await createBuilder(mod.getDatabase().db);
-    const strangerCookie = await signedInCookie(mod.getDatabase(), stranger.user.id);
+    const strangerCookie = await signedInCookie(stranger.user.id);
     expect((await fetch(download, { headers: { Cookie: strangerCookie } })).status).toBe(404);
     expect((await fetch(`${app!.url}/projects/not-a-uuid/download`, { headers: { Cookie: cookie } })).status).toBe(404);
     expect(

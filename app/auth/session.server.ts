@@ -66,8 +66,8 @@ export async function requireUserId(request: Request): Promise<string> {
   return (await requireUser(request)).id;
 }
 
-/** Starts a session and redirects with its cookie. */
-export async function signInAndRedirect(userId: string, redirectTo: string): Promise<Response> {
+/** Starts a session for the user; returns the Set-Cookie header value that carries it. */
+export async function startSession(userId: string): Promise<string> {
   // Sweep this builder's expired sessions while we are here: nothing else would.
   await db.delete(sessions).where(and(eq(sessions.userId, userId), lte(sessions.expiresAt, new Date())));
   const [row] = await db
@@ -76,9 +76,12 @@ export async function signInAndRedirect(userId: string, redirectTo: string): Pro
     .returning({ id: sessions.id });
   const session = await sessionStorage().getSession();
   session.set(SESSION_KEY, row!.id);
-  return redirect(safeRedirect(redirectTo), {
-    headers: { "Set-Cookie": await sessionStorage().commitSession(session) },
-  });
+  return sessionStorage().commitSession(session);
+}
+
+/** Starts a session and redirects with its cookie. */
+export async function signInAndRedirect(userId: string, redirectTo: string): Promise<Response> {
+  return redirect(safeRedirect(redirectTo), { headers: { "Set-Cookie": await startSession(userId) } });
 }
 
 /** Ends the session (its row and the cookie) and goes to the sign-in page. */

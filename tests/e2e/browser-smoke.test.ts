@@ -67,7 +67,7 @@ describe("browser smoke", () => {
     const { user, project } = await createBuilder(db);
     const run = await createQueuedRun(db, { userId: user.id, projectId: project.id });
     const append = async (type: string) => (await appendRunEvent(db, { runId: run.id, projectId: project.id, type }))!.id;
-    const cookie = await signedInCookie(stack.database, user.id);
+    const cookie = await signedInCookie(user.id);
     // The browser goes through a proxy, so the test can cut its connection.
     const proxy = await startTcpProxy(stack.app.url);
     const context = await browser.newContext();

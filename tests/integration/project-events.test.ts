@@ -30,7 +30,7 @@ async function builder() {
   const { db } = stack.database;
   const { user, project } = await createBuilder(db);
   const run = await createQueuedRun(db, { userId: user.id, projectId: project.id });
-  const cookie = await signedInCookie(stack.database, user.id);
+  const cookie = await signedInCookie(user.id);
   const append = async (type: string, data: Record<string, unknown> = {}): Promise<RunEvent> =>
     (await appendRunEvent(db, { runId: run.id, projectId: project.id, type, data }))!;
   return { user, project, run, cookie, append };

@@ -2,30 +2,16 @@
  * Signed-in builders for tests that talk to the app over HTTP: a Cookie
  * header value (`__dyno_session=…`) to send with requests.
  */
-import { createCookieSessionStorage } from "@remix-run/node";
-import type { Database } from "../../db/client";
-import { sessions } from "../../db/schema";
 
 /**
- * A session for `userId`, made directly: a sessions row plus the cookie
- * app/auth/session.server.ts would set for it (same name, key and secret,
- * read from the same DYNO_DATA_DIR or SESSION_SECRET). Call it after
- * startStack(), which sets the environment the secret comes from.
+ * A session for `userId`, started the way sign-in starts one
+ * (app/auth/session.server.ts). Call it after startStack(): the app's
+ * database and secret come from the environment it sets.
  */
-export async function signedInCookie(database: Database, userId: string): Promise<string> {
+export async function signedInCookie(userId: string): Promise<string> {
   // Imported late: env() is read once, and must see what startStack() set.
-  const { sessionSecret } = await import("../../app/auth/secret.server");
-  const [row] = await database.db
-    .insert(sessions)
-    .values({ userId, expiresAt: new Date(Date.now() + 24 * 60 * 60 * 1000) })
-    .returning({ id: sessions.id });
-  // Keep in step with sessionStorage() in app/auth/session.server.ts.
-  const storage = createCookieSessionStorage<{ sessionId: string }>({
-    cookie: { name: "__dyno_session", httpOnly: true, sameSite: "lax", path: "/", secrets: [sessionSecret()] },
-  });
-  const session = await storage.getSession();
-  session.set("sessionId", row!.id);
-  return cookiePair(await storage.commitSession(session));
+  const { startSession } = await import("../../app/auth/session.server");
+  return cookiePair(await startSession(userId));
 }
 
 /** Signs up through the app's own /signup form and returns the session cookie it sets. */

@@ -18,9 +18,9 @@ import {
   startRun,
   stopRun,
 } from "../models/runs.server";
-import type { LiveRunSeed, ProgressEvent } from "./live-run";
+import type { ProjectEvent } from "../models/project-events";
+import type { LiveRunSeed } from "./live-run";
 
-export { RunActiveError } from "../models/runs.server";
 
 const HISTORY_RUNS = 30;
 
@@ -45,7 +45,7 @@ export interface BuilderData {
   transcript: Array<{ id: string; role: "user" | "assistant" | "system"; content: string; createdAt: string; runId: string | null }>;
   history: RunSummary[];
   /** The latest run and its events up to `cursor`: the live card's starting state. */
-  live: { seed: LiveRunSeed; events: ProgressEvent[] } | null;
+  live: { seed: LiveRunSeed; events: ProjectEvent[] } | null;
   /** The highest event id the page reflects: the event stream resumes after it. */
   cursor: number;
   modelConfigured: boolean;

@@ -1,4 +1,5 @@
 import { Form } from "@remix-run/react";
+import { isFinished } from "../../db/run-status";
 import { RunStatusBadge } from "~/components/run-status";
 import { currentStep, type LiveRun, type LiveStep } from "./live-run";
 
@@ -12,7 +13,7 @@ const TODO_LABEL = { pending: "to do", in_progress: "in progress", completed: "d
  * page also stops on Esc and shows Stopping at once.
  */
 export function LiveRunCard({ run, stopRequested, onStop }: { run: LiveRun; stopRequested: boolean; onStop?: () => void }) {
-  const active = run.status === "queued" || run.status === "running" || run.status === "stopping";
+  const active = !isFinished(run.status);
   const status = stopRequested && active ? "stopping" : run.status;
   const step = currentStep(run);
   const finishedSteps = step ? run.steps.slice(0, -1) : run.steps;

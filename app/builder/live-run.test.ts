@@ -1,9 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { applyEvent, currentStep, foldEvents, type ProgressEvent } from "./live-run";
+import type { ProjectEvent } from "../models/project-events";
+import { applyEvent, currentStep, foldEvents } from "./live-run";
 
 const RUN = "11111111-1111-4111-8111-111111111111";
 let nextId = 0;
-const ev = (type: string, data: Record<string, unknown> = {}, runId = RUN): ProgressEvent => ({
+const ev = (type: string, data: Record<string, unknown> = {}, runId = RUN): ProjectEvent => ({
   id: ++nextId,
   runId,
   type,

@@ -5,15 +5,8 @@
  * middle of a run renders exactly what the open page had. Browser-safe: no
  * server imports.
  */
-import type { RunStatus } from "../../db/run-status";
-
-export interface ProgressEvent {
-  id: number;
-  runId: string;
-  type: string;
-  data: Record<string, unknown>;
-  createdAt: string;
-}
+import { isFinished, type RunStatus } from "../../db/run-status";
+import type { ProjectEvent } from "../models/project-events";
 
 export type TodoState = "pending" | "in_progress" | "completed";
 export interface LiveTodo {
@@ -60,17 +53,16 @@ export function startLiveRun(seed: LiveRunSeed): LiveRun {
   return { ...seed, status: "queued", iteration: 0, thinking: false, steps: [], todos: [], files: [], lastEventId: 0 };
 }
 
-const FINISHED = new Set<string>(["complete", "failed", "stopped"]);
 const num = (value: unknown, fallback: number) => (typeof value === "number" ? value : fallback);
 const str = (value: unknown) => (typeof value === "string" ? value : undefined);
 
 /** Applies one event of this run. Events of other runs, and ones already applied, change nothing. */
-export function applyEvent(run: LiveRun, event: ProgressEvent): LiveRun {
+export function applyEvent(run: LiveRun, event: ProjectEvent): LiveRun {
   if (event.runId !== run.id || event.id <= run.lastEventId) return run;
   const next: LiveRun = { ...run, lastEventId: event.id };
   const { data } = event;
   // A late event (a step finishing as the stop lands) must not undo the end.
-  const finished = FINISHED.has(run.status);
+  const finished = isFinished(run.status);
   switch (event.type) {
     case "queued":
       next.mode = data.mode === "ask" ? "ask" : "build";
@@ -128,13 +120,13 @@ export function applyEvent(run: LiveRun, event: ProgressEvent): LiveRun {
   return next;
 }
 
-export function foldEvents(seed: LiveRunSeed, events: ProgressEvent[]): LiveRun {
+export function foldEvents(seed: LiveRunSeed, events: ProjectEvent[]): LiveRun {
   return events.reduce(applyEvent, startLiveRun(seed));
 }
 
 /** The step in flight, if the run is active and a tool is running. */
 export function currentStep(run: LiveRun): LiveStep | undefined {
-  if (FINISHED.has(run.status)) return undefined;
+  if (isFinished(run.status)) return undefined;
   const last = run.steps.at(-1);
   return last && last.ok === undefined ? last : undefined;
 }

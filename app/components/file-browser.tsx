@@ -6,6 +6,8 @@
 import type { LinkDescriptor } from "@remix-run/node";
 import hljsTheme from "highlight.js/styles/github.css?url";
 import filesStyles from "~/styles/files.css?url";
+// A type only: erased from the browser bundle.
+import type { ProjectFile } from "~/models/project-files.server";
 
 /** For the page's `links`: `export const links: LinksFunction = () => [...fileBrowserLinks, …]`. */
 export const fileBrowserLinks: LinkDescriptor[] = [
@@ -96,17 +98,7 @@ function FolderList({
   );
 }
 
-/** The shape readProjectFile returns (app/models/project-files.server.ts), as the page's loader data. */
-export interface CodeViewFile {
-  path: string;
-  bytes: number;
-  truncated: boolean;
-  binary: boolean;
-  language: string;
-  html: string | null;
-}
-
-export function CodeView({ file }: { file: CodeViewFile }) {
+export function CodeView({ file }: { file: ProjectFile }) {
   return (
     <figure className="code-view">
       <figcaption>

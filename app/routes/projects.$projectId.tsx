@@ -2,6 +2,7 @@ import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from "@remi
 import { data } from "@remix-run/node";
 import { Form, Link, useActionData, useFetcher, useLoaderData, useRevalidator } from "@remix-run/react";
 import { useCallback, useEffect, useRef, useState } from "react";
+import { isFinished } from "../../db/run-status";
 import { requireUserId } from "~/auth/session.server";
 import { handleChatAction, loadBuilder } from "~/builder/builder.server";
 import { applyEvent, foldEvents, startLiveRun, type LiveRun } from "~/builder/live-run";
@@ -91,7 +92,7 @@ function Builder() {
   );
   const { connected } = useProjectEvents(builder.project.id, builder.cursor, onEvent);
 
-  const active = live !== null && ["queued", "running", "stopping"].includes(live.status);
+  const active = live !== null && !isFinished(live.status);
   const stop = useCallback(() => {
     if (!live || !active) return;
     setStopRequestedFor(live.id);

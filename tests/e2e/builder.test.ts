@@ -391,6 +391,11 @@ describe("the builder without JavaScript", () => {
       await plain.getByRole("button", { name: "Create project" }).click();
       await plain.waitForURL(/\/projects\/[0-9a-f-]{36}$/);
       const projectUrl = plain.url();
+      // No event stream without JavaScript: the status as a fresh load of the page shows it.
+      const statusAfterReload = async () => {
+        await plain.goto(projectUrl);
+        return plain.locator(".live-card").getAttribute("data-status");
+      };
 
       useScript([turn.write("index.html", GREETING_PAGE), turn.reply("Made **it**.")]);
       await plain.getByRole("textbox", { name: "Prompt" }).fill("Greet me, no scripts");
@@ -398,15 +403,7 @@ describe("the builder without JavaScript", () => {
       await plain.waitForLoadState("load");
       // The page after the post shows the prompt and its run; it refreshes itself while the run is active.
       expect(await plain.locator(".message-user").last().textContent()).toContain("Greet me, no scripts");
-      await expect
-        .poll(
-          async () => {
-            await plain.goto(projectUrl);
-            return plain.locator(".live-card").getAttribute("data-status");
-          },
-          { timeout: 60_000, interval: 1_000 },
-        )
-        .toBe("complete");
+      await expect.poll(statusAfterReload, { timeout: 60_000, interval: 1_000 }).toBe("complete");
       expect(await plain.locator(".message-assistant strong").last().textContent()).toBe("it");
 
       await plain.goto(`${projectUrl}?view=files&file=index.html`);
@@ -421,26 +418,10 @@ describe("the builder without JavaScript", () => {
       await plain.getByRole("textbox", { name: "Prompt" }).fill("Keep going slowly");
       await plain.getByRole("button", { name: "Send" }).click();
       await plain.waitForLoadState("load");
-      await expect
-        .poll(
-          async () => {
-            await plain.goto(projectUrl);
-            return plain.locator(".live-card").getAttribute("data-status");
-          },
-          { timeout: 30_000, interval: 500 },
-        )
-        .toBe("running");
+      await expect.poll(statusAfterReload, { timeout: 30_000, interval: 500 }).toBe("running");
       await plain.locator(".live-card").getByRole("button", { name: "Stop" }).click();
       await plain.waitForLoadState("load");
-      await expect
-        .poll(
-          async () => {
-            await plain.goto(projectUrl);
-            return plain.locator(".live-card").getAttribute("data-status");
-          },
-          { timeout: 30_000, interval: 1_000 },
-        )
-        .toBe("stopped");
+      await expect.poll(statusAfterReload, { timeout: 30_000, interval: 1_000 }).toBe("stopped");
     } finally {
       await context.close();
     }

@@ -7,12 +7,11 @@ import { stat } from "node:fs/promises";
 import path from "node:path";
 import { eq } from "drizzle-orm";
 import { projects, type Project } from "../db/schema";
-import { sandboxConfig } from "../inngest/agent/context";
-import { openSandbox } from "../sandbox";
 import { localWorkspacePath } from "../sandbox/local";
 import { sessionSecret } from "./auth/secret.server";
 import { db } from "./db.server";
 import { env } from "./env.server";
+import { openProjectSandbox } from "./models/project-files.server";
 import { isPreviewProjectId, previewToken } from "./preview-token.server";
 
 export { previewToken, verifyPreviewToken } from "./preview-token.server";
@@ -64,9 +63,9 @@ export async function previewUrlFor(
   if (project.sandboxProvider === "modal") {
     try {
       // The project's own provider, whatever SANDBOX_PROVIDER says now: its files live there.
-      const sandbox = await openSandbox({ ...sandboxConfig(env()), provider: "modal" }, project);
-      const location = await sandbox.preview();
-      return location.kind === "url" ? location.url : null;
+      const sandbox = await openProjectSandbox(project);
+      const location = await sandbox?.preview();
+      return location?.kind === "url" ? location.url : null;
     } catch (error) {
       console.warn(`preview: no Modal preview for project ${project.id}:`, error instanceof Error ? error.message : error);
       return null;

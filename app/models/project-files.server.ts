@@ -268,7 +268,7 @@ function fileNotFound(): Response {
  * has none (never touched by a run, or its local folder is gone). Opening a
  * local sandbox creates its folder, so that is checked first.
  */
-async function openProjectSandbox(project: ProjectRef): Promise<Sandbox | null> {
+export async function openProjectSandbox(project: ProjectRef): Promise<Sandbox | null> {
   const provider = project.sandboxProvider as SandboxProviderName | null;
   if (provider !== "local" && provider !== "modal") return null;
   const config = { ...sandboxConfig(env()), provider };

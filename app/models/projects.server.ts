@@ -7,9 +7,7 @@ import { and, desc, eq, inArray, sql } from "drizzle-orm";
 import type { Db } from "../../db/client";
 import { ACTIVE_RUN_STATUSES } from "../../db/run-status";
 import { projects, runs, UNTITLED_PROJECT, type Project, type RunStatus } from "../../db/schema";
-import { sandboxConfig } from "../../inngest/agent/context";
-import { openSandbox } from "../../sandbox";
-import { env } from "../env.server";
+import { openProjectSandbox } from "./project-files.server";
 import { ProjectTitle } from "./project-title";
 import { isUuid, stopRun } from "./runs.server";
 
@@ -112,8 +110,9 @@ export async function deleteProject(db: Db, userId: string, projectId: string): 
   }
   if (project.sandboxProvider) {
     try {
-      const sandbox = await openSandbox(sandboxConfig(env()), project);
-      await sandbox.destroy();
+      // The provider that holds its files, whatever SANDBOX_PROVIDER says now.
+      const sandbox = await openProjectSandbox(project);
+      await sandbox?.destroy();
     } catch (error) {
       console.warn(`delete project ${project.id}: could not destroy its sandbox:`, error);
     }

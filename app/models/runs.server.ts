@@ -2,7 +2,7 @@
  * Starting and stopping runs on behalf of a builder: the write the chat
  * action makes before it answers, and the events it sends the engine.
  */
-import { and, desc, eq, inArray } from "drizzle-orm";
+import { and, eq, inArray } from "drizzle-orm";
 import type { Db } from "../../db/client";
 import { appendRunEvent } from "../../db/run-events";
 import { ACTIVE_RUN_STATUSES } from "../../db/run-status";
@@ -155,13 +155,4 @@ export async function stopRun(
     );
   }
   return { stopping: true, status: "stopping" };
-}
-
-export async function listRuns(db: Db, { userId, projectId, limit = 20 }: { userId: string; projectId: string; limit?: number }) {
-  return db
-    .select()
-    .from(runs)
-    .where(and(eq(runs.projectId, projectId), eq(runs.userId, userId)))
-    .orderBy(desc(runs.createdAt))
-    .limit(limit);
 }

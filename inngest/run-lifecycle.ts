@@ -46,13 +46,15 @@ export async function markRunStarted(db: Db, runId: string): Promise<StartedRun>
     },
     { status: "running", startedAt: run.startedAt ?? new Date() },
   );
+  // Refused: the status moved on since it was read (a stop can land in between), so say what it is now.
+  const status = event ? "running" : (await loadRun(db, runId)).status;
   return {
     id: run.id,
     projectId: run.projectId,
     mode: run.mode,
     model: run.model,
     maxIterations: run.maxIterations,
-    status: event ? "running" : run.status,
+    status,
     active: event !== null,
   };
 }

@@ -177,5 +177,5 @@ describe.each(["development", "production"] as const)("event streams in %s mode"
     } finally {
       selects.restore();
     }
-  });
+  }, 120_000);
 });

@@ -12,6 +12,7 @@ import type { AppLoadContext, ServerBuild } from "@remix-run/node";
 import express from "express";
 import { sessionSecret } from "../app/auth/secret.server";
 import { env } from "../app/env.server";
+import { responseClosedSignal } from "../app/load-context";
 import { projectPreviewDirectory, setRunningPreviewServer } from "../app/preview.server";
 import { closeDatabase, getDatabase } from "../db";
 import { closeDemoReplayServer } from "../inngest/agent/demo";
@@ -133,8 +134,8 @@ function previewPortFor(appPort: number): number {
 }
 
 /** What loaders and actions get besides the request (see app/load-context.ts). */
-function getLoadContext(req: express.Request): AppLoadContext {
-  return { clientAddress: req.socket.remoteAddress ?? "unknown" };
+function getLoadContext(req: express.Request, res: express.Response): AppLoadContext {
+  return { clientAddress: req.socket.remoteAddress ?? "unknown", responseClosed: responseClosedSignal(res) };
 }
 
 /**

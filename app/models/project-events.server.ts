@@ -45,7 +45,11 @@ export interface ProjectEventStreamOptions {
   projectId: string;
   /** Send rows with ids above this one. */
   afterId?: number;
-  /** The request's signal: the stream ends when the client goes. */
+  /**
+   * Aborts when the client goes: the route passes the load context's
+   * `responseClosed` (the socket's own close), never `request.signal`, which
+   * stops firing once Remix's intermediate Requests are garbage-collected.
+   */
   signal: AbortSignal;
   /**
    * Heartbeat period. The route always uses HEARTBEAT_INTERVAL_MS; only
@@ -58,9 +62,9 @@ export interface ProjectEventStreamOptions {
 /**
  * The SSE response for a project's events. The caller has checked that the
  * user owns the project. Ends (subscription closed, bus watcher removed,
- * heartbeat timer cleared) when `signal` aborts, the body is cancelled, or
- * reading the table fails; in the last case the browser reconnects and
- * resumes from its Last-Event-ID.
+ * heartbeat timer cleared) when `signal` aborts, the body is cancelled, a
+ * write finds the stream closed, or reading the table fails; in the last case
+ * the browser reconnects and resumes from its Last-Event-ID.
  */
 export function projectEventStream(
   database: Database,
@@ -74,8 +78,16 @@ export function projectEventStream(
   let closed = false;
   countOpenStream(+1);
 
+  // A write to a stream whose client is gone ends it, rather than feeding a
+  // writer that drops everything (or throwing inside the heartbeat timer).
   const send = (message: string) => {
-    if (!closed) controller.enqueue(encoder.encode(message));
+    if (closed) return;
+    if (signal.aborted) return close();
+    try {
+      controller.enqueue(encoder.encode(message));
+    } catch {
+      close();
+    }
   };
   const close = () => {
     if (closed) return;

@@ -10,9 +10,10 @@ import { requireProject } from "~/models/projects.server";
  * a session (EventSource sends Accept: text/event-stream), 404 for anyone
  * else's project, 400 for a bad Last-Event-ID or `after`.
  */
-export async function loader({ request, params }: LoaderFunctionArgs) {
+export async function loader({ request, params, context }: LoaderFunctionArgs) {
   const user = await requireUser(request);
   const project = await requireProject(db, user.id, params.projectId);
   const afterId = eventStreamStart(request);
-  return projectEventStream(getDatabase(), { projectId: project.id, afterId, signal: request.signal });
+  // The socket's close, not request.signal: see AppLoadContext.responseClosed.
+  return projectEventStream(getDatabase(), { projectId: project.id, afterId, signal: context.responseClosed });
 }

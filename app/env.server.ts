@@ -6,6 +6,16 @@ import { z } from "zod";
  */
 const duration = (fallback: string) =>
   z.string().regex(/^\d+[smhd]$/, "a duration such as 45s, 90m or 2h").default(fallback);
+
+/** Hosts that listen on every interface: they say nothing about the address the engine should call. */
+export const WILDCARD_HOSTS = new Set(["0.0.0.0", "::", "[::]"]);
+
+function isHttpOrigin(value: string): boolean {
+  if (!URL.canParse(value)) return false;
+  const url = new URL(value);
+  return /^https?:$/.test(url.protocol) && url.pathname === "/" && !url.search && !url.hash && !url.username;
+}
+
 const optionalString = () => z.string().optional().transform((v) => (v ? v : undefined));
 
 const EnvSchema = z.object({
@@ -39,6 +49,18 @@ const EnvSchema = z.object({
   INNGEST_BASE_URL: z.string().url().optional(),
   INNGEST_EVENT_KEY: z.string().optional(),
   INNGEST_SIGNING_KEY: z.string().optional(),
+  /**
+   * The origin the engine calls the app at (e.g. http://app:3000): the only URL the app ever registers, whatever
+   * Host a sync request names. Unset: the address the app server listens on (HOST:PORT, a wildcard HOST as
+   * loopback); required in production when HOST is a wildcard (0.0.0.0, ::).
+   */
+  INNGEST_SERVE_ORIGIN: z
+    .string()
+    .url()
+    .refine(isHttpOrigin, "an origin such as http://app:3000 (no path)")
+    .transform((u) => new URL(u).origin)
+    .optional()
+    .or(z.literal("").transform(() => undefined)),
 
   /** Agent bounds. */
   AGENT_MAX_ITERATIONS: z.coerce.number().int().min(1).max(500).default(50),
@@ -73,6 +95,13 @@ const EnvSchema = z.object({
   if (env.NODE_ENV !== "production") return;
   if (!env.SESSION_SECRET) {
     ctx.addIssue({ code: z.ZodIssueCode.custom, path: ["SESSION_SECRET"], message: "required in production (32+ random characters)" });
+  }
+  if (!env.INNGEST_SERVE_ORIGIN && WILDCARD_HOSTS.has(env.HOST)) {
+    ctx.addIssue({
+      code: z.ZodIssueCode.custom,
+      path: ["INNGEST_SERVE_ORIGIN"],
+      message: `required in production when HOST is ${env.HOST}: the origin the Inngest engine calls the app at, e.g. http://app:3000`,
+    });
   }
   if (isInngestDev(env)) return;
   for (const key of ["INNGEST_SIGNING_KEY", "INNGEST_EVENT_KEY"] as const) {

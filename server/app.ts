@@ -12,6 +12,7 @@ import type { AppLoadContext, ServerBuild } from "@remix-run/node";
 import express from "express";
 import { sessionSecret } from "../app/auth/secret.server";
 import { env } from "../app/env.server";
+import { setListeningAddress } from "../app/inngest-serve.server";
 import { projectPreviewDirectory, setRunningPreviewServer } from "../app/preview.server";
 import { closeDatabase, getDatabase } from "../db";
 import { closeDemoReplayServer } from "../inngest/agent/demo";
@@ -88,6 +89,8 @@ export async function startAppServer({
   });
   const address = httpServer.address() as AddressInfo;
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${address.port}`;
+  // The only origin /api/inngest registers unless INNGEST_SERVE_ORIGIN says otherwise.
+  setListeningAddress({ host, port: address.port });
 
   let preview;
   try {
@@ -98,6 +101,7 @@ export async function startAppServer({
       resolveDirectory: projectPreviewDirectory,
     });
   } catch (error) {
+    setListeningAddress(undefined);
     await closeServer(httpServer);
     await closeVite();
     throw new Error(
@@ -114,6 +118,7 @@ export async function startAppServer({
     previewPort: preview.port,
     async close() {
       setRunningPreviewServer(undefined);
+      setListeningAddress(undefined);
       await preview.close();
       await closeServer(httpServer);
       await closeVite();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { durationMs, parseEnv } from "./env.server";
+import { durationMs, inngestDevInProductionWarning, parseEnv } from "./env.server";
 
 describe("parseEnv", () => {
   it("has an embedded default for everything", () => {
@@ -42,8 +42,25 @@ describe("parseEnv", () => {
 
   it("asks for the Inngest keys in production", () => {
     expect(() => parseEnv(production)).toThrow(/INNGEST_SIGNING_KEY: required in production/);
-    expect(parseEnv({ ...production, INNGEST_DEV: "1" }).NODE_ENV).toBe("production");
     expect(parseEnv({ ...production, ...keys }).NODE_ENV).toBe("production");
+  });
+
+  it("refuses INNGEST_DEV in production unless explicitly allowed, and then warns", () => {
+    expect(() => parseEnv({ ...production, INNGEST_DEV: "1" })).toThrow(
+      /INNGEST_DEV: refused in production: dev mode runs unsigned step calls[\s\S]*DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION=1/,
+    );
+    expect(() => parseEnv({ ...production, INNGEST_DEV: "http://127.0.0.1:8288", ...keys })).toThrow(/INNGEST_DEV: refused/);
+    expect(() => parseEnv({ ...production, INNGEST_DEV: "1", DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION: "0" })).toThrow(
+      /INNGEST_DEV: refused/,
+    );
+    const allowed = parseEnv({ ...production, INNGEST_DEV: "1", DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION: "1" });
+    expect(allowed.DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION).toBe(true);
+    expect(inngestDevInProductionWarning(allowed)).toMatch(/^WARNING: INNGEST_DEV is set in production.*signature/);
+    // INNGEST_DEV=0 is not dev mode; outside production dev mode is the default way to run.
+    expect(inngestDevInProductionWarning(parseEnv({ ...production, ...keys, INNGEST_DEV: "0" }))).toBeUndefined();
+    expect(inngestDevInProductionWarning(parseEnv({ INNGEST_DEV: "1", DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION: "1" }))).toBeUndefined();
+    expect(parseEnv({}).DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION).toBe(false);
+    expect(() => parseEnv({ DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION: "yes" })).toThrow(/DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION: 1 or 0/);
   });
 
   it("reads the origin the engine calls the app at, and needs it in production when HOST is a wildcard", () => {

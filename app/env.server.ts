@@ -61,6 +61,14 @@ const EnvSchema = z.object({
     .transform((u) => new URL(u).origin)
     .optional()
     .or(z.literal("").transform(() => undefined)),
+  /**
+   * 1: accept INNGEST_DEV in production (unsigned step calls run, errors carry stack traces). Refused without it;
+   * with it, every start logs a warning.
+   */
+  DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION: z
+    .enum(["", "0", "1", "false", "true"], { message: "1 or 0" })
+    .optional()
+    .transform((v) => v === "1" || v === "true"),
 
   /** Agent bounds. */
   AGENT_MAX_ITERATIONS: z.coerce.number().int().min(1).max(500).default(50),
@@ -103,7 +111,19 @@ const EnvSchema = z.object({
       message: `required in production when HOST is ${env.HOST}: the origin the Inngest engine calls the app at, e.g. http://app:3000`,
     });
   }
-  if (isInngestDev(env)) return;
+  if (isInngestDev(env)) {
+    if (!env.DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ["INNGEST_DEV"],
+        message:
+          "refused in production: dev mode runs unsigned step calls and shows stack traces. Unset it and set " +
+          "INNGEST_SIGNING_KEY and INNGEST_EVENT_KEY (Inngest Cloud or `inngest start`), or set " +
+          "DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION=1 to accept the risk",
+      });
+    }
+    return;
+  }
   for (const key of ["INNGEST_SIGNING_KEY", "INNGEST_EVENT_KEY"] as const) {
     if (!env[key]) {
       ctx.addIssue({
@@ -116,6 +136,18 @@ const EnvSchema = z.object({
 });
 
 export type Env = z.infer<typeof EnvSchema>;
+
+/** The warning every start logs when INNGEST_DEV runs in production by override; undefined otherwise. */
+export function inngestDevInProductionWarning(
+  env: Pick<Env, "NODE_ENV" | "INNGEST_DEV" | "DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION">,
+): string | undefined {
+  if (env.NODE_ENV !== "production" || !isInngestDev(env) || !env.DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION) return undefined;
+  return (
+    "WARNING: INNGEST_DEV is set in production (allowed by DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION): /api/inngest " +
+    "runs step calls without checking their signature and error replies carry stack traces. Anyone who can reach " +
+    "the app can run its functions. Use INNGEST_SIGNING_KEY and INNGEST_EVENT_KEY instead."
+  );
+}
 
 /** Whether the SDK talks to a local dev server (INNGEST_DEV=1, or the engine's URL). */
 export function isInngestDev(env: Pick<Env, "INNGEST_DEV">): boolean {

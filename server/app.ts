@@ -11,7 +11,7 @@ import { createRequestHandler } from "@remix-run/express";
 import type { AppLoadContext, ServerBuild } from "@remix-run/node";
 import express from "express";
 import { sessionSecret } from "../app/auth/secret.server";
-import { env } from "../app/env.server";
+import { env, inngestDevInProductionWarning } from "../app/env.server";
 import { setListeningAddress } from "../app/inngest-serve.server";
 import { projectPreviewDirectory, setRunningPreviewServer } from "../app/preview.server";
 import { closeDatabase, getDatabase } from "../db";
@@ -47,6 +47,8 @@ export async function startAppServer({
   process.env.BAML_LOG ??= "warn";
   await getDatabase().migrate();
   await warnIfUnisolated();
+  const devInProduction = inngestDevInProductionWarning(env());
+  if (devInProduction) console.warn(devInProduction);
 
   const app = express();
   app.disable("x-powered-by");

@@ -3,7 +3,8 @@
  * start`, signed step calls, event keys) and an app with signing and event
  * keys (INNGEST_DEV unset): an unsigned sync naming another host (a trap
  * server on another loopback port) must leave the engine knowing only the
- * app's own URL, and a whole run's step calls must reach only the app.
+ * app's own URL, and a whole run's step calls must reach only the app. And
+ * NODE_ENV=production with INNGEST_DEV must not start unless allowed.
  */
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -15,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { Database } from "../../db/client";
 import { engineApps, startEngineServer, type EngineServer } from "../../scripts/lib/engine-process";
 import type { AppServer } from "../../server/app";
+import { startAppProcess } from "../support/app-process";
 import { reserveTestDatabase, type ReservedDatabase } from "../support/database";
 import { createBuilder } from "../support/fixtures";
 import { scripted, startTestModel, turn, type ReplayServer } from "../support/model";
@@ -104,6 +106,47 @@ describe("syncing with the self-hosted engine (inngest start)", () => {
     const body = await response.text();
     expect(response.status).toBe(401);
     expect(body).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe("INNGEST_DEV in production", () => {
+  const folders: string[] = [];
+  afterAll(() => {
+    for (const folder of folders) rmSync(folder, { recursive: true, force: true });
+  });
+
+  function productionEnv(extra: Record<string, string> = {}): Record<string, string> {
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), "dyno-devprod-"));
+    folders.push(dataDir);
+    return {
+      NODE_ENV: "production",
+      SESSION_SECRET: randomBytes(24).toString("hex"),
+      INNGEST_DEV: "1",
+      // Embedded PGlite in a folder of its own.
+      DATABASE_URL: "",
+      DYNO_DATA_DIR: dataDir,
+      PORT: "0",
+      PREVIEW_PORT: "0",
+      ...extra,
+    };
+  }
+
+  it("refuses to start, naming the variable and the override", async () => {
+    const outcome = await startAppProcess(productionEnv()).catch((error: unknown) => error as Error);
+    if (!(outcome instanceof Error)) {
+      await outcome.kill();
+      expect.fail("the app started in dev mode with NODE_ENV=production");
+    }
+    expect(outcome.message).toMatch(/INNGEST_DEV: refused in production[\s\S]*DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION=1/);
+  });
+
+  it("starts when explicitly allowed, with a warning", async () => {
+    const app = await startAppProcess(productionEnv({ DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION: "1" }));
+    try {
+      expect(app.output()).toMatch(/WARNING: INNGEST_DEV is set in production/);
+    } finally {
+      await app.kill();
+    }
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { durationMs, parseEnv } from "./env.server";
+import { durationMs, inngestDevInProductionWarning, parseEnv } from "./env.server";
 
 describe("parseEnv", () => {
   it("has an embedded default for everything", () => {
@@ -37,19 +37,51 @@ describe("parseEnv", () => {
     expect(bad).toThrow(/AGENT_BASE_URL: /);
   });
 
-  it("asks for the Inngest keys in production unless a dev server is used", () => {
-    const secret = { SESSION_SECRET: "s".repeat(32) };
-    expect(() => parseEnv({ NODE_ENV: "production", ...secret })).toThrow(/INNGEST_SIGNING_KEY: required in production/);
-    expect(parseEnv({ NODE_ENV: "production", INNGEST_DEV: "1", ...secret }).NODE_ENV).toBe("production");
-    expect(
-      parseEnv({ NODE_ENV: "production", INNGEST_SIGNING_KEY: "signkey-prod-abc", INNGEST_EVENT_KEY: "key", ...secret })
-        .NODE_ENV,
-    ).toBe("production");
+  const production = { NODE_ENV: "production", SESSION_SECRET: "s".repeat(32) };
+  const keys = { INNGEST_SIGNING_KEY: "signkey-prod-abc", INNGEST_EVENT_KEY: "key" };
+
+  it("asks for the Inngest keys in production", () => {
+    expect(() => parseEnv(production)).toThrow(/INNGEST_SIGNING_KEY: required in production/);
+    expect(parseEnv({ ...production, ...keys }).NODE_ENV).toBe("production");
+  });
+
+  it("refuses INNGEST_DEV in production unless explicitly allowed, and then warns", () => {
+    expect(() => parseEnv({ ...production, INNGEST_DEV: "1" })).toThrow(
+      /INNGEST_DEV: refused in production: dev mode runs unsigned step calls[\s\S]*DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION=1/,
+    );
+    expect(() => parseEnv({ ...production, INNGEST_DEV: "http://127.0.0.1:8288", ...keys })).toThrow(/INNGEST_DEV: refused/);
+    expect(() => parseEnv({ ...production, INNGEST_DEV: "1", DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION: "0" })).toThrow(
+      /INNGEST_DEV: refused/,
+    );
+    const allowed = parseEnv({ ...production, INNGEST_DEV: "1", DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION: "1" });
+    expect(allowed.DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION).toBe(true);
+    expect(inngestDevInProductionWarning(allowed)).toMatch(/^WARNING: INNGEST_DEV is set in production.*signature/);
+    // INNGEST_DEV=0 is not dev mode; outside production dev mode is the default way to run.
+    expect(inngestDevInProductionWarning(parseEnv({ ...production, ...keys, INNGEST_DEV: "0" }))).toBeUndefined();
+    expect(inngestDevInProductionWarning(parseEnv({ INNGEST_DEV: "1", DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION: "1" }))).toBeUndefined();
+    expect(parseEnv({}).DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION).toBe(false);
+    expect(() => parseEnv({ DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION: "yes" })).toThrow(/DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION: 1 or 0/);
+  });
+
+  it("reads the origin the engine calls the app at, and needs it in production when HOST is a wildcard", () => {
+    expect(parseEnv({}).INNGEST_SERVE_ORIGIN).toBeUndefined();
+    expect(parseEnv({ INNGEST_SERVE_ORIGIN: "" }).INNGEST_SERVE_ORIGIN).toBeUndefined();
+    expect(parseEnv({ INNGEST_SERVE_ORIGIN: "http://app:3000/" }).INNGEST_SERVE_ORIGIN).toBe("http://app:3000");
+    expect(parseEnv({ INNGEST_SERVE_ORIGIN: "https://Dyno.Example.com" }).INNGEST_SERVE_ORIGIN).toBe("https://dyno.example.com");
+    for (const bad of ["app:3000", "http://app:3000/api/inngest", "http://app:3000?x=1", "ftp://app", "http://u:p@app"]) {
+      expect(() => parseEnv({ INNGEST_SERVE_ORIGIN: bad }), bad).toThrow(/INNGEST_SERVE_ORIGIN: /);
+    }
+    expect(parseEnv({ ...production, ...keys }).INNGEST_SERVE_ORIGIN).toBeUndefined();
+    for (const HOST of ["0.0.0.0", "::"]) {
+      expect(() => parseEnv({ ...production, ...keys, HOST })).toThrow(/INNGEST_SERVE_ORIGIN: required in production when HOST is/);
+      expect(parseEnv({ ...production, ...keys, HOST, INNGEST_SERVE_ORIGIN: "http://app:3000" }).HOST).toBe(HOST);
+    }
+    expect(parseEnv({ HOST: "0.0.0.0" }).INNGEST_SERVE_ORIGIN).toBeUndefined();
   });
 
   it("asks for a session secret of 32+ characters in production, and only there", () => {
-    expect(() => parseEnv({ NODE_ENV: "production", INNGEST_DEV: "1" })).toThrow(/SESSION_SECRET: required in production/);
-    expect(() => parseEnv({ NODE_ENV: "production", INNGEST_DEV: "1", SESSION_SECRET: "short" })).toThrow(
+    expect(() => parseEnv({ NODE_ENV: "production", ...keys })).toThrow(/SESSION_SECRET: required in production/);
+    expect(() => parseEnv({ NODE_ENV: "production", ...keys, SESSION_SECRET: "short" })).toThrow(
       /SESSION_SECRET: at least 32 characters/,
     );
     expect(parseEnv({}).SESSION_SECRET).toBeUndefined();

@@ -6,6 +6,16 @@ import { z } from "zod";
  */
 const duration = (fallback: string) =>
   z.string().regex(/^\d+[smhd]$/, "a duration such as 45s, 90m or 2h").default(fallback);
+
+/** Hosts that listen on every interface: they say nothing about the address the engine should call. */
+export const WILDCARD_HOSTS = new Set(["0.0.0.0", "::", "[::]"]);
+
+function isHttpOrigin(value: string): boolean {
+  if (!URL.canParse(value)) return false;
+  const url = new URL(value);
+  return /^https?:$/.test(url.protocol) && url.pathname === "/" && !url.search && !url.hash && !url.username;
+}
+
 const optionalString = () => z.string().optional().transform((v) => (v ? v : undefined));
 
 const EnvSchema = z.object({
@@ -39,6 +49,26 @@ const EnvSchema = z.object({
   INNGEST_BASE_URL: z.string().url().optional(),
   INNGEST_EVENT_KEY: z.string().optional(),
   INNGEST_SIGNING_KEY: z.string().optional(),
+  /**
+   * The origin the engine calls the app at (e.g. http://app:3000): the only URL the app ever registers, whatever
+   * Host a sync request names. Unset: the address the app server listens on (HOST:PORT, a wildcard HOST as
+   * loopback); required in production when HOST is a wildcard (0.0.0.0, ::).
+   */
+  INNGEST_SERVE_ORIGIN: z
+    .string()
+    .url()
+    .refine(isHttpOrigin, "an origin such as http://app:3000 (no path)")
+    .transform((u) => new URL(u).origin)
+    .optional()
+    .or(z.literal("").transform(() => undefined)),
+  /**
+   * 1: accept INNGEST_DEV in production (unsigned step calls run, errors carry stack traces). Refused without it;
+   * with it, every start logs a warning.
+   */
+  DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION: z
+    .enum(["", "0", "1", "false", "true"], { message: "1 or 0" })
+    .optional()
+    .transform((v) => v === "1" || v === "true"),
 
   /** Agent bounds. */
   AGENT_MAX_ITERATIONS: z.coerce.number().int().min(1).max(500).default(50),
@@ -74,7 +104,26 @@ const EnvSchema = z.object({
   if (!env.SESSION_SECRET) {
     ctx.addIssue({ code: z.ZodIssueCode.custom, path: ["SESSION_SECRET"], message: "required in production (32+ random characters)" });
   }
-  if (isInngestDev(env)) return;
+  if (!env.INNGEST_SERVE_ORIGIN && WILDCARD_HOSTS.has(env.HOST)) {
+    ctx.addIssue({
+      code: z.ZodIssueCode.custom,
+      path: ["INNGEST_SERVE_ORIGIN"],
+      message: `required in production when HOST is ${env.HOST}: the origin the Inngest engine calls the app at, e.g. http://app:3000`,
+    });
+  }
+  if (isInngestDev(env)) {
+    if (!env.DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ["INNGEST_DEV"],
+        message:
+          "refused in production: dev mode runs unsigned step calls and shows stack traces. Unset it and set " +
+          "INNGEST_SIGNING_KEY and INNGEST_EVENT_KEY (Inngest Cloud or `inngest start`), or set " +
+          "DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION=1 to accept the risk",
+      });
+    }
+    return;
+  }
   for (const key of ["INNGEST_SIGNING_KEY", "INNGEST_EVENT_KEY"] as const) {
     if (!env[key]) {
       ctx.addIssue({
@@ -87,6 +136,18 @@ const EnvSchema = z.object({
 });
 
 export type Env = z.infer<typeof EnvSchema>;
+
+/** The warning every start logs when INNGEST_DEV runs in production by override; undefined otherwise. */
+export function inngestDevInProductionWarning(
+  env: Pick<Env, "NODE_ENV" | "INNGEST_DEV" | "DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION">,
+): string | undefined {
+  if (env.NODE_ENV !== "production" || !isInngestDev(env) || !env.DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION) return undefined;
+  return (
+    "WARNING: INNGEST_DEV is set in production (allowed by DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION): /api/inngest " +
+    "runs step calls without checking their signature and error replies carry stack traces. Anyone who can reach " +
+    "the app can run its functions. Use INNGEST_SIGNING_KEY and INNGEST_EVENT_KEY instead."
+  );
+}
 
 /** Whether the SDK talks to a local dev server (INNGEST_DEV=1, or the engine's URL). */
 export function isInngestDev(env: Pick<Env, "INNGEST_DEV">): boolean {

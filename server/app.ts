@@ -11,7 +11,8 @@ import { createRequestHandler } from "@remix-run/express";
 import type { AppLoadContext, ServerBuild } from "@remix-run/node";
 import express from "express";
 import { sessionSecret } from "../app/auth/secret.server";
-import { env } from "../app/env.server";
+import { env, inngestDevInProductionWarning } from "../app/env.server";
+import { setListeningAddress } from "../app/inngest-serve.server";
 import { responseClosedSignal } from "../app/load-context";
 import { projectPreviewDirectory, setRunningPreviewServer } from "../app/preview.server";
 import { closeDatabase, getDatabase } from "../db";
@@ -47,6 +48,8 @@ export async function startAppServer({
   process.env.BAML_LOG ??= "warn";
   await getDatabase().migrate();
   await warnIfUnisolated();
+  const devInProduction = inngestDevInProductionWarning(env());
+  if (devInProduction) console.warn(devInProduction);
 
   const app = express();
   app.disable("x-powered-by");
@@ -89,6 +92,8 @@ export async function startAppServer({
   });
   const address = httpServer.address() as AddressInfo;
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${address.port}`;
+  // The only origin /api/inngest registers unless INNGEST_SERVE_ORIGIN says otherwise.
+  setListeningAddress({ host, port: address.port });
 
   let preview;
   try {
@@ -99,6 +104,7 @@ export async function startAppServer({
       resolveDirectory: projectPreviewDirectory,
     });
   } catch (error) {
+    setListeningAddress(undefined);
     await closeServer(httpServer);
     await closeVite();
     throw new Error(
@@ -115,6 +121,7 @@ export async function startAppServer({
     previewPort: preview.port,
     async close() {
       setRunningPreviewServer(undefined);
+      setListeningAddress(undefined);
       await preview.close();
       await closeServer(httpServer);
       await closeVite();

@@ -67,8 +67,9 @@ export async function createGuard(options: GuardOptions): Promise<CommandGuard> 
         if (kernel) return report(kernel);
         if (watchTree.memory || watchTree.processes) {
           const tree = await processTree(pid);
-          if (watchTree.memory && tree.rssBytes > limits.memoryBytes) return report("memory");
+          // Processes first: a fork bomb's shells also add up to a lot of (shared, so over-counted) resident memory.
           if (watchTree.processes && tree.tasks >= limits.processes) return report("processes");
+          if (watchTree.memory && tree.rssBytes > limits.memoryBytes) return report("memory");
         }
       };
       const pollLoop = () => {

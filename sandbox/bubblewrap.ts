@@ -95,7 +95,8 @@ function maskArgs(hide: string[]): string[] {
     if (real === "/" || !sources.some((source) => isInside(real, source))) continue;
     if (!masked.includes(real)) masked.push(real);
   }
-  const args = masked.flatMap((folder) => ["--tmpfs", folder]);
+  // Read-only too: a mask is no place to store anything.
+  const args = masked.flatMap((folder) => ["--tmpfs", folder, "--remount-ro", folder]);
   const node = nodeInstall();
   if (node && masked.some((folder) => isInside(node, folder))) args.push("--ro-bind", node, node);
   return args;
@@ -210,7 +211,7 @@ export interface IsolationCheck {
   reason?: string;
   /** The bwrap binary that was probed. */
   bwrapPath?: string;
-  /** Whether this bwrap can bound the size of the sandbox's /tmp (`--size`, bubblewrap 0.7 and later). */
+  /** Whether this bwrap can bound the size of the sandbox's /tmp (`--size`, in newer bubblewrap releases). */
   tmpSize?: boolean;
 }
 

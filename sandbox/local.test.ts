@@ -247,6 +247,7 @@ describe("what a command can see of the app", () => {
     }
     for (const folder of [checkout, appData]) {
       expect((await sandbox.exec(`ls -A ${folder}`)).stdout, folder).toBe("");
+      expect((await sandbox.exec(`touch ${folder}/x`)).exitCode, folder).not.toBe(0);
     }
     // The workspace, which lives in the data folder, still works.
     expect((await sandbox.exec("echo mine > mine.txt && cat mine.txt")).stdout).toBe("mine\n");

@@ -92,10 +92,11 @@ export function appCheckout(): string {
 /** Opens (creating if needed) the project's workspace. Reattaching is opening the same folder again. */
 export async function openLocalSandbox(options: LocalSandboxOptions): Promise<Sandbox> {
   const folder = localWorkspacePath(options.dataDir, options.projectId);
-  const home = localHomePath(options.dataDir, options.projectId);
   await mkdir(folder, { recursive: true, mode: 0o755 });
-  await mkdir(home, { recursive: true, mode: 0o755 });
-  return new LocalSandbox(options.projectId, await realpath(folder), await realpath(home), {
+  const root = await realpath(folder);
+  // Beside the workspace (so under the same real data folder), made by the first command.
+  const home = path.join(path.dirname(path.dirname(root)), "homes", options.projectId);
+  return new LocalSandbox(options.projectId, root, home, {
     isolation: options.isolation ?? "bubblewrap",
     bwrapPath: options.bwrapPath,
     limits: options.limits ?? DEFAULT_SANDBOX_LIMITS,
@@ -233,6 +234,7 @@ class LocalSandbox implements Sandbox {
     if (check && (!check.available || !check.bwrapPath)) {
       throw new SandboxUnavailableError(isolationUnavailableMessage(check.reason));
     }
+    await mkdir(this.home, { recursive: true, mode: 0o755 });
     const confinement = await prepareConfinement({
       support: await localLimitSupport(this.settings.limitMode),
       limits,

@@ -66,6 +66,9 @@ describe("run_command under the sandbox's limits", () => {
     expect(outcome.content).toMatch(/was killed: memory limit \(64 MiB\) reached/);
     const filler = await runTool(limited, { tool: "run_command", command: "head -c 100000000 /dev/zero > fill" }, { mode: "build", limits });
     expect(filler).toMatchObject({ ok: false, summary: "Killed: disk limit (32 MiB) reached" });
+    const bomb = "f() { if [ $1 -gt 0 ]; then f $(($1 - 1)) & f $(($1 - 1)); wait; else sleep 20; fi; }; f 7";
+    const forks = await runTool(limited, { tool: "run_command", command: bomb }, { mode: "build", limits });
+    expect(forks).toMatchObject({ ok: false, summary: "Killed: process limit (32 processes) reached" });
     expect(await runTool(limited, { tool: "run_command", command: "rm fill; echo fine" }, { mode: "build", limits })).toMatchObject({
       ok: true,
       summary: "Exit code 0",

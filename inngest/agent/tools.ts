@@ -68,7 +68,8 @@ function triedNetwork(result: ExecResult): boolean {
 function limitReached(result: ExecResult): string | undefined {
   if (!result.limit) return undefined;
   const amount = result.limitAmount ? ` (${result.limitAmount})` : "";
-  return result.limit === "cpu" ? `held back by its CPU limit${amount}` : `${result.limit} limit${amount} reached`;
+  const name = { memory: "memory", processes: "process", disk: "disk", cpu: "CPU" }[result.limit];
+  return result.limit === "cpu" ? `held back by its CPU limit${amount}` : `${name} limit${amount} reached`;
 }
 
 function formatExec(command: string, result: ExecResult): string {

@@ -97,6 +97,27 @@ describe("parseEnv", () => {
     expect(() => parseEnv({ PREVIEW_ORIGIN: "preview" })).toThrow(/PREVIEW_ORIGIN/);
   });
 
+  it("reads the sandbox's resource limits, with defaults", () => {
+    expect(parseEnv({})).toMatchObject({
+      SANDBOX_MEMORY_LIMIT: 1024 ** 3,
+      SANDBOX_PIDS_LIMIT: 256,
+      SANDBOX_CPU_LIMIT: 1,
+      SANDBOX_DISK_LIMIT: 1024 ** 3,
+    });
+    expect(
+      parseEnv({ SANDBOX_MEMORY_LIMIT: "512m", SANDBOX_PIDS_LIMIT: "64", SANDBOX_CPU_LIMIT: "0.5", SANDBOX_DISK_LIMIT: "1.5G" }),
+    ).toMatchObject({
+      SANDBOX_MEMORY_LIMIT: 512 * 1024 ** 2,
+      SANDBOX_PIDS_LIMIT: 64,
+      SANDBOX_CPU_LIMIT: 0.5,
+      SANDBOX_DISK_LIMIT: 1.5 * 1024 ** 3,
+    });
+    expect(() => parseEnv({ SANDBOX_MEMORY_LIMIT: "lots" })).toThrow(/SANDBOX_MEMORY_LIMIT: a size such as 512m or 1g/);
+    expect(() => parseEnv({ SANDBOX_MEMORY_LIMIT: "1m" })).toThrow(/SANDBOX_MEMORY_LIMIT: at least 32m/);
+    expect(() => parseEnv({ SANDBOX_PIDS_LIMIT: "2" })).toThrow(/SANDBOX_PIDS_LIMIT/);
+    expect(() => parseEnv({ SANDBOX_CPU_LIMIT: "0" })).toThrow(/SANDBOX_CPU_LIMIT/);
+  });
+
   it("reads durations in seconds, minutes, hours and days", () => {
     expect([durationMs("45s"), durationMs("90m"), durationMs("2h"), durationMs("1d")]).toEqual([
       45_000, 5_400_000, 7_200_000, 86_400_000,

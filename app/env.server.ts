@@ -16,6 +16,17 @@ function isHttpOrigin(value: string): boolean {
   return /^https?:$/.test(url.protocol) && url.pathname === "/" && !url.search && !url.hash && !url.username;
 }
 
+/** A size such as 512m, 1g or 1.5g (k, m, g: powers of 1024; no unit: bytes), parsed to bytes. */
+const size = (fallback: string) =>
+  z
+    .string()
+    .regex(/^\d+(\.\d+)?[kmg]?$/i, "a size such as 512m or 1g")
+    .default(fallback)
+    .transform((value) => {
+      const unit = value.slice(-1).toLowerCase();
+      const power = { k: 1, m: 2, g: 3 }[unit] ?? 0;
+      return Math.round(parseFloat(value) * 1024 ** power);
+    });
 const optionalString = () => z.string().optional().transform((v) => (v ? v : undefined));
 
 const EnvSchema = z.object({
@@ -99,6 +110,17 @@ const EnvSchema = z.object({
   /** Bounds for one sandbox command. */
   SANDBOX_COMMAND_TIMEOUT: duration("2m"),
   SANDBOX_OUTPUT_LIMIT: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(64 * 1024),
+  /**
+   * Resource limits for each local sandbox command (cgroups where the host allows, else rlimits and polling; the
+   * startup log says which). Memory counts all the command's processes and its /tmp.
+   */
+  SANDBOX_MEMORY_LIMIT: size("1g").pipe(z.number().min(32 * 1024 * 1024, "at least 32m")),
+  /** Processes and threads one command may have at once. */
+  SANDBOX_PIDS_LIMIT: z.coerce.number().int().min(8).max(1_000_000).default(256),
+  /** CPU cores one command may use (0.5 = half a core). */
+  SANDBOX_CPU_LIMIT: z.coerce.number().min(0.01).max(1024).default(1),
+  /** Disk use of a project's workspace (and, separately, its home folder with npm's cache); also the largest file. */
+  SANDBOX_DISK_LIMIT: size("1g").pipe(z.number().min(1024 * 1024, "at least 1m")),
 }).superRefine((env, ctx) => {
   if (env.NODE_ENV !== "production") return;
   if (!env.SESSION_SECRET) {

@@ -10,8 +10,10 @@ import { accessSync, constants, existsSync, lstatSync, mkdtempSync, readlinkSync
 import os from "node:os";
 import path from "node:path";
 
-/** Where the workspace appears inside the sandbox (also the command's cwd and HOME). */
+/** Where the workspace appears inside the sandbox (also the command's cwd). */
 export const SANDBOX_WORKDIR = "/workspace";
+/** Where the project's home folder appears inside: npm's cache and tools' dotfiles land there, not in the workspace. */
+export const SANDBOX_HOME = "/home/sandbox";
 
 const SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -34,27 +36,69 @@ const ETC_ENTRIES = [
   "ca-certificates",
 ];
 
-/** The only environment a command sees, isolated or not: never the app's own. */
+/**
+ * The only environment a command sees, isolated or not: never the app's own.
+ * npm is told not to check for updates, ask for funding or audit (there is no
+ * network, and each would leave notices and files behind).
+ */
 export function minimalEnv(home: string, extraPath: string[] = []): Record<string, string> {
-  return { PATH: [...extraPath, SYSTEM_PATH].join(":"), HOME: home, LANG: "C.UTF-8", TERM: "dumb" };
+  return {
+    PATH: [...extraPath, SYSTEM_PATH].join(":"),
+    HOME: home,
+    LANG: "C.UTF-8",
+    TERM: "dumb",
+    NO_UPDATE_NOTIFIER: "1",
+    npm_config_update_notifier: "false",
+    npm_config_fund: "false",
+    npm_config_audit: "false",
+  };
 }
 
-let systemMountsCache: string[] | undefined;
+let systemMountsCache: { args: string[]; sources: string[] } | undefined;
 
-/** Read-only binds (or symlinks, for merged /usr) of the system folders that exist here. */
-function systemMounts(): string[] {
+/** Read-only binds (or symlinks, for merged /usr) of the system folders that exist here, and the host folders they show. */
+function systemMounts(): { args: string[]; sources: string[] } {
   if (systemMountsCache) return systemMountsCache;
   const args: string[] = [];
+  const sources: string[] = [];
   for (const folder of SYSTEM_FOLDERS) {
     const stat = lstatOrNull(folder);
     if (!stat) continue;
     if (stat.isSymbolicLink()) args.push("--symlink", readlinkSync(folder), folder);
-    else if (stat.isDirectory()) args.push("--ro-bind", folder, folder);
+    else if (stat.isDirectory()) args.push("--ro-bind", folder, folder), sources.push(folder);
   }
-  for (const entry of ETC_ENTRIES) args.push("--ro-bind-try", `/etc/${entry}`, `/etc/${entry}`);
+  for (const entry of ETC_ENTRIES) args.push("--ro-bind-try", `/etc/${entry}`, `/etc/${entry}`), sources.push(`/etc/${entry}`);
   const node = nodeInstall();
-  if (node) args.push("--ro-bind", node, node);
-  systemMountsCache = args;
+  if (node) args.push("--ro-bind", node, node), sources.push(node);
+  systemMountsCache = { args, sources };
+  return systemMountsCache;
+}
+
+const isInside = (child: string, parent: string) => child === parent || child.startsWith(parent === "/" ? "/" : `${parent}/`);
+
+/**
+ * Empty tmpfs mounts over the hidden folders that a system bind would show
+ * (an app checked out in /usr/src/app, its data in /opt/dyno), so commands
+ * find nothing there. The Node install is bound again if a mask covered it.
+ */
+function maskArgs(hide: string[]): string[] {
+  const { sources } = systemMounts();
+  const masked: string[] = [];
+  for (const folder of hide) {
+    let real: string;
+    try {
+      real = realpathSync(folder);
+    } catch {
+      continue; // nothing there to show
+    }
+    // "/" (a service's default working directory) holds the system folders themselves: nothing of the app's is bound by it.
+    if (real === "/" || !sources.some((source) => isInside(real, source))) continue;
+    if (!masked.includes(real)) masked.push(real);
+  }
+  // Read-only too: a mask is no place to store anything.
+  const args = masked.flatMap((folder) => ["--tmpfs", folder, "--remount-ro", folder]);
+  const node = nodeInstall();
+  if (node && masked.some((folder) => isInside(node, folder))) args.push("--ro-bind", node, node);
   return args;
 }
 
@@ -94,10 +138,21 @@ function lstatOrNull(file: string) {
   }
 }
 
+export interface BubblewrapOptions {
+  /** Host folder bound read-write at SANDBOX_HOME (the command's HOME). Unset: HOME is an empty tmpfs. */
+  home?: string;
+  /** Host folders the command must not see (the app's checkout and data folder); masked where a system bind shows them. */
+  hide?: string[];
+  /** Size bound of the sandbox's /tmp, when this bwrap supports --size. */
+  tmpBytes?: number;
+  /** Runs before `sh -c command`, inside the sandbox (e.g. prlimit and its options, ending in "--"). */
+  wrapper?: string[];
+}
+
 /** The bwrap arguments (everything after the bwrap binary) that run `sh -c command` in `workspace`. */
-export function bubblewrapArgs(workspace: string, command: string): string[] {
+export function bubblewrapArgs(workspace: string, command: string, options: BubblewrapOptions = {}): string[] {
   const node = nodeInstall();
-  const env = minimalEnv(SANDBOX_WORKDIR, node ? [path.join(node, "bin")] : []);
+  const env = minimalEnv(SANDBOX_HOME, node ? [path.join(node, "bin")] : []);
   return [
     // Own user, pid, ipc, uts, cgroup and network namespaces: no network at all, only a private loopback.
     "--unshare-all",
@@ -107,13 +162,16 @@ export function bubblewrapArgs(workspace: string, command: string): string[] {
     // When the app runs as root, bwrap keeps root's capabilities unless told otherwise (remounting /usr read-write, say).
     "--cap-drop",
     "ALL",
-    ...systemMounts(),
+    ...systemMounts().args,
+    ...maskArgs(options.hide ?? []),
     "--proc",
     "/proc",
     "--dev",
     "/dev",
+    ...(options.tmpBytes ? ["--size", String(options.tmpBytes)] : []),
     "--tmpfs",
     "/tmp",
+    ...(options.home ? ["--bind", options.home, SANDBOX_HOME] : ["--tmpfs", SANDBOX_HOME]),
     "--bind",
     workspace,
     SANDBOX_WORKDIR,
@@ -125,6 +183,7 @@ export function bubblewrapArgs(workspace: string, command: string): string[] {
     "--clearenv",
     ...Object.entries(env).flatMap(([name, value]) => ["--setenv", name, value]),
     "--",
+    ...(options.wrapper ?? []),
     "sh",
     "-c",
     command,
@@ -152,6 +211,8 @@ export interface IsolationCheck {
   reason?: string;
   /** The bwrap binary that was probed. */
   bwrapPath?: string;
+  /** Whether this bwrap can bound the size of the sandbox's /tmp (`--size`, in newer bubblewrap releases). */
+  tmpSize?: boolean;
 }
 
 const checks = new Map<string, Promise<IsolationCheck>>();
@@ -180,8 +241,11 @@ async function probe(bwrapPath: string | undefined): Promise<IsolationCheck> {
   if (!existsSync(binary)) return { available: false, reason: `${binary} does not exist`, bwrapPath: binary };
   const workspace = mkdtempSync(path.join(os.tmpdir(), "dyno-bwrap-probe-"));
   try {
-    const { code, stderr } = await runToEnd(binary, bubblewrapArgs(workspace, "true"), 15_000);
-    if (code === 0) return { available: true, bwrapPath: binary };
+    const help = await runToEnd(binary, ["--help"], 15_000, "stdout");
+    const tmpSize = /^\s*--size\b/m.test(help.output);
+    const args = bubblewrapArgs(workspace, "true", tmpSize ? { tmpBytes: 1024 * 1024 } : {});
+    const { code, output: stderr } = await runToEnd(binary, args, 15_000);
+    if (code === 0) return { available: true, bwrapPath: binary, tmpSize };
     return {
       available: false,
       bwrapPath: binary,
@@ -194,12 +258,18 @@ async function probe(bwrapPath: string | undefined): Promise<IsolationCheck> {
   }
 }
 
-function runToEnd(file: string, args: string[], timeoutMs: number): Promise<{ code: number | null; stderr: string }> {
+function runToEnd(
+  file: string,
+  args: string[],
+  timeoutMs: number,
+  stream: "stdout" | "stderr" = "stderr",
+): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ["ignore", "ignore", "pipe"], env: minimalEnv("/") as NodeJS.ProcessEnv });
-    let stderr = "";
-    child.stderr.setEncoding("utf8").on("data", (text: string) => {
-      if (stderr.length < 2000) stderr += text;
+    const stdio = stream === "stdout" ? (["ignore", "pipe", "ignore"] as const) : (["ignore", "ignore", "pipe"] as const);
+    const child = spawn(file, args, { stdio: [...stdio], env: minimalEnv("/") as NodeJS.ProcessEnv });
+    let output = "";
+    child[stream]!.setEncoding("utf8").on("data", (text: string) => {
+      if (output.length < 20_000) output += text;
     });
     const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
     child.on("error", (error) => {
@@ -208,7 +278,7 @@ function runToEnd(file: string, args: string[], timeoutMs: number): Promise<{ co
     });
     child.on("close", (code) => {
       clearTimeout(timer);
-      resolve({ code, stderr: stderr.trim() });
+      resolve({ code, output: output.trim() });
     });
   });
 }

@@ -4,17 +4,22 @@
  */
 import { openLocalSandbox } from "./local";
 import { openModalSandbox } from "./modal";
+import type { SandboxLimits } from "./limits";
 import type { Sandbox, SandboxProviderName } from "./types";
 
 export * from "./types";
 export { checkLocalIsolation, type IsolationCheck } from "./bubblewrap";
-export { openLocalSandbox, type LocalIsolation, type LocalSandboxOptions } from "./local";
+export { localLimitSupport, openLocalSandbox, type LocalIsolation, type LocalSandboxOptions } from "./local";
+export { describeLimitSupport } from "./confine";
+export { DEFAULT_SANDBOX_LIMITS, formatBytes, type ResourceLimit, type SandboxLimits } from "./limits";
 export { openModalSandbox, type ModalSandboxOptions } from "./modal";
 
 export interface SandboxConfig {
   provider: SandboxProviderName;
   dataDir: string;
   localIsolation: "bubblewrap" | "none";
+  /** Resource limits of each local command. Default DEFAULT_SANDBOX_LIMITS. */
+  localLimits?: SandboxLimits;
   modal: { tokenId?: string; tokenSecret?: string; image?: string };
 }
 
@@ -31,7 +36,12 @@ export function openSandbox(
   const storedId = project.sandboxProvider === config.provider ? project.sandboxId : null;
   switch (config.provider) {
     case "local":
-      return openLocalSandbox({ dataDir: config.dataDir, projectId: project.id, isolation: config.localIsolation });
+      return openLocalSandbox({
+        dataDir: config.dataDir,
+        projectId: project.id,
+        isolation: config.localIsolation,
+        limits: config.localLimits,
+      });
     case "modal":
       return openModalSandbox({
         projectId: project.id,

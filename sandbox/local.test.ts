@@ -1,13 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
-import { chmod, mkdtemp, readdir, readFile, realpath, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readdir, readFile, realpath, rm, stat, writeFile } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkLocalIsolation, findBwrap } from "./bubblewrap";
 import { describeSandboxContract } from "./contract";
-import { openLocalSandbox, type LocalIsolation } from "./local";
+import { appCheckout, localHomePath, openLocalSandbox, type LocalIsolation } from "./local";
 import { SandboxPathError, SandboxUnavailableError, type Sandbox } from "./types";
 
 let dataDir: string;
@@ -103,7 +103,11 @@ describe("local sandbox under bubblewrap", () => {
         .split("\n")
         .map((line) => line.split("=")[0]);
       expect(names).toEqual(expect.arrayContaining(["PATH", "HOME", "LANG", "TERM"]));
-      for (const name of names) expect(["PATH", "HOME", "LANG", "TERM", "PWD", "SHLVL", "OLDPWD", "_"]).toContain(name);
+      const allowed = ["PATH", "HOME", "LANG", "TERM", "PWD", "SHLVL", "OLDPWD", "_", "NO_UPDATE_NOTIFIER"];
+      for (const name of names) expect([...allowed, ...names.filter((n) => n?.startsWith("npm_config_"))]).toContain(name);
+      // Nor through /proc: the sandbox has a /proc of its own, where only its own processes live.
+      const proc = await box.exec("cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n'");
+      expect(proc.stdout).not.toContain(secret);
     } finally {
       delete process.env.DYNO_TEST_SECRET;
       if (box !== sandbox) await box.destroy();
@@ -198,6 +202,95 @@ describe("local sandbox under bubblewrap", () => {
     const mask = process.umask();
     expect((await stat(path.join(workspace.path, "perm/file.txt"))).mode & 0o777).toBe(0o644 & ~mask);
     expect((await stat(path.join(workspace.path, "perm"))).mode & 0o777).toBe(0o755 & ~mask);
+  });
+});
+
+describe("what a command can see of the app", () => {
+  // A checkout and a data folder where a container would put them (/usr/src/app), under a folder every sandbox binds.
+  let base: string;
+  let checkout: string;
+  let appData: string;
+  let sandbox: Sandbox;
+
+  beforeAll(async () => {
+    base = await mkdtemp("/usr/local/dyno-visibility-test-");
+    checkout = path.join(base, "app");
+    appData = path.join(base, "app-data");
+    await mkdir(path.join(checkout, "server"), { recursive: true });
+    await writeFile(path.join(checkout, ".env"), "SESSION_SECRET=checkout-secret-value\n");
+    await writeFile(path.join(checkout, "server", "app.ts"), "// the app's code\n");
+    await mkdir(path.join(appData, "workspaces", "other-project"), { recursive: true });
+    await writeFile(path.join(appData, "session-secret"), "data-secret-value");
+    await writeFile(path.join(appData, "workspaces", "other-project", "private.txt"), "another builder's file");
+    sandbox = await openLocalSandbox({ dataDir: appData, projectId: randomUUID(), hide: [checkout] });
+  });
+
+  afterAll(async () => {
+    await sandbox?.destroy();
+    await rm(base, { recursive: true, force: true });
+  });
+
+  it("cannot list or read the app's checkout or data folder, even under a bound system folder", async () => {
+    // The folders are there, and /usr/local is visible: the sandbox binds /usr.
+    expect(existsSync(path.join(checkout, ".env"))).toBe(true);
+    expect((await sandbox.exec("ls /usr/local")).stdout).toContain(path.basename(base));
+    for (const command of [
+      `cat ${checkout}/.env`,
+      `cat ${checkout}/server/app.ts`,
+      `cat ${appData}/session-secret`,
+      `cat ${appData}/workspaces/other-project/private.txt`,
+      `grep -r secret-value ${base}`,
+    ]) {
+      const result = await sandbox.exec(command);
+      expect(result.exitCode, command).not.toBe(0);
+      expect(result.stdout, command).not.toMatch(/secret-value|builder's file|the app's code/);
+    }
+    for (const folder of [checkout, appData]) {
+      expect((await sandbox.exec(`ls -A ${folder}`)).stdout, folder).toBe("");
+      expect((await sandbox.exec(`touch ${folder}/x`)).exitCode, folder).not.toBe(0);
+    }
+    // The workspace, which lives in the data folder, still works.
+    expect((await sandbox.exec("echo mine > mine.txt && cat mine.txt")).stdout).toBe("mine\n");
+    expect((await sandbox.readFile("mine.txt")).content).toBe("mine\n");
+  });
+
+  it("cannot see the app's real checkout either", async () => {
+    const checkoutHere = appCheckout();
+    expect(existsSync(path.join(checkoutHere, "sandbox", "local.ts"))).toBe(true);
+    const box = await openFresh();
+    try {
+      const result = await box.exec(`ls -A ${checkoutHere}/sandbox`);
+      expect(result.stdout).not.toContain("local.ts");
+    } finally {
+      await box.destroy();
+    }
+  });
+});
+
+describe("the command's home folder", () => {
+  it("keeps npm's and other tools' files out of the workspace, and keeps them between commands", async () => {
+    const sandbox = await openFresh();
+    try {
+      const npm = await sandbox.exec("npm --version && npm init -y > /dev/null && npm config get cache", { timeoutMs: 60_000 });
+      expect(npm.exitCode, npm.stderr).toBe(0);
+      expect(npm.stdout.trim().split("\n").at(-1)).toBe("/home/sandbox/.npm");
+      expect((await sandbox.exec("echo $HOME && touch ~/.toolrc")).stdout).toBe("/home/sandbox\n");
+      expect((await sandbox.exec("ls -A ~")).stdout).toContain(".toolrc");
+      // Only the file npm init was asked to make.
+      expect((await sandbox.exec("ls -A")).stdout).toBe("package.json\n");
+      expect((await sandbox.listFiles()).files).toEqual(["package.json"]);
+    } finally {
+      await sandbox.destroy();
+    }
+  });
+
+  it("is removed with the sandbox", async () => {
+    const projectId = randomUUID();
+    const sandbox = await openLocalSandbox({ dataDir, projectId });
+    await sandbox.exec("touch ~/.cache-file");
+    expect(existsSync(path.join(localHomePath(dataDir, projectId), ".cache-file"))).toBe(true);
+    await sandbox.destroy();
+    expect(existsSync(localHomePath(dataDir, projectId))).toBe(false);
   });
 });
 

@@ -4,16 +4,19 @@
  * under bubblewrap (bubblewrap.ts). File operations run in this process,
  * behind the path checks in paths.ts, never inside the sandbox.
  */
-import { constants } from "node:fs";
+import { constants, existsSync } from "node:fs";
 import { chmod, lstat, mkdir, open, readdir, realpath, rm, stat, type FileHandle } from "node:fs/promises";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import {
   bubblewrapArgs,
   checkLocalIsolation,
   isolationUnavailableMessage,
   minimalEnv,
-  SANDBOX_WORKDIR,
+  SANDBOX_HOME,
 } from "./bubblewrap";
+import { detectLimitSupport, prepareConfinement, type LimitMode, type LimitSupport } from "./confine";
+import { DEFAULT_SANDBOX_LIMITS, limitAmount, type SandboxLimits } from "./limits";
 import { utf8Prefix } from "./output";
 import { compareNames, resolveWorkspacePath } from "./paths";
 import { abortedResult, execLimits, positive, refuseCommand, refusedResult } from "./exec-common";
@@ -44,6 +47,15 @@ export interface LocalSandboxOptions {
   isolation?: LocalIsolation;
   /** The bwrap binary; default the first `bwrap` on PATH. */
   bwrapPath?: string;
+  /** Resource limits for each command. Default DEFAULT_SANDBOX_LIMITS. */
+  limits?: SandboxLimits;
+  /** "auto" (default) uses cgroups where the host allows; "rlimits" forces the fallback without them. */
+  limitMode?: LimitMode;
+  /**
+   * Host folders commands must not see, besides the app's data folder and working directory. Default: the app's
+   * checkout (the folder holding this code's package.json).
+   */
+  hide?: string[];
 }
 
 /** A UUID, or any similar name that is safe as a single folder name. */
@@ -62,12 +74,55 @@ export function localWorkspacePath(dataDir: string, projectId: string): string {
   return path.join(path.resolve(dataDir), "workspaces", projectId);
 }
 
+/** The project's HOME for commands, outside the workspace so caches and dotfiles never show up among its files. */
+export function localHomePath(dataDir: string, projectId: string): string {
+  return path.join(path.dirname(path.dirname(localWorkspacePath(dataDir, projectId))), "homes", projectId);
+}
+
+/** The app's checkout: the nearest folder above this module with a package.json. */
+let appCheckoutCache: string | undefined;
+export function appCheckout(): string {
+  if (appCheckoutCache) return appCheckoutCache;
+  let folder = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(folder, "package.json")) && path.dirname(folder) !== folder) folder = path.dirname(folder);
+  appCheckoutCache = folder;
+  return folder;
+}
+
 /** Opens (creating if needed) the project's workspace. Reattaching is opening the same folder again. */
 export async function openLocalSandbox(options: LocalSandboxOptions): Promise<Sandbox> {
   const folder = localWorkspacePath(options.dataDir, options.projectId);
   await mkdir(folder, { recursive: true, mode: 0o755 });
   const root = await realpath(folder);
-  return new LocalSandbox(options.projectId, root, options.isolation ?? "bubblewrap", options.bwrapPath);
+  // Beside the workspace (so under the same real data folder), made by the first command.
+  const home = path.join(path.dirname(path.dirname(root)), "homes", options.projectId);
+  return new LocalSandbox(options.projectId, root, home, {
+    isolation: options.isolation ?? "bubblewrap",
+    bwrapPath: options.bwrapPath,
+    limits: options.limits ?? DEFAULT_SANDBOX_LIMITS,
+    limitMode: options.limitMode ?? "auto",
+    hide: [...(options.hide ?? [appCheckout()]), process.cwd(), path.resolve(options.dataDir)],
+  });
+}
+
+const limitSupport = new Map<LimitMode, Promise<LimitSupport>>();
+
+/** How limits are enforced on this host, detected once per mode. */
+export function localLimitSupport(mode: LimitMode = "auto"): Promise<LimitSupport> {
+  let support = limitSupport.get(mode);
+  if (!support) {
+    support = detectLimitSupport(mode);
+    limitSupport.set(mode, support);
+  }
+  return support;
+}
+
+interface LocalSettings {
+  isolation: LocalIsolation;
+  bwrapPath: string | undefined;
+  limits: SandboxLimits;
+  limitMode: LimitMode;
+  hide: string[];
 }
 
 function errorCode(error: unknown): string | undefined {
@@ -83,8 +138,8 @@ class LocalSandbox implements Sandbox {
   constructor(
     readonly id: string,
     private readonly root: string,
-    private readonly isolation: LocalIsolation,
-    private readonly bwrapPath: string | undefined,
+    private readonly home: string,
+    private readonly settings: LocalSettings,
   ) {}
 
   async writeFile(filePath: string, content: string): Promise<FileWrite> {
@@ -174,28 +229,53 @@ class LocalSandbox implements Sandbox {
     const refusal = refuseCommand(command);
     if (refusal) return refusedResult(refusal, startedAt);
 
-    let file: string;
-    let args: string[];
-    let env: Record<string, string>;
-    if (this.isolation === "bubblewrap") {
-      const check = await checkLocalIsolation({ bwrapPath: this.bwrapPath });
-      if (!check.available || !check.bwrapPath) throw new SandboxUnavailableError(isolationUnavailableMessage(check.reason));
-      file = check.bwrapPath;
-      args = bubblewrapArgs(this.root, command);
-      env = minimalEnv(SANDBOX_WORKDIR);
-    } else {
-      file = "/bin/sh";
-      args = ["-c", command];
-      env = minimalEnv(this.root);
+    const { isolation, limits } = this.settings;
+    const check = isolation === "bubblewrap" ? await checkLocalIsolation({ bwrapPath: this.settings.bwrapPath }) : undefined;
+    if (check && (!check.available || !check.bwrapPath)) {
+      throw new SandboxUnavailableError(isolationUnavailableMessage(check.reason));
     }
-
+    await mkdir(this.home, { recursive: true, mode: 0o755 });
+    const confinement = await prepareConfinement({
+      support: await localLimitSupport(this.settings.limitMode),
+      limits,
+      isolated: Boolean(check),
+      diskFolders: [this.root, this.home],
+    });
     const stop = new AbortController();
     this.running.add(stop);
     try {
+      let file: string;
+      let args: string[];
+      let env: Record<string, string>;
+      if (check?.bwrapPath) {
+        file = check.bwrapPath;
+        args = bubblewrapArgs(this.root, command, {
+          home: this.home,
+          hide: this.settings.hide,
+          tmpBytes: check.tmpSize ? Math.min(limits.diskBytes, limits.memoryBytes) : undefined,
+          wrapper: confinement.inner,
+        });
+        env = minimalEnv(SANDBOX_HOME);
+      } else {
+        const [wrapper, ...wrapperArgs] = confinement.inner;
+        file = wrapper ?? "/bin/sh";
+        args = [...wrapperArgs, ...(wrapper ? ["/bin/sh"] : []), "-c", command];
+        env = minimalEnv(this.home);
+      }
+      const outer = confinement.outer(file, args);
       const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
-      return await runProcess(file, args, { cwd: this.root, env, timeoutMs, maxOutputBytes, signal });
+      const result = await runProcess(outer.file, outer.args, {
+        cwd: this.root,
+        env,
+        timeoutMs,
+        maxOutputBytes,
+        signal,
+        guard: confinement.guard,
+      });
+      return result.limit ? { ...result, limitAmount: limitAmount(result.limit, limits) } : result;
     } finally {
       this.running.delete(stop);
+      await confinement.dispose();
     }
   }
 
@@ -209,6 +289,7 @@ class LocalSandbox implements Sandbox {
     this.destroyed = true;
     for (const stop of this.running) stop.abort();
     await removeFolder(this.root);
+    await removeFolder(this.home);
   }
 
   private ensureUsable(): void {

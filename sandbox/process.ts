@@ -5,6 +5,8 @@
  */
 import { spawn } from "node:child_process";
 import { abortedResult, elapsed } from "./exec-common";
+import type { CommandGuard } from "./guard";
+import type { ResourceLimit } from "./limits";
 import { CappedOutput } from "./output";
 import type { ExecResult } from "./types";
 
@@ -14,6 +16,8 @@ export interface RunOptions {
   timeoutMs: number;
   maxOutputBytes: number;
   signal?: AbortSignal;
+  /** Watches the command's resource limits; hitting one kills it like a timeout, and the result names the limit. */
+  guard?: CommandGuard;
 }
 
 /** How long to wait for the pipes to close after a kill before giving up on them. */
@@ -47,6 +51,7 @@ export function runProcess(file: string, args: string[], options: RunOptions): P
 
     let timedOut = false;
     let aborted = false;
+    let killedFor: ResourceLimit | undefined;
     let settled = false;
     let graceTimer: NodeJS.Timeout | undefined;
 
@@ -69,18 +74,26 @@ export function runProcess(file: string, args: string[], options: RunOptions): P
       }, CLOSE_GRACE_MS);
     };
     const onAbort = () => {
-      if (settled || timedOut) return;
+      if (settled || timedOut || killedFor) return;
       aborted = true;
       killGroup();
       closeSoon();
     };
     const timeoutTimer = setTimeout(() => {
-      if (aborted) return;
+      if (aborted || killedFor) return;
       timedOut = true;
       killGroup();
       closeSoon();
     }, options.timeoutMs);
     signal?.addEventListener("abort", onAbort, { once: true });
+    if (child.pid !== undefined) {
+      options.guard?.start(child.pid, (limit) => {
+        if (settled || timedOut || aborted) return;
+        killedFor = limit;
+        killGroup();
+        closeSoon();
+      });
+    }
 
     function cleanUp() {
       settled = true;
@@ -92,22 +105,28 @@ export function runProcess(file: string, args: string[], options: RunOptions): P
     function finish(code: number | null) {
       if (settled) return;
       cleanUp();
-      const killed = timedOut || aborted;
-      resolve({
-        exitCode: killed ? null : code,
-        stdout: stdout.text(),
-        stderr: stderr.text(),
-        truncated: stdout.truncated || stderr.truncated,
-        timedOut,
-        aborted,
-        durationMs: elapsed(startedAt),
-      });
+      const killed = timedOut || aborted || killedFor !== undefined;
+      const durationMs = elapsed(startedAt);
+      const verdict = options.guard ? options.guard.finish({ timedOut }) : Promise.resolve(undefined);
+      verdict.then((limit) => {
+        resolve({
+          exitCode: killed ? null : code,
+          stdout: stdout.text(),
+          stderr: stderr.text(),
+          truncated: stdout.truncated || stderr.truncated,
+          timedOut,
+          aborted,
+          ...(limit ? { limit } : {}),
+          durationMs,
+        });
+      }, reject);
     }
 
     child.on("error", (error) => {
       if (settled) return;
       cleanUp();
       killGroup();
+      void options.guard?.finish({ timedOut: false });
       reject(error);
     });
     child.on("exit", () => {

@@ -4,6 +4,8 @@
  * machine, commands under bubblewrap) and modal (a Modal sandbox).
  */
 
+import type { ResourceLimit } from "./limits";
+
 export type SandboxProviderName = "local" | "modal";
 
 export interface ExecOptions {
@@ -16,7 +18,7 @@ export interface ExecOptions {
 }
 
 export interface ExecResult {
-  /** null when the command was killed (timeout, abort, or a signal). */
+  /** null when the command was killed (timeout, abort, a resource limit, or a signal). */
   exitCode: number | null;
   /** Each stream is capped; over the cap it keeps the head and the tail with a "[… N bytes omitted …]" marker between. */
   stdout: string;
@@ -27,6 +29,13 @@ export interface ExecResult {
   timedOut: boolean;
   /** Killed because the signal aborted. */
   aborted: boolean;
+  /**
+   * A resource limit ended the command (exitCode null when it was killed for it), or, for "cpu", held it back
+   * until it timed out. Unset when no limit was reached.
+   */
+  limit?: ResourceLimit;
+  /** That limit's amount, for messages: "1 GiB", "256 processes", "1 core". */
+  limitAmount?: string;
   durationMs: number;
 }
 

@@ -17,7 +17,8 @@ import { responseClosedSignal } from "../app/load-context";
 import { projectPreviewDirectory, setRunningPreviewServer } from "../app/preview.server";
 import { closeDatabase, getDatabase } from "../db";
 import { closeDemoReplayServer } from "../inngest/agent/demo";
-import { checkLocalIsolation } from "../sandbox";
+import { sandboxLimits } from "../inngest/agent/context";
+import { checkLocalIsolation, describeLimitSupport, localLimitSupport } from "../sandbox";
 import { startPreviewServer } from "./preview";
 
 export interface AppServerOptions {
@@ -177,6 +178,9 @@ function closeServer(server: Server): Promise<void> {
 async function warnIfUnisolated(): Promise<void> {
   const { SANDBOX_PROVIDER, LOCAL_SANDBOX_ISOLATION } = env();
   if (SANDBOX_PROVIDER !== "local") return;
+  // Which resource limits hold each command on this host, and how (cgroups, or rlimits and polling).
+  const limits = describeLimitSupport(await localLimitSupport(), sandboxLimits(env()));
+  console.log(`sandbox limits per command:\n${limits.map((line) => `  ${line}`).join("\n")}`);
   if (LOCAL_SANDBOX_ISOLATION === "none") {
     console.warn("sandbox: LOCAL_SANDBOX_ISOLATION=none - the agent's commands run unisolated on this machine.");
     return;

@@ -8,7 +8,7 @@ import { durationMs, env, type Env } from "../../app/env.server";
 import { getDatabase } from "../../db";
 import type { Database } from "../../db/client";
 import { projects } from "../../db/schema";
-import { openSandbox, type Sandbox, type SandboxConfig } from "../../sandbox";
+import { openSandbox, type Sandbox, type SandboxConfig, type SandboxLimits } from "../../sandbox";
 import { demoReplayBaseUrl } from "./demo";
 import { createClientRegistry } from "./model/client";
 import { parseModelSpec, type ModelConfig } from "./model/config";
@@ -25,11 +25,21 @@ export interface AgentContext {
   maxRepairs: number;
 }
 
+export function sandboxLimits(e: Env): SandboxLimits {
+  return {
+    memoryBytes: e.SANDBOX_MEMORY_LIMIT,
+    processes: e.SANDBOX_PIDS_LIMIT,
+    cpuCores: e.SANDBOX_CPU_LIMIT,
+    diskBytes: e.SANDBOX_DISK_LIMIT,
+  };
+}
+
 export function sandboxConfig(e: Env): SandboxConfig {
   return {
     provider: e.SANDBOX_PROVIDER,
     dataDir: e.DYNO_DATA_DIR,
     localIsolation: e.LOCAL_SANDBOX_ISOLATION,
+    localLimits: sandboxLimits(e),
     modal: { tokenId: e.MODAL_TOKEN_ID, tokenSecret: e.MODAL_TOKEN_SECRET, image: e.MODAL_IMAGE },
   };
 }

@@ -48,6 +48,41 @@ describe("runTool", () => {
   });
 });
 
+describe("run_command under the sandbox's limits", () => {
+  let limited: Sandbox;
+  beforeAll(async () => {
+    limited = await openLocalSandbox({
+      dataDir,
+      projectId: randomUUID(),
+      limits: { memoryBytes: 64 * 1024 * 1024, processes: 32, cpuCores: 0.5, diskBytes: 32 * 1024 * 1024 },
+    });
+  });
+  afterAll(() => limited?.destroy());
+
+  it("names the limit that killed a command, and the next command runs", async () => {
+    const hog = `node -e "const a = []; setInterval(() => a.push(Buffer.alloc(4e6, 1)), 5)"`;
+    const outcome = await runTool(limited, { tool: "run_command", command: hog }, { mode: "build", limits });
+    expect(outcome).toMatchObject({ ok: false, summary: "Killed: memory limit (64 MiB) reached" });
+    expect(outcome.content).toMatch(/was killed: memory limit \(64 MiB\) reached/);
+    const filler = await runTool(limited, { tool: "run_command", command: "head -c 100000000 /dev/zero > fill" }, { mode: "build", limits });
+    expect(filler).toMatchObject({ ok: false, summary: "Killed: disk limit (32 MiB) reached" });
+    const bomb = "f() { if [ $1 -gt 0 ]; then f $(($1 - 1)) & f $(($1 - 1)); wait; else sleep 20; fi; }; f 7";
+    const forks = await runTool(limited, { tool: "run_command", command: bomb }, { mode: "build", limits });
+    expect(forks).toMatchObject({ ok: false, summary: "Killed: process limit (32 processes) reached" });
+    expect(await runTool(limited, { tool: "run_command", command: "rm fill; echo fine" }, { mode: "build", limits })).toMatchObject({
+      ok: true,
+      summary: "Exit code 0",
+    });
+  });
+
+  it("says when a command failed for lack of network", async () => {
+    const lookup = `node -e "require('dns').lookup('registry.npmjs.org', (e) => { console.error(e && e.code); process.exit(1) })"`;
+    const outcome = await runTool(limited, { tool: "run_command", command: lookup }, { mode: "build", limits });
+    expect(outcome).toMatchObject({ ok: false, summary: "Exit code 1: the sandbox has no network" });
+    expect(outcome.content).toMatch(/the sandbox has no network/);
+  });
+});
+
 describe("describeAction", () => {
   it("says in one line what an action does", () => {
     expect(describeAction({ tool: "write_file", path: "index.html", content: "x".repeat(2048) })).toBe("Write index.html (2.0 KiB)");

@@ -56,17 +56,49 @@ export function describeAction(action: AgentAction): string {
   }
 }
 
+/** Errors that mean a command tried to reach the network, which the sandbox does not have. */
+const NO_NETWORK =
+  /\b(ENOTFOUND|EAI_AGAIN|ENETUNREACH|Could not resolve host|Temporary failure in name resolution|Network is unreachable)\b/;
+
+function triedNetwork(result: ExecResult): boolean {
+  return result.exitCode !== 0 && NO_NETWORK.test(`${result.stderr}\n${result.stdout}`);
+}
+
+/** What a resource limit did to the command, for the model and the builder: "memory limit (1 GiB) reached". */
+function limitReached(result: ExecResult): string | undefined {
+  if (!result.limit) return undefined;
+  const amount = result.limitAmount ? ` (${result.limitAmount})` : "";
+  const name = { memory: "memory", processes: "process", disk: "disk", cpu: "CPU" }[result.limit];
+  return result.limit === "cpu" ? `held back by its CPU limit${amount}` : `${name} limit${amount} reached`;
+}
+
 function formatExec(command: string, result: ExecResult): string {
+  const limit = limitReached(result);
   const status = result.timedOut
-    ? "timed out and was killed"
+    ? `timed out and was killed${limit ? `, ${limit}` : ""}`
     : result.aborted
       ? "was killed because the builder stopped the run"
-      : `exited with code ${result.exitCode}`;
+      : limit
+        ? `was killed: ${limit}`
+        : `exited with code ${result.exitCode}`;
   const parts = [`$ ${command}`, `(${status} after ${(result.durationMs / 1000).toFixed(1)} s)`];
   if (result.stdout) parts.push(`stdout:\n${result.stdout}`);
   if (result.stderr) parts.push(`stderr:\n${result.stderr}`);
   if (result.truncated) parts.push("(output was truncated)");
+  if (triedNetwork(result)) {
+    parts.push("(the sandbox has no network: commands cannot download packages or reach other hosts)");
+  }
   return parts.join("\n");
+}
+
+/** The run_command step's one-line result for the builder. */
+function execSummary(result: ExecResult): string {
+  const limit = limitReached(result);
+  if (result.timedOut) return limit ? `Timed out, ${limit}` : "Timed out and killed";
+  if (result.aborted) return "Killed (run stopped)";
+  if (limit) return `Killed: ${limit}`;
+  if (triedNetwork(result)) return `Exit code ${result.exitCode}: the sandbox has no network`;
+  return `Exit code ${result.exitCode}`;
 }
 
 async function fileSet(sandbox: Sandbox): Promise<Set<string>> {
@@ -127,12 +159,8 @@ export async function runTool(
         });
         const after = await fileSet(sandbox);
         const created = [...after].filter((path) => !before.has(path));
-        const ok = result.exitCode === 0 && !result.timedOut && !result.aborted;
-        const summary = result.timedOut
-          ? "Timed out and killed"
-          : result.aborted
-            ? "Killed (run stopped)"
-            : `Exit code ${result.exitCode}`;
+        const ok = result.exitCode === 0 && !result.timedOut && !result.aborted && !result.limit;
+        const summary = execSummary(result);
         return { ok, content: formatExec(action.command, result), summary, filesChanged: created, stopped: result.aborted };
       }
       case "todo_write": {

@@ -1,0 +1,162 @@
+/**
+ * Watches one running command against its resource limits and says which one
+ * ended it. The kernel enforces what a cgroup holds (cgroups.ts); this notices
+ * it happened (an OOM kill, a refused fork) and ends the whole command. What no
+ * cgroup holds here is measured by polling: the workspace's disk use always
+ * (no cgroup bounds disk), and the process tree's memory and process count on
+ * hosts without writable cgroups.
+ */
+import { spawn } from "node:child_process";
+import { readdir, readFile } from "node:fs/promises";
+import type { CommandCgroup } from "./cgroups";
+import type { ResourceLimit, SandboxLimits } from "./limits";
+
+export interface CommandGuard {
+  /** Starts watching the spawned command; `stop` is called (once) when it must be killed for a limit. */
+  start(pid: number, stop: (limit: ResourceLimit) => void): void;
+  /** Stops watching and gives the limit that ended or held back the command, if any. */
+  finish(outcome: { timedOut: boolean }): Promise<ResourceLimit | undefined>;
+}
+
+export interface GuardOptions {
+  limits: SandboxLimits;
+  cgroup?: CommandCgroup;
+  /** Limits no cgroup holds here, watched through the command's process tree instead. */
+  watchTree: { memory: boolean; processes: boolean };
+  /** Folders held to limits.diskBytes each (the workspace, the project's home). */
+  diskFolders: string[];
+}
+
+/** Cgroup events and the process tree are checked this often. */
+const POLL_MS = 100;
+/** Disk use is measured at most this often, and never more than a quarter of the time (du on a big tree takes a while). */
+const DISK_POLL_MS = 250;
+/** A command that timed out having been throttled in this share of its CPU periods was held back by its CPU limit. */
+const CPU_BOUND_SHARE = 0.5;
+const PAGE_BYTES = 4096;
+
+export async function createGuard(options: GuardOptions): Promise<CommandGuard> {
+  const { limits, cgroup, watchTree, diskFolders } = options;
+  // A command is never killed for disk it found in use, only for growing past the quota.
+  const startUsage = await diskUsage(diskFolders);
+  const diskAllowance = startUsage.map((bytes) => Math.max(bytes, limits.diskBytes));
+  const overDisk = (usage: number[]) => usage.some((bytes, i) => bytes > diskAllowance[i]!);
+
+  let watching = false;
+  let hit: ResourceLimit | undefined;
+  let pollTimer: NodeJS.Timeout | undefined;
+  let diskTimer: NodeJS.Timeout | undefined;
+
+  const checkKernel = async (): Promise<ResourceLimit | undefined> => {
+    if (await cgroup?.memoryExceeded()) return "memory";
+    if (await cgroup?.processesExceeded()) return "processes";
+    return undefined;
+  };
+
+  return {
+    start(pid, stop) {
+      watching = true;
+      const report = (limit: ResourceLimit) => {
+        if (!watching || hit) return;
+        hit = limit;
+        stop(limit);
+        void cgroup?.kill();
+      };
+      const poll = async () => {
+        const kernel = await checkKernel();
+        if (kernel) return report(kernel);
+        if (watchTree.memory || watchTree.processes) {
+          const tree = await processTree(pid);
+          // Processes first: a fork bomb's shells also add up to a lot of (shared, so over-counted) resident memory.
+          if (watchTree.processes && tree.tasks >= limits.processes) return report("processes");
+          if (watchTree.memory && tree.rssBytes > limits.memoryBytes) return report("memory");
+        }
+      };
+      const pollLoop = () => {
+        pollTimer = setTimeout(() => void poll().finally(() => watching && !hit && pollLoop()), POLL_MS);
+      };
+      const diskLoop = (wait: number) => {
+        diskTimer = setTimeout(async () => {
+          const started = performance.now();
+          const usage = await diskUsage(diskFolders);
+          if (overDisk(usage)) return report("disk");
+          if (watching && !hit) diskLoop(Math.max(DISK_POLL_MS, 3 * (performance.now() - started)));
+        }, wait);
+      };
+      pollLoop();
+      if (diskFolders.length) diskLoop(DISK_POLL_MS);
+    },
+
+    async finish({ timedOut }) {
+      watching = false;
+      clearTimeout(pollTimer);
+      clearTimeout(diskTimer);
+      if (hit) return hit;
+      // A limit may have struck between the last poll and the end (an OOM-killed child, a file cut at the size limit).
+      const kernel = await checkKernel();
+      if (kernel) return kernel;
+      if (diskFolders.length && overDisk(await diskUsage(diskFolders))) return "disk";
+      if (timedOut && cgroup && (await cgroup.cpuThrottledShare()) >= CPU_BOUND_SHARE) return "cpu";
+      return undefined;
+    },
+  };
+}
+
+/** Bytes each folder takes on disk (allocated blocks, so sparse files count what they really use). */
+export function diskUsage(folders: string[]): Promise<number[]> {
+  if (!folders.length) return Promise.resolve([]);
+  return new Promise((resolve) => {
+    const du = spawn("du", ["-s", "-k", "--", ...folders], { stdio: ["ignore", "pipe", "ignore"] });
+    let out = "";
+    du.stdout.setEncoding("utf8").on("data", (text: string) => (out += text));
+    du.on("error", () => resolve(folders.map(() => 0)));
+    du.on("close", () => {
+      // One "<KiB>\t<folder>" line per folder, in order; a folder du could not read counts as empty.
+      const sizes = new Map(
+        out
+          .trim()
+          .split("\n")
+          .map((line) => line.split("\t"))
+          .map(([kib, folder]) => [folder, Number(kib) * 1024] as const),
+      );
+      resolve(folders.map((folder) => sizes.get(folder) ?? 0));
+    });
+  });
+}
+
+/** Tasks (threads included, as a pids cgroup counts them) and resident memory of `rootPid` and its descendants. */
+export async function processTree(rootPid: number): Promise<{ tasks: number; rssBytes: number }> {
+  const children = new Map<number, number[]>();
+  const stats = new Map<number, { tasks: number; rss: number }>();
+  const entries = await readdir("/proc").catch(() => [] as string[]);
+  await Promise.all(
+    entries
+      .filter((entry) => /^\d+$/.test(entry))
+      .map(async (entry) => {
+        const text = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
+        // Fields after the command name, which is in parentheses and may itself hold spaces or parentheses.
+        const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+        if (fields.length < 22) return;
+        const pid = Number(entry);
+        const ppid = Number(fields[1]);
+        stats.set(pid, { tasks: Number(fields[17]), rss: Number(fields[21]) * PAGE_BYTES });
+        children.set(ppid, [...(children.get(ppid) ?? []), pid]);
+      }),
+  );
+  let tasks = 0;
+  let rssBytes = 0;
+  const pending = [rootPid];
+  const seen = new Set<number>();
+  while (pending.length) {
+    const pid = pending.pop()!;
+    if (seen.has(pid)) continue;
+    seen.add(pid);
+    const stat = stats.get(pid);
+    if (stat) {
+      tasks += stat.tasks;
+      rssBytes += stat.rss;
+    }
+    pending.push(...(children.get(pid) ?? []));
+  }
+  return { tasks, rssBytes };
+}

@@ -6,6 +6,7 @@
  */
 import { and, eq, ne } from "drizzle-orm";
 import { NonRetriableError } from "inngest";
+import { pgSafeText } from "../../db/pg-safe";
 import { appendRunEvent } from "../../db/run-events";
 import { projects, runs, UNTITLED_PROJECT, type Todo } from "../../db/schema";
 import { beginIteration, markRunStarted, RunNotFoundError, type StartedRun } from "../run-lifecycle";
@@ -80,7 +81,7 @@ export async function nameProject(agent: AgentContext, run: AgentRun): Promise<{
     await recountTokens(tx, run.id);
     await tx
       .update(projects)
-      .set({ title, updatedAt: new Date() })
+      .set({ title: pgSafeText(title), updatedAt: new Date() })
       .where(and(eq(projects.id, run.projectId), eq(projects.title, UNTITLED_PROJECT)));
     await appendRunEvent(tx, { runId: run.id, projectId: run.projectId, type: "title", dedupeKey: "title", data: { title } });
   });

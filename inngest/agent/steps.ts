@@ -5,16 +5,25 @@
  * so the engine's state per iteration stays constant.
  */
 import { and, eq, ne } from "drizzle-orm";
-import { NonRetriableError } from "inngest";
 import { pgSafeText } from "../../db/pg-safe";
 import { appendRunEvent } from "../../db/run-events";
 import { projects, runs, UNTITLED_PROJECT, type Todo } from "../../db/schema";
+import { RunFailedError, RunRetryableError } from "../run-failure";
 import { beginIteration, markRunStarted, RunNotFoundError, type StartedRun } from "../run-lifecycle";
 import type { AgentContext } from "./context";
 import { renderConversation } from "./conversation";
 import { findEntry, projectEntries, recountTokens, saveEntry, unusableActionsInARow } from "./entries";
 import { ModelNotConfiguredError } from "./model/config";
-import { generateTitle, isAbortError, isPermanentModelError, nextAction, type AgentAction, type NextActionResult } from "./model/next-action";
+import {
+  generateTitle,
+  isAbortError,
+  isModelError,
+  isPermanentModelError,
+  nextAction,
+  providerMessage,
+  type AgentAction,
+  type NextActionResult,
+} from "./model/next-action";
 import { stoppedBy, watchForStop } from "./stop-signal";
 import { describeAction, runTool, type ToolOutcome } from "./tools";
 
@@ -27,14 +36,14 @@ export async function startAgentRun(agent: AgentContext, runId: string): Promise
   try {
     run = await markRunStarted(db, runId);
   } catch (error) {
-    if (error instanceof RunNotFoundError) throw new NonRetriableError(error.message);
+    if (error instanceof RunNotFoundError) throw new RunFailedError(error.message);
     throw error;
   }
   if (!run.active) return { ...run, needsTitle: false };
   try {
     await agent.model(run.model);
   } catch (error) {
-    if (error instanceof ModelNotConfiguredError) throw new NonRetriableError(error.message);
+    if (error instanceof ModelNotConfiguredError) throw new RunFailedError(error.message);
     throw error;
   }
   await agent.sandbox(run.projectId);
@@ -110,7 +119,7 @@ export async function think(agent: AgentContext, run: AgentRun, iteration: numbe
     const inARow = await unusableActionsInARow(db, run.id);
     if (inARow > agent.maxRepairs) {
       const last = await findEntry(db, run.id, iteration, "result");
-      throw new NonRetriableError(
+      throw new RunFailedError(
         `The model's reply could not be used ${inARow} times in a row (last: ${String(last?.payload.content ?? "")})`,
       );
     }
@@ -148,10 +157,14 @@ async function askModel(agent: AgentContext, run: AgentRun, iteration: number): 
       });
     } catch (error) {
       if (stoppedBy(watch.signal)) return { next: "stop" };
-      if (timeout.aborted) throw new Error(`The model did not answer within ${agent.modelTimeoutMs / 1000} s.`);
+      if (timeout.aborted) throw new RunRetryableError(`The model did not answer within ${agent.modelTimeoutMs / 1000} s.`);
       // A bad key or an unknown model will not get better by retrying the step.
       if (isPermanentModelError(error)) {
-        throw new NonRetriableError(`The model server refused the request (${config.label}): ${(error as Error).message}`);
+        throw new RunFailedError(`The model server refused the request (${config.label}): ${providerMessage(error)}`);
+      }
+      // Retried already (withModelRetry); the step's own retries may still find it back.
+      if (isModelError(error)) {
+        throw new RunRetryableError(`The model server did not answer (${config.label}): ${providerMessage(error)}`, { cause: error });
       }
       throw error;
     }

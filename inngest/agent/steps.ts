@@ -6,6 +6,7 @@
  */
 import { and, eq, ne } from "drizzle-orm";
 import { pgSafeText } from "../../db/pg-safe";
+import { retryOnConnectionError } from "../../db/retry-connection";
 import { appendRunEvent } from "../../db/run-events";
 import { projects, runs, UNTITLED_PROJECT, type Todo } from "../../db/schema";
 import { RunFailedError, RunRetryableError } from "../run-failure";
@@ -26,6 +27,7 @@ import {
 } from "./model/next-action";
 import { stoppedBy, watchForStop } from "./stop-signal";
 import { describeAction, runTool, type ToolOutcome } from "./tools";
+import { unstorableTarget } from "./unstorable-action";
 
 export type AgentRun = StartedRun & { needsTitle: boolean };
 
@@ -169,7 +171,8 @@ async function askModel(agent: AgentContext, run: AgentRun, iteration: number): 
       throw error;
     }
     if (stoppedBy(watch.signal)) return { next: "stop" };
-    return await saveThought(agent, run, iteration, result);
+    // The answer is in hand (and paid for): a database blip must not make the step ask again.
+    return await savingThrough(run, `think-${iteration}`, () => saveThought(agent, run, iteration, result));
   } finally {
     watch.close();
   }
@@ -205,7 +208,8 @@ async function saveThought(agent: AgentContext, run: AgentRun, iteration: number
         thought = { next: "reply" };
       } else {
         const description = describeAction(result.action);
-        await saveEntry(tx, { ...base, kind: "action", payload: { action: result.action, usage: result.usage } });
+        const refused = unstorableTarget(result.action);
+        await saveEntry(tx, { ...base, kind: "action", payload: { action: result.action, usage: result.usage, ...(refused ? { refused } : {}) } });
         written = await appendRunEvent(tx, event("tool_call", "call", { tool: result.action.tool, description }), {
           currentTool: result.action.tool,
           toolDescription: description,
@@ -220,6 +224,18 @@ async function saveThought(agent: AgentContext, run: AgentRun, iteration: number
     if (error instanceof RunNotRunning) return { next: "stop" };
     throw error;
   }
+}
+
+/**
+ * Saves what a step produced, retrying for a while (db/retry-connection.ts)
+ * when the database connection drops, instead of failing the step and
+ * redoing its work. The saves are upserts, so one that did commit before its
+ * connection dropped is rewritten, not doubled.
+ */
+function savingThrough<T>(run: AgentRun, step: string, save: () => Promise<T>): Promise<T> {
+  return retryOnConnectionError(save, {
+    onRetry: (code, attempt) => console.warn(`${step} of run ${run.id}: the database connection failed (${code}); saving again (attempt ${attempt + 1})`),
+  });
 }
 
 export type Acted = { next: "think" | "stop" };
@@ -239,9 +255,13 @@ export async function act(agent: AgentContext, run: AgentRun, iteration: number)
   const action = saved.payload.action as AgentAction;
   const watch = watchForStop(agent.database, run);
   try {
-    const sandbox = await agent.sandbox(run.projectId);
-    const outcome = await runTool(sandbox, action, { mode: run.mode, signal: watch.signal, limits: agent.limits });
-    await saveOutcome(agent, run, iteration, action, outcome);
+    const refused = saved.payload.refused;
+    const outcome: ToolOutcome =
+      typeof refused === "string"
+        ? { ok: false, content: `Error: ${refused}`, summary: refused.split("\n")[0]!.slice(0, 100), filesChanged: [] }
+        : await runTool(await agent.sandbox(run.projectId), action, { mode: run.mode, signal: watch.signal, limits: agent.limits });
+    // The tool has run: if its result cannot be saved for a few seconds, retrying the whole step would run it again.
+    await savingThrough(run, `act-${iteration}`, () => saveOutcome(agent, run, iteration, action, outcome));
     return { next: outcome.stopped || stoppedBy(watch.signal) ? "stop" : "think" };
   } finally {
     watch.close();

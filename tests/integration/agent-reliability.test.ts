@@ -76,7 +76,7 @@ async function rowsOf(runId: string) {
 }
 
 describe("text Postgres cannot store does not fail a run", () => {
-  it("saves NUL bytes and invalid UTF-8 escaped, describes binary files and refuses a path with a NUL", async () => {
+  it("saves NUL bytes and invalid UTF-8 escaped, describes binary files and refuses a path with a NUL", { timeout: 120_000 }, async () => {
     const { run, project } = await startScriptedRun(
       scripted(replay, [
         turn.write("nul.txt", "before\0after"),
@@ -144,7 +144,7 @@ describe("model errors no retry can fix fail at once", () => {
 });
 
 describe.skipIf(!serverUrl)("a database blip while an act step saves (needs DATABASE_URL)", () => {
-  it("keeps the command's result and saves it once the database is back: the command runs once", async () => {
+  it("keeps the command's result and saves it once the database is back: the command runs once", { timeout: 180_000 }, async () => {
     const { run, project } = await startScriptedRun(
       scripted(replay, [turn.run("echo ran >> count.txt && touch marker && sleep 1"), turn.reply("Saved after the blip.")]),
     );

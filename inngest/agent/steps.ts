@@ -164,7 +164,7 @@ async function askModel(agent: AgentContext, run: AgentRun, iteration: number): 
       if (isPermanentModelError(error)) {
         throw new RunFailedError(`The model server refused the request (${config.label}): ${providerMessage(error)}`);
       }
-      // Retried already (withModelRetry); the step's own retries may still find it back.
+      // Retried already (withModelRetry); the step's own retries may still find the server back.
       if (isModelError(error)) {
         throw new RunRetryableError(`The model server did not answer (${config.label}): ${providerMessage(error)}`, { cause: error });
       }

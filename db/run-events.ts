@@ -1,5 +1,6 @@
 import { and, asc, eq, gt, sql } from "drizzle-orm";
 import type { Database, Db } from "./client";
+import { pgSafe } from "./pg-safe";
 import { canMoveRun, type RunStatus } from "./run-status";
 import { runEvents, runs, type RunEvent } from "./schema";
 
@@ -33,12 +34,17 @@ export interface NewRunEvent {
  * A per-project advisory lock is taken before the row gets its id, so a
  * project's ids are handed out in commit order: a reader that has seen id N
  * can never later find a committed row below N.
+ *
+ * Text in the event and the snapshot is saved Postgres-safe (pg-safe.ts): a
+ * NUL in a tool's output is escaped, not a failed write.
  */
 export async function appendRunEvent(
   db: Pick<Db, "transaction">,
-  event: NewRunEvent,
-  snapshot?: RunSnapshot,
+  unsafeEvent: NewRunEvent,
+  unsafeSnapshot?: RunSnapshot,
 ): Promise<RunEvent | null> {
+  const event = pgSafe(unsafeEvent);
+  const snapshot = pgSafe(unsafeSnapshot);
   return db.transaction(async (tx) => {
     await tx.execute(
       sql`select pg_advisory_xact_lock(${RUN_EVENTS_LOCK_CLASS}, hashtext(${event.projectId}))`,

@@ -6,6 +6,7 @@
  */
 import { eq } from "drizzle-orm";
 import type { Db } from "../db/client";
+import { pgSafeText } from "../db/pg-safe";
 import { appendRunEvent } from "../db/run-events";
 import { messages, runs, type Run } from "../db/schema";
 import { saveEntry } from "./agent/entries";
@@ -110,10 +111,11 @@ async function endRun(
       { status, error, finishedAt: new Date(), currentTool: null, toolDescription: null },
     );
     if (event) {
+      const content = pgSafeText(message.content);
       await tx
         .insert(messages)
-        .values({ projectId: run.projectId, runId, ...message })
-        .onConflictDoUpdate({ target: [messages.runId, messages.role], set: { content: message.content } });
+        .values({ projectId: run.projectId, runId, role: message.role, content })
+        .onConflictDoUpdate({ target: [messages.runId, messages.role], set: { content } });
       if (notice) {
         await saveEntry(tx, {
           runId,

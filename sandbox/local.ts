@@ -17,7 +17,7 @@ import {
 } from "./bubblewrap";
 import { detectLimitSupport, prepareConfinement, type LimitMode, type LimitSupport } from "./confine";
 import { DEFAULT_SANDBOX_LIMITS, limitAmount, type SandboxLimits } from "./limits";
-import { utf8Prefix } from "./output";
+import { fileReadOf } from "./file-content";
 import { compareNames, resolveWorkspacePath } from "./paths";
 import { abortedResult, execLimits, positive, refuseCommand, refusedResult } from "./exec-common";
 import { runProcess } from "./process";
@@ -182,12 +182,7 @@ class LocalSandbox implements Sandbox {
     this.ensureUsable();
     const maxBytes = positive("maxBytes", options.maxBytes ?? DEFAULT_READ_MAX_BYTES);
     const read = await readWorkspaceBytes(this.root, filePath, maxBytes);
-    return {
-      path: read.path,
-      content: (read.truncated ? utf8Prefix(read.data) : read.data).toString("utf8"),
-      bytes: read.bytes,
-      truncated: read.truncated,
-    };
+    return fileReadOf(read.path, read.data, read.bytes);
   }
 
   async listFiles(folderPath = "", options: { maxEntries?: number } = {}): Promise<FileList> {

@@ -10,7 +10,8 @@ import { randomUUID } from "node:crypto";
 import { posix } from "node:path";
 import type { ContainerProcess, ModalClient, Sandbox as ModalBox } from "modal";
 import { abortedResult, elapsed, execLimits, positive, refuseCommand, refusedResult } from "./exec-common";
-import { CappedOutput, utf8Prefix } from "./output";
+import { fileReadOf } from "./file-content";
+import { CappedOutput } from "./output";
 import { execArgv, IS_FOLDER, killArgv, listFilesArgv, MISSING, NOT_FOLDER_OR_FILE, readHeadArgv } from "./modal-scripts";
 import { compareListedPaths, MAX_PATH_CHARS, normalizeWorkspacePath } from "./paths";
 import {
@@ -195,13 +196,7 @@ class ModalSandbox implements Sandbox {
     if (read.exitCode === NOT_FOLDER_OR_FILE) throw new SandboxFileError(`${name} is not a regular file`);
     if (read.exitCode !== 0) throw new SandboxFileError(`Cannot read ${name}: ${read.stderr.trim() || `exit ${read.exitCode}`}`);
     const size = Math.max(Number.parseInt(read.stderr, 10) || 0, read.bytes.length);
-    const truncated = size > maxBytes;
-    return {
-      path: relative,
-      content: (truncated ? utf8Prefix(read.bytes) : read.bytes).toString("utf8"),
-      bytes: size,
-      truncated,
-    };
+    return fileReadOf(relative, read.bytes.subarray(0, maxBytes), size);
   }
 
   async listFiles(folderPath = "", options: { maxEntries?: number } = {}): Promise<FileList> {

@@ -49,11 +49,15 @@ export interface FileWrite {
 
 export interface FileRead {
   path: string;
-  /** UTF-8 text of the first maxBytes bytes. */
+  /** UTF-8 text of the first maxBytes bytes; "" for a binary file. */
   content: string;
   /** Size of the whole file. */
   bytes: number;
   truncated: boolean;
+  /** Set when the file is not text (sandbox/file-content.ts): its type, from its first bytes. */
+  binary?: { mime: string };
+  /** Text in which bytes that are not valid UTF-8 were replaced with U+FFFD. */
+  invalidUtf8?: boolean;
 }
 
 /** Relative POSIX paths (relative to the workspace root), sorted, recursive, skipping node_modules/ and .git/ contents. */

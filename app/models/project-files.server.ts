@@ -116,7 +116,7 @@ export async function readProjectFile(project: ProjectRef, filePath: string): Pr
     if (error instanceof SandboxPathError || error instanceof SandboxFileError) throw fileNotFound();
     throw error;
   }
-  const binary = looksBinary(read.content);
+  const binary = read.binary !== undefined || looksBinary(read.content);
   const language = languageFor(read.path);
   return {
     path: read.path,

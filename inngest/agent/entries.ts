@@ -6,6 +6,7 @@
  */
 import { and, asc, desc, eq, isNotNull, sql } from "drizzle-orm";
 import type { Db } from "../../db/client";
+import { pgSafe } from "../../db/pg-safe";
 import { agentEntries, runs, type AgentEntry, type AgentEntryKind } from "../../db/schema";
 
 export interface TokenUsage {
@@ -13,10 +14,12 @@ export interface TokenUsage {
   outputTokens: number;
 }
 
+/** Upserts an entry; its text is saved Postgres-safe (db/pg-safe.ts). */
 export async function saveEntry(
   db: Pick<Db, "insert">,
-  entry: { runId: string; projectId: string; iteration: number; kind: AgentEntryKind; payload: Record<string, unknown> },
+  unsafeEntry: { runId: string; projectId: string; iteration: number; kind: AgentEntryKind; payload: Record<string, unknown> },
 ): Promise<void> {
+  const entry = pgSafe(unsafeEntry);
   await db
     .insert(agentEntries)
     .values(entry)

@@ -5,17 +5,29 @@
  * so the engine's state per iteration stays constant.
  */
 import { and, eq, ne } from "drizzle-orm";
-import { NonRetriableError } from "inngest";
+import { pgSafeText } from "../../db/pg-safe";
+import { retryOnConnectionError } from "../../db/retry-connection";
 import { appendRunEvent } from "../../db/run-events";
 import { projects, runs, UNTITLED_PROJECT, type Todo } from "../../db/schema";
+import { RunFailedError, RunRetryableError } from "../run-failure";
 import { beginIteration, markRunStarted, RunNotFoundError, type StartedRun } from "../run-lifecycle";
 import type { AgentContext } from "./context";
 import { renderConversation } from "./conversation";
 import { findEntry, projectEntries, recountTokens, saveEntry, unusableActionsInARow } from "./entries";
 import { ModelNotConfiguredError } from "./model/config";
-import { generateTitle, isAbortError, isPermanentModelError, nextAction, type AgentAction, type NextActionResult } from "./model/next-action";
+import {
+  generateTitle,
+  isAbortError,
+  isModelError,
+  isPermanentModelError,
+  nextAction,
+  providerMessage,
+  type AgentAction,
+  type NextActionResult,
+} from "./model/next-action";
 import { stoppedBy, watchForStop } from "./stop-signal";
 import { describeAction, runTool, type ToolOutcome } from "./tools";
+import { unstorableTarget } from "./unstorable-action";
 
 export type AgentRun = StartedRun & { needsTitle: boolean };
 
@@ -26,14 +38,14 @@ export async function startAgentRun(agent: AgentContext, runId: string): Promise
   try {
     run = await markRunStarted(db, runId);
   } catch (error) {
-    if (error instanceof RunNotFoundError) throw new NonRetriableError(error.message);
+    if (error instanceof RunNotFoundError) throw new RunFailedError(error.message);
     throw error;
   }
   if (!run.active) return { ...run, needsTitle: false };
   try {
     await agent.model(run.model);
   } catch (error) {
-    if (error instanceof ModelNotConfiguredError) throw new NonRetriableError(error.message);
+    if (error instanceof ModelNotConfiguredError) throw new RunFailedError(error.message);
     throw error;
   }
   await agent.sandbox(run.projectId);
@@ -80,7 +92,7 @@ export async function nameProject(agent: AgentContext, run: AgentRun): Promise<{
     await recountTokens(tx, run.id);
     await tx
       .update(projects)
-      .set({ title, updatedAt: new Date() })
+      .set({ title: pgSafeText(title), updatedAt: new Date() })
       .where(and(eq(projects.id, run.projectId), eq(projects.title, UNTITLED_PROJECT)));
     await appendRunEvent(tx, { runId: run.id, projectId: run.projectId, type: "title", dedupeKey: "title", data: { title } });
   });
@@ -109,7 +121,7 @@ export async function think(agent: AgentContext, run: AgentRun, iteration: numbe
     const inARow = await unusableActionsInARow(db, run.id);
     if (inARow > agent.maxRepairs) {
       const last = await findEntry(db, run.id, iteration, "result");
-      throw new NonRetriableError(
+      throw new RunFailedError(
         `The model's reply could not be used ${inARow} times in a row (last: ${String(last?.payload.content ?? "")})`,
       );
     }
@@ -147,15 +159,20 @@ async function askModel(agent: AgentContext, run: AgentRun, iteration: number): 
       });
     } catch (error) {
       if (stoppedBy(watch.signal)) return { next: "stop" };
-      if (timeout.aborted) throw new Error(`The model did not answer within ${agent.modelTimeoutMs / 1000} s.`);
+      if (timeout.aborted) throw new RunRetryableError(`The model did not answer within ${agent.modelTimeoutMs / 1000} s.`);
       // A bad key or an unknown model will not get better by retrying the step.
       if (isPermanentModelError(error)) {
-        throw new NonRetriableError(`The model server refused the request (${config.label}): ${(error as Error).message}`);
+        throw new RunFailedError(`The model server refused the request (${config.label}): ${providerMessage(error)}`);
+      }
+      // Retried already (withModelRetry); the step's own retries may still find the server back.
+      if (isModelError(error)) {
+        throw new RunRetryableError(`The model server did not answer (${config.label}): ${providerMessage(error)}`, { cause: error });
       }
       throw error;
     }
     if (stoppedBy(watch.signal)) return { next: "stop" };
-    return await saveThought(agent, run, iteration, result);
+    // The answer is in hand (and paid for): a database blip must not make the step ask again.
+    return await savingThrough(run, `think-${iteration}`, () => saveThought(agent, run, iteration, result));
   } finally {
     watch.close();
   }
@@ -191,7 +208,8 @@ async function saveThought(agent: AgentContext, run: AgentRun, iteration: number
         thought = { next: "reply" };
       } else {
         const description = describeAction(result.action);
-        await saveEntry(tx, { ...base, kind: "action", payload: { action: result.action, usage: result.usage } });
+        const refused = unstorableTarget(result.action);
+        await saveEntry(tx, { ...base, kind: "action", payload: { action: result.action, usage: result.usage, ...(refused ? { refused } : {}) } });
         written = await appendRunEvent(tx, event("tool_call", "call", { tool: result.action.tool, description }), {
           currentTool: result.action.tool,
           toolDescription: description,
@@ -206,6 +224,18 @@ async function saveThought(agent: AgentContext, run: AgentRun, iteration: number
     if (error instanceof RunNotRunning) return { next: "stop" };
     throw error;
   }
+}
+
+/**
+ * Saves what a step produced, retrying for a while (db/retry-connection.ts)
+ * when the database connection drops, instead of failing the step and
+ * redoing its work. The saves are upserts, so one that did commit before its
+ * connection dropped is rewritten, not doubled.
+ */
+function savingThrough<T>(run: AgentRun, step: string, save: () => Promise<T>): Promise<T> {
+  return retryOnConnectionError(save, {
+    onRetry: (code, attempt) => console.warn(`${step} of run ${run.id}: the database connection failed (${code}); saving again (attempt ${attempt + 1})`),
+  });
 }
 
 export type Acted = { next: "think" | "stop" };
@@ -225,9 +255,13 @@ export async function act(agent: AgentContext, run: AgentRun, iteration: number)
   const action = saved.payload.action as AgentAction;
   const watch = watchForStop(agent.database, run);
   try {
-    const sandbox = await agent.sandbox(run.projectId);
-    const outcome = await runTool(sandbox, action, { mode: run.mode, signal: watch.signal, limits: agent.limits });
-    await saveOutcome(agent, run, iteration, action, outcome);
+    const refused = saved.payload.refused;
+    const outcome: ToolOutcome =
+      typeof refused === "string"
+        ? { ok: false, content: `Error: ${refused}`, summary: refused.split("\n")[0]!.slice(0, 100), filesChanged: [] }
+        : await runTool(await agent.sandbox(run.projectId), action, { mode: run.mode, signal: watch.signal, limits: agent.limits });
+    // The tool has run: if its result cannot be saved for a few seconds, retrying the whole step would run it again.
+    await savingThrough(run, `act-${iteration}`, () => saveOutcome(agent, run, iteration, action, outcome));
     return { next: outcome.stopped || stoppedBy(watch.signal) ? "stop" : "think" };
   } finally {
     watch.close();

@@ -136,7 +136,19 @@ export async function runTool(
       }
       case "read_file": {
         const file = await sandbox.readFile(action.path);
-        const note = file.truncated ? `\n[… truncated: the file has ${file.bytes} bytes …]` : "";
+        if (file.binary) {
+          return {
+            ok: true,
+            content: `${file.path}: binary file, ${file.bytes} bytes, type ${file.binary.mime}. Its content cannot be shown as text.`,
+            summary: `Read ${file.path} (binary, ${file.binary.mime}, ${kib(file.bytes)})`,
+            ...none,
+          };
+        }
+        const notes = [
+          file.invalidUtf8 ? "[bytes that are not valid UTF-8 are shown as \uFFFD]" : "",
+          file.truncated ? `[… truncated: the file has ${file.bytes} bytes …]` : "",
+        ].filter(Boolean);
+        const note = notes.length ? `\n${notes.join("\n")}` : "";
         return { ok: true, content: `${file.path}:\n${file.content}${note}`, summary: `Read ${file.path} (${kib(file.bytes)})`, ...none };
       }
       case "list_files": {

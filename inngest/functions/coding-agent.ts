@@ -3,7 +3,7 @@ import { db } from "../../db";
 import { createAgentContext, type AgentContext } from "../agent/context";
 import { runAgentLoop } from "../agent/loop";
 import { agentPrompt, agentStop, inngest } from "../client";
-import { failRun, RunNotFoundError } from "../run-lifecycle";
+import { recordRunFailure } from "../run-failure";
 
 const { AGENT_RUN_TIMEOUT } = env();
 
@@ -31,15 +31,8 @@ export const codingAgent = inngest.createFunction(
     concurrency: [{ limit: 1, key: "event.data.projectId" }],
     timeouts: { finish: AGENT_RUN_TIMEOUT as `${number}${"s" | "m" | "h" | "d"}` },
     retries: 3,
-    onFailure: async ({ event, error }) => {
-      const runId = event.data.event.data.runId;
-      try {
-        await failRun(db, runId, error.message || "The run failed.");
-      } catch (failure) {
-        // An event for a run that does not exist has nothing to mark.
-        if (!(failure instanceof RunNotFoundError)) throw failure;
-      }
-    },
+    // The builder reads a short reason; the error itself (a query, a stack) goes to the server log.
+    onFailure: ({ event, error }) => recordRunFailure(db, event.data.event.data.runId, error),
   },
   async ({ event, step }) =>
     runAgentLoop(agent(), event.data.runId, (id, fn) => step.run(id, fn) as Promise<Awaited<ReturnType<typeof fn>>>),

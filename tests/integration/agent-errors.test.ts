@@ -100,7 +100,7 @@ describe("runs that cannot finish end failed, saying why", () => {
   });
 
   it("fails at once, without retrying the step, when the model server refuses the key", async () => {
-    // BAML's retry policy tries 4 times; the 401 then ends the run instead of being retried by the engine.
+    // A 401 is asked once (no retry can fix it) and ends the run instead of being retried by the engine.
     const { last, run, events } = await runScript([turn.reply("never", { errors: [401, 401, 401, 401] })]);
     expect(last.type).toBe("failed");
     expect(run.error).toMatch(/refused the request[\s\S]*401/);

@@ -1,7 +1,7 @@
 /**
- * A TCP proxy in front of the app, so a test can cut every open connection
- * (a dropped network, a restarted load balancer) and watch the browser
- * reconnect, without touching the app.
+ * A TCP proxy in front of the app (or of Postgres), so a test can cut every
+ * open connection (a dropped network, a restarted load balancer, a database
+ * blip) and watch the client reconnect, without touching the server.
  */
 import net from "node:net";
 
@@ -11,13 +11,21 @@ export interface TcpProxy {
   connections(): number;
   /** Cuts every open connection; new ones are accepted as before. */
   dropAll(): void;
+  /** Cuts every open connection and refuses new ones (closed at once) until resume(): an outage. */
+  pause(): void;
+  resume(): void;
   close(): Promise<void>;
 }
 
 export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
   const target = new URL(targetUrl);
   const clients = new Set<net.Socket>();
+  let paused = false;
   const server = net.createServer((client) => {
+    if (paused) {
+      client.destroy();
+      return;
+    }
     const upstream = net.connect(Number(target.port), target.hostname);
     clients.add(client);
     client.on("close", () => clients.delete(client));
@@ -33,6 +41,13 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
     connections: () => clients.size,
     dropAll() {
       for (const socket of clients) socket.destroy();
+    },
+    pause() {
+      paused = true;
+      for (const socket of clients) socket.destroy();
+    },
+    resume() {
+      paused = false;
     },
     close() {
       for (const socket of clients) socket.destroy();

@@ -6,9 +6,6 @@
 import { ClientRegistry } from "@boundaryml/baml";
 import type { ModelConfig } from "./config";
 
-/** The retry policy defined in baml_src/clients.baml: 3 retries, after 0.6, 1.2 and 2.4 s. */
-export const MODEL_RETRY_POLICY = "ModelRetry";
-
 /** A whole request-response, per attempt. Long enough for a model writing a large file. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 180_000;
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -44,19 +41,15 @@ function providerOptions(config: ModelConfig, replayBaseUrl: string | undefined)
 export function createClientRegistry(config: ModelConfig, options: ClientRegistryOptions = {}): ClientRegistry {
   const [provider, providerSpecific] = providerOptions(config, options.replayBaseUrl);
   const registry = new ClientRegistry();
-  registry.addLlmClient(
-    CLIENT_NAME,
-    provider,
-    {
-      ...providerSpecific,
-      // Per attempt: a retry (ModelRetry) starts a fresh request timer.
-      http: {
-        connect_timeout_ms: CONNECT_TIMEOUT_MS,
-        request_timeout_ms: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
-      },
+  // No BAML retry_policy: it would retry a 401 as well; withModelRetry (retry.ts) retries only what can pass.
+  registry.addLlmClient(CLIENT_NAME, provider, {
+    ...providerSpecific,
+    // Per attempt: a retry starts a fresh request timer.
+    http: {
+      connect_timeout_ms: CONNECT_TIMEOUT_MS,
+      request_timeout_ms: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
     },
-    MODEL_RETRY_POLICY,
-  );
+  });
   registry.setPrimary(CLIENT_NAME);
   return registry;
 }

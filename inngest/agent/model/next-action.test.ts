@@ -20,6 +20,7 @@ import {
   isAbortError,
   isPermanentModelError,
   isTimeoutError,
+  providerMessage,
   jsonObjectIn,
   nextAction,
   type AgentAction,
@@ -51,6 +52,7 @@ const SCRIPTS: ReplayScript[] = [
   { name: "flaky", turns: [{ errors: [429, 500], reply: { tool: "read_file", path: "index.html" } }] },
   { name: "down", turns: [{ errors: [500, 500, 500, 500, 500, 500, 500, 500], reply: { tool: "list_files" } }] },
   { name: "bad-key", turns: [{ errors: [401, 401, 401, 401, 401, 401, 401, 401], reply: { tool: "list_files" } }] },
+  { name: "forbidden", turns: [{ errors: [403, 403, 403, 403], reply: { tool: "list_files" } }] },
   { name: "slow", turns: [{ delayMs: 10_000, reply: { tool: "list_files" } }] },
 ];
 
@@ -152,7 +154,7 @@ describe("nextAction against the replay server", () => {
     expect(await ask("read-in-ask", "ask")).toMatchObject({ ok: true, action: { tool: "read_file", path: "index.html" } });
   });
 
-  it("rides out a 429 and a 500 with the retry policy", async () => {
+  it("rides out a 429 and a 500 by retrying", async () => {
     const before = server.requests;
     expect(await ask("flaky")).toMatchObject({ ok: true, action: { tool: "read_file", path: "index.html" } });
     expect(server.requests - before).toBe(3);
@@ -167,10 +169,18 @@ describe("nextAction against the replay server", () => {
     expect(server.requests - before).toBe(4); // the call and 3 retries
   });
 
-  it("marks a refused key as permanent", async () => {
-    const error = await ask("bad-key").catch((e: unknown) => e);
+  it.each([
+    ["a refused key (401)", "bad-key", 401, /HTTP 401: Replay script "bad-key" turn 0: injected HTTP 401/],
+    ["no access (403)", "forbidden", 403, /HTTP 403: Replay script "forbidden" turn 0: injected HTTP 403/],
+    ["an unknown model (404)", "no-such-model", 404, /HTTP 404: No replay script named "no-such-model"/],
+  ])("asks once and fails on %s, with the provider's message", async (_, script, status, message) => {
+    const before = server.requests;
+    const error = await ask(script).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(BamlClientHttpError);
+    expect((error as BamlClientHttpError).status_code).toBe(status);
     expect(isPermanentModelError(error)).toBe(true);
+    expect(providerMessage(error)).toMatch(message);
+    expect(server.requests - before).toBe(1);
   });
 
   // The 5 s limit is half the scripted delay: only an abort that cuts the call short passes.

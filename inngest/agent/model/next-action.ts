@@ -2,10 +2,10 @@
  * The agent's one question to the model: what is the next action? Output the
  * model got wrong (unparseable, or a tool it may not use) is a result, not an
  * exception: the loop shows the model its mistake and asks again. Transport
- * failures that outlast BAML's retry policy, timeouts and aborts are thrown,
- * for the caller's durable step to retry or stop.
+ * failures that outlast the retries (retry.ts), refusals, timeouts and aborts
+ * are thrown, for the caller's durable step to retry, fail or stop.
  */
-import { BamlAbortError, BamlClientFinishReasonError, BamlClientHttpError, BamlTimeoutError, BamlValidationError, Collector } from "@boundaryml/baml";
+import { BamlAbortError, BamlClientFinishReasonError, BamlTimeoutError, BamlValidationError, Collector } from "@boundaryml/baml";
 import type { ClientRegistry } from "@boundaryml/baml";
 import { b } from "../../../baml_client";
 import type {
@@ -20,7 +20,9 @@ import type {
 } from "../../../baml_client";
 import { UNTITLED_PROJECT } from "../../../db/schema";
 import type { ModelConfig } from "./config";
+import { withModelRetry } from "./retry";
 
+export { isModelError, isPermanentModelError, providerMessage } from "./retry";
 export type { ConversationTurn, ProjectContext } from "../../../baml_client";
 
 export type AgentMode = "build" | "ask";
@@ -126,8 +128,10 @@ export async function nextAction(input: NextActionInput): Promise<NextActionResu
   const collector = new Collector("next-action");
   const options = { clientRegistry: registry, collector, ...(signal ? { signal } : {}) };
   try {
-    const action: AgentAction =
-      mode === "ask" ? await b.AskAgent(context, conversation, options) : await b.CodingAgent(context, conversation, options);
+    const action: AgentAction = await withModelRetry(
+      () => (mode === "ask" ? b.AskAgent(context, conversation, options) : b.CodingAgent(context, conversation, options)),
+      { signal },
+    );
     const raw = collector.last?.rawLlmResponse ?? JSON.stringify(action);
     const usage = usageOf(collector);
     // The function's return type already limits the tools; this guards against a baml_src change.
@@ -160,11 +164,8 @@ export async function generateTitle(input: {
   signal?: AbortSignal;
 }): Promise<{ title: string; usage: ModelUsage }> {
   const collector = new Collector("generate-title");
-  const text = await b.GenerateTitle(input.prompt, {
-    clientRegistry: input.registry,
-    collector,
-    ...(input.signal ? { signal: input.signal } : {}),
-  });
+  const options = { clientRegistry: input.registry, collector, ...(input.signal ? { signal: input.signal } : {}) };
+  const text = await withModelRetry(() => b.GenerateTitle(input.prompt, options), { signal: input.signal });
   return { title: cleanTitle(text) || UNTITLED_PROJECT, usage: usageOf(collector) };
 }
 
@@ -173,20 +174,7 @@ export function isAbortError(error: unknown): boolean {
   return error instanceof BamlAbortError || (error instanceof Error && error.name === "AbortError");
 }
 
-/** A model call that ran out of time (BAML's http.request_timeout_ms, after its retries). */
+/** A model call that ran out of time (BAML's http.request_timeout_ms, after the retries). */
 export function isTimeoutError(error: unknown): boolean {
   return error instanceof BamlTimeoutError;
-}
-
-/**
- * An HTTP error a retry will not fix: a bad key, an unknown model, a request
- * the provider refuses. The caller can fail the run at once instead of
- * retrying its step.
- */
-export function isPermanentModelError(error: unknown): boolean {
-  return (
-    error instanceof BamlClientHttpError &&
-    !(error instanceof BamlTimeoutError) &&
-    [400, 401, 403, 404, 422].includes(error.status_code)
-  );
 }

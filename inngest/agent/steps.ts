@@ -15,6 +15,7 @@ import { findEntry, projectEntries, recountTokens, saveEntry, unusableActionsInA
 import { ModelNotConfiguredError } from "./model/config";
 import { generateTitle, isAbortError, isPermanentModelError, nextAction, type AgentAction, type NextActionResult } from "./model/next-action";
 import { stoppedBy, watchForStop } from "./stop-signal";
+import { stepOutput } from "./step-output";
 import { describeAction, runTool, type ToolOutcome } from "./tools";
 
 export type AgentRun = StartedRun & { needsTitle: boolean };
@@ -252,7 +253,7 @@ async function saveOutcome(agent: AgentContext, run: AgentRun, iteration: number
       kind: "result",
       payload: { tool: action.tool, ok: outcome.ok, content: outcome.content, summary: outcome.summary, stopped: !!outcome.stopped },
     });
-    await appendRunEvent(tx, event("tool_result", { tool: action.tool, ok: outcome.ok, summary: outcome.summary }), {
+    await appendRunEvent(tx, event("tool_result", { tool: action.tool, ok: outcome.ok, summary: outcome.summary, output: stepOutput(outcome.content) }), {
       currentTool: null,
       toolDescription: null,
     });

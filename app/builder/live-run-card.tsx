@@ -1,7 +1,7 @@
 import { Form } from "@remix-run/react";
 import { isFinished } from "../../db/run-status";
 import { RunStatusBadge } from "~/components/run-status";
-import { currentStep, progressOf, type LiveRun, type LiveStep } from "./live-run";
+import { currentStep, progressOf, shownOutput, type LiveRun, type LiveStep } from "./live-run";
 
 const TODO_MARK = { pending: "○", in_progress: "◐", completed: "●" } as const;
 const TODO_LABEL = { pending: "to do", in_progress: "in progress", completed: "done" } as const;
@@ -139,17 +139,18 @@ export function LiveRunCard({
 }
 
 function StepLine({ step }: { step: LiveStep }) {
+  const output = shownOutput(step);
   return (
     <li className={step.ok === false ? "step step-failed" : "step"}>
       <span aria-hidden="true">{step.ok === false ? "✗" : "✓"}</span>{" "}
       <span className="visually-hidden">{step.ok === false ? "failed:" : "done:"}</span>
       <code className="tool-name">{step.tool}</code> {step.description}
       {step.summary && step.summary !== step.description ? <span className="step-summary"> → {step.summary}</span> : null}
-      {step.output && step.output !== step.summary ? (
+      {output ? (
         // A failed step opens on why it failed; the others stay one line until asked.
         <details className="step-output" open={step.ok === false || undefined}>
           <summary>Output</summary>
-          <pre>{step.output}</pre>
+          <pre>{output}</pre>
         </details>
       ) : null}
     </li>

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ProjectEvent } from "../models/project-events";
-import { applyEvent, currentStep, foldEvents, progressOf } from "./live-run";
+import { applyEvent, currentStep, foldEvents, progressOf, shownOutput } from "./live-run";
 
 const RUN = "11111111-1111-4111-8111-111111111111";
 let nextId = 0;
@@ -93,9 +93,23 @@ describe("the live card's fold", () => {
     expect(run.steps).toEqual([
       { iteration: 1, tool: "run_command", description: "Run `./build.sh`", ok: false, summary: "Exit code 3", output },
     ]);
+    expect(shownOutput(run.steps[0]!)).toBe(output);
     // Events written before steps carried output still fold.
     const older = foldEvents(seed, [ev("tool_result", { iteration: 1, tool: "run_command", ok: true, summary: "Exit code 0" })]);
     expect(older.steps[0]?.output).toBeUndefined();
+  });
+});
+
+describe("a finished step's output under its line", () => {
+  const step = { iteration: 1, tool: "run_command", description: "Run `ls`" };
+  it("shows a multi-line result and any failure's message, not a one-line success that restates the summary", () => {
+    expect(shownOutput({ ...step, ok: true, summary: "Exit code 0", output: "$ ls\n(exited with code 0 after 0.1 s)\nstdout:\na\n" })).toMatch(/stdout:\na/);
+    expect(shownOutput({ ...step, ok: false, summary: "Could not read x: no such…", output: "Error: Could not read x: no such file in the workspace" })).toBe(
+      "Error: Could not read x: no such file in the workspace",
+    );
+    expect(shownOutput({ ...step, tool: "todo_write", ok: true, summary: "Update the todo list", output: "Todo list updated." })).toBeUndefined();
+    expect(shownOutput({ ...step, ok: true, summary: "Exit code 0" })).toBeUndefined();
+    expect(shownOutput({ ...step, ok: false, summary: "Killed", output: "Killed" })).toBeUndefined();
   });
 });
 

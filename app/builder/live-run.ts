@@ -128,6 +128,17 @@ export function foldEvents(seed: LiveRunSeed, events: ProjectEvent[]): LiveRun {
   return events.reduce(applyEvent, startLiveRun(seed));
 }
 
+/**
+ * The output a finished step shows under its line: a command's log, a file
+ * read, a list, or a failure's whole message. A successful one-line result
+ * ("Todo list updated.") only restates the step's summary, so it is left out.
+ */
+export function shownOutput(step: LiveStep): string | undefined {
+  const output = step.output?.trim();
+  if (!output || output === step.summary) return undefined;
+  return step.ok === false || output.includes("\n") ? step.output : undefined;
+}
+
 /** The step in flight, if the run is active and a tool is running. */
 export function currentStep(run: LiveRun): LiveStep | undefined {
   if (isFinished(run.status)) return undefined;

@@ -22,4 +22,8 @@ describe("a step's output for the builder", () => {
     expect(shown).not.toContain("\uFFFD");
     expect(shown.replace(/\n\[… \d+ bytes omitted …\]\n/, "")).toMatch(/^é+$/);
   });
+
+  it("shows a NUL byte as its symbol, so the event can be saved", () => {
+    expect(stepOutput("a\0b")).toBe("a\u2400b");
+  });
 });

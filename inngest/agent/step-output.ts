@@ -8,7 +8,9 @@ import { omittedMarker, utf8Prefix, utf8Suffix } from "../../sandbox/output";
 
 export const STEP_OUTPUT_BYTES = 8 * 1024;
 
-export function stepOutput(text: string, maxBytes = STEP_OUTPUT_BYTES): string {
+export function stepOutput(raw: string, maxBytes = STEP_OUTPUT_BYTES): string {
+  // Shown, not parsed: a NUL (which Postgres text and jsonb refuse) reads as the symbol for it.
+  const text = raw.replace(/\0/g, "\u2400");
   const bytes = Buffer.from(text, "utf8");
   if (bytes.length <= maxBytes) return text;
   const head = utf8Prefix(bytes.subarray(0, Math.floor(maxBytes / 2)));

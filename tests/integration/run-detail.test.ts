@@ -5,12 +5,14 @@
  * steps, outputs and files changed after later runs replaced the live card.
  * Only the project's owner sees a run; any other id answers 404.
  */
+import { asc, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { messages } from "../../db/schema";
 import { signedInCookie } from "../support/accounts";
 import { createBuilder } from "../support/fixtures";
 import { scripted, turn } from "../support/model";
 import { startStack, type Stack } from "../support/stack";
-import { waitForRunToFinish } from "../support/wait";
+import { waitForRunEvent, waitForRunToFinish } from "../support/wait";
 
 let stack: Stack;
 let app: typeof import("../../app/models/runs.server");
@@ -118,5 +120,27 @@ describe("a finished step's output and a past run's detail", () => {
       expect(answer.status, bad).toBe(404);
       expect(answer.html, bad).not.toMatch(/select|where|stack|at \w+ \(/i);
     }
+  });
+
+  it("says how a stopped run ended, with a proper plural, in the card and the transcript", async () => {
+    const { db } = stack.database;
+    const { user, project } = await createBuilder(db);
+    const cookie = await signedInCookie(user.id);
+    const run = await app.startRun(db, {
+      userId: user.id,
+      projectId: project.id,
+      input: { prompt: "Take your time", mode: "build" },
+      // The model takes its time over the first step: the stop lands while iteration 1 is in flight.
+      model: scripted(stack.replay, [turn.run("true", { delayMs: 20_000 }), turn.reply("Done.")]),
+    });
+    await waitForRunEvent(stack.database, { projectId: project.id, runId: run.id, until: (e) => e.type === "thinking" });
+    await app.stopRun(db, { userId: user.id, runId: run.id });
+    expect((await waitForRunToFinish(stack.database, run, 30_000)).type).toBe("stopped");
+
+    const notices = await db.select().from(messages).where(eq(messages.runId, run.id)).orderBy(asc(messages.createdAt));
+    expect(notices.filter((m) => m.role === "system").map((m) => m.content)).toEqual(["Stopped after 1 iteration."]);
+    const { html } = await page(`/projects/${project.id}`, cookie);
+    expect(html).toMatch(/<label[^>]*>Stopped after 1 iteration<\/label>/);
+    expect(html).not.toContain("iteration(s)");
   });
 });

@@ -8,6 +8,7 @@ import { eq } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { pgSafeText } from "../db/pg-safe";
 import { appendRunEvent } from "../db/run-events";
+import { stoppedAfter } from "../db/run-wording";
 import { messages, runs, type Run } from "../db/schema";
 import { saveEntry } from "./agent/entries";
 
@@ -181,7 +182,7 @@ export function markRunStopped(db: Db, runId: string): Promise<void> {
   return endRun(db, runId, (run) => ({
     status: "stopped",
     data: { iteration: run.iteration },
-    message: { role: "system", content: `Stopped after ${run.iteration} iteration(s).` },
+    message: { role: "system", content: `${stoppedAfter(run.iteration)}.` },
     notice: {
       kind: "stopped",
       message:

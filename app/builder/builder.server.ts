@@ -86,7 +86,7 @@ export async function loadBuilder(db: Db, project: Project): Promise<BuilderData
   };
 }
 
-function summarize(run: Run): RunSummary {
+export function summarize(run: Run): RunSummary {
   return {
     id: run.id,
     prompt: run.prompt,

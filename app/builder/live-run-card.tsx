@@ -1,32 +1,54 @@
 import { Form } from "@remix-run/react";
 import { isFinished } from "../../db/run-status";
 import { RunStatusBadge } from "~/components/run-status";
-import { currentStep, type LiveRun, type LiveStep } from "./live-run";
+import { currentStep, progressOf, shownOutput, type LiveRun, type LiveStep } from "./live-run";
 
 const TODO_MARK = { pending: "○", in_progress: "◐", completed: "●" } as const;
 const TODO_LABEL = { pending: "to do", in_progress: "in progress", completed: "done" } as const;
 
 /**
  * The active run, live: status, iteration n of max, the tool running now,
- * the todo list, the files changed; finished steps fold into a list below.
- * Stop submits a plain form (works without JavaScript); with JavaScript the
- * page also stops on Esc and shows Stopping at once.
+ * the todo list, the files changed; finished steps fold into a list below,
+ * each with its output. Stop submits a plain form (works without JavaScript);
+ * with JavaScript the page also stops on Esc and shows Stopping at once.
+ * `readOnly` renders a past run the same way, without Stop (the run detail).
  */
-export function LiveRunCard({ run, stopRequested, onStop }: { run: LiveRun; stopRequested: boolean; onStop?: () => void }) {
+export function LiveRunCard({
+  run,
+  stopRequested = false,
+  onStop,
+  readOnly = false,
+}: {
+  run: LiveRun;
+  stopRequested?: boolean;
+  onStop?: () => void;
+  readOnly?: boolean;
+}) {
   const active = !isFinished(run.status);
   const status = stopRequested && active ? "stopping" : run.status;
   const step = currentStep(run);
   const finishedSteps = step ? run.steps.slice(0, -1) : run.steps;
+  const progress = progressOf({ ...run, status });
+  const headingId = `live-heading-${run.id}`;
+  const heading = readOnly
+    ? run.mode === "ask"
+      ? "Answer"
+      : "Build"
+    : active
+      ? run.mode === "ask"
+        ? "Answering"
+        : "Building"
+      : run.mode === "ask"
+        ? "Last answer"
+        : "Last build";
   return (
-    <section className={`live-card live-${status}`} aria-labelledby="live-heading" data-run-id={run.id} data-status={status}>
+    <section className={`live-card live-${status}`} aria-labelledby={headingId} data-run-id={run.id} data-status={status}>
       <div className="live-head">
-        <h2 id="live-heading">
-          {active ? (run.mode === "ask" ? "Answering" : "Building") : run.mode === "ask" ? "Last answer" : "Last build"}
-        </h2>
+        <h2 id={headingId}>{heading}</h2>
         <span role="status" aria-live="polite" className="live-status">
           <RunStatusBadge status={status} />
         </span>
-        {active ? (
+        {active && !readOnly ? (
           <Form
             method="post"
             onSubmit={(event) => {
@@ -44,11 +66,9 @@ export function LiveRunCard({ run, stopRequested, onStop }: { run: LiveRun; stop
         ) : null}
       </div>
 
-      <div className="live-progress">
-        <label htmlFor={`progress-${run.id}`}>
-          Iteration {run.iteration} of {run.maxIterations}
-        </label>
-        <progress id={`progress-${run.id}`} max={run.maxIterations} value={run.iteration} />
+      <div className="live-progress" data-iteration={run.iteration}>
+        <label htmlFor={`progress-${run.id}`}>{progress.label}</label>
+        <progress id={`progress-${run.id}`} max={progress.max} value={progress.value} />
       </div>
 
       {active ? (
@@ -103,7 +123,7 @@ export function LiveRunCard({ run, stopRequested, onStop }: { run: LiveRun; stop
       ) : null}
 
       {finishedSteps.length > 0 ? (
-        <details className="live-section steps">
+        <details className="live-section steps" open={readOnly || undefined}>
           <summary>
             {finishedSteps.length} finished step{finishedSteps.length === 1 ? "" : "s"}
           </summary>
@@ -119,12 +139,20 @@ export function LiveRunCard({ run, stopRequested, onStop }: { run: LiveRun; stop
 }
 
 function StepLine({ step }: { step: LiveStep }) {
+  const output = shownOutput(step);
   return (
     <li className={step.ok === false ? "step step-failed" : "step"}>
       <span aria-hidden="true">{step.ok === false ? "✗" : "✓"}</span>{" "}
       <span className="visually-hidden">{step.ok === false ? "failed:" : "done:"}</span>
       <code className="tool-name">{step.tool}</code> {step.description}
       {step.summary && step.summary !== step.description ? <span className="step-summary"> → {step.summary}</span> : null}
+      {output ? (
+        // A failed step opens on why it failed; the others stay one line until asked.
+        <details className="step-output" open={step.ok === false || undefined}>
+          <summary>Output</summary>
+          <pre>{output}</pre>
+        </details>
+      ) : null}
     </li>
   );
 }

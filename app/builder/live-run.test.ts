@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ProjectEvent } from "../models/project-events";
-import { applyEvent, currentStep, foldEvents } from "./live-run";
+import { applyEvent, currentStep, foldEvents, progressOf, shownOutput } from "./live-run";
 
 const RUN = "11111111-1111-4111-8111-111111111111";
 let nextId = 0;
@@ -80,5 +80,56 @@ describe("the live card's fold", () => {
       { iteration: 1, tool: "invalid_output", description: "Unusable model output", ok: false, summary: "Your reply could not be read" },
     ]);
     expect(failed).toMatchObject({ status: "failed", error: "The model's reply could not be used 4 times in a row" });
+  });
+
+  it("keeps a finished command's output and the reason it failed on its step", () => {
+    const output = "$ ./build.sh\n(exited with code 3 after 0.2 s)\nstdout:\ncompiling\nstderr:\nerror: missing semicolon\n";
+    const run = foldEvents(seed, [
+      ev("starting"),
+      ev("thinking", { iteration: 1, of: 5 }),
+      ev("tool_call", { iteration: 1, tool: "run_command", description: "Run `./build.sh`" }),
+      ev("tool_result", { iteration: 1, tool: "run_command", ok: false, summary: "Exit code 3", output }),
+    ]);
+    expect(run.steps).toEqual([
+      { iteration: 1, tool: "run_command", description: "Run `./build.sh`", ok: false, summary: "Exit code 3", output },
+    ]);
+    expect(shownOutput(run.steps[0]!)).toBe(output);
+    // Events written before steps carried output still fold.
+    const older = foldEvents(seed, [ev("tool_result", { iteration: 1, tool: "run_command", ok: true, summary: "Exit code 0" })]);
+    expect(older.steps[0]?.output).toBeUndefined();
+  });
+});
+
+describe("a finished step's output under its line", () => {
+  const step = { iteration: 1, tool: "run_command", description: "Run `ls`" };
+  it("shows a multi-line result and any failure's message, not a one-line success that restates the summary", () => {
+    expect(shownOutput({ ...step, ok: true, summary: "Exit code 0", output: "$ ls\n(exited with code 0 after 0.1 s)\nstdout:\na\n" })).toMatch(/stdout:\na/);
+    expect(shownOutput({ ...step, ok: false, summary: "Could not read x: no such…", output: "Error: Could not read x: no such file in the workspace" })).toBe(
+      "Error: Could not read x: no such file in the workspace",
+    );
+    expect(shownOutput({ ...step, tool: "todo_write", ok: true, summary: "Update the todo list", output: "Todo list updated." })).toBeUndefined();
+    expect(shownOutput({ ...step, ok: true, summary: "Exit code 0" })).toBeUndefined();
+    expect(shownOutput({ ...step, ok: false, summary: "Killed", output: "Killed" })).toBeUndefined();
+  });
+});
+
+describe("the live card's progress", () => {
+  const at = (status: string, iteration: number, maxIterations = 50) =>
+    progressOf({ ...foldEvents(seed, []), status: status as never, iteration, maxIterations });
+
+  it("counts iterations against the cap while the run goes", () => {
+    expect(at("running", 4)).toEqual({ label: "Iteration 4 of 50", value: 4, max: 50 });
+  });
+
+  it("reads as done, with a full bar, once the run completed under its cap", () => {
+    expect(at("complete", 11)).toEqual({ label: "Done in 11 iterations", value: 1, max: 1 });
+    expect(at("complete", 1).label).toBe("Done in 1 iteration");
+  });
+
+  it("says when a run stopped or failed, with proper plurals and no 'after 0'", () => {
+    expect(at("stopped", 0).label).toBe("Stopped before the first step");
+    expect(at("stopped", 1).label).toBe("Stopped after 1 iteration");
+    expect(at("stopped", 3)).toEqual({ label: "Stopped after 3 iterations", value: 3, max: 50 });
+    expect(at("failed", 2).label).toBe("Failed after 2 iterations");
   });
 });

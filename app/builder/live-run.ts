@@ -6,6 +6,7 @@
  * server imports.
  */
 import { isFinished, type RunStatus } from "../../db/run-status";
+import { doneIn, failedAfter, stoppedAfter } from "../../db/run-wording";
 import type { ProjectEvent } from "../models/project-events";
 
 export type TodoState = "pending" | "in_progress" | "completed";
@@ -22,7 +23,10 @@ export interface LiveStep {
   description: string;
   /** Undefined while the tool runs. */
   ok?: boolean;
+  /** One line: what happened, or why it failed (exit code, timeout, limit). */
   summary?: string;
+  /** The tool's result text as the model read it (a command's status, stdout and stderr), bounded. */
+  output?: string;
 }
 
 export interface LiveRun {
@@ -84,7 +88,7 @@ export function applyEvent(run: LiveRun, event: ProjectEvent): LiveRun {
     case "tool_result": {
       next.thinking = false;
       const iteration = num(data.iteration, run.iteration);
-      const outcome = { ok: data.ok === true, summary: str(data.summary) ?? "" };
+      const outcome = { ok: data.ok === true, summary: str(data.summary) ?? "", output: str(data.output) };
       const index = run.steps.findIndex((s) => s.iteration === iteration && s.ok === undefined);
       next.steps =
         index >= 0
@@ -124,9 +128,45 @@ export function foldEvents(seed: LiveRunSeed, events: ProjectEvent[]): LiveRun {
   return events.reduce(applyEvent, startLiveRun(seed));
 }
 
+/**
+ * The output a finished step shows under its line: a command's log, a file
+ * read, a list, or a failure's whole message. A successful one-line result
+ * ("Todo list updated.") only restates the step's summary, so it is left out.
+ */
+export function shownOutput(step: LiveStep): string | undefined {
+  const output = step.output?.trim();
+  if (!output || output === step.summary) return undefined;
+  return step.ok === false || output.includes("\n") ? step.output : undefined;
+}
+
 /** The step in flight, if the run is active and a tool is running. */
 export function currentStep(run: LiveRun): LiveStep | undefined {
   if (isFinished(run.status)) return undefined;
   const last = run.steps.at(-1);
   return last && last.ok === undefined ? last : undefined;
+}
+
+export interface RunProgress {
+  label: string;
+  value: number;
+  max: number;
+}
+
+/**
+ * The progress bar: iteration n of the cap while the run goes; once it has
+ * ended, how it ended. A complete run's bar is full: the cap is a limit, not
+ * a target, so "11 of 50" would read as unfinished.
+ */
+export function progressOf(run: LiveRun): RunProgress {
+  const max = Math.max(run.maxIterations, run.iteration, 1);
+  switch (run.status) {
+    case "complete":
+      return { label: doneIn(run.iteration), value: 1, max: 1 };
+    case "stopped":
+      return { label: stoppedAfter(run.iteration), value: run.iteration, max };
+    case "failed":
+      return { label: failedAfter(run.iteration), value: run.iteration, max };
+    default:
+      return { label: `Iteration ${run.iteration} of ${run.maxIterations}`, value: run.iteration, max };
+  }
 }

@@ -1,17 +1,20 @@
-import { Form } from "@remix-run/react";
+import { Form, Link } from "@remix-run/react";
 import { RelativeTime } from "~/components/relative-time";
 import { RunStatusBadge } from "~/components/run-status";
 import type { RunSummary } from "./builder.server";
 
-function duration(ms: number | null): string {
+export function duration(ms: number | null): string {
   if (ms === null) return "—";
   const s = Math.round(ms / 1000);
   return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`;
 }
 
-const tokens = (n: number) => (n >= 1000 ? `${(n / 1000).toFixed(1)}k` : String(n));
+export const tokens = (n: number) => (n >= 1000 ? `${(n / 1000).toFixed(1)}k` : String(n));
 
-/** Every run of the project, newest first: status, duration, iterations, tokens. */
+/** Where a run's detail (its steps, outputs and files) opens: the Runs tab of the builder page. */
+export const runDetailHref = (runId: string) => `?view=runs&run=${runId}`;
+
+/** Every run of the project, newest first: status, duration, iterations, tokens; each opens to its detail. */
 export function RunHistory({ runs, canRetry }: { runs: RunSummary[]; canRetry: boolean }) {
   if (runs.length === 0) return <p className="empty">No runs yet.</p>;
   return (
@@ -32,7 +35,10 @@ export function RunHistory({ runs, canRetry }: { runs: RunSummary[]; canRetry: b
           {runs.map((run) => (
             <tr key={run.id} data-run-id={run.id}>
               <td className="prompt-cell">
-                <span className="mode">{run.mode}</span> {run.prompt.length > 90 ? `${run.prompt.slice(0, 90)}…` : run.prompt}
+                <span className="mode">{run.mode}</span>{" "}
+                <Link to={runDetailHref(run.id)} preventScrollReset className="run-link">
+                  {run.prompt.length > 90 ? `${run.prompt.slice(0, 90)}…` : run.prompt}
+                </Link>
                 {run.model.startsWith("replay/") ? <div className="hint">Replay, not a model</div> : null}
                 {run.error ? <div className="error small-text">{run.error}</div> : null}
               </td>

@@ -2,6 +2,7 @@ import { Fragment } from "react";
 import Markdown from "react-markdown";
 import remarkGfm from "remark-gfm";
 import type { BuilderData } from "./builder.server";
+import { runDetailHref } from "./run-history";
 
 type Message = BuilderData["transcript"][number];
 
@@ -9,6 +10,8 @@ type Message = BuilderData["transcript"][number];
  * The conversation as the builder sees it. Assistant replies are Markdown
  * (react-markdown renders no raw HTML, so a reply cannot inject markup);
  * prompts are shown as typed; system notices (failed, stopped) stand apart.
+ * An earlier prompt links to its run's detail: its card gave way to the
+ * latest run's, and its steps, outputs and files are still one click away.
  */
 export function Transcript({
   messages,
@@ -45,6 +48,11 @@ export function Transcript({
             ) : (
               <p>{message.content}</p>
             )}
+            {message.role === "user" && message.runId && message.runId !== live?.runId ? (
+              <a className="run-link" href={runDetailHref(message.runId)}>
+                Steps and files
+              </a>
+            ) : null}
           </li>
           {index === anchor ? <li className="live-slot">{live?.card}</li> : null}
         </Fragment>

@@ -8,6 +8,8 @@ import { handleChatAction, loadBuilder } from "~/builder/builder.server";
 import { applyEvent, foldEvents, startLiveRun, type LiveRun } from "~/builder/live-run";
 import { LiveRunCard } from "~/builder/live-run-card";
 import { PromptBox } from "~/builder/prompt-box";
+import { RunDetailView } from "~/builder/run-detail";
+import { loadRunDetail } from "~/builder/run-detail.server";
 import { RunHistory } from "~/builder/run-history";
 import { Transcript } from "~/builder/transcript";
 import { AppHeader } from "~/components/app-header";
@@ -31,10 +33,12 @@ export async function loader({ request, params }: LoaderFunctionArgs) {
   const url = new URL(request.url);
   const view: View = VIEWS.find((v) => v === url.searchParams.get("view")) ?? "preview";
   const selected = url.searchParams.get("file");
-  const [builder, previewUrl, files] = await Promise.all([
+  const runId = view === "runs" ? url.searchParams.get("run") : null;
+  const [builder, previewUrl, files, runDetail] = await Promise.all([
     loadBuilder(db, project),
     previewUrlFor(request, project),
     view === "files" ? listProjectFiles(project) : null,
+    runId !== null ? loadRunDetail(db, project, runId) : null,
   ]);
   let file: ProjectFile | null = null;
   let fileError: string | null = null;
@@ -46,7 +50,7 @@ export async function loader({ request, params }: LoaderFunctionArgs) {
       fileError = error.status === 404 ? `No file named “${selected}” in this project.` : await error.text();
     }
   }
-  return { builder, view, previewUrl, files, file, fileError, selected };
+  return { builder, view, previewUrl, files, file, fileError, selected, runDetail };
 }
 
 export async function action({ request, params }: ActionFunctionArgs) {
@@ -66,7 +70,7 @@ export default function BuilderRoute() {
 }
 
 function Builder() {
-  const { builder, view, previewUrl, files, file, fileError, selected } = useLoaderData<typeof loader>();
+  const { builder, view, previewUrl, files, file, fileError, selected, runDetail } = useLoaderData<typeof loader>();
   const actionData = useActionData<typeof action>();
   const revalidator = useRevalidator();
   const stopper = useFetcher<typeof action>();
@@ -204,6 +208,8 @@ function Builder() {
               )}
               {file ? <CodeView file={file} /> : fileError ? <p className="error">{fileError}</p> : files?.files.length ? <p className="empty">Pick a file to read it.</p> : null}
             </div>
+          ) : runDetail ? (
+            <RunDetailView key={runDetail.summary.id} detail={runDetail} />
           ) : (
             <RunHistory runs={builder.history} canRetry={!active} />
           )}

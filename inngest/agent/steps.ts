@@ -26,6 +26,7 @@ import {
   type NextActionResult,
 } from "./model/next-action";
 import { stoppedBy, watchForStop } from "./stop-signal";
+import { stepOutput } from "./step-output";
 import { describeAction, runTool, type ToolOutcome } from "./tools";
 import { unstorableTarget } from "./unstorable-action";
 
@@ -286,7 +287,7 @@ async function saveOutcome(agent: AgentContext, run: AgentRun, iteration: number
       kind: "result",
       payload: { tool: action.tool, ok: outcome.ok, content: outcome.content, summary: outcome.summary, stopped: !!outcome.stopped },
     });
-    await appendRunEvent(tx, event("tool_result", { tool: action.tool, ok: outcome.ok, summary: outcome.summary }), {
+    await appendRunEvent(tx, event("tool_result", { tool: action.tool, ok: outcome.ok, summary: outcome.summary, output: stepOutput(outcome.content) }), {
       currentTool: null,
       toolDescription: null,
     });

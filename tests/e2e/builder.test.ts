@@ -76,9 +76,9 @@ async function sendPrompt(text: string) {
 const liveCard = () => page.locator(".live-card");
 const liveStatus = () => liveCard().getAttribute("data-status");
 
+/** The iteration the card is at (its label reads "Iteration n of max" while running, "Done in n iterations" at the end). */
 async function iterationShown(): Promise<number> {
-  const text = (await liveCard().locator(".live-progress label").textContent()) ?? "";
-  return Number(/Iteration (\d+)/.exec(text)?.[1] ?? NaN);
+  return Number((await liveCard().locator(".live-progress").getAttribute("data-iteration")) ?? NaN);
 }
 
 const GREETING_PAGE = `<!doctype html>
@@ -135,6 +135,7 @@ describe("the builder in a browser", () => {
     expect(partial.length, `iterations seen while running: ${[...seen].join(", ")}`).toBeGreaterThanOrEqual(2);
     expect([...tools].some((t) => /run_command\s*Run `sleep 1\.5 && ls`/.test(t)), [...tools].join(" | ")).toBe(true);
     expect(await iterationShown()).toBe(7);
+    expect(await liveCard().locator(".live-progress label").textContent()).toBe("Done in 7 iterations");
     await expect.poll(() => liveCard().locator(".todo-completed").count()).toBe(2);
     expect(await liveCard().locator(".changed-files li").allTextContents()).toEqual(["app.js", "index.html", "style.css"]);
 

@@ -207,9 +207,20 @@ describe("the builder in a browser", () => {
     await expect.poll(() => liveStatus(), { timeout: 30_000 }).toBe("running");
     await expect.poll(() => iterationShown(), { timeout: 30_000 }).toBeGreaterThanOrEqual(2);
 
+    // Shown at once, before the engine has done anything. The stop itself can finish in a few hundred ms,
+    // so the state is recorded by an observer as it appears rather than looked for afterwards.
+    await page.evaluate(() => {
+      new MutationObserver(() => {
+        const shown = [...document.querySelectorAll("button")].some(
+          (button) => button.textContent === "Stopping…" && button.disabled,
+        );
+        if (shown) (window as unknown as { stoppingShown?: boolean }).stoppingShown = true;
+      }).observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true });
+    });
     await liveCard().getByRole("button", { name: "Stop" }).click();
-    // Shown at once, before the engine has done anything.
-    expect(await liveCard().getByRole("button", { name: "Stopping…" }).isDisabled()).toBe(true);
+    await expect
+      .poll(() => page.evaluate(() => (window as unknown as { stoppingShown?: boolean }).stoppingShown))
+      .toBe(true);
     await expect.poll(() => liveStatus(), { timeout: 20_000 }).toBe("stopped");
     expect(await liveCard().locator(".badge").textContent()).toBe("Stopped");
     expect(await liveCard().getByRole("button", { name: /Stop/ }).count()).toBe(0);

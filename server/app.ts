@@ -16,6 +16,7 @@ import { projectPreviewDirectory, setRunningPreviewServer } from "../app/preview
 import { closeDatabase, getDatabase } from "../db";
 import { closeDemoReplayServer } from "../inngest/agent/demo";
 import { checkLocalIsolation } from "../sandbox";
+import { insideAnyOf, unwatchedFolders } from "./dev-watch";
 import { startPreviewServer } from "./preview";
 
 export interface AppServerOptions {
@@ -59,7 +60,7 @@ export async function startAppServer({
         server: {
           middlewareMode: true,
           hmr: watch ? { server: httpServer } : false,
-          watch: watch ? {} : null,
+          watch: watch ? { ignored: insideAnyOf(unwatchedFolders(env().DYNO_DATA_DIR)) } : null,
         },
         appType: "custom",
       }),

@@ -179,13 +179,21 @@ export function markRunStopped(db: Db, runId: string): Promise<void> {
   return endRun(db, runId, (run) => ({
     status: "stopped",
     data: { iteration: run.iteration },
-    message: { role: "system", content: `Stopped after ${run.iteration} iteration(s).` },
+    message: {
+      role: "system",
+      content:
+        run.iteration === 0
+          ? "Stopped before the first iteration."
+          : `Stopped after ${run.iteration} iteration${run.iteration === 1 ? "" : "s"}.`,
+    },
     notice: {
       kind: "stopped",
       message:
-        `[The builder stopped that run during iteration ${run.iteration}. ` +
-        "An action in flight was cancelled (a running command was killed); nothing after it ran. " +
-        "Check the workspace before you continue.]",
+        run.iteration === 0
+          ? "[The builder stopped that run before its first iteration: nothing ran.]"
+          : `[The builder stopped that run during iteration ${run.iteration}. ` +
+            "An action in flight was cancelled (a running command was killed); nothing after it ran. " +
+            "Check the workspace before you continue.]",
     },
   }));
 }

@@ -1,13 +1,19 @@
-import type { LinksFunction, LoaderFunctionArgs } from "@remix-run/node";
+import type { LinksFunction, LoaderFunctionArgs, MetaFunction } from "@remix-run/node";
 import { Links, Meta, Outlet, Scripts, ScrollRestoration, isRouteErrorResponse, useRouteError } from "@remix-run/react";
 import { getUser } from "./auth/session.server";
+import { ErrorPage, NotFoundPage } from "./components/error-page";
 import stylesheet from "./styles/app.css?url";
 
 export const links: LinksFunction = () => [
   { rel: "stylesheet", href: stylesheet },
-  // An inline icon: no /favicon.ico request for the router to answer with a 404.
-  { rel: "icon", href: "data:image/svg+xml,<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'><path d='M8 1 15 8 8 15 1 8z' fill='%234338ca'/></svg>" },
+  // Files in public/: browsers that take SVG icons use it; others (and bare /favicon.ico requests) get the .ico.
+  { rel: "icon", href: "/favicon.ico", sizes: "32x32" },
+  { rel: "icon", href: "/favicon.svg", type: "image/svg+xml" },
 ];
+
+/** Routes set their own titles; an error page rendered by the boundary below gets one here. */
+export const meta: MetaFunction = ({ error }) =>
+  error ? [{ title: `${isRouteErrorResponse(error) && error.status === 404 ? "Page not found" : "Error"} · Dyno` }] : [];
 
 export async function loader({ request }: LoaderFunctionArgs) {
   return { user: await getUser(request) };
@@ -37,21 +43,12 @@ export default function App() {
 
 export function ErrorBoundary() {
   const error = useRouteError();
-  const title = isRouteErrorResponse(error) ? `${error.status} ${error.statusText}` : "Something went wrong";
-  const detail = isRouteErrorResponse(error)
-    ? typeof error.data === "string"
+  if (isRouteErrorResponse(error) && error.status === 404) return <NotFoundPage />;
+  // A Response the app threw carries a message written for builders; the router's own ("Error: …") and any
+  // exception (SQL, stack) do not belong on the page: the server logs them.
+  const detail =
+    isRouteErrorResponse(error) && typeof error.data === "string" && error.data.trim() && !error.data.startsWith("Error:")
       ? error.data
-      : null
-    : error instanceof Error
-      ? error.message
       : null;
-  return (
-    <main className="page">
-      <h1>{title}</h1>
-      {detail ? <p className="error">{detail}</p> : null}
-      <p>
-        <a href="/projects">Back to your projects</a>
-      </p>
-    </main>
-  );
+  return <ErrorPage status={isRouteErrorResponse(error) ? error.status : 500} detail={detail} />;
 }

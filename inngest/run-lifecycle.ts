@@ -186,9 +186,11 @@ export function markRunStopped(db: Db, runId: string): Promise<void> {
     notice: {
       kind: "stopped",
       message:
-        `[The builder stopped that run during iteration ${run.iteration}. ` +
-        "An action in flight was cancelled (a running command was killed); nothing after it ran. " +
-        "Check the workspace before you continue.]",
+        run.iteration === 0
+          ? "[The builder stopped that run before its first iteration: nothing ran.]"
+          : `[The builder stopped that run during iteration ${run.iteration}. ` +
+            "An action in flight was cancelled (a running command was killed); nothing after it ran. " +
+            "Check the workspace before you continue.]",
     },
   }));
 }

@@ -1,8 +1,9 @@
 /**
  * What the replay server answers to one chat request: pure, apart from the
  * attempt counters used for error injection. The turn is chosen from the
- * request alone (how many assistant messages it carries), never from server
- * state, so a durable step retried after a crash gets the same reply.
+ * request alone (how many assistant messages it carries since the script
+ * began), never from server state, so a durable step retried after a crash
+ * gets the same reply.
  */
 import type { ReplayScript } from "./script";
 
@@ -44,9 +45,23 @@ export function isTitleRequest(messages: readonly ChatMessage[]): boolean {
   return first !== undefined && messageText(first).includes(TITLE_REQUEST_PHRASE);
 }
 
-/** The index of the script turn a request asks for: one per assistant message already in it. */
-export function turnIndex(messages: readonly ChatMessage[]): number {
-  return messages.filter((message) => message.role === "assistant").length;
+/**
+ * Where the script begins in a conversation: at its start, or, for a script
+ * with a `prompt`, just after the last user turn carrying that prompt (the
+ * prompt may share its turn with a stop notice before it or the answer
+ * format after it). Every run sent that prompt thus replays from turn 0,
+ * however many runs the project had before.
+ */
+export function scriptStart(script: Pick<ReplayScript, "prompt">, messages: readonly ChatMessage[]): number {
+  const { prompt } = script;
+  if (!prompt) return 0;
+  const last = messages.findLastIndex((message) => message.role === "user" && messageText(message).includes(prompt));
+  return last + 1;
+}
+
+/** The index of the script turn a request asks for: one per assistant message since the script began. */
+export function turnIndex(script: Pick<ReplayScript, "prompt">, messages: readonly ChatMessage[]): number {
+  return messages.slice(scriptStart(script, messages)).filter((message) => message.role === "assistant").length;
 }
 
 /** Counts the attempts at each (script, turn), so `errors` fire on the first attempts only. */
@@ -77,7 +92,7 @@ export function planAnswer(script: ReplayScript, messages: readonly ChatMessage[
   if (isTitleRequest(messages)) {
     return { kind: "reply", content: script.title ?? DEFAULT_TITLE, delayMs: 0, turn: "title" };
   }
-  const index = turnIndex(messages);
+  const index = turnIndex(script, messages);
   const turn = script.turns[index];
   // Past the end: end the run rather than let an agent loop forever.
   if (!turn) return { kind: "reply", content: scriptEndedReply(script), delayMs: 0, turn: "ended" };

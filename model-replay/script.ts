@@ -34,6 +34,13 @@ export const ReplayScriptSchema = z
     description: z.string().optional(),
     /** The answer to a title request (GenerateTitle). */
     title: z.string().optional(),
+    /**
+     * The prompt that starts this script. When set, the script starts over at
+     * every user turn carrying it, so each run sent this prompt replays from
+     * the first turn (the offline demo); unset, a whole conversation (every
+     * run of a project) is one script.
+     */
+    prompt: z.string().trim().min(1).optional(),
     turns: z.array(TurnSchema),
   })
   .strict();

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { TITLE_REQUEST_PHRASE } from "./answer";
 import type { ReplayScript } from "./script";
 import { startReplayServer, type ReplayServer } from "./server";
@@ -47,13 +47,15 @@ async function chat(model: string, messages: Message[], options: { extra?: objec
   });
 }
 
-async function replyText(model: string, messages: Message[]): Promise<string> {
-  const response = await chat(model, messages);
+async function replyTextAt(model: string, messages: Message[], url?: string): Promise<string> {
+  const response = await chat(model, messages, url ? { url } : {});
   expect(response.status).toBe(200);
   const body = (await response.json()) as { choices: { message: { role: string; content: string } }[] };
   expect(body.choices[0]?.message.role).toBe("assistant");
   return body.choices[0]!.message.content;
 }
+
+const replyText = (model: string, messages: Message[]) => replyTextAt(model, messages);
 
 describe("replay server", () => {
   it("serves its base URL ending in /v1 on loopback", () => {
@@ -77,6 +79,35 @@ describe("replay server", () => {
     const reply = JSON.parse(await replyText("basic", conversation(3))) as { tool: string; message: string };
     expect(reply.tool).toBe("reply_to_user");
     expect(reply.message).toContain('replay script "basic" has ended');
+  });
+
+  it("starts a script with a prompt over at every user turn carrying it, so each run replays from the start", async () => {
+    const own = await startReplayServer({
+      scripts: [
+        ...SCRIPTS,
+        {
+          name: "per-run",
+          prompt: "Build a todo page",
+          turns: [{ reply: { tool: "list_files" } }, { reply: { tool: "reply_to_user", message: "Built." } }],
+        },
+      ],
+    });
+    onTestFinished(() => own.close());
+    const replyText = (model: string, messages: Message[]) => replyTextAt(model, messages, own.url);
+    // The first run: the prompt, then its two turns.
+    expect(JSON.parse(await replyText("per-run", conversation(0)))).toEqual({ tool: "list_files" });
+    expect(JSON.parse(await replyText("per-run", conversation(1)))).toEqual({ tool: "reply_to_user", message: "Built." });
+    // A second run of the same project: the whole first run, then the prompt again (after a stop notice).
+    const secondRun: Message[] = [
+      ...conversation(1),
+      { role: "assistant", content: `{"tool":"reply_to_user","message":"Built."}` },
+      { role: "user", content: "[The builder stopped that run.]\n\nBuild a todo page\n\nAnswer with JSON." },
+    ];
+    expect(JSON.parse(await replyText("per-run", secondRun))).toEqual({ tool: "list_files" });
+    const secondRunLater = [...secondRun, { role: "assistant", content: `{"tool":"list_files"}` }, { role: "user", content: "Result: (empty)" }];
+    expect(JSON.parse(await replyText("per-run", secondRunLater))).toEqual({ tool: "reply_to_user", message: "Built." });
+    // Without a prompt, every run of a project is one script: the same second run is past its end.
+    expect(JSON.parse(await replyText("basic", secondRunLater)).message).toContain("has ended");
   });
 
   it("answers title requests with the script's title, without using a turn", async () => {

@@ -19,6 +19,7 @@ import { closeDatabase, getDatabase } from "../db";
 import { closeDemoReplayServer } from "../inngest/agent/demo";
 import { sandboxLimits } from "../inngest/agent/context";
 import { checkLocalIsolation, describeLimitSupport, localLimitSupport } from "../sandbox";
+import { insideAnyOf, unwatchedFolders } from "./dev-watch";
 import { startPreviewServer } from "./preview";
 
 export interface AppServerOptions {
@@ -64,7 +65,7 @@ export async function startAppServer({
         server: {
           middlewareMode: true,
           hmr: watch ? { server: httpServer } : false,
-          watch: watch ? {} : null,
+          watch: watch ? { ignored: insideAnyOf(unwatchedFolders(env().DYNO_DATA_DIR)) } : null,
         },
         appType: "custom",
       }),

@@ -13,7 +13,8 @@ const limiters = [
 export class TooManyAttemptsError extends Error {
   readonly status = 429;
   constructor(readonly retryAfterSeconds: number) {
-    super(`Too many sign-in attempts. Try again in ${Math.max(1, Math.ceil(retryAfterSeconds / 60))} minute(s).`);
+    const minutes = Math.max(1, Math.ceil(retryAfterSeconds / 60));
+    super(`Too many sign-in attempts. Try again in ${minutes} minute${minutes === 1 ? "" : "s"}.`);
   }
 }
 

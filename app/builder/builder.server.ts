@@ -18,9 +18,10 @@ import {
   startRun,
   stopRun,
 } from "../models/runs.server";
+import { parseModelSpec } from "../../inngest/agent/model/config";
 import type { ProjectEvent } from "../models/project-events";
+import { renameProject } from "../models/projects.server";
 import type { LiveRunSeed } from "./live-run";
-
 
 const HISTORY_RUNS = 30;
 
@@ -48,7 +49,8 @@ export interface BuilderData {
   live: { seed: LiveRunSeed; events: ProjectEvent[] } | null;
   /** The highest event id the page reflects: the event stream resumes after it. */
   cursor: number;
-  modelConfigured: boolean;
+  /** Why prompts cannot run (no model configured, or one missing its key or URL); null when they can. */
+  modelProblem: string | null;
 }
 
 export async function loadBuilder(db: Db, project: Project): Promise<BuilderData> {
@@ -82,8 +84,19 @@ export async function loadBuilder(db: Db, project: Project): Promise<BuilderData
         }
       : null,
     cursor: upTo,
-    modelConfigured: Boolean(env().AGENT_MODEL),
+    modelProblem: modelProblem(),
   };
+}
+
+/** The same check a prompt goes through (recordPrompt), so the page and the server agree on whether it may be sent. */
+function modelProblem(): string | null {
+  try {
+    parseModelSpec(env());
+    return null;
+  } catch (error) {
+    if (error instanceof ModelNotConfiguredError) return error.message;
+    throw error;
+  }
 }
 
 export function summarize(run: Run): RunSummary {
@@ -111,7 +124,23 @@ function projectRun(db: Db, projectId: string, runId: FormDataEntryValue | null)
 
 export type ChatResult = { ok: true; intent: string; message?: string } | { ok: false; intent: string; error: string; status: number };
 
-/** The builder page's form intents: prompt, demo, retry, stop. */
+/** What Stop answers for a run that is not active any more (or already stopping). */
+export function notStoppableMessage(status: Run["status"]): string {
+  switch (status) {
+    case "complete":
+      return "That run has already finished.";
+    case "failed":
+      return "That run has already failed.";
+    case "stopped":
+      return "That run has already stopped.";
+    case "stopping":
+      return "That run is already stopping.";
+    default:
+      return `That run is ${status}.`;
+  }
+}
+
+/** The builder page's form intents: prompt, demo, retry, stop, rename. */
 export async function handleChatAction(db: Db, userId: string, project: Project, form: FormData): Promise<ChatResult> {
   const intent = String(form.get("intent") ?? "prompt");
   try {
@@ -149,7 +178,11 @@ export async function handleChatAction(db: Db, userId: string, project: Project,
         const [run] = await projectRun(db, project.id, form.get("runId"));
         if (!run) throw new NotFoundError("Run not found");
         const result = await stopRun(db, { userId, runId: run.id });
-        return { ok: true, intent, message: result.stopping ? "Stopping…" : `That run has already ${result.status}.` };
+        return { ok: true, intent, message: result.stopping ? "Stopping…" : notStoppableMessage(result.status) };
+      }
+      case "rename": {
+        await renameProject(db, userId, project.id, String(form.get("title") ?? ""));
+        return { ok: true, intent, message: "Renamed." };
       }
       default:
         return { ok: false, intent, error: `Unknown action “${intent}”.`, status: 400 };

@@ -5,16 +5,19 @@ import { MAX_PROMPT_CHARS } from "~/models/prompt";
 /**
  * The chat box. Enter sends, Shift+Enter starts a new line; Build lets the
  * agent change files, Ask only reads. While a run is active the box is
- * disabled and says why (the server refuses a second prompt too).
+ * disabled and says why (the server refuses a second prompt too). With no
+ * usable model it is disabled too, and one notice says what to set and
+ * offers the offline demo instead.
  */
 export function PromptBox({
   busyReason,
-  modelConfigured,
+  modelProblem,
   error,
   sentOk,
 }: {
   busyReason: string | null;
-  modelConfigured: boolean;
+  /** Why prompts cannot run (no model, or an incomplete one); null when they can. */
+  modelProblem: string | null;
   error?: string;
   /** Bumped after a prompt was accepted: the box clears. */
   sentOk: number;
@@ -26,6 +29,9 @@ export function PromptBox({
     if (sentOk && textarea.current) textarea.current.value = "";
   }, [sentOk]);
   const disabled = Boolean(busyReason) || submitting;
+  const noModel = modelProblem !== null;
+  // The notice already says why a prompt was refused: an alert with the same words would say it twice.
+  const shownError = error && error !== modelProblem ? error : undefined;
   return (
     <Form method="post" className="prompt-box" aria-label="Send a prompt">
       <label htmlFor="prompt" className="visually-hidden">
@@ -38,9 +44,9 @@ export function PromptBox({
         required
         maxLength={MAX_PROMPT_CHARS}
         rows={3}
-        disabled={disabled}
-        aria-describedby="prompt-help"
-        placeholder={busyReason ? "" : "Describe what to build or change…"}
+        disabled={disabled || noModel}
+        aria-describedby={noModel ? "no-model" : "prompt-help"}
+        placeholder={busyReason ? "" : noModel ? "Prompts need a model: see below." : "Describe what to build or change…"}
         onKeyDown={(event) => {
           if (event.key !== "Enter" || event.shiftKey || event.nativeEvent.isComposing) return;
           event.preventDefault();
@@ -48,7 +54,7 @@ export function PromptBox({
         }}
       />
       <div className="prompt-row">
-        <fieldset className="mode-switch" disabled={disabled}>
+        <fieldset className="mode-switch" disabled={disabled || noModel}>
           <legend className="visually-hidden">Mode</legend>
           <input type="radio" id="mode-build" name="mode" value="build" defaultChecked />
           <label htmlFor="mode-build" title="The agent may change files and run commands">
@@ -60,29 +66,24 @@ export function PromptBox({
           </label>
         </fieldset>
         <p id="prompt-help" className="hint">
-          {busyReason ?? (
-            <>
-              <kbd>Enter</kbd> to send, <kbd>Shift</kbd>+<kbd>Enter</kbd> for a new line
-            </>
-          )}
+          {busyReason ??
+            (noModel ? null : (
+              <>
+                <kbd>Enter</kbd> to send, <kbd>Shift</kbd>+<kbd>Enter</kbd> for a new line
+              </>
+            ))}
         </p>
-        <button type="submit" name="intent" value="prompt" disabled={disabled}>
+        <button type="submit" name="intent" value="prompt" disabled={disabled || noModel}>
           {submitting ? "Sending…" : "Send"}
         </button>
       </div>
-      {error ? (
+      {shownError ? (
         <p role="alert" className="error">
-          {error}
+          {shownError}
         </p>
       ) : null}
-      {!modelConfigured ? (
-        <p className="hint no-model">
-          No model is configured (set <code>AGENT_MODEL</code>, see the README), so prompts are refused. Try the offline
-          demo: a replay of a recorded session that builds a todo page.{" "}
-          <button type="submit" name="intent" value="demo" className="ghost small" formNoValidate disabled={disabled}>
-            Run the offline demo
-          </button>
-        </p>
+      {noModel ? (
+        <NoModelNotice problem={modelProblem} demoDisabled={disabled} />
       ) : (
         <p className="hint">
           <button type="submit" name="intent" value="demo" className="ghost small" formNoValidate disabled={disabled}>
@@ -91,5 +92,40 @@ export function PromptBox({
         </p>
       )}
     </Form>
+  );
+}
+
+/** The one message a builder sees with no usable model: what to set, and the demo meanwhile. */
+function NoModelNotice({ problem, demoDisabled }: { problem: string; demoDisabled: boolean }) {
+  // An incomplete setting (AGENT_MODEL without its key, say) is named; with none at all the list below says it.
+  const unset = problem.startsWith("No model is configured");
+  return (
+    <div id="no-model" className="no-model" role="status">
+      <p>
+        <strong>No model is configured</strong>, so the agent cannot take prompts here yet.
+        {unset ? null : <> {problem}</>}
+      </p>
+      <p>To use one, set these in Dyno&apos;s environment and restart it:</p>
+      <ul>
+        <li>
+          <code>AGENT_MODEL=openai/gpt-4.1</code> with <code>OPENAI_API_KEY</code>
+        </li>
+        <li>
+          <code>AGENT_MODEL=anthropic/claude-sonnet-4-5</code> with <code>ANTHROPIC_API_KEY</code>
+        </li>
+        <li>
+          <code>AGENT_MODEL=openai-compatible/&lt;model&gt;</code> with <code>AGENT_BASE_URL</code> (Ollama, vLLM…)
+        </li>
+      </ul>
+      <p>
+        The <em>Models</em> section of Dyno&apos;s <code>README.md</code> has the details. Meanwhile, watch the agent
+        work on a replay of a recorded session that builds a todo page:
+      </p>
+      <p>
+        <button type="submit" name="intent" value="demo" formNoValidate disabled={demoDisabled}>
+          Run the offline demo
+        </button>
+      </p>
+    </div>
   );
 }

@@ -13,6 +13,7 @@ import { loadRunDetail } from "~/builder/run-detail.server";
 import { RunHistory } from "~/builder/run-history";
 import { Transcript } from "~/builder/transcript";
 import { AppHeader } from "~/components/app-header";
+import { RenameProject } from "~/components/rename-project";
 import { CodeView, FileTree, fileBrowserLinks } from "~/components/file-browser";
 import { db } from "~/db.server";
 import { useProjectEvents, type ProjectEvent } from "~/hooks/use-project-events";
@@ -140,7 +141,14 @@ function Builder() {
       ? "A run is queued. The box opens again when it ends (or stop it)."
       : "The agent is working. Wait for it to finish, or stop it (Esc)."
     : null;
-  const chatError = actionData && !actionData.ok ? actionData.error : stopper.data && !stopper.data.ok ? stopper.data.error : undefined;
+  // A rename's refusal shows beside the title; every other refusal under the prompt box.
+  const renameError = actionData && !actionData.ok && actionData.intent === "rename" ? actionData.error : undefined;
+  const chatError =
+    actionData && !actionData.ok && actionData.intent !== "rename"
+      ? actionData.error
+      : stopper.data && !stopper.data.ok
+        ? stopper.data.error
+        : undefined;
 
   return (
     <>
@@ -155,6 +163,7 @@ function Builder() {
           <Link to="/projects">Projects</Link> <span aria-hidden="true">/</span>{" "}
           <h1 className="project-name">{builder.project.title}</h1>
         </nav>
+        <RenameProject projectId={builder.project.id} title={builder.project.title} error={renameError} />
         {!connected && active ? (
           <span className="hint reconnecting" role="status">
             Reconnecting to live progress…
@@ -177,7 +186,7 @@ function Builder() {
               </Form>
             ) : null}
           </div>
-          <PromptBox busyReason={busyReason} modelConfigured={builder.modelConfigured} error={chatError} sentOk={sentOk} />
+          <PromptBox busyReason={busyReason} modelProblem={builder.modelProblem} error={chatError} sentOk={sentOk} />
         </section>
 
         <section className="work-pane" aria-label="Result">

@@ -1,10 +1,12 @@
 import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from "@remix-run/node";
 import { data, redirect } from "@remix-run/node";
 import { Form, Link, useActionData, useLoaderData, useNavigation } from "@remix-run/react";
+import type { ProjectSummary } from "~/models/projects.server";
 import { ZodError } from "zod";
 import { requireUserId } from "~/auth/session.server";
 import { AppHeader } from "~/components/app-header";
 import { RelativeTime } from "~/components/relative-time";
+import { RenameProject } from "~/components/rename-project";
 import { RunStatusBadge } from "~/components/run-status";
 import { db } from "~/db.server";
 import { MAX_TITLE_CHARS } from "~/models/project-title";
@@ -14,7 +16,8 @@ export const meta: MetaFunction = () => [{ title: "Your projects · Dyno" }];
 
 export async function loader({ request }: LoaderFunctionArgs) {
   const userId = await requireUserId(request);
-  return { projects: await listProjects(db, userId) };
+  // ?delete=<id> asks to confirm deleting that project: a step of its own, so it works without JavaScript.
+  return { projects: await listProjects(db, userId), confirmDelete: new URL(request.url).searchParams.get("delete") };
 }
 
 export async function action({ request }: ActionFunctionArgs) {
@@ -30,23 +33,23 @@ export async function action({ request }: ActionFunctionArgs) {
     }
     if (intent === "rename") {
       await renameProject(db, userId, projectId, String(form.get("title") ?? ""));
-      return { ok: true as const, projectId, message: "Renamed." };
+      return { ok: true as const, intent, projectId, message: "Renamed." };
     }
     if (intent === "delete") {
       await deleteProject(db, userId, projectId);
-      return { ok: true as const, projectId, message: "Project deleted." };
+      return { ok: true as const, intent, projectId, message: "Project deleted." };
     }
-    return data({ ok: false as const, projectId, message: "Unknown action." }, { status: 400 });
+    return data({ ok: false as const, intent, projectId, message: "Unknown action." }, { status: 400 });
   } catch (error) {
     if (error instanceof ZodError) {
-      return data({ ok: false as const, projectId, message: error.issues.map((i) => i.message).join(" ") }, { status: 400 });
+      return data({ ok: false as const, intent, projectId, message: error.issues.map((i) => i.message).join(" ") }, { status: 400 });
     }
     throw error;
   }
 }
 
 export default function Projects() {
-  const { projects } = useLoaderData<typeof loader>();
+  const { projects, confirmDelete } = useLoaderData<typeof loader>();
   const result = useActionData<typeof action>();
   const navigation = useNavigation();
   const creating = navigation.formData?.get("intent") === "create";
@@ -83,6 +86,11 @@ export default function Projects() {
           <h2 id="your-projects" className="section-title">
             Your projects
           </h2>
+          {result?.ok && result.intent === "delete" ? (
+            <p role="status" className="muted">
+              {result.message}
+            </p>
+          ) : null}
           {projects.length === 0 ? (
             <p className="empty">No projects yet. Create one, then tell the agent what to build.</p>
           ) : (
@@ -99,36 +107,21 @@ export default function Projects() {
                     </div>
                   </div>
                   <div className="project-actions">
-                    {/* Keyed on the title: a successful rename re-mounts it closed. */}
-                    <details className="popover" key={project.title}>
-                      <summary>Rename</summary>
-                      <Form method="post" className="inline-form">
-                        <input type="hidden" name="projectId" value={project.id} />
-                        <label htmlFor={`title-${project.id}`} className="visually-hidden">
-                          New title for {project.title}
-                        </label>
-                        <input id={`title-${project.id}`} name="title" defaultValue={project.title} maxLength={MAX_TITLE_CHARS} required />
-                        <button type="submit" name="intent" value="rename">
-                          Save
-                        </button>
-                      </Form>
-                    </details>
-                    <details className="popover">
-                      <summary>Delete</summary>
-                      <Form method="post" className="inline-form">
-                        <input type="hidden" name="projectId" value={project.id} />
-                        <p className="muted">Stops any run, deletes its files and history.</p>
-                        <button type="submit" name="intent" value="delete" className="danger">
-                          Delete “{project.title}”
-                        </button>
-                      </Form>
-                    </details>
-                    {result && result.projectId === project.id ? (
+                    <RenameProject
+                      projectId={project.id}
+                      title={project.title}
+                      error={result && !result.ok && result.intent === "rename" && result.projectId === project.id ? result.message : undefined}
+                    />
+                    <Link to={`?delete=${project.id}`} preventScrollReset className="action-link" aria-label={`Delete ${project.title}…`}>
+                      Delete…
+                    </Link>
+                    {result && result.projectId === project.id && !(result.intent === "rename" && !result.ok) ? (
                       <p role={result.ok ? "status" : "alert"} className={result.ok ? "muted" : "error"}>
                         {result.message}
                       </p>
                     ) : null}
                   </div>
+                  {confirmDelete === project.id ? <ConfirmDelete project={project} /> : null}
                 </li>
               ))}
             </ul>
@@ -136,5 +129,30 @@ export default function Projects() {
         </section>
       </main>
     </>
+  );
+}
+
+/** The second step of a delete: what it removes, and a way back. */
+function ConfirmDelete({ project }: { project: ProjectSummary }) {
+  const headingId = `confirm-delete-${project.id}`;
+  return (
+    <section className="confirm-delete" role="group" aria-labelledby={headingId}>
+      <p id={headingId} className="confirm-question">
+        Delete “{project.title}”?
+      </p>
+      <p className="muted">
+        This stops its run if one is going, and deletes its files, conversation and run history. It cannot be undone.
+      </p>
+      <Form method="post" className="confirm-actions">
+        <input type="hidden" name="projectId" value={project.id} />
+        <button type="submit" name="intent" value="delete" className="danger">
+          Delete project
+        </button>
+        {/* Focus lands on the safe choice. */}
+        <Link to="/projects" preventScrollReset className="button ghost" autoFocus>
+          Cancel
+        </Link>
+      </Form>
+    </section>
   );
 }

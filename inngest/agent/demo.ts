@@ -4,12 +4,17 @@
  * no model key. Runs that use it carry the model spec "replay/<script>" and
  * are labelled as replays wherever they are shown.
  */
-import { BUNDLED_SCRIPTS_DIR, DEMO_SCRIPT } from "../../model-replay/script";
+import { BUNDLED_SCRIPTS_DIR, DEMO_SCRIPT, parseReplayScript } from "../../model-replay/script";
+import demoScript from "../../model-replay/scripts/todo-page.json";
 import { startReplayServer } from "../../model-replay/server";
+
+// The script's own prompt: the replay server starts the script over at it, so every demo run replays from the start.
+const { name, prompt } = parseReplayScript(demoScript, `replay script ${DEMO_SCRIPT}.json`);
+if (name !== DEMO_SCRIPT || !prompt) throw new Error(`The demo script ${DEMO_SCRIPT}.json must be named "${DEMO_SCRIPT}" and have a prompt.`);
 
 export const DEMO = {
   model: `replay/${DEMO_SCRIPT}`,
-  prompt: "Build a small todo page: add items, tick them off, delete them, and keep them after a reload.",
+  prompt,
 } as const;
 
 const key = Symbol.for("dyno.demoReplayServer");

@@ -157,7 +157,7 @@ export async function runTool(
         return {
           ok: true,
           content: `${body}${list.truncated ? "\n[… more files not listed …]" : ""}`,
-          summary: `${list.files.length} file(s)`,
+          summary: `${list.files.length} file${list.files.length === 1 ? "" : "s"}`,
           ...none,
         };
       }

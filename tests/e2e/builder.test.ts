@@ -304,8 +304,8 @@ describe("the builder in a browser", () => {
     expect(await page.locator(".project-title").first().textContent()).toBe("Scratch, renamed"); // most recent first
     await screenshot(page, "projects-list");
 
-    await item.locator("summary", { hasText: "Delete" }).click();
-    await item.getByRole("button", { name: /Delete “Scratch, renamed”/ }).click();
+    await item.getByRole("link", { name: /Delete Scratch, renamed/ }).click();
+    await item.getByRole("button", { name: "Delete project" }).click();
     await expect.poll(() => page.locator(`li[data-project-id="${projectId}"]`).count()).toBe(0);
     expect(await stack.database.db.select().from(projects).where(eq(projects.id, projectId))).toEqual([]);
   });

@@ -145,11 +145,14 @@ export function failRun(db: Db, runId: string, reason: string): Promise<void> {
   }));
 }
 
-/** Records that a stop was asked for. Null when the run had already finished. */
+/**
+ * Records that a stop was asked for, once: null when the run had already
+ * finished or a stop was already recorded (two stops at once write one row).
+ */
 export async function markRunStopping(db: Db, run: Pick<Run, "id" | "projectId">) {
   return appendRunEvent(
     db,
-    { runId: run.id, projectId: run.projectId, type: "stopping" },
+    { runId: run.id, projectId: run.projectId, type: "stopping", onlyIfStatus: ["queued", "running"] },
     { status: "stopping" },
   );
 }

@@ -15,6 +15,7 @@ import { env } from "../app/env.server";
 import { projectPreviewDirectory, setRunningPreviewServer } from "../app/preview.server";
 import { closeDatabase, getDatabase } from "../db";
 import { closeDemoReplayServer } from "../inngest/agent/demo";
+import { startRunReconciler } from "../inngest/reconcile";
 import { checkLocalIsolation } from "../sandbox";
 import { startPreviewServer } from "./preview";
 
@@ -106,6 +107,8 @@ export async function startAppServer({
     );
   }
   setRunningPreviewServer({ port: preview.port });
+  // Ends runs the engine lost (restarted, gave up while the database was away), now and every RUN_RECONCILE_INTERVAL.
+  const reconciler = startRunReconciler(getDatabase().db);
 
   return {
     url,
@@ -113,6 +116,7 @@ export async function startAppServer({
     previewUrl: preview.url,
     previewPort: preview.port,
     async close() {
+      await reconciler.stop();
       setRunningPreviewServer(undefined);
       await preview.close();
       await closeServer(httpServer);

@@ -146,6 +146,24 @@ export function failRun(db: Db, runId: string, reason: string): Promise<void> {
 }
 
 /**
+ * Records that a step is being run again after it was interrupted (the app
+ * crashed or restarted, the database went away): the engine retries it after
+ * a delay, and the live card says so instead of looking frozen. `attempt`
+ * counts from 1 (the first retry is attempt 2). Once per step and attempt.
+ */
+export async function markRunResuming(db: Db, runId: string, { step, attempt }: { step: string; attempt: number }) {
+  const run = await loadRun(db, runId);
+  return appendRunEvent(db, {
+    runId,
+    projectId: run.projectId,
+    type: "resuming",
+    dedupeKey: `resuming-${step}-${attempt}`,
+    data: { step, attempt },
+    onlyIfStatus: ["queued", "running", "stopping"],
+  });
+}
+
+/**
  * Records that a stop was asked for, once: null when the run had already
  * finished or a stop was already recorded (two stops at once write one row).
  */

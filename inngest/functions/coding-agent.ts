@@ -3,7 +3,8 @@ import { db } from "../../db";
 import { createAgentContext, type AgentContext } from "../agent/context";
 import { runAgentLoop } from "../agent/loop";
 import { agentPrompt, agentStop, inngest } from "../client";
-import { failRun, RunNotFoundError } from "../run-lifecycle";
+import { retryDecision, STEP_RETRIES } from "../retry-policy";
+import { failRun, markRunResuming, RunNotFoundError } from "../run-lifecycle";
 
 const { AGENT_RUN_TIMEOUT } = env();
 
@@ -30,7 +31,8 @@ export const codingAgent = inngest.createFunction(
     // One run at a time per project; later prompts queue behind it.
     concurrency: [{ limit: 1, key: "event.data.projectId" }],
     timeouts: { finish: AGENT_RUN_TIMEOUT as `${number}${"s" | "m" | "h" | "d"}` },
-    retries: 3,
+    // Most errors still get 3 retries; a database that went away gets more, sooner (retry-policy.ts).
+    retries: STEP_RETRIES,
     onFailure: async ({ event, error }) => {
       const runId = event.data.event.data.runId;
       try {
@@ -41,6 +43,18 @@ export const codingAgent = inngest.createFunction(
       }
     },
   },
-  async ({ event, step }) =>
-    runAgentLoop(agent(), event.data.runId, (id, fn) => step.run(id, fn) as Promise<Awaited<ReturnType<typeof fn>>>),
+  async ({ event, step, attempt }) => {
+    const { runId } = event.data;
+    return runAgentLoop(agent(), runId, (id, fn) =>
+      step.run(id, async () => {
+        try {
+          // A retry runs one step per call (memoized ones replay): this is the step that was interrupted.
+          if (attempt > 0) await markRunResuming(agent().database.db, runId, { step: id, attempt: attempt + 1 });
+          return await fn();
+        } catch (error) {
+          throw retryDecision(error, attempt);
+        }
+      }) as Promise<Awaited<ReturnType<typeof fn>>>,
+    );
+  },
 );

@@ -2,8 +2,8 @@
  * Crash and resume: the app server process is killed (SIGKILL) in the middle
  * of an act step, then started again on the same port. The engine re-calls
  * it, finished steps replay from their memoized outputs, and the run
- * completes. A tool that already succeeded does not run again, and no row is
- * written twice.
+ * completes. A tool that already succeeded does not run again, no row is
+ * written twice, and the interrupted step records that it is resuming.
  *
  * The app runs in a child process here, so this needs a Postgres server
  * (DATABASE_URL): embedded PGlite allows one process per folder.
@@ -75,7 +75,7 @@ describe.skipIf(!hasPostgres)("crash and resume (needs DATABASE_URL)", () => {
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it("completes a run after the app is killed mid-step, without repeating a finished tool or writing a row twice", async () => {
+  it("completes a run after the app is killed mid-step, says it is resuming, and neither repeats a finished tool nor writes a row twice", async () => {
     const { db } = database;
     const { startRun } = await import("../../app/models/runs.server");
     const { user, project } = await createBuilder(db);
@@ -119,6 +119,8 @@ describe.skipIf(!hasPostgres)("crash and resume (needs DATABASE_URL)", () => {
       "files_changed:1",
       "thinking:2",
       "tool_call:2",
+      // The interrupted step, run again: the live card says so while the engine's retry comes.
+      "resuming",
       "tool_result:2",
       "files_changed:2",
       "thinking:3",
@@ -129,6 +131,7 @@ describe.skipIf(!hasPostgres)("crash and resume (needs DATABASE_URL)", () => {
       "reply:4",
       "complete",
     ]);
+    expect(events.find((e) => e.type === "resuming")!.data).toEqual({ step: "act-2", attempt: 2 });
     // Iteration 1's rows were written once: its steps were replayed from memo, not re-run.
     expect(events.filter((e) => e.data.iteration === 1).map((e) => e.writes)).toEqual([1, 1, 1, 1]);
     const entries = await db.select().from(agentEntries).where(eq(agentEntries.runId, run.id)).orderBy(asc(agentEntries.id));

@@ -13,6 +13,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { asc, eq } from "drizzle-orm";
+import net from "node:net";
 import getPort from "get-port";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createDatabase, type Database } from "../../db/client";
@@ -148,4 +149,71 @@ describe.skipIf(!hasPostgres)("crash and resume (needs DATABASE_URL)", () => {
     const [finished] = await db.select().from(runs).where(eq(runs.id, run.id));
     expect(finished).toMatchObject({ status: "complete", iteration: 4, error: null });
   });
+  it("resumes a step that lost the database once it returns, and says it is resuming", async () => {
+    const { db } = database;
+    const { startRun } = await import("../../app/models/runs.server");
+    // The app reaches Postgres through a link the test can cut: connections refused while it is down.
+    const target = new URL(appEnv.DATABASE_URL!);
+    const link = await startCuttableLink(Number(target.port || 5432), target.hostname);
+    const throughLink = new URL(target);
+    throughLink.host = `127.0.0.1:${link.port}`;
+    await app!.kill();
+    app = await startAppProcess({ ...appEnv, DATABASE_URL: throughLink.toString() });
+    try {
+      const { user, project } = await createBuilder(db);
+      const model = scripted(replay, [turn.run("sleep 3 && echo ok > db.txt"), turn.reply("Done after the outage.")]);
+      const run = await startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "survive an outage" }, model });
+      await waitForRunEvent(database, { projectId: project.id, runId: run.id, until: (row) => row.type === "tool_call" });
+
+      // The command is running; saving its result will find the database gone.
+      link.down();
+      await new Promise((resolve) => setTimeout(resolve, 6_000));
+      const back = Date.now();
+      await link.up();
+      const resuming = await waitForRunEvent(database, {
+        projectId: project.id,
+        runId: run.id,
+        until: (row) => row.type === "resuming",
+        timeoutMs: 120_000,
+      });
+      console.log(`[crash-resume] resuming ${Date.now() - back} ms after the database came back`);
+      expect(resuming.data).toMatchObject({ step: "act-1" });
+      expect(resuming.data.attempt).toBeGreaterThanOrEqual(2);
+      expect((await waitForRunToFinish(database, run, 120_000)).type).toBe("complete");
+    } finally {
+      await link.close();
+      await app!.kill();
+      app = await startAppProcess(appEnv);
+    }
+  });
 });
+
+/** A TCP link to Postgres that can go down (every connection cut, new ones refused) and come back on the same port. */
+async function startCuttableLink(targetPort: number, targetHost: string) {
+  const sockets = new Set<net.Socket>();
+  let server: net.Server | undefined;
+  const port = await getPort({ host: "127.0.0.1" });
+  const up = () =>
+    new Promise<void>((resolve, reject) => {
+      server = net.createServer((client) => {
+        const upstream = net.connect(targetPort, targetHost);
+        for (const socket of [client, upstream]) {
+          sockets.add(socket);
+          socket.on("error", () => {});
+          socket.on("close", () => sockets.delete(socket));
+        }
+        client.pipe(upstream).pipe(client);
+        client.on("close", () => upstream.destroy());
+        upstream.on("close", () => client.destroy());
+      });
+      server.once("error", reject);
+      server.listen(port, "127.0.0.1", () => resolve());
+    });
+  const down = () => {
+    server?.close();
+    server = undefined;
+    for (const socket of sockets) socket.destroy();
+  };
+  await up();
+  return { port, up, down, close: async () => down() };
+}

@@ -39,7 +39,8 @@ export async function startStack({ env = {} }: { env?: Record<string, string> } 
   const ports = await freeEnginePorts();
   const ownDataDir = reserved.env.DYNO_DATA_DIR ? undefined : mkdtempSync(path.join(os.tmpdir(), "dyno-data-"));
   const dataDir = reserved.env.DYNO_DATA_DIR ?? ownDataDir!;
-  Object.assign(process.env, reserved.env, { DYNO_DATA_DIR: dataDir }, model.env, env, {
+  // No periodic reconcile unless a test asks: runs that fixtures write straight to the database were never sent to the engine.
+  Object.assign(process.env, reserved.env, { DYNO_DATA_DIR: dataDir, RUN_RECONCILE_INTERVAL: "0s" }, model.env, env, {
     INNGEST_DEV: "1",
     INNGEST_BASE_URL: `http://127.0.0.1:${ports.api}`,
   });

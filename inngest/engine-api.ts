@@ -12,12 +12,18 @@
  * - A run's "Completed" is not trustworthy with checkpointing (the trace
  *   view says Completed while it runs, the run view says Running after it
  *   ended); "Failed" and "Cancelled" come with `ended_at` and are.
+ * - A live run always has a queue item (`/v1/runs/<id>/jobs`: the step being
+ *   run holds a lease, a retry or a run waiting for its concurrency slot is
+ *   queued). `inngest start --sqlite-dir` restarted with an in-memory queue
+ *   keeps the run's history ("Running") and no item: it will never run again.
  */
 import { createHash } from "node:crypto";
 import { env, isInngestDev, type Env } from "../app/env.server";
 
 export interface EngineApiOptions {
   baseUrl: string;
+  /** Wait before the second look at a run with nothing queued (the engine caches that answer for 5 s). */
+  confirmOrphanMs?: number;
   /** Sent hashed as Bearer (what the SDK does); the dev server needs none. */
   signingKey?: string;
   fetch?: typeof fetch;
@@ -32,7 +38,9 @@ export type EngineRunState =
   /** Queued, running, or not scheduled yet. */
   | { kind: "active" }
   /** It gave the run up or cancelled it, at `endedAt`. */
-  | { kind: "ended"; status: "Failed" | "Cancelled"; endedAt: Date };
+  | { kind: "ended"; status: "Failed" | "Cancelled"; endedAt: Date }
+  /** It lists the run as running but has nothing queued to run it, on two looks (restarted without its queue). */
+  | { kind: "orphaned" };
 
 export class EngineApiError extends Error {
   constructor(message: string, options?: ErrorOptions) {
@@ -67,7 +75,13 @@ export function hashSigningKey(key: string): string {
   return `${prefix}${createHash("sha256").update(Buffer.from(key.slice(prefix.length), "hex")).digest("hex")}`;
 }
 
-export function createEngineApi({ baseUrl, signingKey, fetch: fetchFn = fetch, timeoutMs = 5_000 }: EngineApiOptions) {
+export function createEngineApi({
+  baseUrl,
+  signingKey,
+  fetch: fetchFn = fetch,
+  timeoutMs = 5_000,
+  confirmOrphanMs = 6_000,
+}: EngineApiOptions) {
   const headers: Record<string, string> = signingKey ? { authorization: `Bearer ${hashSigningKey(signingKey)}` } : {};
 
   async function get<T>(path: string): Promise<T> {
@@ -104,6 +118,16 @@ export function createEngineApi({ baseUrl, signingKey, fetch: fetchFn = fetch, t
     throw new EngineApiError(`more than ${PAGE * MAX_PAGES} agent/prompt events since ${since.toISOString()}`);
   }
 
+  /** Whether none of these engine runs has a queue item; undefined when the engine cannot say (e.g. no such API). */
+  async function nothingQueued(engineRunIds: string[]): Promise<boolean | undefined> {
+    try {
+      for (const id of engineRunIds) if (((await get<unknown[] | null>(`/v1/runs/${id}/jobs`)) ?? []).length > 0) return false;
+      return true;
+    } catch {
+      return undefined;
+    }
+  }
+
   function stateOf(runs: EngineEventRun[]): EngineRunState {
     // No run yet (not scheduled) or any run not positively ended: the engine still has it.
     if (runs.length === 0) return { kind: "active" };
@@ -126,6 +150,7 @@ export function createEngineApi({ baseUrl, signingKey, fetch: fetchFn = fetch, t
     async runStates(runIds: string[], since: Date): Promise<Map<string, EngineRunState>> {
       const events = await promptEvents(since);
       const states = new Map<string, EngineRunState>();
+      const idle = new Map<string, string[]>();
       for (const runId of runIds) {
         const internalIds = events.get(runId);
         if (!internalIds) {
@@ -134,7 +159,17 @@ export function createEngineApi({ baseUrl, signingKey, fetch: fetchFn = fetch, t
         }
         const runs: EngineEventRun[] = [];
         for (const internalId of internalIds) runs.push(...((await get<EngineEventRun[] | null>(`/v1/events/${internalId}/runs`)) ?? []));
-        states.set(runId, stateOf(runs));
+        const state = stateOf(runs);
+        states.set(runId, state);
+        const engineRunIds = runs.map((r) => r.run_id);
+        if (state.kind === "active" && engineRunIds.length > 0 && (await nothingQueued(engineRunIds))) idle.set(runId, engineRunIds);
+      }
+      // Nothing queued on two looks apart: not a step changing hands, a run the engine will never run.
+      if (idle.size > 0) {
+        await new Promise((resolve) => setTimeout(resolve, confirmOrphanMs));
+        for (const [runId, engineRunIds] of idle) {
+          if (await nothingQueued(engineRunIds)) states.set(runId, { kind: "orphaned" });
+        }
       }
       return states;
     },

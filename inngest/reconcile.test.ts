@@ -57,6 +57,13 @@ describe.each(availableDrivers())("reconcileRuns on %s", (driver) => {
     expect(await row(run.id)).toMatchObject({ status: "failed", error: LOST_RUN_REASONS.failed });
   });
 
+  it("fails a run the engine still lists but has nothing queued for (it lost its queue)", async () => {
+    const run = await runFrom(10 * MINUTE, "stopping");
+    const result = await reconcileRuns(db, { ...options, engine: engineSaying({ kind: "orphaned" }), runIds: [run.id] });
+    expect(result.ended).toEqual([{ runId: run.id, as: "failed", why: "orphaned" }]);
+    expect(await row(run.id)).toMatchObject({ status: "failed", error: LOST_RUN_REASONS.orphaned });
+  });
+
   it("ends a run the engine cancelled as its cancel handler would: stopped when a stop was asked", async () => {
     const run = await runFrom(10 * MINUTE, "stopping");
     const cancelled = engineSaying({ kind: "ended", status: "Cancelled", endedAt: new Date(Date.now() - 2 * MINUTE) });

@@ -7,6 +7,8 @@
  * A run is ended only on the engine's positive word, and never while the
  * engine cannot answer:
  * - the engine has no event for it (restarted with empty state): failed;
+ * - the engine lists it as running but has nothing queued for it, on two
+ *   looks (restarted with its history but not its queue): failed;
  * - the engine failed it (its failure handler could not record it): failed;
  * - the engine cancelled it (its cancel handler could not record it): stopped,
  *   or failed as timed out, exactly as that handler would have;
@@ -26,6 +28,8 @@ import { failRun, markRunCancelled } from "./run-lifecycle";
 
 export const LOST_RUN_REASONS = {
   unknown: "The Inngest engine no longer knows this run (it was restarted or reset), so it cannot finish. Retry to run the prompt again.",
+  orphaned:
+    "The Inngest engine lost this run's queue (it restarted without its state), so it cannot finish. Retry to run the prompt again.",
   failed: "The Inngest engine gave up on this run and its failure could not be recorded. Retry to run the prompt again.",
   overdue: (timeout: string) =>
     `The run went over its time limit (${timeout}) and the Inngest engine did not end it. Retry to run the prompt again.`,
@@ -105,6 +109,9 @@ async function endIfLost(
     case "unknown":
       await failRun(db, run.id, LOST_RUN_REASONS.unknown);
       return { as: "failed", why: "unknown" };
+    case "orphaned":
+      await failRun(db, run.id, LOST_RUN_REASONS.orphaned);
+      return { as: "failed", why: "orphaned" };
     case "ended":
       if (state.endedAt >= settled) return undefined;
       if (state.status === "Cancelled") {

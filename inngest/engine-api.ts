@@ -35,8 +35,12 @@ export interface EngineApiOptions {
 export type EngineRunState =
   /** It has no `agent/prompt` event for the run: it cannot run it (restarted with empty state, another engine). */
   | { kind: "unknown" }
-  /** Queued, running, or not scheduled yet. */
-  | { kind: "active" }
+  /**
+   * Queued, running, or not scheduled yet. `retry`: a step failed (the app
+   * was down, the database away) and the engine will call again at `at`;
+   * `attempt` counts from 1, so the first retry is attempt 2.
+   */
+  | { kind: "active"; retry?: { attempt: number; at: Date } }
   /** It gave the run up or cancelled it, at `endedAt`. */
   | { kind: "ended"; status: "Failed" | "Cancelled"; endedAt: Date }
   /** It lists the run as running but has nothing queued to run it, on two looks (restarted without its queue). */
@@ -52,6 +56,11 @@ export class EngineApiError extends Error {
 interface EngineEvent {
   internal_id: string;
   id?: string;
+}
+interface EngineJob {
+  at?: string;
+  /** 0 for a first try. */
+  attempt?: number;
 }
 interface EngineEventRun {
   run_id: string;
@@ -118,14 +127,22 @@ export function createEngineApi({
     throw new EngineApiError(`more than ${PAGE * MAX_PAGES} agent/prompt events since ${since.toISOString()}`);
   }
 
-  /** Whether none of these engine runs has a queue item; undefined when the engine cannot say (e.g. no such API). */
-  async function nothingQueued(engineRunIds: string[]): Promise<boolean | undefined> {
+  /** The queue items of these engine runs; undefined when the engine cannot say (e.g. no such API). */
+  async function queuedJobs(engineRunIds: string[]): Promise<EngineJob[] | undefined> {
     try {
-      for (const id of engineRunIds) if (((await get<unknown[] | null>(`/v1/runs/${id}/jobs`)) ?? []).length > 0) return false;
-      return true;
+      const jobs: EngineJob[] = [];
+      for (const id of engineRunIds) jobs.push(...((await get<EngineJob[] | null>(`/v1/runs/${id}/jobs`)) ?? []));
+      return jobs;
     } catch {
       return undefined;
     }
+  }
+
+  /** A queued retry, if one of the jobs is one. */
+  function retryOf(jobs: EngineJob[]): { attempt: number; at: Date } | undefined {
+    const retry = jobs.filter((j) => typeof j.attempt === "number" && j.attempt > 0).sort((a, b) => b.attempt! - a.attempt!)[0];
+    const at = retry?.at ? new Date(retry.at) : undefined;
+    return retry && at && !Number.isNaN(at.getTime()) ? { attempt: retry.attempt! + 1, at } : undefined;
   }
 
   function stateOf(runs: EngineEventRun[]): EngineRunState {
@@ -162,13 +179,16 @@ export function createEngineApi({
         const state = stateOf(runs);
         states.set(runId, state);
         const engineRunIds = runs.map((r) => r.run_id);
-        if (state.kind === "active" && engineRunIds.length > 0 && (await nothingQueued(engineRunIds))) idle.set(runId, engineRunIds);
+        if (state.kind !== "active" || engineRunIds.length === 0) continue;
+        const jobs = await queuedJobs(engineRunIds);
+        if (jobs?.length === 0) idle.set(runId, engineRunIds);
+        else if (jobs) states.set(runId, { kind: "active", retry: retryOf(jobs) });
       }
       // Nothing queued on two looks apart: not a step changing hands, a run the engine will never run.
       if (idle.size > 0) {
         await new Promise((resolve) => setTimeout(resolve, confirmOrphanMs));
         for (const [runId, engineRunIds] of idle) {
-          if (await nothingQueued(engineRunIds)) states.set(runId, { kind: "orphaned" });
+          if ((await queuedJobs(engineRunIds))?.length === 0) states.set(runId, { kind: "orphaned" });
         }
       }
       return states;

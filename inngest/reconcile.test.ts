@@ -4,10 +4,10 @@
  * (tests/integration/run-reconcile*.test.ts ask the real one): a run it gave
  * up on or cancelled is "ended" at a time, one it still has is "active".
  */
-import { eq } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Db } from "../db/client";
-import { runs } from "../db/schema";
+import { runEvents, runs } from "../db/schema";
 import { availableDrivers, createTestDatabase, type TestDatabase } from "../tests/support/database";
 import { createBuilder, createQueuedRun } from "../tests/support/fixtures";
 import type { EngineApi, EngineRunState } from "./engine-api";
@@ -84,8 +84,20 @@ describe.each(availableDrivers())("reconcileRuns on %s", (driver) => {
   it("does not judge a run younger than the grace period (it may not have reached the engine yet)", async () => {
     const run = await runFrom(5_000, "queued");
     const result = await reconcileRuns(db, { ...options, engine: engineSaying({ kind: "unknown" }), runIds: [run.id] });
-    expect(result).toEqual({ ended: [], checked: 0 });
+    expect(result).toEqual({ ended: [], checked: 0, resuming: [] });
     expect((await row(run.id)).status).toBe("queued");
+  });
+
+  it("says a run is resuming when the engine has a retry queued for it, young or old, once per attempt", async () => {
+    const young = await runFrom(5_000);
+    const retrying = engineSaying({ kind: "active", retry: { attempt: 2, at: new Date(Date.now() + 20_000) } });
+    for (let pass = 0; pass < 2; pass++) {
+      const result = await reconcileRuns(db, { ...options, engine: retrying, runIds: [young.id] });
+      expect(result).toEqual({ ended: [], checked: 0, resuming: [young.id] });
+    }
+    const rows = await db.select().from(runEvents).where(and(eq(runEvents.runId, young.id), eq(runEvents.type, "resuming")));
+    expect(rows.map((r) => r.data)).toEqual([{ attempt: 2 }]);
+    expect((await row(young.id)).status).toBe("running");
   });
 
   it("leaves finished runs alone, whatever the engine says", async () => {

@@ -17,14 +17,15 @@
  *   queue never will): failed.
  * Each verdict waits RUN_RECONCILE_GRACE: a run younger than that may not have
  * reached the engine yet, and a handler may still be recording an end.
+ * A run of any age with a retry queued at the engine gets a `resuming` event.
  */
-import { and, inArray, lt } from "drizzle-orm";
+import { and, inArray } from "drizzle-orm";
 import { durationMs, env } from "../app/env.server";
 import type { Db } from "../db/client";
 import { ACTIVE_RUN_STATUSES } from "../db/run-status";
 import { runs, type Run } from "../db/schema";
 import { createEngineApi, engineApiOptions, type EngineApi, type EngineRunState } from "./engine-api";
-import { failRun, markRunCancelled } from "./run-lifecycle";
+import { failRun, markRunCancelled, markRunResuming } from "./run-lifecycle";
 
 export const LOST_RUN_REASONS = {
   unknown: "The Inngest engine no longer knows this run (it was restarted or reset), so it cannot finish. Retry to run the prompt again.",
@@ -56,8 +57,10 @@ export interface Ending {
 export interface ReconcileResult {
   /** Runs the engine could not vouch for, with how each was ended. */
   ended: (Ending & { runId: string })[];
-  /** Active runs looked at. */
+  /** Active runs old enough to be judged. */
   checked: number;
+  /** Runs with a retry queued at the engine: a `resuming` event was recorded. */
+  resuming: string[];
 }
 
 /** One pass. Throws EngineApiError (nothing changed) when the engine cannot answer. */
@@ -70,29 +73,31 @@ export async function reconcileRuns(db: Db, options: ReconcileOptions = {}): Pro
     timeout = config.AGENT_RUN_TIMEOUT,
     now = new Date(),
   } = options;
-  if (runIds?.length === 0) return { ended: [], checked: 0 };
+  if (runIds?.length === 0) return { ended: [], checked: 0, resuming: [] };
   const settled = new Date(now.getTime() - graceMs);
-  const candidates = await db
+  const active = await db
     .select()
     .from(runs)
-    .where(
-      and(
-        inArray(runs.status, [...ACTIVE_RUN_STATUSES]),
-        lt(runs.createdAt, settled),
-        runIds ? inArray(runs.id, runIds) : undefined,
-      ),
-    );
-  if (candidates.length === 0) return { ended: [], checked: 0 };
+    .where(and(inArray(runs.status, [...ACTIVE_RUN_STATUSES]), runIds ? inArray(runs.id, runIds) : undefined));
+  if (active.length === 0) return { ended: [], checked: 0, resuming: [] };
 
-  const oldest = Math.min(...candidates.map((r) => r.createdAt.getTime()));
+  const oldest = Math.min(...active.map((r) => r.createdAt.getTime()));
   const states = await engine.runStates(
-    candidates.map((r) => r.id),
+    active.map((r) => r.id),
     new Date(oldest - EVENT_WINDOW_SLACK_MS),
   );
-  const result: ReconcileResult = { ended: [], checked: candidates.length };
-  for (const run of candidates) {
+  const result: ReconcileResult = { ended: [], checked: 0, resuming: [] };
+  for (const run of active) {
     const state = states.get(run.id);
     if (!state) continue;
+    if (state.kind === "active" && state.retry) {
+      // The card says so while the engine waits to call again (15-45 s after an app crash), not only once it does.
+      await markRunResuming(db, run.id, { attempt: state.retry.attempt });
+      result.resuming.push(run.id);
+    }
+    // Too young to judge: its event may still be on its way to the engine.
+    if (run.createdAt >= settled) continue;
+    result.checked++;
     const ended = await endIfLost(db, run, state, { settled, timeout, now, graceMs });
     if (ended) result.ended.push({ runId: run.id, ...ended });
   }

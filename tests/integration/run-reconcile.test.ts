@@ -63,7 +63,7 @@ describe("reconciling runs with the engine", () => {
     await pastGrace();
 
     const result = await reconcile.reconcileRuns(db, { runIds: [first.id, second.id] });
-    expect(result).toEqual({ ended: [], checked: 2 });
+    expect(result).toEqual({ ended: [], checked: 2, resuming: [] });
     expect([await statusOf(first.id), await statusOf(second.id)]).toEqual(["running", "queued"]);
     expect((await waitForRunToFinish(stack.database, first, 30_000)).type).toBe("complete");
     expect((await waitForRunToFinish(stack.database, second, 30_000)).type).toBe("complete");

@@ -118,6 +118,15 @@ describe("parseEnv", () => {
     expect(() => parseEnv({ SANDBOX_CPU_LIMIT: "0" })).toThrow(/SANDBOX_CPU_LIMIT/);
   });
 
+  it("reads how often and how patiently runs are reconciled with the engine", () => {
+    expect(parseEnv({})).toMatchObject({ RUN_RECONCILE_INTERVAL: "1m", RUN_RECONCILE_GRACE: "1m" });
+    expect(parseEnv({ RUN_RECONCILE_INTERVAL: "0s", RUN_RECONCILE_GRACE: "30s" })).toMatchObject({
+      RUN_RECONCILE_INTERVAL: "0s",
+      RUN_RECONCILE_GRACE: "30s",
+    });
+    expect(() => parseEnv({ RUN_RECONCILE_INTERVAL: "often" })).toThrow(/RUN_RECONCILE_INTERVAL: a duration/);
+  });
+
   it("reads durations in seconds, minutes, hours and days", () => {
     expect([durationMs("45s"), durationMs("90m"), durationMs("2h"), durationMs("1d")]).toEqual([
       45_000, 5_400_000, 7_200_000, 86_400_000,

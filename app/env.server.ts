@@ -81,6 +81,15 @@ const EnvSchema = z.object({
     .optional()
     .transform((v) => v === "1" || v === "true"),
 
+  /**
+   * How often the app checks its active runs against the engine and ends the
+   * ones the engine lost (as failed, with Retry). Also checked at startup and
+   * by Stop. 0s: only at startup and by Stop.
+   */
+  RUN_RECONCILE_INTERVAL: duration("1m"),
+  /** How long a run, or an end the engine reported, must have stood before the check acts on it. */
+  RUN_RECONCILE_GRACE: duration("1m"),
+
   /** Agent bounds. */
   AGENT_MAX_ITERATIONS: z.coerce.number().int().min(1).max(500).default(50),
   AGENT_RUN_TIMEOUT: duration("2h"),

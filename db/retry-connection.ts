@@ -15,6 +15,7 @@ const CONNECTION_CODES = new Set([
   "ETIMEDOUT",
   "EHOSTUNREACH",
   "ENETUNREACH",
+  "ENOTFOUND",
   "EAI_AGAIN",
   "CONNECTION_CLOSED",
   "CONNECTION_ENDED",
@@ -37,6 +38,11 @@ export function connectionErrorCode(error: unknown): string | undefined {
   for (let depth = 0; current && typeof current === "object" && depth < 6; depth++) {
     const code = (current as { code?: unknown }).code;
     if (typeof code === "string" && (CONNECTION_CODES.has(code) || isConnectionSqlState(code))) return code;
+    // A refused connect to a name with several addresses (localhost: ::1 and 127.0.0.1) is an AggregateError.
+    if (current instanceof AggregateError) {
+      const inner = current.errors.map(connectionErrorCode).find((found) => found !== undefined);
+      if (inner) return inner;
+    }
     current = (current as { cause?: unknown }).cause;
   }
   return undefined;

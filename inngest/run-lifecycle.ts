@@ -148,11 +148,34 @@ export function failRun(db: Db, runId: string, reason: string): Promise<void> {
   }));
 }
 
-/** Records that a stop was asked for. Null when the run had already finished. */
+/**
+ * Records that a step is being run again after it was interrupted (the app
+ * crashed or restarted, the database went away): the engine retries it after
+ * a delay, and the live card says so instead of looking frozen. `attempt`
+ * counts from 1 (the first retry is attempt 2). Once per step and attempt;
+ * the reconciler writes one without a step when it sees the retry queued.
+ */
+export async function markRunResuming(db: Db, runId: string, { step, attempt }: { step?: string; attempt: number }) {
+  const run = await loadRun(db, runId);
+  return appendRunEvent(db, {
+    runId,
+    projectId: run.projectId,
+    type: "resuming",
+    // Without a step: the engine's queued retry, seen by the reconciler before the step runs again.
+    dedupeKey: `resuming-${step ?? "queued"}-${attempt}`,
+    data: step ? { step, attempt } : { attempt },
+    onlyIfStatus: ["queued", "running", "stopping"],
+  });
+}
+
+/**
+ * Records that a stop was asked for, once: null when the run had already
+ * finished or a stop was already recorded (two stops at once write one row).
+ */
 export async function markRunStopping(db: Db, run: Pick<Run, "id" | "projectId">) {
   return appendRunEvent(
     db,
-    { runId: run.id, projectId: run.projectId, type: "stopping" },
+    { runId: run.id, projectId: run.projectId, type: "stopping", onlyIfStatus: ["queued", "running"] },
     { status: "stopping" },
   );
 }

@@ -19,6 +19,7 @@ import { closeDatabase, getDatabase } from "../db";
 import { closeDemoReplayServer } from "../inngest/agent/demo";
 import { sandboxLimits } from "../inngest/agent/context";
 import { checkLocalIsolation, describeLimitSupport, localLimitSupport } from "../sandbox";
+import { startRunReconciler } from "../inngest/reconcile";
 import { insideAnyOf, unwatchedFolders } from "./dev-watch";
 import { startPreviewServer } from "./preview";
 
@@ -115,6 +116,8 @@ export async function startAppServer({
     );
   }
   setRunningPreviewServer({ port: preview.port });
+  // Ends runs the engine lost (restarted, gave up while the database was away), now and every RUN_RECONCILE_INTERVAL.
+  const reconciler = startRunReconciler(getDatabase().db);
 
   return {
     url,
@@ -122,6 +125,7 @@ export async function startAppServer({
     previewUrl: preview.url,
     previewPort: preview.port,
     async close() {
+      await reconciler.stop();
       setRunningPreviewServer(undefined);
       setListeningAddress(undefined);
       await preview.close();

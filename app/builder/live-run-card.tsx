@@ -77,6 +77,8 @@ export function LiveRunCard({
             "Waiting for the engine to pick up the run…"
           ) : status === "stopping" ? (
             "Stopping: cancelling what is in flight…"
+          ) : run.resuming ? (
+            <span className="live-resuming">Interrupted — resuming (attempt {run.resuming.attempt})…</span>
           ) : step ? (
             <>
               <code className="tool-name">{step.tool}</code> <span className="live-description">{step.description}</span>

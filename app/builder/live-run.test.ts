@@ -69,6 +69,23 @@ describe("the live card's fold", () => {
     expect(applyEvent(late, ev("starting")).status).toBe("stopped");
   });
 
+  it("says a step was interrupted and is resuming, until the run moves on", () => {
+    const interrupted = foldEvents(seed, [
+      ev("starting"),
+      ev("thinking", { iteration: 1, of: 5 }),
+      ev("tool_call", { iteration: 1, tool: "run_command", description: "Run `npm test`" }),
+      ev("resuming", { step: "act-1", attempt: 2 }),
+    ]);
+    expect(interrupted).toMatchObject({ status: "running", resuming: { attempt: 2 } });
+    // The retried step saves its result: the run is going again.
+    const resumed = applyEvent(interrupted, ev("tool_result", { iteration: 1, tool: "run_command", ok: true, summary: "ok" }));
+    expect(resumed.resuming).toBeUndefined();
+    expect(resumed.steps[0]).toMatchObject({ ok: true });
+    // A late resuming row cannot reopen a finished run.
+    const done = applyEvent(resumed, ev("complete", { reply: "done" }));
+    expect(applyEvent(done, ev("resuming", { step: "finish", attempt: 3 })).resuming).toBeUndefined();
+  });
+
   it("shows unusable model output as a failed step, and why a run failed", () => {
     const failed = foldEvents(seed, [
       ev("starting"),

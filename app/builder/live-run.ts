@@ -43,6 +43,8 @@ export interface LiveRun {
   files: string[];
   reply?: string;
   error?: string;
+  /** A step was interrupted (app restart, database away) and is being run again: its attempt, from 2. */
+  resuming?: { attempt: number };
   /** The highest event id folded in: later deliveries of older ids are ignored. */
   lastEventId: number;
 }
@@ -63,7 +65,8 @@ const str = (value: unknown) => (typeof value === "string" ? value : undefined);
 /** Applies one event of this run. Events of other runs, and ones already applied, change nothing. */
 export function applyEvent(run: LiveRun, event: ProjectEvent): LiveRun {
   if (event.runId !== run.id || event.id <= run.lastEventId) return run;
-  const next: LiveRun = { ...run, lastEventId: event.id };
+  // Any later progress means the interrupted step is going again.
+  const next: LiveRun = { ...run, lastEventId: event.id, resuming: undefined };
   const { data } = event;
   // A late event (a step finishing as the stop lands) must not undo the end.
   const finished = isFinished(run.status);
@@ -108,6 +111,9 @@ export function applyEvent(run: LiveRun, event: ProjectEvent): LiveRun {
     case "reply":
       next.thinking = false;
       next.reply = str(data.message);
+      break;
+    case "resuming":
+      if (!finished) next.resuming = { attempt: num(data.attempt, 2) };
       break;
     case "stopping":
       if (!finished) next.status = "stopping";

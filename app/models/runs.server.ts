@@ -11,6 +11,7 @@ import { DEMO } from "../../inngest/agent/demo";
 import { saveEntry } from "../../inngest/agent/entries";
 import { parseModelSpec } from "../../inngest/agent/model/config";
 import { agentPrompt, agentStop, inngest } from "../../inngest/client";
+import { reconcileRuns } from "../../inngest/reconcile";
 import { failRun, markRunStopping } from "../../inngest/run-lifecycle";
 import { env } from "../env.server";
 import { PromptInput } from "./prompt";
@@ -132,9 +133,12 @@ export function startDemoRun(
 }
 
 /**
- * Asks a run to stop: records `stopping` at once, then sends `agent/stop`,
- * which the engine matches by runId (cancelOn). Stopping a finished run is a
- * no-op that says so.
+ * Asks a run to stop: records `stopping` at once (once, however many stops
+ * arrive), then sends `agent/stop`, which the engine matches by runId
+ * (cancelOn). A run already stopping gets the event again (an earlier send
+ * may have failed). Then the engine is asked whether it still has the run:
+ * one it lost is ended as failed here instead of staying `stopping`.
+ * Stopping a finished run is a no-op that says so.
  */
 export async function stopRun(
   db: Db,
@@ -144,8 +148,10 @@ export async function stopRun(
     ? await db.select().from(runs).where(and(eq(runs.id, runId), eq(runs.userId, userId)))
     : [];
   if (!run) throw new NotFoundError("Run not found");
-  const event = await markRunStopping(db, run);
-  if (!event) return { stopping: false, status: run.status };
+  if (!(await markRunStopping(db, run))) {
+    const status = await runStatus(db, run.id);
+    if (status !== "stopping") return { stopping: false, status };
+  }
   try {
     await inngest.send(agentStop.create({ runId: run.id, projectId: run.projectId }));
   } catch (error) {
@@ -154,5 +160,14 @@ export async function stopRun(
       { cause: error },
     );
   }
+  // The engine answered the send; an error here only means the run is left to the engine and the periodic check.
+  const reconciled = await reconcileRuns(db, { runIds: [run.id] }).catch(() => undefined);
+  if (reconciled?.ended.length) return { stopping: false, status: await runStatus(db, run.id) };
   return { stopping: true, status: "stopping" };
+}
+
+async function runStatus(db: Db, runId: string): Promise<Run["status"]> {
+  const [row] = await db.select({ status: runs.status }).from(runs).where(eq(runs.id, runId));
+  if (!row) throw new NotFoundError("Run not found");
+  return row.status;
 }

@@ -4,6 +4,8 @@ import { createAgentContext, type AgentContext } from "../agent/context";
 import { runAgentLoop } from "../agent/loop";
 import { agentPrompt, agentStop, inngest } from "../client";
 import { recordRunFailure } from "../run-failure";
+import { retryDecision, STEP_RETRIES } from "../retry-policy";
+import { markRunResuming } from "../run-lifecycle";
 
 const { AGENT_RUN_TIMEOUT } = env();
 
@@ -30,10 +32,23 @@ export const codingAgent = inngest.createFunction(
     // One run at a time per project; later prompts queue behind it.
     concurrency: [{ limit: 1, key: "event.data.projectId" }],
     timeouts: { finish: AGENT_RUN_TIMEOUT as `${number}${"s" | "m" | "h" | "d"}` },
-    retries: 3,
+    // Most errors still get 3 retries; a database that went away gets more, sooner (retry-policy.ts).
+    retries: STEP_RETRIES,
     // The builder reads a short reason; the error itself (a query, a stack) goes to the server log.
     onFailure: ({ event, error }) => recordRunFailure(db, event.data.event.data.runId, error),
   },
-  async ({ event, step }) =>
-    runAgentLoop(agent(), event.data.runId, (id, fn) => step.run(id, fn) as Promise<Awaited<ReturnType<typeof fn>>>),
+  async ({ event, step, attempt }) => {
+    const { runId } = event.data;
+    return runAgentLoop(agent(), runId, (id, fn) =>
+      step.run(id, async () => {
+        try {
+          // A retry runs one step per call (memoized ones replay): this is the step that was interrupted.
+          if (attempt > 0) await markRunResuming(agent().database.db, runId, { step: id, attempt: attempt + 1 });
+          return await fn();
+        } catch (error) {
+          throw retryDecision(error, attempt);
+        }
+      }) as Promise<Awaited<ReturnType<typeof fn>>>,
+    );
+  },
 );

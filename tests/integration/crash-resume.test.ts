@@ -2,8 +2,8 @@
  * Crash and resume: the app server process is killed (SIGKILL) in the middle
  * of an act step, then started again on the same port. The engine re-calls
  * it, finished steps replay from their memoized outputs, and the run
- * completes. A tool that already succeeded does not run again, and no row is
- * written twice.
+ * completes. A tool that already succeeded does not run again, no row is
+ * written twice, and the interrupted step records that it is resuming.
  *
  * The app runs in a child process here, so this needs a Postgres server
  * (DATABASE_URL): embedded PGlite allows one process per folder.
@@ -13,6 +13,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { asc, eq } from "drizzle-orm";
+import net from "node:net";
 import getPort from "get-port";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createDatabase, type Database } from "../../db/client";
@@ -75,7 +76,7 @@ describe.skipIf(!hasPostgres)("crash and resume (needs DATABASE_URL)", () => {
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it("completes a run after the app is killed mid-step, without repeating a finished tool or writing a row twice", async () => {
+  it("completes a run after the app is killed mid-step, says it is resuming, and neither repeats a finished tool nor writes a row twice", async () => {
     const { db } = database;
     const { startRun } = await import("../../app/models/runs.server");
     const { user, project } = await createBuilder(db);
@@ -119,6 +120,9 @@ describe.skipIf(!hasPostgres)("crash and resume (needs DATABASE_URL)", () => {
       "files_changed:1",
       "thinking:2",
       "tool_call:2",
+      // The restarted app sees the engine's queued retry and says so; then the interrupted step, run again, does.
+      "resuming",
+      "resuming",
       "tool_result:2",
       "files_changed:2",
       "thinking:3",
@@ -129,6 +133,7 @@ describe.skipIf(!hasPostgres)("crash and resume (needs DATABASE_URL)", () => {
       "reply:4",
       "complete",
     ]);
+    expect(events.filter((e) => e.type === "resuming").map((e) => e.data)).toEqual([{ attempt: 2 }, { step: "act-2", attempt: 2 }]);
     // Iteration 1's rows were written once: its steps were replayed from memo, not re-run.
     expect(events.filter((e) => e.data.iteration === 1).map((e) => e.writes)).toEqual([1, 1, 1, 1]);
     const entries = await db.select().from(agentEntries).where(eq(agentEntries.runId, run.id)).orderBy(asc(agentEntries.id));
@@ -145,4 +150,70 @@ describe.skipIf(!hasPostgres)("crash and resume (needs DATABASE_URL)", () => {
     const [finished] = await db.select().from(runs).where(eq(runs.id, run.id));
     expect(finished).toMatchObject({ status: "complete", iteration: 4, error: null });
   });
+  it("resumes a step that lost the database once it returns, and says it is resuming", async () => {
+    const { db } = database;
+    const { startRun } = await import("../../app/models/runs.server");
+    // The app reaches Postgres through a link the test can cut: connections refused while it is down.
+    const target = new URL(appEnv.DATABASE_URL!);
+    const link = await startCuttableLink(Number(target.port || 5432), target.hostname);
+    const throughLink = new URL(target);
+    throughLink.host = `127.0.0.1:${link.port}`;
+    await app!.kill();
+    app = await startAppProcess({ ...appEnv, DATABASE_URL: throughLink.toString() });
+    try {
+      const { user, project } = await createBuilder(db);
+      const model = scripted(replay, [turn.run("sleep 3 && echo ok > db.txt"), turn.reply("Done after the outage.")]);
+      const run = await startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "survive an outage" }, model });
+      await waitForRunEvent(database, { projectId: project.id, runId: run.id, until: (row) => row.type === "tool_call" });
+
+      // The command is running; saving its result will find the database gone.
+      link.down();
+      await new Promise((resolve) => setTimeout(resolve, 6_000));
+      const back = Date.now();
+      await link.up();
+      const resuming = await waitForRunEvent(database, {
+        projectId: project.id,
+        runId: run.id,
+        until: (row) => row.type === "resuming" && row.data.step === "act-1",
+        timeoutMs: 120_000,
+      });
+      console.log(`[crash-resume] resuming ${Date.now() - back} ms after the database came back`);
+      expect(resuming.data.attempt).toBeGreaterThanOrEqual(2);
+      expect((await waitForRunToFinish(database, run, 120_000)).type).toBe("complete");
+    } finally {
+      await link.close();
+      await app!.kill();
+      app = await startAppProcess(appEnv);
+    }
+  });
 });
+
+/** A TCP link to Postgres that can go down (every connection cut, new ones refused) and come back on the same port. */
+async function startCuttableLink(targetPort: number, targetHost: string) {
+  const sockets = new Set<net.Socket>();
+  let server: net.Server | undefined;
+  const port = await getPort({ host: "127.0.0.1" });
+  const up = () =>
+    new Promise<void>((resolve, reject) => {
+      server = net.createServer((client) => {
+        const upstream = net.connect(targetPort, targetHost);
+        for (const socket of [client, upstream]) {
+          sockets.add(socket);
+          socket.on("error", () => {});
+          socket.on("close", () => sockets.delete(socket));
+        }
+        client.pipe(upstream).pipe(client);
+        client.on("close", () => upstream.destroy());
+        upstream.on("close", () => client.destroy());
+      });
+      server.once("error", reject);
+      server.listen(port, "127.0.0.1", () => resolve());
+    });
+  const down = () => {
+    server?.close();
+    server = undefined;
+    for (const socket of sockets) socket.destroy();
+  };
+  await up();
+  return { port, up, down, close: async () => down() };
+}

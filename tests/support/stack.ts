@@ -26,6 +26,10 @@ export interface Stack {
   workspace(projectId: string): string;
   /** The replay server the app reaches through AGENT_BASE_URL. */
   replay: ReplayServer;
+  /** Stops the engine and starts a new one on the same ports, with empty state (a restarted dev server). */
+  restartEngine(): Promise<EngineDevServer>;
+  /** Stops the engine without starting another (an engine that is down). */
+  stopEngine(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -35,7 +39,8 @@ export async function startStack({ env = {} }: { env?: Record<string, string> } 
   const ports = await freeEnginePorts();
   const ownDataDir = reserved.env.DYNO_DATA_DIR ? undefined : mkdtempSync(path.join(os.tmpdir(), "dyno-data-"));
   const dataDir = reserved.env.DYNO_DATA_DIR ?? ownDataDir!;
-  Object.assign(process.env, reserved.env, { DYNO_DATA_DIR: dataDir }, model.env, env, {
+  // No periodic reconcile unless a test asks: runs that fixtures write straight to the database were never sent to the engine.
+  Object.assign(process.env, reserved.env, { DYNO_DATA_DIR: dataDir, RUN_RECONCILE_INTERVAL: "0s" }, model.env, env, {
     INNGEST_DEV: "1",
     INNGEST_BASE_URL: `http://127.0.0.1:${ports.api}`,
   });
@@ -44,13 +49,15 @@ export async function startStack({ env = {} }: { env?: Record<string, string> } 
   const { getDatabase } = await import("../../db");
   const app = await startAppServer({ mode: "development", port: 0, watch: false });
   let engine: EngineDevServer;
-  try {
-    engine = await startEngineDevServer({
+  const startEngine = () =>
+    startEngineDevServer({
       bin: inject("engineBin"),
       appUrl: `${app.url}/api/inngest`,
       ports,
       waitForFunctions: ["dyno-coding-agent", "dyno-mark-run-stopped"],
     });
+  try {
+    engine = await startEngine();
   } catch (error) {
     await app.close();
     await reserved.release();
@@ -61,11 +68,19 @@ export async function startStack({ env = {} }: { env?: Record<string, string> } 
 
   return {
     app,
-    engine,
+    get engine() {
+      return engine;
+    },
     database: getDatabase(),
     dataDir,
     workspace: (projectId) => path.join(dataDir, "workspaces", projectId),
     replay: model.replay,
+    async restartEngine() {
+      await engine.stop();
+      engine = await startEngine();
+      return engine;
+    },
+    stopEngine: () => engine.stop(),
     async stop() {
       await engine.stop();
       await app.close();

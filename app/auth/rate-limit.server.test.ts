@@ -24,7 +24,7 @@ describe("sign-in rate limit", () => {
     const refused = await checkLoginAllowed(email, address).catch((error: unknown) => error);
     expect(refused).toBeInstanceOf(TooManyAttemptsError);
     expect((refused as TooManyAttemptsError).status).toBe(429);
-    expect((refused as TooManyAttemptsError).message).toMatch(/Too many sign-in attempts\. Try again in 1[45] minute\(s\)\./);
+    expect((refused as TooManyAttemptsError).message).toMatch(/Too many sign-in attempts\. Try again in 1[45] minutes\./);
     expect((refused as TooManyAttemptsError).retryAfterSeconds).toBeGreaterThan(60);
   });
 

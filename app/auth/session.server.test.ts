@@ -63,7 +63,7 @@ describe("the session cookie", () => {
   });
 
   it("is Secure in production", async () => {
-    const production = parseEnv({ NODE_ENV: "production", SESSION_SECRET: SECRET, INNGEST_DEV: "1" });
+    const production = parseEnv({ NODE_ENV: "production", SESSION_SECRET: SECRET, INNGEST_EVENT_KEY: "event-key", INNGEST_SIGNING_KEY: "signkey-prod-00" });
     const options = sessionCookieOptions(production, SECRET);
     expect(options.secure).toBe(true);
     const header = await setCookieFor(options);

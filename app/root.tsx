@@ -1,6 +1,7 @@
-import type { LinksFunction, LoaderFunctionArgs } from "@remix-run/node";
+import type { HeadersFunction, LinksFunction, LoaderFunctionArgs } from "@remix-run/node";
 import { Links, Meta, Outlet, Scripts, ScrollRestoration, isRouteErrorResponse, useRouteError } from "@remix-run/react";
 import { getUser } from "./auth/session.server";
+import { useNonce } from "./http/nonce";
 import stylesheet from "./styles/app.css?url";
 
 export const links: LinksFunction = () => [
@@ -9,11 +10,21 @@ export const links: LinksFunction = () => [
   { rel: "icon", href: "data:image/svg+xml,<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'><path d='M8 1 15 8 8 15 1 8z' fill='%234338ca'/></svg>" },
 ];
 
+/**
+ * A refusal thrown by an action keeps its Allow header (a 405 from app/http/form.server.ts): Remix passes on only
+ * the cookies of a thrown response unless a route's headers() forwards more, and every error lands on this boundary.
+ */
+export const headers: HeadersFunction = ({ errorHeaders }) => {
+  const allow = errorHeaders?.get("Allow");
+  return allow ? { Allow: allow } : new Headers();
+};
+
 export async function loader({ request }: LoaderFunctionArgs) {
   return { user: await getUser(request) };
 }
 
 export function Layout({ children }: { children: React.ReactNode }) {
+  const nonce = useNonce();
   return (
     <html lang="en">
       <head>
@@ -24,8 +35,8 @@ export function Layout({ children }: { children: React.ReactNode }) {
       </head>
       <body>
         {children}
-        <ScrollRestoration />
-        <Scripts />
+        <ScrollRestoration nonce={nonce} />
+        <Scripts nonce={nonce} />
       </body>
     </html>
   );

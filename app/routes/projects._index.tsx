@@ -7,6 +7,7 @@ import { AppHeader } from "~/components/app-header";
 import { RelativeTime } from "~/components/relative-time";
 import { RunStatusBadge } from "~/components/run-status";
 import { db } from "~/db.server";
+import { readForm } from "~/http/form.server";
 import { MAX_TITLE_CHARS } from "~/models/project-title";
 import { createProject, deleteProject, listProjects, renameProject } from "~/models/projects.server";
 
@@ -19,7 +20,7 @@ export async function loader({ request }: LoaderFunctionArgs) {
 
 export async function action({ request }: ActionFunctionArgs) {
   const userId = await requireUserId(request);
-  const form = await request.formData();
+  const form = await readForm(request);
   const intent = form.get("intent");
   const projectId = String(form.get("projectId") ?? "");
   try {

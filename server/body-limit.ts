@@ -3,8 +3,8 @@
  * Content-Length over the route's limit is answered 413 at once (nothing is
  * read), and a body that turns out longer (chunked, no length) is cut off on
  * the stream the moment it passes the limit. Either way the app holds at most
- * one limit's worth of a body, and the connection is closed after the 413 so
- * the rest of the upload is never read.
+ * one limit's worth of a body, and the connection is closed soon after the
+ * 413 (the rest of the upload is dropped unread into nothing, never kept).
  */
 import type express from "express";
 
@@ -40,17 +40,41 @@ export function formatBytes(bytes: number): string {
   return `${bytes} bytes`;
 }
 
-/** Answers 413 and closes the connection once it is sent (the rest of the body is never read). */
-export function sendBodyTooLarge(res: express.Response, limit: number): void {
+/** How long the rest of a refused upload is read and dropped before the connection is cut. */
+const LINGER_MS = 2_000;
+
+/** Answers 413, then closes the connection (lingering: see closeAfterResponse). */
+export function sendBodyTooLarge(req: express.Request, res: express.Response, limit: number): void {
   if (res.headersSent) return;
-  res.status(413).set("Connection", "close").type("text/plain").send(new BodyTooLargeError(limit).message);
+  closeAfterResponse(req, res);
+  res.status(413).type("text/plain").send(new BodyTooLargeError(limit).message);
+}
+
+/**
+ * Closing a socket with unread data in it resets the connection, and the
+ * client, still sending, may lose the answer it has not read yet. So once the
+ * answer is written the rest of the body is read and dropped, our side is
+ * half-closed, and the socket is destroyed when the client closes it or
+ * LINGER_MS later, whichever comes first.
+ */
+function closeAfterResponse(req: express.Request, res: express.Response): void {
+  const socket = req.socket;
+  res.once("finish", () => {
+    req.removeAllListeners("data");
+    req.on("data", () => {});
+    req.resume();
+    socket.end();
+    const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+    timer.unref();
+    socket.once("close", () => clearTimeout(timer));
+  });
 }
 
 /** Express middleware: refuses a declared Content-Length over the route's limit before reading a byte. */
 export function refuseOversizedBodies(req: express.Request, res: express.Response, next: express.NextFunction): void {
   const declared = Number(req.headers["content-length"] ?? 0);
   const limit = bodyLimitFor(req.path);
-  if (declared > limit) return sendBodyTooLarge(res, limit);
+  if (declared > limit) return sendBodyTooLarge(req, res, limit);
   next();
 }
 

@@ -26,7 +26,7 @@ export function createRemixHandler({ build, mode, getLoadContext }: RemixHandler
   return async (req, res, next) => {
     try {
       const limit = bodyLimitFor(req.path);
-      const request = withBodyLimit(createRemixRequest(req, res), limit, () => sendBodyTooLarge(res, limit));
+      const request = withBodyLimit(createRemixRequest(req, res), limit, () => sendBodyTooLarge(req, res, limit));
       const response = await handleRequest(request, await getLoadContext(req, res));
       // A 413 went out while Remix was reading the body: what it made of the rest is dropped.
       if (res.headersSent) return void (await response.body?.cancel());

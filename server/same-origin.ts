@@ -19,19 +19,22 @@ import { env } from "../app/env.server";
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 const ALLOWED_FETCH_SITES = new Set(["same-origin", "none"]);
 
-/** The origin browsers use for this app: APP_ORIGIN, else derived from the request. */
-export function appOrigin(req: express.Request): string {
-  return env().APP_ORIGIN ?? `${req.protocol}://${req.headers.host ?? ""}`;
+type WriteRequest = Pick<express.Request, "method" | "headers" | "protocol">;
+
+/** The origin browsers use for this app: APP_ORIGIN, else the request's own scheme and Host. */
+export function appOrigin(req: WriteRequest, configured = env().APP_ORIGIN): string {
+  return configured ?? `${req.protocol}://${req.headers.host ?? ""}`;
 }
 
 /** Why a write is refused, or null when it may go on. */
-export function crossOriginRefusal(req: express.Request): string | null {
+export function crossOriginRefusal(req: WriteRequest, configured = env().APP_ORIGIN): string | null {
   if (SAFE_METHODS.has(req.method)) return null;
   const site = req.headers["sec-fetch-site"];
   if (site !== undefined && !ALLOWED_FETCH_SITES.has(site)) return `Sec-Fetch-Site: ${site}`;
   const origin = req.headers.origin;
-  if (origin !== undefined && origin !== appOrigin(req)) {
-    if (site === "same-origin") warnMisconfiguredOrigin(origin, appOrigin(req));
+  const expected = appOrigin(req, configured);
+  if (origin !== undefined && origin !== expected) {
+    if (site === "same-origin") warnMisconfiguredOrigin(origin, expected);
     return `Origin: ${origin}`;
   }
   return null;

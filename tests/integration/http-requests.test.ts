@@ -66,7 +66,7 @@ async function projectCount(): Promise<number> {
 }
 
 /** Every route with an action, with a form it would accept. */
-const actionRoutes = () => [
+const actionRoutes = (): Array<{ path: string; fields: Record<string, string> }> => [
   { path: "/login", fields: { email: "someone@example.test", password: "wrong password" } },
   { path: "/signup", fields: { email: "someone@example.test", password: "short" } },
   { path: "/logout", fields: {} },

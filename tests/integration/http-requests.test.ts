@@ -38,7 +38,7 @@ beforeAll(async () => {
     NO_PROXY: "127.0.0.1,localhost",
   });
   cookie = await signUp(app.url, `http-${randomUUID()}@example.test`, PASSWORD);
-  projectId = await createProject({});
+  projectId = (await createProject({}))!;
 }, 120_000);
 
 afterAll(async () => {

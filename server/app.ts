@@ -19,7 +19,7 @@ import { refuseOversizedBodies } from "./body-limit";
 import { startPreviewServer } from "./preview";
 import { createRemixHandler } from "./remix-handler";
 import { refuseCrossOriginWrites } from "./same-origin";
-import { makeCspNonce, securityHeaders } from "./security-headers";
+import { makeCspNonce, previewFrameAncestors, securityHeaders } from "./security-headers";
 
 export interface AppServerOptions {
   mode: "development" | "production";
@@ -102,6 +102,7 @@ export async function startAppServer({
       port: previewPortFor(port),
       secret: sessionSecret(),
       resolveDirectory: projectPreviewDirectory,
+      frameAncestors: previewFrameAncestors(address.port),
     });
   } catch (error) {
     await closeServer(httpServer);

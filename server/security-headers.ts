@@ -16,6 +16,7 @@ import { randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type express from "express";
 import helmet from "helmet";
+import { env } from "../app/env.server";
 import { previewOrigin } from "../app/preview.server";
 
 type Response = ServerResponse & { locals?: { cspNonce?: string } };
@@ -63,4 +64,26 @@ export function securityHeaders(mode: "development" | "production"): express.Req
     // Not no-referrer: with it, Chromium sends `Origin: null` on same-origin form posts, which the CSRF check refuses.
     referrerPolicy: { policy: "same-origin" },
   });
+}
+
+/**
+ * The preview server's frame-ancestors: only the builder may frame a built page. APP_ORIGIN when set; else,
+ * without PREVIEW_ORIGIN, the builder is the host the preview was asked on, at the app's port (no scheme: a CSP
+ * source without one matches the preview's own scheme and its https upgrade). With PREVIEW_ORIGIN but no
+ * APP_ORIGIN the builder's origin is unknown here: no restriction, and the startup log says so.
+ */
+export function previewFrameAncestors(appPort: number): (req: IncomingMessage) => string | undefined {
+  const { APP_ORIGIN, PREVIEW_ORIGIN } = env();
+  if (APP_ORIGIN) return () => APP_ORIGIN;
+  if (PREVIEW_ORIGIN) {
+    console.warn("preview: PREVIEW_ORIGIN is set but APP_ORIGIN is not: any site may frame built pages. Set APP_ORIGIN.");
+    return () => undefined;
+  }
+  return (req) => {
+    try {
+      return `${new URL(`http://${req.headers.host ?? ""}`).hostname}:${appPort}`;
+    } catch {
+      return "'none'"; // a Host header that names no host
+    }
+  };
 }

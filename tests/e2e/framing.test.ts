@@ -142,6 +142,37 @@ describe("framing the builder", () => {
       await context.close();
     }
   });
+
+  it("lets only the builder frame a built page: another origin framing the preview gets nothing", async () => {
+    const context = await signedInContext(stack.app.url);
+    const page = await context.newPage();
+    useScript([turn.write("index.html", '<!doctype html><h1 id="greeting">Hello from the sandbox</h1>'), turn.reply("Done.")]);
+    await createProject(page, "Preview framing");
+    await gotoHydrated(page, page.url());
+    await page.getByRole("textbox", { name: "Prompt" }).fill("Build a greeting page");
+    await page.getByRole("textbox", { name: "Prompt" }).press("Enter");
+    await expect.poll(() => page.locator(".live-card").getAttribute("data-status"), { timeout: 60_000 }).toBe("complete");
+    // Inside the builder, the preview shows.
+    const inBuilder = page.frameLocator("iframe.preview-frame");
+    await expect.poll(() => inBuilder.locator("#greeting").textContent({ timeout: 2_000 }).catch(() => null), { timeout: 20_000 }).toBe(
+      "Hello from the sandbox",
+    );
+    const previewUrl = (await page.locator("iframe.preview-frame").getAttribute("src"))!;
+    const attacker = await serveHtml(`<!doctype html><iframe id="victim" src="${previewUrl}"></iframe>`);
+    const consoleText: string[] = [];
+    page.on("console", (message) => consoleText.push(message.text()));
+    try {
+      await page.goto(attacker.url, { waitUntil: "load" });
+      const frame = await (await page.waitForSelector("#victim")).contentFrame();
+      await page.waitForTimeout(1_000);
+      const rendered = frame ? await frame.evaluate(() => document.body?.innerText ?? "").catch(() => "") : "";
+      expect(rendered).not.toContain("Hello from the sandbox");
+      expect(consoleText.join("\n")).toMatch(/frame-ancestors/);
+    } finally {
+      await context.close();
+      await new Promise((resolve) => attacker.server.close(resolve));
+    }
+  });
 });
 
 describe("development with HMR", () => {

@@ -127,6 +127,15 @@ describe("parseEnv", () => {
     expect(() => parseEnv({ RUN_RECONCILE_INTERVAL: "often" })).toThrow(/RUN_RECONCILE_INTERVAL: a duration/);
   });
 
+  it("reads the app's public origin as an origin (no path), unset by default", () => {
+    expect(parseEnv({}).APP_ORIGIN).toBeUndefined();
+    expect(parseEnv({ APP_ORIGIN: "" }).APP_ORIGIN).toBeUndefined();
+    expect(parseEnv({ APP_ORIGIN: "https://dyno.example.test/" }).APP_ORIGIN).toBe("https://dyno.example.test");
+    expect(parseEnv({ APP_ORIGIN: "http://127.0.0.1:3000" }).APP_ORIGIN).toBe("http://127.0.0.1:3000");
+    expect(() => parseEnv({ APP_ORIGIN: "dyno.example.test" })).toThrow(/APP_ORIGIN/);
+    expect(() => parseEnv({ APP_ORIGIN: "ftp://dyno.example.test" })).toThrow(/APP_ORIGIN: an http/);
+  });
+
   it("reads durations in seconds, minutes, hours and days", () => {
     expect([durationMs("45s"), durationMs("90m"), durationMs("2h"), durationMs("1d")]).toEqual([
       45_000, 5_400_000, 7_200_000, 86_400_000,

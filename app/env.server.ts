@@ -35,6 +35,17 @@ const EnvSchema = z.object({
     .default("development"),
   HOST: z.string().default("127.0.0.1"),
   PORT: z.coerce.number({ message: "a port number" }).int().min(0).max(65535).default(3000),
+  /**
+   * The builder's public origin as browsers see it (e.g. https://dyno.example.com): writes must come from it.
+   * Unset: the request's own scheme and Host (so a reverse proxy must pass Host; behind TLS termination set this).
+   */
+  APP_ORIGIN: z
+    .string()
+    .url()
+    .transform((u) => new URL(u).origin)
+    .refine((o) => /^https?:\/\//.test(o), "an http:// or https:// origin")
+    .optional()
+    .or(z.literal("").transform(() => undefined)),
 
   /** postgres:// URL. Unset: embedded PGlite under DYNO_DATA_DIR. */
   DATABASE_URL: z

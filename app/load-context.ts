@@ -3,7 +3,7 @@ import type { ServerResponse } from "node:http";
 // What server/app.ts passes loaders and actions as `context`.
 declare module "@remix-run/node" {
   interface AppLoadContext {
-    /** The client's address, for the sign-in rate limit. */
+    /** The client's address, for the sign-in and sign-up rate limits. */
     clientAddress: string;
     /**
      * Aborts once nothing more can reach this client: its connection closed
@@ -13,6 +13,8 @@ declare module "@remix-run/node" {
      * garbage-collected (nodejs/node#55428, undici#3644).
      */
     responseClosed: AbortSignal;
+    /** This response's Content-Security-Policy nonce (server/security-headers.ts), for Remix's inline scripts. */
+    cspNonce: string;
   }
 }
 

@@ -79,7 +79,8 @@ export async function previewUrlFor(
   return `${origin}/${project.id}/${previewToken(sessionSecret(), project.id)}/`;
 }
 
-function previewOrigin(request: Request): string | null {
+/** The preview server's origin as the builder page at `request.url` frames it (also its CSP frame-src). */
+export function previewOrigin(request: Pick<Request, "url">): string | null {
   const configured = env().PREVIEW_ORIGIN;
   if (configured) return configured.replace(/\/+$/, "");
   const running = runningPreviewServer();

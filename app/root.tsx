@@ -1,7 +1,8 @@
-import type { LinksFunction, LoaderFunctionArgs, MetaFunction } from "@remix-run/node";
+import type { HeadersFunction, LinksFunction, LoaderFunctionArgs, MetaFunction } from "@remix-run/node";
 import { Links, Meta, Outlet, Scripts, ScrollRestoration, isRouteErrorResponse, useRouteError } from "@remix-run/react";
 import { getUser } from "./auth/session.server";
 import { ErrorPage, NotFoundPage } from "./components/error-page";
+import { useNonce } from "./http/nonce";
 import stylesheet from "./styles/app.css?url";
 
 export const links: LinksFunction = () => [
@@ -15,11 +16,21 @@ export const links: LinksFunction = () => [
 export const meta: MetaFunction = ({ error }) =>
   error ? [{ title: `${isRouteErrorResponse(error) && error.status === 404 ? "Page not found" : "Error"} · Dyno` }] : [];
 
+/**
+ * A refusal thrown by an action keeps its Allow header (a 405 from app/http/form.server.ts): Remix passes on only
+ * the cookies of a thrown response unless a route's headers() forwards more, and every error lands on this boundary.
+ */
+export const headers: HeadersFunction = ({ errorHeaders }) => {
+  const allow = errorHeaders?.get("Allow");
+  return allow ? { Allow: allow } : new Headers();
+};
+
 export async function loader({ request }: LoaderFunctionArgs) {
   return { user: await getUser(request) };
 }
 
 export function Layout({ children }: { children: React.ReactNode }) {
+  const nonce = useNonce();
   return (
     <html lang="en">
       <head>
@@ -30,8 +41,8 @@ export function Layout({ children }: { children: React.ReactNode }) {
       </head>
       <body>
         {children}
-        <ScrollRestoration />
-        <Scripts />
+        <ScrollRestoration nonce={nonce} />
+        <Scripts nonce={nonce} />
       </body>
     </html>
   );

@@ -7,7 +7,6 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
-import { createRequestHandler } from "@remix-run/express";
 import type { AppLoadContext, ServerBuild } from "@remix-run/node";
 import express from "express";
 import { sessionSecret } from "../app/auth/secret.server";
@@ -21,7 +20,11 @@ import { sandboxLimits } from "../inngest/agent/context";
 import { checkLocalIsolation, describeLimitSupport, localLimitSupport } from "../sandbox";
 import { startRunReconciler } from "../inngest/reconcile";
 import { insideAnyOf, unwatchedFolders } from "./dev-watch";
+import { refuseOversizedBodies } from "./body-limit";
 import { startPreviewServer } from "./preview";
+import { createRemixHandler } from "./remix-handler";
+import { refuseCrossOriginWrites } from "./same-origin";
+import { makeCspNonce, previewFrameAncestors, securityHeaders } from "./security-headers";
 
 export interface AppServerOptions {
   mode: "development" | "production";
@@ -56,7 +59,10 @@ export async function startAppServer({
 
   const app = express();
   app.disable("x-powered-by");
+  // Headers first, so refusals carry them too; then the cheap refusals, before anything reads a body.
+  app.use(makeCspNonce, securityHeaders(mode));
   app.use(refuseCrossOriginWrites);
+  app.use(refuseOversizedBodies);
   const httpServer = createServer(app);
   let closeVite = async () => {};
 
@@ -75,7 +81,7 @@ export async function startAppServer({
     app.use(vite.middlewares);
     app.all(
       "*",
-      createRequestHandler({
+      createRemixHandler({
         build: () => vite.ssrLoadModule("virtual:remix/server-build") as Promise<ServerBuild>,
         mode,
         getLoadContext,
@@ -86,7 +92,7 @@ export async function startAppServer({
     const build = (await import(path.join(buildDir, "server/index.js"))) as ServerBuild;
     app.use("/assets", express.static(path.join(buildDir, "client/assets"), { immutable: true, maxAge: "1y" }));
     app.use(express.static(path.join(buildDir, "client"), { maxAge: "1h" }));
-    app.all("*", createRequestHandler({ build, mode, getLoadContext }));
+    app.all("*", createRemixHandler({ build, mode, getLoadContext }));
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -105,6 +111,7 @@ export async function startAppServer({
       port: previewPortFor(port),
       secret: sessionSecret(),
       resolveDirectory: projectPreviewDirectory,
+      frameAncestors: previewFrameAncestors(address.port),
     });
   } catch (error) {
     setListeningAddress(undefined);
@@ -148,27 +155,11 @@ function previewPortFor(appPort: number): number {
 
 /** What loaders and actions get besides the request (see app/load-context.ts). */
 function getLoadContext(req: express.Request, res: express.Response): AppLoadContext {
-  return { clientAddress: req.socket.remoteAddress ?? "unknown", responseClosed: responseClosedSignal(res) };
-}
-
-/**
- * Cross-site request forgery guard: a browser names the page a write comes
- * from in Origin. A write from another origin (a built app in the preview,
- * any other site) is refused; requests without Origin (the Inngest engine,
- * scripts) are not browsers' and pass.
- */
-function refuseCrossOriginWrites(req: express.Request, res: express.Response, next: express.NextFunction) {
-  if (req.method === "GET" || req.method === "HEAD" || req.method === "OPTIONS") return next();
-  const origin = req.headers.origin;
-  if (origin === undefined) return next();
-  let sameOrigin = false;
-  try {
-    sameOrigin = new URL(origin).host === req.headers.host;
-  } catch {
-    sameOrigin = false;
-  }
-  if (sameOrigin) return next();
-  res.status(403).type("text/plain").send("Cross-origin request refused");
+  return {
+    clientAddress: req.socket.remoteAddress ?? "unknown",
+    cspNonce: res.locals.cspNonce as string,
+    responseClosed: responseClosedSignal(res),
+  };
 }
 
 function closeServer(server: Server): Promise<void> {

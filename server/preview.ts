@@ -30,6 +30,11 @@ export interface PreviewServerOptions {
    * checked out. Must not create anything.
    */
   resolveDirectory(projectId: string): Promise<string | null>;
+  /**
+   * Who may frame the preview (a CSP frame-ancestors source list: the builder's origin), or
+   * undefined for no restriction. Built pages are meant to be seen inside the builder only.
+   */
+  frameAncestors?(req: IncomingMessage): string | undefined;
 }
 
 export interface PreviewServer {
@@ -97,6 +102,8 @@ export async function startPreviewServer(options: PreviewServerOptions): Promise
 }
 
 async function handle(req: IncomingMessage, res: ServerResponse, options: PreviewServerOptions): Promise<void> {
+  const ancestors = options.frameAncestors?.(req);
+  if (ancestors) res.setHeader("Content-Security-Policy", `frame-ancestors ${ancestors}`);
   if (req.method !== "GET" && req.method !== "HEAD") {
     res.setHeader("Allow", "GET, HEAD");
     return text(res, 405, "Method not allowed");

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { checkLoginAllowed, clearFailedLogins, countFailedLogin, TooManyAttemptsError } from "./rate-limit.server";
+import { checkLoginAllowed, clearFailedLogins, countFailedLogin, countSignupAttempt, TooManyAttemptsError } from "./rate-limit.server";
 
 const freshEmail = () => `rl-${randomUUID()}@example.test`;
 const freshAddress = () => `10.${[0, 0, 0].map(() => Math.floor(Math.random() * 250)).join(".")}-${randomUUID().slice(0, 8)}`;
@@ -59,5 +59,23 @@ describe("sign-in rate limit", () => {
     for (let i = 0; i < 30; i++) await countFailedLogin(freshEmail(), address);
     await expect(checkLoginAllowed(freshEmail(), address)).rejects.toBeInstanceOf(TooManyAttemptsError);
     await expect(checkLoginAllowed(freshEmail(), freshAddress())).resolves.toBeUndefined();
+  });
+});
+
+describe("sign-up rate limit", () => {
+  it("allows 50 sign-up attempts from an address in 15 minutes, refuses the 51st with a retry time, and counts per address", async () => {
+    const address = freshAddress();
+    for (let i = 0; i < 50; i++) await countSignupAttempt(address);
+    const refused = await countSignupAttempt(address).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(TooManyAttemptsError);
+    expect((refused as TooManyAttemptsError).status).toBe(429);
+    expect((refused as TooManyAttemptsError).message).toMatch(/^Too many sign-up attempts\. Try again in 1[45] minute\(s\)\.$/);
+    await expect(countSignupAttempt(freshAddress())).resolves.toBeUndefined();
+  });
+
+  it("keeps sign-up and sign-in budgets apart", async () => {
+    const address = freshAddress();
+    for (let i = 0; i < 50; i++) await countSignupAttempt(address);
+    await expect(checkLoginAllowed(freshEmail(), address)).resolves.toBeUndefined();
   });
 });

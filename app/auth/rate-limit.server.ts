@@ -1,8 +1,9 @@
 /**
- * Failed sign-ins per email and per client address. In memory: one app
- * process serves the UI; a restart forgets the counts.
+ * Failed sign-ins per email and per client address, and sign-up attempts per
+ * client address. In memory: one app process serves the UI; a restart
+ * forgets the counts.
  */
-import { RateLimiterMemory } from "rate-limiter-flexible";
+import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
 
 const WINDOW_SECONDS = 15 * 60;
 const limiters = [
@@ -10,11 +11,30 @@ const limiters = [
   { key: (_email: string, address: string) => address, limiter: new RateLimiterMemory({ keyPrefix: "login-ip", points: 30, duration: WINDOW_SECONDS }) },
 ];
 
+/**
+ * Every sign-up attempt that gets as far as hashing the password (a new account or an email that has one):
+ * the hash costs CPU, and "that email has an account" must not be asked of the app without bound.
+ */
+const signupLimiter = new RateLimiterMemory({ keyPrefix: "signup-ip", points: 50, duration: WINDOW_SECONDS });
+
 export class TooManyAttemptsError extends Error {
   readonly status = 429;
-  constructor(readonly retryAfterSeconds: number) {
+  constructor(
+    readonly retryAfterSeconds: number,
+    what: "sign-in" | "sign-up" = "sign-in",
+  ) {
     const minutes = Math.max(1, Math.ceil(retryAfterSeconds / 60));
-    super(`Too many sign-in attempts. Try again in ${minutes} minute${minutes === 1 ? "" : "s"}.`);
+    super(`Too many ${what} attempts. Try again in ${minutes} minute${minutes === 1 ? "" : "s"}.`);
+  }
+}
+
+/** Counts a sign-up attempt from the address; throws TooManyAttemptsError once its budget is spent. */
+export async function countSignupAttempt(address: string): Promise<void> {
+  try {
+    await signupLimiter.consume(address);
+  } catch (error) {
+    if (error instanceof RateLimiterRes) throw new TooManyAttemptsError(error.msBeforeNext / 1000, "sign-up");
+    throw error;
   }
 }
 

@@ -68,7 +68,7 @@ describe("sign-up and sign-in", () => {
 
   it("stores an argon2id hash, never the password", async () => {
     const email = freshEmail();
-    const { id } = await signUp({ email, password: "correct horse" });
+    const { id } = await signUp({ email, password: "correct horse" }, ADDRESS);
     const [row] = await database.db.select().from(database.schema.users).where(eq(database.schema.users.id, id));
     expect(row!.email).toBe(email);
     expect(row!.passwordHash).toMatch(/^\$argon2id\$/);
@@ -77,19 +77,19 @@ describe("sign-up and sign-in", () => {
 
   it("refuses a second account for the same email, in any case", async () => {
     const email = freshEmail();
-    await signUp(Credentials.parse({ email, password: "correct horse" }));
-    await expect(signUp(Credentials.parse({ email: email.toUpperCase(), password: "other password" }))).rejects.toThrow(EmailTakenError);
+    await signUp(Credentials.parse({ email, password: "correct horse" }), ADDRESS);
+    await expect(signUp(Credentials.parse({ email: email.toUpperCase(), password: "other password" }), ADDRESS)).rejects.toThrow(EmailTakenError);
   });
 
   it("signs in with the right password, however the email is typed", async () => {
     const email = freshEmail();
-    const { id } = await signUp({ email, password: "correct horse" });
+    const { id } = await signUp({ email, password: "correct horse" }, ADDRESS);
     expect(await verifyLogin(Credentials.parse({ email: ` ${email.toUpperCase()} `, password: "correct horse" }), ADDRESS)).toEqual({ id });
   });
 
   it("answers a wrong password and an unknown email alike", async () => {
     const email = freshEmail();
-    await signUp({ email, password: "correct horse" });
+    await signUp({ email, password: "correct horse" }, ADDRESS);
     const wrong = await verifyLogin({ email, password: "wrong horse" }, ADDRESS).catch((e: unknown) => e);
     const unknown = await verifyLogin({ email: freshEmail(), password: "correct horse" }, ADDRESS).catch((e: unknown) => e);
     expect(wrong).toBeInstanceOf(InvalidLoginError);
@@ -107,8 +107,8 @@ describe("sign-up and sign-in", () => {
   it("after five failures refuses the email even with the right password; other emails still sign in", async () => {
     const email = freshEmail();
     const other = freshEmail();
-    await signUp({ email, password: "correct horse" });
-    const { id: otherId } = await signUp({ email: other, password: "correct horse" });
+    await signUp({ email, password: "correct horse" }, ADDRESS);
+    const { id: otherId } = await signUp({ email: other, password: "correct horse" }, ADDRESS);
     for (let i = 0; i < 5; i++) await expect(verifyLogin({ email, password: `wrong ${i}` }, ADDRESS)).rejects.toThrow(InvalidLoginError);
     await expect(verifyLogin({ email, password: "correct horse" }, ADDRESS)).rejects.toThrow(TooManyAttemptsError);
     await expect(verifyLogin({ email, password: "wrong again" }, ADDRESS)).rejects.toThrow(TooManyAttemptsError);
@@ -117,7 +117,7 @@ describe("sign-up and sign-in", () => {
 
   it("forgets an email's failures once it signs in", async () => {
     const email = freshEmail();
-    const { id } = await signUp({ email, password: "correct horse" });
+    const { id } = await signUp({ email, password: "correct horse" }, ADDRESS);
     const address = "192.0.2.11";
     for (let i = 0; i < 4; i++) await expect(verifyLogin({ email, password: "wrong horse" }, address)).rejects.toThrow(InvalidLoginError);
     expect(await verifyLogin({ email, password: "correct horse" }, address)).toEqual({ id });

@@ -3,15 +3,16 @@ import { eq } from "drizzle-orm";
 import { z } from "zod";
 import { users } from "../../db/schema";
 import { db } from "../db.server";
+import { MAX_EMAIL_LENGTH } from "./limits";
 import { hashPassword, MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, verifyPassword } from "./password.server";
-import { checkLoginAllowed, clearFailedLogins, countFailedLogin } from "./rate-limit.server";
+import { checkLoginAllowed, clearFailedLogins, countFailedLogin, countSignupAttempt } from "./rate-limit.server";
 
 export const Credentials = z.object({
   email: z
     .string({ message: "Enter your email address." })
     .trim()
     .toLowerCase()
-    .max(254, "That email address is too long.")
+    .max(MAX_EMAIL_LENGTH, "That email address is too long.")
     .email("Enter a valid email address."),
   password: z
     .string({ message: "Enter a password." })
@@ -34,7 +35,9 @@ export class InvalidLoginError extends Error {
   }
 }
 
-export async function signUp({ email, password }: Credentials): Promise<{ id: string }> {
+/** Creates the account; attempts count towards the address's sign-up budget (TooManyAttemptsError). */
+export async function signUp({ email, password }: Credentials, address: string): Promise<{ id: string }> {
+  await countSignupAttempt(address);
   const passwordHash = await hashPassword(password);
   const [user] = await db
     .insert(users)

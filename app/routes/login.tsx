@@ -6,6 +6,7 @@ import { TooManyAttemptsError } from "~/auth/rate-limit.server";
 import { getUser, safeRedirect, signInAndRedirect } from "~/auth/session.server";
 import { InvalidLoginError, verifyLogin } from "~/auth/users.server";
 import { AuthForm } from "~/components/auth-form";
+import { readForm } from "~/http/form.server";
 
 export const meta: MetaFunction = () => [{ title: "Sign in · Dyno" }];
 
@@ -15,7 +16,7 @@ export async function loader({ request }: LoaderFunctionArgs) {
 }
 
 export async function action({ request, context }: ActionFunctionArgs) {
-  const form = await request.formData();
+  const form = await readForm(request);
   try {
     const user = await verifyLogin(readCredentials(form), context.clientAddress);
     return await signInAndRedirect(user.id, safeRedirect(form.get("redirectTo")));

@@ -17,6 +17,7 @@ import { RenameProject } from "~/components/rename-project";
 import { CodeView, FileTree, fileBrowserLinks } from "~/components/file-browser";
 import { db } from "~/db.server";
 import { useProjectEvents, type ProjectEvent } from "~/hooks/use-project-events";
+import { readForm } from "~/http/form.server";
 import { listProjectFiles, readProjectFile, type ProjectFile } from "~/models/project-files.server";
 import { requireProject } from "~/models/projects.server";
 import { previewUrlFor } from "~/preview.server";
@@ -57,7 +58,7 @@ export async function loader({ request, params }: LoaderFunctionArgs) {
 export async function action({ request, params }: ActionFunctionArgs) {
   const userId = await requireUserId(request);
   const project = await requireProject(db, userId, params.projectId);
-  const result = await handleChatAction(db, userId, project, await request.formData());
+  const result = await handleChatAction(db, userId, project, await readForm(request));
   return data(result, { status: result.ok ? 200 : result.status });
 }
 

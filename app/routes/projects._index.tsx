@@ -9,6 +9,7 @@ import { RelativeTime } from "~/components/relative-time";
 import { RenameProject } from "~/components/rename-project";
 import { RunStatusBadge } from "~/components/run-status";
 import { db } from "~/db.server";
+import { readForm } from "~/http/form.server";
 import { MAX_TITLE_CHARS } from "~/models/project-title";
 import { createProject, deleteProject, listProjects, renameProject } from "~/models/projects.server";
 
@@ -22,7 +23,7 @@ export async function loader({ request }: LoaderFunctionArgs) {
 
 export async function action({ request }: ActionFunctionArgs) {
   const userId = await requireUserId(request);
-  const form = await request.formData();
+  const form = await readForm(request);
   const intent = form.get("intent");
   const projectId = String(form.get("projectId") ?? "");
   try {

@@ -2,9 +2,11 @@ import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from "@remi
 import { data, redirect } from "@remix-run/node";
 import { useActionData, useSearchParams } from "@remix-run/react";
 import { authFormError, readCredentials } from "~/auth/form.server";
+import { TooManyAttemptsError } from "~/auth/rate-limit.server";
 import { getUser, safeRedirect, signInAndRedirect } from "~/auth/session.server";
 import { EmailTakenError, signUp } from "~/auth/users.server";
 import { AuthForm } from "~/components/auth-form";
+import { readForm } from "~/http/form.server";
 
 export const meta: MetaFunction = () => [{ title: "Create your account · Dyno" }];
 
@@ -13,13 +15,14 @@ export async function loader({ request }: LoaderFunctionArgs) {
   return null;
 }
 
-export async function action({ request }: ActionFunctionArgs) {
-  const form = await request.formData();
+export async function action({ request, context }: ActionFunctionArgs) {
+  const form = await readForm(request);
   try {
-    const user = await signUp(readCredentials(form));
+    const user = await signUp(readCredentials(form), context.clientAddress);
     return await signInAndRedirect(user.id, safeRedirect(form.get("redirectTo")));
   } catch (error) {
-    return data(authFormError(error, form, [EmailTakenError]), { status: 400 });
+    const result = authFormError(error, form, [EmailTakenError, TooManyAttemptsError]);
+    return data(result, { status: error instanceof TooManyAttemptsError ? 429 : 400 });
   }
 }
 

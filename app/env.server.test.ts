@@ -49,7 +49,9 @@ describe("parseEnv", () => {
     expect(() => parseEnv({ ...production, INNGEST_DEV: "1" })).toThrow(
       /INNGEST_DEV: refused in production: dev mode runs unsigned step calls[\s\S]*DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION=1/,
     );
-    expect(() => parseEnv({ ...production, INNGEST_DEV: "http://127.0.0.1:8288", ...keys })).toThrow(/INNGEST_DEV: refused/);
+    expect(() => parseEnv({ ...production, INNGEST_DEV: "http://127.0.0.1:8288", ...keys })).toThrow(
+      /INNGEST_DEV: refused/,
+    );
     expect(() => parseEnv({ ...production, INNGEST_DEV: "1", DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION: "0" })).toThrow(
       /INNGEST_DEV: refused/,
     );
@@ -58,22 +60,36 @@ describe("parseEnv", () => {
     expect(inngestDevInProductionWarning(allowed)).toMatch(/^WARNING: INNGEST_DEV is set in production.*signature/);
     // INNGEST_DEV=0 is not dev mode; outside production dev mode is the default way to run.
     expect(inngestDevInProductionWarning(parseEnv({ ...production, ...keys, INNGEST_DEV: "0" }))).toBeUndefined();
-    expect(inngestDevInProductionWarning(parseEnv({ INNGEST_DEV: "1", DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION: "1" }))).toBeUndefined();
+    expect(
+      inngestDevInProductionWarning(parseEnv({ INNGEST_DEV: "1", DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION: "1" })),
+    ).toBeUndefined();
     expect(parseEnv({}).DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION).toBe(false);
-    expect(() => parseEnv({ DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION: "yes" })).toThrow(/DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION: 1 or 0/);
+    expect(() => parseEnv({ DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION: "yes" })).toThrow(
+      /DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION: 1 or 0/,
+    );
   });
 
   it("reads the origin the engine calls the app at, and needs it in production when HOST is a wildcard", () => {
     expect(parseEnv({}).INNGEST_SERVE_ORIGIN).toBeUndefined();
     expect(parseEnv({ INNGEST_SERVE_ORIGIN: "" }).INNGEST_SERVE_ORIGIN).toBeUndefined();
     expect(parseEnv({ INNGEST_SERVE_ORIGIN: "http://app:3000/" }).INNGEST_SERVE_ORIGIN).toBe("http://app:3000");
-    expect(parseEnv({ INNGEST_SERVE_ORIGIN: "https://Dyno.Example.com" }).INNGEST_SERVE_ORIGIN).toBe("https://dyno.example.com");
-    for (const bad of ["app:3000", "http://app:3000/api/inngest", "http://app:3000?x=1", "ftp://app", "http://u:p@app"]) {
+    expect(parseEnv({ INNGEST_SERVE_ORIGIN: "https://Dyno.Example.com" }).INNGEST_SERVE_ORIGIN).toBe(
+      "https://dyno.example.com",
+    );
+    for (const bad of [
+      "app:3000",
+      "http://app:3000/api/inngest",
+      "http://app:3000?x=1",
+      "ftp://app",
+      "http://u:p@app",
+    ]) {
       expect(() => parseEnv({ INNGEST_SERVE_ORIGIN: bad }), bad).toThrow(/INNGEST_SERVE_ORIGIN: /);
     }
     expect(parseEnv({ ...production, ...keys }).INNGEST_SERVE_ORIGIN).toBeUndefined();
     for (const HOST of ["0.0.0.0", "::"]) {
-      expect(() => parseEnv({ ...production, ...keys, HOST })).toThrow(/INNGEST_SERVE_ORIGIN: required in production when HOST is/);
+      expect(() => parseEnv({ ...production, ...keys, HOST })).toThrow(
+        /INNGEST_SERVE_ORIGIN: required in production when HOST is/,
+      );
       expect(parseEnv({ ...production, ...keys, HOST, INNGEST_SERVE_ORIGIN: "http://app:3000" }).HOST).toBe(HOST);
     }
     expect(parseEnv({ HOST: "0.0.0.0" }).INNGEST_SERVE_ORIGIN).toBeUndefined();
@@ -105,7 +121,12 @@ describe("parseEnv", () => {
       SANDBOX_DISK_LIMIT: 1024 ** 3,
     });
     expect(
-      parseEnv({ SANDBOX_MEMORY_LIMIT: "512m", SANDBOX_PIDS_LIMIT: "64", SANDBOX_CPU_LIMIT: "0.5", SANDBOX_DISK_LIMIT: "1.5G" }),
+      parseEnv({
+        SANDBOX_MEMORY_LIMIT: "512m",
+        SANDBOX_PIDS_LIMIT: "64",
+        SANDBOX_CPU_LIMIT: "0.5",
+        SANDBOX_DISK_LIMIT: "1.5G",
+      }),
     ).toMatchObject({
       SANDBOX_MEMORY_LIMIT: 512 * 1024 ** 2,
       SANDBOX_PIDS_LIMIT: 64,

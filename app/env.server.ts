@@ -5,7 +5,10 @@ import { z } from "zod";
  * The README's configuration table mirrors this schema.
  */
 const duration = (fallback: string) =>
-  z.string().regex(/^\d+[smhd]$/, "a duration such as 45s, 90m or 2h").default(fallback);
+  z
+    .string()
+    .regex(/^\d+[smhd]$/, "a duration such as 45s, 90m or 2h")
+    .default(fallback);
 
 /** Hosts that listen on every interface: they say nothing about the address the engine should call. */
 export const WILDCARD_HOSTS = new Set(["0.0.0.0", "::", "[::]"]);
@@ -27,155 +30,181 @@ const size = (fallback: string) =>
       const power = { k: 1, m: 2, g: 3 }[unit] ?? 0;
       return Math.round(parseFloat(value) * 1024 ** power);
     });
-const optionalString = () => z.string().optional().transform((v) => (v ? v : undefined));
-
-const EnvSchema = z.object({
-  NODE_ENV: z
-    .enum(["development", "production", "test"])
-    .default("development"),
-  HOST: z.string().default("127.0.0.1"),
-  PORT: z.coerce.number({ message: "a port number" }).int().min(0).max(65535).default(3000),
-  /**
-   * The builder's public origin as browsers see it (e.g. https://dyno.example.com): writes must come from it.
-   * Unset: the request's own scheme and Host (so a reverse proxy must pass Host; behind TLS termination set this).
-   */
-  APP_ORIGIN: z
+const optionalString = () =>
+  z
     .string()
-    .url()
-    .transform((u) => new URL(u).origin)
-    .refine((o) => /^https?:\/\//.test(o), "an http:// or https:// origin")
     .optional()
-    .or(z.literal("").transform(() => undefined)),
+    .transform((v) => (v ? v : undefined));
 
-  /** postgres:// URL. Unset: embedded PGlite under DYNO_DATA_DIR. */
-  DATABASE_URL: z
-    .string()
-    .url()
-    .refine((u) => /^postgres(ql)?:\/\//.test(u), "must be a postgres:// URL")
-    .optional()
-    .or(z.literal("").transform(() => undefined)),
-  DYNO_DATA_DIR: z.string().default(".data"),
+const EnvSchema = z
+  .object({
+    NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
+    HOST: z.string().default("127.0.0.1"),
+    PORT: z.coerce.number({ message: "a port number" }).int().min(0).max(65535).default(3000),
+    /**
+     * The builder's public origin as browsers see it (e.g. https://dyno.example.com): writes must come from it.
+     * Unset: the request's own scheme and Host (so a reverse proxy must pass Host; behind TLS termination set this).
+     */
+    APP_ORIGIN: z
+      .string()
+      .url()
+      .transform((u) => new URL(u).origin)
+      .refine((o) => /^https?:\/\//.test(o), "an http:// or https:// origin")
+      .optional()
+      .or(z.literal("").transform(() => undefined)),
 
-  /**
-   * Signs session cookies and preview links. Required in production; in
-   * development a random one is kept in DYNO_DATA_DIR/session-secret.
-   */
-  SESSION_SECRET: z.string().min(32, "at least 32 characters").optional().or(z.literal("").transform(() => undefined)),
-  /** The preview server's port: built apps are served from a separate origin. Unset: PORT + 1 (0 with PORT=0). */
-  PREVIEW_PORT: z.coerce.number({ message: "a port number" }).int().min(0).max(65535).optional(),
-  /** Public origin of the preview server (e.g. https://preview.example.com). Unset: the builder's hostname on PREVIEW_PORT. */
-  PREVIEW_ORIGIN: z.string().url().optional().or(z.literal("").transform(() => undefined)),
+    /** postgres:// URL. Unset: embedded PGlite under DYNO_DATA_DIR. */
+    DATABASE_URL: z
+      .string()
+      .url()
+      .refine((u) => /^postgres(ql)?:\/\//.test(u), "must be a postgres:// URL")
+      .optional()
+      .or(z.literal("").transform(() => undefined)),
+    DYNO_DATA_DIR: z.string().default(".data"),
 
-  /** Inngest SDK settings (the SDK's own names). */
-  INNGEST_DEV: z.string().optional(),
-  INNGEST_BASE_URL: z.string().url().optional(),
-  INNGEST_EVENT_KEY: z.string().optional(),
-  INNGEST_SIGNING_KEY: z.string().optional(),
-  /**
-   * The origin the engine calls the app at (e.g. http://app:3000): the only URL the app ever registers, whatever
-   * Host a sync request names. Unset: the address the app server listens on (HOST:PORT, a wildcard HOST as
-   * loopback); required in production when HOST is a wildcard (0.0.0.0, ::).
-   */
-  INNGEST_SERVE_ORIGIN: z
-    .string()
-    .url()
-    .refine(isHttpOrigin, "an origin such as http://app:3000 (no path)")
-    .transform((u) => new URL(u).origin)
-    .optional()
-    .or(z.literal("").transform(() => undefined)),
-  /**
-   * 1: accept INNGEST_DEV in production (unsigned step calls run, errors carry stack traces). Refused without it;
-   * with it, every start logs a warning.
-   */
-  DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION: z
-    .enum(["", "0", "1", "false", "true"], { message: "1 or 0" })
-    .optional()
-    .transform((v) => v === "1" || v === "true"),
+    /**
+     * Signs session cookies and preview links. Required in production; in
+     * development a random one is kept in DYNO_DATA_DIR/session-secret.
+     */
+    SESSION_SECRET: z
+      .string()
+      .min(32, "at least 32 characters")
+      .optional()
+      .or(z.literal("").transform(() => undefined)),
+    /** The preview server's port: built apps are served from a separate origin. Unset: PORT + 1 (0 with PORT=0). */
+    PREVIEW_PORT: z.coerce.number({ message: "a port number" }).int().min(0).max(65535).optional(),
+    /** Public origin of the preview server (e.g. https://preview.example.com). Unset: the builder's hostname on PREVIEW_PORT. */
+    PREVIEW_ORIGIN: z
+      .string()
+      .url()
+      .optional()
+      .or(z.literal("").transform(() => undefined)),
 
-  /**
-   * How often the app checks its active runs against the engine and ends the
-   * ones the engine lost (as failed, with Retry). Also checked at startup and
-   * by Stop. 0s: only at startup and by Stop.
-   */
-  RUN_RECONCILE_INTERVAL: duration("1m"),
-  /** How long a run, or an end the engine reported, must have stood before the check acts on it. */
-  RUN_RECONCILE_GRACE: duration("1m"),
+    /** Inngest SDK settings (the SDK's own names). */
+    INNGEST_DEV: z.string().optional(),
+    INNGEST_BASE_URL: z.string().url().optional(),
+    INNGEST_EVENT_KEY: z.string().optional(),
+    INNGEST_SIGNING_KEY: z.string().optional(),
+    /**
+     * The origin the engine calls the app at (e.g. http://app:3000): the only URL the app ever registers, whatever
+     * Host a sync request names. Unset: the address the app server listens on (HOST:PORT, a wildcard HOST as
+     * loopback); required in production when HOST is a wildcard (0.0.0.0, ::).
+     */
+    INNGEST_SERVE_ORIGIN: z
+      .string()
+      .url()
+      .refine(isHttpOrigin, "an origin such as http://app:3000 (no path)")
+      .transform((u) => new URL(u).origin)
+      .optional()
+      .or(z.literal("").transform(() => undefined)),
+    /**
+     * 1: accept INNGEST_DEV in production (unsigned step calls run, errors carry stack traces). Refused without it;
+     * with it, every start logs a warning.
+     */
+    DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION: z
+      .enum(["", "0", "1", "false", "true"], { message: "1 or 0" })
+      .optional()
+      .transform((v) => v === "1" || v === "true"),
 
-  /** Agent bounds. */
-  AGENT_MAX_ITERATIONS: z.coerce.number().int().min(1).max(500).default(50),
-  AGENT_RUN_TIMEOUT: duration("2h"),
-  /** One model request, retries included; a hung model server cannot hold a step forever. */
-  AGENT_MODEL_TIMEOUT: duration("3m"),
-  /** Model replies in a row that may fail to parse (or name an unknown tool) before the run fails. */
-  AGENT_MAX_REPAIRS: z.coerce.number().int().min(0).max(20).default(3),
+    /**
+     * How often the app checks its active runs against the engine and ends the
+     * ones the engine lost (as failed, with Retry). Also checked at startup and
+     * by Stop. 0s: only at startup and by Stop.
+     */
+    RUN_RECONCILE_INTERVAL: duration("1m"),
+    /** How long a run, or an end the engine reported, must have stood before the check acts on it. */
+    RUN_RECONCILE_GRACE: duration("1m"),
 
-  /**
-   * The model, chosen at run time: openai/<model>, anthropic/<model>,
-   * openai-compatible/<model> (with AGENT_BASE_URL). Unset: only the offline
-   * demo (a replay) can run.
-   */
-  AGENT_MODEL: optionalString(),
-  AGENT_BASE_URL: z.string().url().optional().or(z.literal("").transform(() => undefined)),
-  AGENT_API_KEY: optionalString(),
-  OPENAI_API_KEY: optionalString(),
-  ANTHROPIC_API_KEY: optionalString(),
+    /** Agent bounds. */
+    AGENT_MAX_ITERATIONS: z.coerce.number().int().min(1).max(500).default(50),
+    AGENT_RUN_TIMEOUT: duration("2h"),
+    /** One model request, retries included; a hung model server cannot hold a step forever. */
+    AGENT_MODEL_TIMEOUT: duration("3m"),
+    /** Model replies in a row that may fail to parse (or name an unknown tool) before the run fails. */
+    AGENT_MAX_REPAIRS: z.coerce.number().int().min(0).max(20).default(3),
 
-  /** Where the agent's tools run: a folder per project (local) or a Modal sandbox. */
-  SANDBOX_PROVIDER: z.enum(["local", "modal"]).default("local"),
-  /** local provider: run commands under bubblewrap (Linux), or unisolated ("none", at your own risk). */
-  LOCAL_SANDBOX_ISOLATION: z.enum(["bubblewrap", "none"]).default("bubblewrap"),
-  MODAL_TOKEN_ID: optionalString(),
-  MODAL_TOKEN_SECRET: optionalString(),
-  MODAL_IMAGE: z.string().default("node:20-slim"),
-  /** Bounds for one sandbox command. */
-  SANDBOX_COMMAND_TIMEOUT: duration("2m"),
-  SANDBOX_OUTPUT_LIMIT: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(64 * 1024),
-  /**
-   * Resource limits for each local sandbox command (cgroups where the host allows, else rlimits and polling; the
-   * startup log says which). Memory counts all the command's processes and its /tmp.
-   */
-  SANDBOX_MEMORY_LIMIT: size("1g").pipe(z.number().min(32 * 1024 * 1024, "at least 32m")),
-  /** Processes and threads one command may have at once. */
-  SANDBOX_PIDS_LIMIT: z.coerce.number().int().min(8).max(1_000_000).default(256),
-  /** CPU cores one command may use (0.5 = half a core). */
-  SANDBOX_CPU_LIMIT: z.coerce.number().min(0.01).max(1024).default(1),
-  /** Disk use of a project's workspace (and, separately, its home folder with npm's cache); also the largest file. */
-  SANDBOX_DISK_LIMIT: size("1g").pipe(z.number().min(1024 * 1024, "at least 1m")),
-}).superRefine((env, ctx) => {
-  if (env.NODE_ENV !== "production") return;
-  if (!env.SESSION_SECRET) {
-    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ["SESSION_SECRET"], message: "required in production (32+ random characters)" });
-  }
-  if (!env.INNGEST_SERVE_ORIGIN && WILDCARD_HOSTS.has(env.HOST)) {
-    ctx.addIssue({
-      code: z.ZodIssueCode.custom,
-      path: ["INNGEST_SERVE_ORIGIN"],
-      message: `required in production when HOST is ${env.HOST}: the origin the Inngest engine calls the app at, e.g. http://app:3000`,
-    });
-  }
-  if (isInngestDev(env)) {
-    if (!env.DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION) {
+    /**
+     * The model, chosen at run time: openai/<model>, anthropic/<model>,
+     * openai-compatible/<model> (with AGENT_BASE_URL). Unset: only the offline
+     * demo (a replay) can run.
+     */
+    AGENT_MODEL: optionalString(),
+    AGENT_BASE_URL: z
+      .string()
+      .url()
+      .optional()
+      .or(z.literal("").transform(() => undefined)),
+    AGENT_API_KEY: optionalString(),
+    OPENAI_API_KEY: optionalString(),
+    ANTHROPIC_API_KEY: optionalString(),
+
+    /** Where the agent's tools run: a folder per project (local) or a Modal sandbox. */
+    SANDBOX_PROVIDER: z.enum(["local", "modal"]).default("local"),
+    /** local provider: run commands under bubblewrap (Linux), or unisolated ("none", at your own risk). */
+    LOCAL_SANDBOX_ISOLATION: z.enum(["bubblewrap", "none"]).default("bubblewrap"),
+    MODAL_TOKEN_ID: optionalString(),
+    MODAL_TOKEN_SECRET: optionalString(),
+    MODAL_IMAGE: z.string().default("node:20-slim"),
+    /** Bounds for one sandbox command. */
+    SANDBOX_COMMAND_TIMEOUT: duration("2m"),
+    SANDBOX_OUTPUT_LIMIT: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .max(16 * 1024 * 1024)
+      .default(64 * 1024),
+    /**
+     * Resource limits for each local sandbox command (cgroups where the host allows, else rlimits and polling; the
+     * startup log says which). Memory counts all the command's processes and its /tmp.
+     */
+    SANDBOX_MEMORY_LIMIT: size("1g").pipe(z.number().min(32 * 1024 * 1024, "at least 32m")),
+    /** Processes and threads one command may have at once. */
+    SANDBOX_PIDS_LIMIT: z.coerce.number().int().min(8).max(1_000_000).default(256),
+    /** CPU cores one command may use (0.5 = half a core). */
+    SANDBOX_CPU_LIMIT: z.coerce.number().min(0.01).max(1024).default(1),
+    /** Disk use of a project's workspace (and, separately, its home folder with npm's cache); also the largest file. */
+    SANDBOX_DISK_LIMIT: size("1g").pipe(z.number().min(1024 * 1024, "at least 1m")),
+  })
+  .superRefine((env, ctx) => {
+    if (env.NODE_ENV !== "production") return;
+    if (!env.SESSION_SECRET) {
       ctx.addIssue({
         code: z.ZodIssueCode.custom,
-        path: ["INNGEST_DEV"],
-        message:
-          "refused in production: dev mode runs unsigned step calls and shows stack traces. Unset it and set " +
-          "INNGEST_SIGNING_KEY and INNGEST_EVENT_KEY (Inngest Cloud or `inngest start`), or set " +
-          "DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION=1 to accept the risk",
+        path: ["SESSION_SECRET"],
+        message: "required in production (32+ random characters)",
       });
     }
-    return;
-  }
-  for (const key of ["INNGEST_SIGNING_KEY", "INNGEST_EVENT_KEY"] as const) {
-    if (!env[key]) {
+    if (!env.INNGEST_SERVE_ORIGIN && WILDCARD_HOSTS.has(env.HOST)) {
       ctx.addIssue({
         code: z.ZodIssueCode.custom,
-        path: [key],
-        message: "required in production (Inngest Cloud or self-hosted `inngest start`); or set INNGEST_DEV=1 for a local dev server",
+        path: ["INNGEST_SERVE_ORIGIN"],
+        message: `required in production when HOST is ${env.HOST}: the origin the Inngest engine calls the app at, e.g. http://app:3000`,
       });
     }
-  }
-});
+    if (isInngestDev(env)) {
+      if (!env.DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ["INNGEST_DEV"],
+          message:
+            "refused in production: dev mode runs unsigned step calls and shows stack traces. Unset it and set " +
+            "INNGEST_SIGNING_KEY and INNGEST_EVENT_KEY (Inngest Cloud or `inngest start`), or set " +
+            "DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION=1 to accept the risk",
+        });
+      }
+      return;
+    }
+    for (const key of ["INNGEST_SIGNING_KEY", "INNGEST_EVENT_KEY"] as const) {
+      if (!env[key]) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: [key],
+          message:
+            "required in production (Inngest Cloud or self-hosted `inngest start`); or set INNGEST_DEV=1 for a local dev server",
+        });
+      }
+    }
+  });
 
 export type Env = z.infer<typeof EnvSchema>;
 
@@ -183,7 +212,8 @@ export type Env = z.infer<typeof EnvSchema>;
 export function inngestDevInProductionWarning(
   env: Pick<Env, "NODE_ENV" | "INNGEST_DEV" | "DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION">,
 ): string | undefined {
-  if (env.NODE_ENV !== "production" || !isInngestDev(env) || !env.DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION) return undefined;
+  if (env.NODE_ENV !== "production" || !isInngestDev(env) || !env.DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION)
+    return undefined;
   return (
     "WARNING: INNGEST_DEV is set in production (allowed by DYNO_ALLOW_INNGEST_DEV_IN_PRODUCTION): /api/inngest " +
     "runs step calls without checking their signature and error replies carry stack traces. Anyone who can reach " +
@@ -199,9 +229,7 @@ export function isInngestDev(env: Pick<Env, "INNGEST_DEV">): boolean {
 export function parseEnv(source: Record<string, string | undefined> = process.env): Env {
   const parsed = EnvSchema.safeParse(source);
   if (!parsed.success) {
-    const problems = parsed.error.issues
-      .map((i) => `  ${i.path.join(".")}: ${i.message}`)
-      .join("\n");
+    const problems = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`).join("\n");
     throw new Error(`Invalid environment:\n${problems}`);
   }
   return parsed.data;

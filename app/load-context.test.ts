@@ -60,7 +60,9 @@ describe("responseClosedSignal", () => {
   it("is aborted at once for a response already closed", async () => {
     const open = await openResponse();
     open.client.destroy();
-    await new Promise<void>((resolve) => (open.response.closed ? resolve() : open.response.once("close", () => resolve())));
+    await new Promise<void>((resolve) =>
+      open.response.closed ? resolve() : open.response.once("close", () => resolve()),
+    );
     expect(responseClosedSignal(open.response).aborted).toBe(true);
   });
 });

@@ -28,7 +28,9 @@ describe("previewUrlFor", () => {
     writeFileSync(path.join(dataDir, "workspaces", id, "index.html"), "<h1>hi</h1>");
     expect(runningPreviewServer()).toBeUndefined();
     const url = await previewUrlFor(request, { id, sandboxProvider: "local", sandboxId: id });
-    expect(url).toBe(`https://preview.example.test/${id}/${previewToken("preview-url-test-secret-0123456789abcdef", id)}/`);
+    expect(url).toBe(
+      `https://preview.example.test/${id}/${previewToken("preview-url-test-secret-0123456789abcdef", id)}/`,
+    );
   });
 
   it("is null while the project has no workspace, and creates none", async () => {

@@ -67,7 +67,10 @@ export async function previewUrlFor(
       const location = await sandbox?.preview();
       return location?.kind === "url" ? location.url : null;
     } catch (error) {
-      console.warn(`preview: no Modal preview for project ${project.id}:`, error instanceof Error ? error.message : error);
+      console.warn(
+        `preview: no Modal preview for project ${project.id}:`,
+        error instanceof Error ? error.message : error,
+      );
       return null;
     }
   }

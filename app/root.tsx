@@ -14,7 +14,9 @@ export const links: LinksFunction = () => [
 
 /** Routes set their own titles; an error page rendered by the boundary below gets one here. */
 export const meta: MetaFunction = ({ error }) =>
-  error ? [{ title: `${isRouteErrorResponse(error) && error.status === 404 ? "Page not found" : "Error"} · Dyno` }] : [];
+  error
+    ? [{ title: `${isRouteErrorResponse(error) && error.status === 404 ? "Page not found" : "Error"} · Dyno` }]
+    : [];
 
 /**
  * A refusal thrown by an action keeps its Allow header (a 405 from app/http/form.server.ts): Remix passes on only
@@ -58,7 +60,10 @@ export function ErrorBoundary() {
   // A Response the app threw carries a message written for builders; the router's own ("Error: …") and any
   // exception (SQL, stack) do not belong on the page: the server logs them.
   const detail =
-    isRouteErrorResponse(error) && typeof error.data === "string" && error.data.trim() && !error.data.startsWith("Error:")
+    isRouteErrorResponse(error) &&
+    typeof error.data === "string" &&
+    error.data.trim() &&
+    !error.data.startsWith("Error:")
       ? error.data
       : null;
   return <ErrorPage status={isRouteErrorResponse(error) ? error.status : 500} detail={detail} />;

@@ -19,7 +19,8 @@ describe("pgSafeText", () => {
   });
 
   it("leaves ordinary text alone, including the six characters \\u0000", () => {
-    for (const text of ["", "plain", "ünïcødé ✓", "const nul = '\\u0000';", "\uFFFD"]) expect(pgSafeText(text)).toBe(text);
+    for (const text of ["", "plain", "ünïcødé ✓", "const nul = '\\u0000';", "\uFFFD"])
+      expect(pgSafeText(text)).toBe(text);
   });
 });
 
@@ -51,7 +52,9 @@ describe.each(availableDrivers())("the write helpers save hostile text on %s", (
     const { user, project } = await createBuilder(db);
     const run = await createQueuedRun(db, { userId: user.id, projectId: project.id });
     await expect(
-      db.insert(agentEntries).values({ runId: run.id, projectId: project.id, iteration: 1, kind: "result", payload: { content: "\0" } }),
+      db
+        .insert(agentEntries)
+        .values({ runId: run.id, projectId: project.id, iteration: 1, kind: "result", payload: { content: "\0" } }),
     ).rejects.toThrow();
   });
 
@@ -62,15 +65,33 @@ describe.each(availableDrivers())("the write helpers save hostile text on %s", (
 
     const row = await appendRunEvent(
       db,
-      { runId: run.id, projectId: project.id, type: "tool_result", dedupeKey: `k\0`, data: { summary: HOSTILE, [`key\0`]: [HOSTILE] } },
+      {
+        runId: run.id,
+        projectId: project.id,
+        type: "tool_result",
+        dedupeKey: `k\0`,
+        data: { summary: HOSTILE, [`key\0`]: [HOSTILE] },
+      },
       { toolDescription: HOSTILE, todos: [{ id: "1", content: HOSTILE, status: "pending" }] },
     );
     expect(row?.data).toEqual({ summary: ESCAPED, [`key${R}`]: [ESCAPED] });
     expect(row?.dedupeKey).toBe(`k${R}`);
 
-    await saveEntry(db, { runId: run.id, projectId: project.id, iteration: 1, kind: "result", payload: { content: HOSTILE } });
+    await saveEntry(db, {
+      runId: run.id,
+      projectId: project.id,
+      iteration: 1,
+      kind: "result",
+      payload: { content: HOSTILE },
+    });
     // An upsert of the same entry (a re-executed step) is escaped as well.
-    await saveEntry(db, { runId: run.id, projectId: project.id, iteration: 1, kind: "result", payload: { content: `${HOSTILE}!` } });
+    await saveEntry(db, {
+      runId: run.id,
+      projectId: project.id,
+      iteration: 1,
+      kind: "result",
+      payload: { content: `${HOSTILE}!` },
+    });
     expect((await findEntry(db, run.id, 1, "result"))?.payload).toEqual({ content: `${ESCAPED}!` });
 
     await failRun(db, run.id, `bad\0reason`);

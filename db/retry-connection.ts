@@ -65,7 +65,10 @@ export interface ConnectionRetryOptions {
 export const CONNECTION_RETRY_WINDOW_MS = 30_000;
 
 /** Runs `write`, again after a backoff while it fails with a connection error, for at most `withinMs`. */
-export async function retryOnConnectionError<T>(write: () => Promise<T>, options: ConnectionRetryOptions = {}): Promise<T> {
+export async function retryOnConnectionError<T>(
+  write: () => Promise<T>,
+  options: ConnectionRetryOptions = {},
+): Promise<T> {
   const { withinMs = CONNECTION_RETRY_WINDOW_MS, firstDelayMs = 250, maxDelayMs = 4_000, onRetry } = options;
   let firstFailure: number | undefined;
   let delay = firstDelayMs;

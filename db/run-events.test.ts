@@ -34,7 +34,7 @@ describe.each(availableDrivers())("run events on %s", (driver) => {
     const result = await t.database.db.execute<{ table_name: string }>(
       sql`select table_name from information_schema.tables where table_schema = 'public' order by table_name`,
     );
-    const rows = (Array.isArray(result) ? result : (result as { rows: { table_name: string }[] }).rows);
+    const rows = Array.isArray(result) ? result : (result as { rows: { table_name: string }[] }).rows;
     expect(rows.map((r) => r.table_name)).toEqual([
       "agent_entries",
       "messages",
@@ -62,7 +62,13 @@ describe.each(availableDrivers())("run events on %s", (driver) => {
       { runId: run.id, projectId: project.id, type: "starting", data: { mode: "build" } },
       { status: "running", iteration: 0 },
     );
-    expect(row).toMatchObject({ runId: run.id, projectId: project.id, type: "starting", data: { mode: "build" }, writes: 1 });
+    expect(row).toMatchObject({
+      runId: run.id,
+      projectId: project.id,
+      type: "starting",
+      data: { mode: "build" },
+      writes: 1,
+    });
     const [after] = await db.select().from(runs).where(eq(runs.id, run.id));
     expect(after?.status).toBe("running");
   });
@@ -72,8 +78,20 @@ describe.each(availableDrivers())("run events on %s", (driver) => {
     const { user, project } = await createBuilder(db);
     const run = await createQueuedRun(db, { userId: user.id, projectId: project.id });
 
-    const first = await appendRunEvent(db, { runId: run.id, projectId: project.id, type: "iteration", dedupeKey: "iteration-1", data: { n: 1 } });
-    const second = await appendRunEvent(db, { runId: run.id, projectId: project.id, type: "iteration", dedupeKey: "iteration-1", data: { n: 2 } });
+    const first = await appendRunEvent(db, {
+      runId: run.id,
+      projectId: project.id,
+      type: "iteration",
+      dedupeKey: "iteration-1",
+      data: { n: 1 },
+    });
+    const second = await appendRunEvent(db, {
+      runId: run.id,
+      projectId: project.id,
+      type: "iteration",
+      dedupeKey: "iteration-1",
+      data: { n: 2 },
+    });
     expect(second?.id).toBe(first?.id);
     expect(second).toMatchObject({ writes: 2, data: { n: 2 } });
     const rows = await db.select().from(runEvents).where(eq(runEvents.runId, run.id));
@@ -86,9 +104,18 @@ describe.each(availableDrivers())("run events on %s", (driver) => {
     const run = await createQueuedRun(db, { userId: user.id, projectId: project.id });
     await appendRunEvent(db, { runId: run.id, projectId: project.id, type: "complete" }, { status: "complete" });
 
-    const late = await appendRunEvent(db, { runId: run.id, projectId: project.id, type: "stopping" }, { status: "stopping" });
+    const late = await appendRunEvent(
+      db,
+      { runId: run.id, projectId: project.id, type: "stopping" },
+      { status: "stopping" },
+    );
     expect(late).toBeNull();
-    const guarded = await appendRunEvent(db, { runId: run.id, projectId: project.id, type: "iteration", onlyIfStatus: ["running"] });
+    const guarded = await appendRunEvent(db, {
+      runId: run.id,
+      projectId: project.id,
+      type: "iteration",
+      onlyIfStatus: ["running"],
+    });
     expect(guarded).toBeNull();
     const rows = await db.select().from(runEvents).where(eq(runEvents.runId, run.id));
     expect(rows.map((r) => r.type)).toEqual(["complete"]);
@@ -101,10 +128,15 @@ describe.each(availableDrivers())("run events on %s", (driver) => {
     const { user, project } = await createBuilder(db);
     const run = await createQueuedRun(db, { userId: user.id, projectId: project.id });
     const before = [];
-    for (const type of ["a", "b", "c"]) before.push(await appendRunEvent(db, { runId: run.id, projectId: project.id, type }));
+    for (const type of ["a", "b", "c"])
+      before.push(await appendRunEvent(db, { runId: run.id, projectId: project.id, type }));
 
     const controller = new AbortController();
-    const subscription = subscribeRunEvents(t.database, { projectId: project.id, afterId: before[0]!.id, signal: controller.signal });
+    const subscription = subscribeRunEvents(t.database, {
+      projectId: project.id,
+      afterId: before[0]!.id,
+      signal: controller.signal,
+    });
     const reading = collect(subscription, 4);
     await new Promise((resolve) => setTimeout(resolve, 100));
     await appendRunEvent(db, { runId: run.id, projectId: project.id, type: "d" });
@@ -130,9 +162,15 @@ describe.each(availableDrivers())("run events on %s", (driver) => {
     await appendRunEvent(db, { runId: runA.id, projectId: mine.project.id, type: "a2" });
 
     const controller = new AbortController();
-    const project = await collect(subscribeRunEvents(t.database, { projectId: mine.project.id, signal: controller.signal }), 3);
+    const project = await collect(
+      subscribeRunEvents(t.database, { projectId: mine.project.id, signal: controller.signal }),
+      3,
+    );
     expect(project.map((r) => r.type)).toEqual(["a1", "b1", "a2"]);
-    const run = await collect(subscribeRunEvents(t.database, { projectId: mine.project.id, runId: runA.id, signal: controller.signal }), 2);
+    const run = await collect(
+      subscribeRunEvents(t.database, { projectId: mine.project.id, runId: runA.id, signal: controller.signal }),
+      2,
+    );
     expect(run.map((r) => r.type)).toEqual(["a1", "a2"]);
     controller.abort();
   });
@@ -145,7 +183,11 @@ describe.each(availableDrivers())("run events on %s", (driver) => {
     );
     const total = 80;
     const controller = new AbortController();
-    const reading = collect(subscribeRunEvents(t.database, { projectId: project.id, signal: controller.signal, batchSize: 7 }), total, 15_000);
+    const reading = collect(
+      subscribeRunEvents(t.database, { projectId: project.id, signal: controller.signal, batchSize: 7 }),
+      total,
+      15_000,
+    );
     await Promise.all(
       writers.map(async (run, w) => {
         for (let i = 0; i < total / writers.length; i++) {
@@ -158,7 +200,11 @@ describe.each(availableDrivers())("run events on %s", (driver) => {
     const ids = seen.map((r) => r.id);
     expect(ids).toEqual([...ids].sort((a, b) => a - b));
     expect(new Set(ids).size).toBe(total);
-    const stored = await db.select({ id: runEvents.id }).from(runEvents).where(eq(runEvents.projectId, project.id)).orderBy(asc(runEvents.id));
+    const stored = await db
+      .select({ id: runEvents.id })
+      .from(runEvents)
+      .where(eq(runEvents.projectId, project.id))
+      .orderBy(asc(runEvents.id));
     expect(ids).toEqual(stored.map((r) => r.id));
   });
 });

@@ -8,9 +8,7 @@ export const RUN_EVENTS_CHANNEL = "run_events";
 /** First key of the two-key advisory lock that orders a project's run_events. */
 const RUN_EVENTS_LOCK_CLASS = 0x0d1e0;
 
-export type RunSnapshot = Partial<
-  Omit<typeof runs.$inferInsert, "id" | "projectId" | "userId" | "createdAt">
->;
+export type RunSnapshot = Partial<Omit<typeof runs.$inferInsert, "id" | "projectId" | "userId" | "createdAt">>;
 
 export interface NewRunEvent {
   runId: string;
@@ -46,9 +44,7 @@ export async function appendRunEvent(
   const event = pgSafe(unsafeEvent);
   const snapshot = pgSafe(unsafeSnapshot);
   return db.transaction(async (tx) => {
-    await tx.execute(
-      sql`select pg_advisory_xact_lock(${RUN_EVENTS_LOCK_CLASS}, hashtext(${event.projectId}))`,
-    );
+    await tx.execute(sql`select pg_advisory_xact_lock(${RUN_EVENTS_LOCK_CLASS}, hashtext(${event.projectId}))`);
     if (snapshot?.status || event.onlyIfStatus) {
       const [current] = await tx
         .select({ status: runs.status })

@@ -12,7 +12,11 @@ describe("how a run's length reads", () => {
       "Stopped after 1 iteration",
       "Stopped after 3 iterations",
     ]);
-    expect([0, 1, 2].map(failedAfter)).toEqual(["Failed before the first step", "Failed after 1 iteration", "Failed after 2 iterations"]);
+    expect([0, 1, 2].map(failedAfter)).toEqual([
+      "Failed before the first step",
+      "Failed after 1 iteration",
+      "Failed after 2 iterations",
+    ]);
   });
 
   it("says how long a finished run took", () => {

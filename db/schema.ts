@@ -19,8 +19,7 @@ export type { RunStatus } from "./run-status";
 /** A project's title until its first prompt names it. */
 export const UNTITLED_PROJECT = "Untitled project";
 
-const createdAt = () =>
-  timestamp("created_at", { withTimezone: true }).notNull().defaultNow();
+const createdAt = () => timestamp("created_at", { withTimezone: true }).notNull().defaultNow();
 
 export const users = pgTable(
   "users",
@@ -58,9 +57,7 @@ export const projects = pgTable(
     sandboxProvider: text("sandbox_provider"),
     sandboxId: text("sandbox_id"),
     createdAt: createdAt(),
-    updatedAt: timestamp("updated_at", { withTimezone: true })
-      .notNull()
-      .defaultNow(),
+    updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [index("projects_user_idx").on(t.userId, t.updatedAt)],
 );

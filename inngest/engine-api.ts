@@ -81,7 +81,9 @@ export function engineApiOptions(config: Env = env()): EngineApiOptions {
 
 export function hashSigningKey(key: string): string {
   const prefix = /^signkey-\w+-/.exec(key)?.[0] ?? "";
-  return `${prefix}${createHash("sha256").update(Buffer.from(key.slice(prefix.length), "hex")).digest("hex")}`;
+  return `${prefix}${createHash("sha256")
+    .update(Buffer.from(key.slice(prefix.length), "hex"))
+    .digest("hex")}`;
 }
 
 export function createEngineApi({
@@ -114,7 +116,11 @@ export function createEngineApi({
     const found = new Map<string, string[]>();
     let cursor: string | undefined;
     for (let page = 0; page < MAX_PAGES; page++) {
-      const query = new URLSearchParams({ name: "agent/prompt", received_after: since.toISOString(), limit: String(PAGE) });
+      const query = new URLSearchParams({
+        name: "agent/prompt",
+        received_after: since.toISOString(),
+        limit: String(PAGE),
+      });
       if (cursor) query.set("cursor", cursor);
       const events = (await get<EngineEvent[] | null>(`/v1/events?${query}`)) ?? [];
       for (const event of events) {
@@ -140,7 +146,9 @@ export function createEngineApi({
 
   /** A queued retry, if one of the jobs is one. */
   function retryOf(jobs: EngineJob[]): { attempt: number; at: Date } | undefined {
-    const retry = jobs.filter((j) => typeof j.attempt === "number" && j.attempt > 0).sort((a, b) => b.attempt! - a.attempt!)[0];
+    const retry = jobs
+      .filter((j) => typeof j.attempt === "number" && j.attempt > 0)
+      .sort((a, b) => b.attempt! - a.attempt!)[0];
     const at = retry?.at ? new Date(retry.at) : undefined;
     return retry && at && !Number.isNaN(at.getTime()) ? { attempt: retry.attempt! + 1, at } : undefined;
   }
@@ -154,7 +162,8 @@ export function createEngineApi({
       if ((run.status !== "Failed" && run.status !== "Cancelled") || !endedAt || Number.isNaN(endedAt.getTime())) {
         return { kind: "active" };
       }
-      if (!last || (last.kind === "ended" && endedAt > last.endedAt)) last = { kind: "ended", status: run.status, endedAt };
+      if (!last || (last.kind === "ended" && endedAt > last.endedAt))
+        last = { kind: "ended", status: run.status, endedAt };
     }
     return last!;
   }
@@ -175,7 +184,8 @@ export function createEngineApi({
           continue;
         }
         const runs: EngineEventRun[] = [];
-        for (const internalId of internalIds) runs.push(...((await get<EngineEventRun[] | null>(`/v1/events/${internalId}/runs`)) ?? []));
+        for (const internalId of internalIds)
+          runs.push(...((await get<EngineEventRun[] | null>(`/v1/events/${internalId}/runs`)) ?? []));
         const state = stateOf(runs);
         states.set(runId, state);
         const engineRunIds = runs.map((r) => r.run_id);

@@ -39,7 +39,10 @@ describe.each(availableDrivers())("reconcileRuns on %s", (driver) => {
     if (status !== "queued") await markRunStarted(db, run.id);
     if (status === "stopping") await markRunStopping(db, run);
     const at = new Date(Date.now() - agoMs);
-    await db.update(runs).set({ createdAt: at, startedAt: status === "queued" ? null : at }).where(eq(runs.id, run.id));
+    await db
+      .update(runs)
+      .set({ createdAt: at, startedAt: status === "queued" ? null : at })
+      .where(eq(runs.id, run.id));
     return run;
   }
   const row = async (runId: string) => (await db.select().from(runs).where(eq(runs.id, runId)))[0]!;
@@ -59,7 +62,11 @@ describe.each(availableDrivers())("reconcileRuns on %s", (driver) => {
 
   it("fails a run the engine still lists but has nothing queued for (it lost its queue)", async () => {
     const run = await runFrom(10 * MINUTE, "stopping");
-    const result = await reconcileRuns(db, { ...options, engine: engineSaying({ kind: "orphaned" }), runIds: [run.id] });
+    const result = await reconcileRuns(db, {
+      ...options,
+      engine: engineSaying({ kind: "orphaned" }),
+      runIds: [run.id],
+    });
     expect(result.ended).toEqual([{ runId: run.id, as: "failed", why: "orphaned" }]);
     expect(await row(run.id)).toMatchObject({ status: "failed", error: LOST_RUN_REASONS.orphaned });
   });
@@ -75,7 +82,11 @@ describe.each(availableDrivers())("reconcileRuns on %s", (driver) => {
   it("fails a run the engine still lists once it is past its time limit and the grace period", async () => {
     const young = await runFrom(10 * MINUTE);
     const old = await runFrom(2 * 60 * MINUTE + 2 * MINUTE);
-    const result = await reconcileRuns(db, { ...options, engine: engineSaying({ kind: "active" }), runIds: [young.id, old.id] });
+    const result = await reconcileRuns(db, {
+      ...options,
+      engine: engineSaying({ kind: "active" }),
+      runIds: [young.id, old.id],
+    });
     expect(result.ended).toEqual([{ runId: old.id, as: "failed", why: "overdue" }]);
     expect((await row(young.id)).status).toBe("running");
     expect(await row(old.id)).toMatchObject({ status: "failed", error: LOST_RUN_REASONS.overdue("2h") });
@@ -95,7 +106,10 @@ describe.each(availableDrivers())("reconcileRuns on %s", (driver) => {
       const result = await reconcileRuns(db, { ...options, engine: retrying, runIds: [young.id] });
       expect(result).toEqual({ ended: [], checked: 0, resuming: [young.id] });
     }
-    const rows = await db.select().from(runEvents).where(and(eq(runEvents.runId, young.id), eq(runEvents.type, "resuming")));
+    const rows = await db
+      .select()
+      .from(runEvents)
+      .where(and(eq(runEvents.runId, young.id), eq(runEvents.type, "resuming")));
     expect(rows.map((r) => r.data)).toEqual([{ attempt: 2 }]);
     expect((await row(young.id)).status).toBe("running");
   });

@@ -28,10 +28,12 @@ import { createEngineApi, engineApiOptions, type EngineApi, type EngineRunState 
 import { failRun, markRunCancelled, markRunResuming } from "./run-lifecycle";
 
 export const LOST_RUN_REASONS = {
-  unknown: "The Inngest engine no longer knows this run (it was restarted or reset), so it cannot finish. Retry to run the prompt again.",
+  unknown:
+    "The Inngest engine no longer knows this run (it was restarted or reset), so it cannot finish. Retry to run the prompt again.",
   orphaned:
     "The Inngest engine lost this run's queue (it restarted without its state), so it cannot finish. Retry to run the prompt again.",
-  failed: "The Inngest engine gave up on this run and its failure could not be recorded. Retry to run the prompt again.",
+  failed:
+    "The Inngest engine gave up on this run and its failure could not be recorded. Retry to run the prompt again.",
   overdue: (timeout: string) =>
     `The run went over its time limit (${timeout}) and the Inngest engine did not end it. Retry to run the prompt again.`,
 } as const;
@@ -144,7 +146,10 @@ export interface RunReconciler {
  * Reconciles at once, then every `intervalMs` (0: only at start). A pass that
  * fails (engine or database unreachable) is logged and tried at the next tick.
  */
-export function startRunReconciler(db: Db, { intervalMs = durationMs(env().RUN_RECONCILE_INTERVAL) } = {}): RunReconciler {
+export function startRunReconciler(
+  db: Db,
+  { intervalMs = durationMs(env().RUN_RECONCILE_INTERVAL) } = {},
+): RunReconciler {
   let running: Promise<ReconcileResult | undefined> | undefined;
   let stopped = false;
   const runOnce = () =>

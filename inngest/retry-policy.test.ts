@@ -1,7 +1,13 @@
 import { NonRetriableError, RetryAfterError } from "inngest";
 import postgres from "postgres";
 import { describe, expect, it } from "vitest";
-import { databaseRetryDelayMs, isDatabaseUnreachable, OTHER_ERROR_RETRIES, retryDecision, STEP_RETRIES } from "./retry-policy";
+import {
+  databaseRetryDelayMs,
+  isDatabaseUnreachable,
+  OTHER_ERROR_RETRIES,
+  retryDecision,
+  STEP_RETRIES,
+} from "./retry-policy";
 
 /** A real connection error: postgres.js against a port nothing listens on. */
 async function refusedConnection(): Promise<unknown> {
@@ -24,12 +30,16 @@ describe("retrying a failed step", () => {
     const decision = retryDecision(wrapped, 0);
     expect(decision).toBeInstanceOf(RetryAfterError);
     expect((decision as RetryAfterError).message).toBe("The database could not be reached; trying again in 1 s.");
-    expect((decision as RetryAfterError).retryAfter).toBe("1") // seconds, as the engine reads it;
+    expect((decision as RetryAfterError).retryAfter).toBe("1"); // seconds, as the engine reads it;
   });
 
   it("backs off to 15 s and keeps trying for minutes, longer than the engine's own 3 retries did", () => {
-    expect([0, 1, 2, 3, 4, 5, 19].map(databaseRetryDelayMs)).toEqual([1_000, 2_000, 4_000, 8_000, 15_000, 15_000, 15_000]);
-    const total = Array.from({ length: STEP_RETRIES }, (_, attempt) => databaseRetryDelayMs(attempt)).reduce((a, b) => a + b);
+    expect([0, 1, 2, 3, 4, 5, 19].map(databaseRetryDelayMs)).toEqual([
+      1_000, 2_000, 4_000, 8_000, 15_000, 15_000, 15_000,
+    ]);
+    const total = Array.from({ length: STEP_RETRIES }, (_, attempt) => databaseRetryDelayMs(attempt)).reduce(
+      (a, b) => a + b,
+    );
     expect(total).toBeGreaterThan(3 * 60_000);
   });
 

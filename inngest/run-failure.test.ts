@@ -59,7 +59,10 @@ describe.each(availableDrivers())("a database error that fails a run on %s", (dr
     const error = await db
       .insert(agentEntries)
       .values({ runId: run.id, projectId: project.id, iteration: 1, kind: "result", payload: { content: "secret\0" } })
-      .then(() => undefined, (e: unknown) => e as Error);
+      .then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
     expect(error?.message).toMatch(/insert into/);
 
     const log = vi.spyOn(console, "error").mockImplementation(() => {});

@@ -45,7 +45,11 @@ function isDatabaseError(error: ErrorLike, depth = 0): boolean {
   const { name, message, code, cause } = error;
   if (name === "PostgresError" || name === "DrizzleQueryError") return true;
   if (typeof message === "string" && message.startsWith("Failed query:")) return true;
-  if (typeof code === "string" && (/^[0-9A-Z]{5}$/.test(code) || code.startsWith("CONNECTION_") || code === "CONNECT_TIMEOUT")) return true;
+  if (
+    typeof code === "string" &&
+    (/^[0-9A-Z]{5}$/.test(code) || code.startsWith("CONNECTION_") || code === "CONNECT_TIMEOUT")
+  )
+    return true;
   return isDatabaseError(cause as ErrorLike, depth + 1);
 }
 
@@ -65,7 +69,9 @@ export function describeForLog(error: unknown): string {
   let current: unknown = error;
   for (let depth = 0; current && depth < 5; depth++) {
     const { name, message, stack } = current as { name?: unknown; message?: unknown; stack?: unknown };
-    parts.push(typeof stack === "string" && stack ? stack : `${String(name ?? "Error")}: ${String(message ?? current)}`);
+    parts.push(
+      typeof stack === "string" && stack ? stack : `${String(name ?? "Error")}: ${String(message ?? current)}`,
+    );
     current = (current as ErrorLike).cause;
   }
   return parts.join("\ncaused by: ");

@@ -38,7 +38,9 @@ export class StepStateMeter extends Middleware.BaseMiddleware {
     totals.set(runId, entry);
     if (totals.size > 10_000) totals.delete(totals.keys().next().value!);
     if (bytes > LARGE_STEP_OUTPUT_BYTES) {
-      console.warn(`step ${stepInfo.options?.id ?? stepInfo.hashedId} of run ${runId} returned ${bytes} bytes: keep step outputs small`);
+      console.warn(
+        `step ${stepInfo.options?.id ?? stepInfo.hashedId} of run ${runId} returned ${bytes} bytes: keep step outputs small`,
+      );
     }
   }
 }

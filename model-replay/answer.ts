@@ -88,7 +88,11 @@ export function scriptEndedReply(script: ReplayScript): string {
   });
 }
 
-export function planAnswer(script: ReplayScript, messages: readonly ChatMessage[], attempts: AttemptCounter): ReplayAnswer {
+export function planAnswer(
+  script: ReplayScript,
+  messages: readonly ChatMessage[],
+  attempts: AttemptCounter,
+): ReplayAnswer {
   if (isTitleRequest(messages)) {
     return { kind: "reply", content: script.title ?? DEFAULT_TITLE, delayMs: 0, turn: "title" };
   }

@@ -34,7 +34,9 @@ const server = await startReplayServer({
 
 console.log(`Replay server at ${server.url} (POST /chat/completions, GET /models)`);
 console.log(`Scripts (use as the model): ${scripts.map((script) => script.name).join(", ") || "none"}`);
-console.log(`Try: curl -s ${server.url}/chat/completions -d '{"model":"${scripts[0]?.name ?? "name"}","messages":[{"role":"user","content":"hi"}]}'`);
+console.log(
+  `Try: curl -s ${server.url}/chat/completions -d '{"model":"${scripts[0]?.name ?? "name"}","messages":[{"role":"user","content":"hi"}]}'`,
+);
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.once(signal, () => {

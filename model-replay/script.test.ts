@@ -4,7 +4,14 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
-import { BUNDLED_SCRIPTS_DIR, DEMO_SCRIPT, loadReplayScript, loadReplayScripts, parseReplayScript, type ReplayScript } from "./script";
+import {
+  BUNDLED_SCRIPTS_DIR,
+  DEMO_SCRIPT,
+  loadReplayScript,
+  loadReplayScripts,
+  parseReplayScript,
+  type ReplayScript,
+} from "./script";
 
 const run = promisify(execFile);
 const scratch = await mkdtemp(path.join(tmpdir(), "replay-script-"));
@@ -14,7 +21,11 @@ describe("replay scripts", () => {
   it("accepts replies, raw text, errors and delays", () => {
     const script = parseReplayScript({
       name: "s",
-      turns: [{ reply: { tool: "list_files" } }, { raw: "oops" }, { errors: [429, 500], delayMs: 10, reply: { tool: "read_file", path: "a" } }],
+      turns: [
+        { reply: { tool: "list_files" } },
+        { raw: "oops" },
+        { errors: [429, 500], delayMs: 10, reply: { tool: "read_file", path: "a" } },
+      ],
     });
     expect(script.turns).toHaveLength(3);
   });
@@ -23,7 +34,9 @@ describe("replay scripts", () => {
     expect(() => parseReplayScript({ name: "s", turns: [{ reply: { tool: "x" }, raw: "y" }] }, "s.json")).toThrow(
       /Invalid s\.json:\n {2}turns\.0: a turn needs exactly one of/,
     );
-    expect(() => parseReplayScript({ name: "s", turns: [{ reply: { path: "no tool" } }] })).toThrow(/turns\.0\.reply\.tool/);
+    expect(() => parseReplayScript({ name: "s", turns: [{ reply: { path: "no tool" } }] })).toThrow(
+      /turns\.0\.reply\.tool/,
+    );
     expect(() => parseReplayScript({ name: "s", turns: [{ errors: [200], raw: "x" }] })).toThrow(/turns\.0\.errors\.0/);
     expect(() => parseReplayScript({ name: "has space", turns: [] })).toThrow(/name/);
   });
@@ -42,7 +55,9 @@ describe("replay scripts", () => {
 
 describe("the offline demo script", async () => {
   const demo = await loadReplayScript(path.join(BUNDLED_SCRIPTS_DIR, `${DEMO_SCRIPT}.json`));
-  const replies = demo.turns.map((turn) => turn.reply).filter((reply): reply is NonNullable<ReplayScript["turns"][number]["reply"]> => !!reply);
+  const replies = demo.turns
+    .map((turn) => turn.reply)
+    .filter((reply): reply is NonNullable<ReplayScript["turns"][number]["reply"]> => !!reply);
   const written = new Map(
     replies.filter((reply) => reply.tool === "write_file").map((reply) => [String(reply.path), String(reply.content)]),
   );

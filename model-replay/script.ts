@@ -14,7 +14,10 @@ const httpErrorStatus = z.number().int().min(400).max(599);
 const TurnSchema = z
   .object({
     /** An action object; sent as the assistant message's content, serialized as JSON. */
-    reply: z.object({ tool: z.string().min(1) }).passthrough().optional(),
+    reply: z
+      .object({ tool: z.string().min(1) })
+      .passthrough()
+      .optional(),
     /** Sent verbatim as the assistant message's content (e.g. malformed output). */
     raw: z.string().optional(),
     /** HTTP statuses answered on the first attempts of this turn, before the reply. */
@@ -57,10 +60,10 @@ export const DEMO_SCRIPT = "todo-page";
  * `remix vite:build` bundles it elsewhere, so then the folder is found from
  * the working directory (the project root, where `npm start` runs).
  */
-export const BUNDLED_SCRIPTS_DIR = [
-  fileURLToPath(new URL("./scripts/", import.meta.url)),
-  path.resolve("model-replay", "scripts"),
-].find((folder) => existsSync(path.join(folder, `${DEMO_SCRIPT}.json`))) ?? path.resolve("model-replay", "scripts");
+export const BUNDLED_SCRIPTS_DIR =
+  [fileURLToPath(new URL("./scripts/", import.meta.url)), path.resolve("model-replay", "scripts")].find((folder) =>
+    existsSync(path.join(folder, `${DEMO_SCRIPT}.json`)),
+  ) ?? path.resolve("model-replay", "scripts");
 
 /** Validates a parsed script; `source` names it in the error (e.g. its file). */
 export function parseReplayScript(data: unknown, source = "replay script"): ReplayScript {

@@ -33,12 +33,19 @@ function conversation(assistantTurns: number): Message[] {
     { role: "user", content: "Build a todo page" },
   ];
   for (let i = 0; i < assistantTurns; i++) {
-    messages.push({ role: "assistant", content: `{"tool":"list_files"}` }, { role: "user", content: "Result of list_files: (empty)" });
+    messages.push(
+      { role: "assistant", content: `{"tool":"list_files"}` },
+      { role: "user", content: "Result of list_files: (empty)" },
+    );
   }
   return messages;
 }
 
-async function chat(model: string, messages: Message[], options: { extra?: object; signal?: AbortSignal; url?: string } = {}) {
+async function chat(
+  model: string,
+  messages: Message[],
+  options: { extra?: object; signal?: AbortSignal; url?: string } = {},
+) {
   return fetch(`${options.url ?? server.url}/chat/completions`, {
     method: "POST",
     headers: { "content-type": "application/json" },
@@ -96,7 +103,10 @@ describe("replay server", () => {
     const replyText = (model: string, messages: Message[]) => replyTextAt(model, messages, own.url);
     // The first run: the prompt, then its two turns.
     expect(JSON.parse(await replyText("per-run", conversation(0)))).toEqual({ tool: "list_files" });
-    expect(JSON.parse(await replyText("per-run", conversation(1)))).toEqual({ tool: "reply_to_user", message: "Built." });
+    expect(JSON.parse(await replyText("per-run", conversation(1)))).toEqual({
+      tool: "reply_to_user",
+      message: "Built.",
+    });
     // A second run of the same project: the whole first run, then the prompt again (after a stop notice).
     const secondRun: Message[] = [
       ...conversation(1),
@@ -104,8 +114,15 @@ describe("replay server", () => {
       { role: "user", content: "[The builder stopped that run.]\n\nBuild a todo page\n\nAnswer with JSON." },
     ];
     expect(JSON.parse(await replyText("per-run", secondRun))).toEqual({ tool: "list_files" });
-    const secondRunLater = [...secondRun, { role: "assistant", content: `{"tool":"list_files"}` }, { role: "user", content: "Result: (empty)" }];
-    expect(JSON.parse(await replyText("per-run", secondRunLater))).toEqual({ tool: "reply_to_user", message: "Built." });
+    const secondRunLater = [
+      ...secondRun,
+      { role: "assistant", content: `{"tool":"list_files"}` },
+      { role: "user", content: "Result: (empty)" },
+    ];
+    expect(JSON.parse(await replyText("per-run", secondRunLater))).toEqual({
+      tool: "reply_to_user",
+      message: "Built.",
+    });
     // Without a prompt, every run of a project is one script: the same second run is past its end.
     expect(JSON.parse(await replyText("basic", secondRunLater)).message).toContain("has ended");
   });
@@ -138,7 +155,9 @@ describe("replay server", () => {
   it("reports usage of about a token per 4 characters", async () => {
     const messages = conversation(0);
     const response = await chat("basic", messages);
-    const body = (await response.json()) as { usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number } };
+    const body = (await response.json()) as {
+      usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
+    };
     const promptChars = messages.reduce((sum, m) => sum + String(m.content).length, 0);
     expect(body.usage.prompt_tokens).toBe(Math.ceil(promptChars / 4));
     expect(body.usage.completion_tokens).toBe(Math.ceil('{"tool":"list_files"}'.length / 4));
@@ -146,7 +165,9 @@ describe("replay server", () => {
   });
 
   it("streams the reply as SSE chunks when asked to", async () => {
-    const response = await chat("basic", conversation(1), { extra: { stream: true, stream_options: { include_usage: true } } });
+    const response = await chat("basic", conversation(1), {
+      extra: { stream: true, stream_options: { include_usage: true } },
+    });
     expect(response.status).toBe(200);
     expect(response.headers.get("content-type")).toBe("text/event-stream");
     const events = (await response.text())
@@ -154,10 +175,13 @@ describe("replay server", () => {
       .filter(Boolean)
       .map((event) => event.replace(/^data: /, ""));
     expect(events.at(-1)).toBe("[DONE]");
-    const chunks = events.slice(0, -1).map((event) => JSON.parse(event) as {
-      choices: { delta: { content?: string }; finish_reason: string | null }[];
-      usage?: { completion_tokens: number };
-    });
+    const chunks = events.slice(0, -1).map(
+      (event) =>
+        JSON.parse(event) as {
+          choices: { delta: { content?: string }; finish_reason: string | null }[];
+          usage?: { completion_tokens: number };
+        },
+    );
     expect(chunks.map((c) => c.choices[0]?.delta.content ?? "").join("")).toBe("this is not json");
     expect(chunks.some((c) => c.choices[0]?.finish_reason === "stop")).toBe(true);
     expect(chunks.at(-1)?.usage?.completion_tokens).toBe(4);

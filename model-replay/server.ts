@@ -167,7 +167,12 @@ export async function startReplayServer(options: ReplayServerOptions): Promise<R
   }
 
   function listModels(res: ServerResponse): void {
-    const data = [...scripts.values()].map((script) => ({ id: script.name, object: "model", created: 0, owned_by: "dyno-replay" }));
+    const data = [...scripts.values()].map((script) => ({
+      id: script.name,
+      object: "model",
+      created: 0,
+      owned_by: "dyno-replay",
+    }));
     sendJson(res, 200, { object: "list", data });
   }
 
@@ -177,7 +182,10 @@ export async function startReplayServer(options: ReplayServerOptions): Promise<R
     const handle = async () => {
       if (route === "POST /v1/chat/completions") return chatCompletion(req, res);
       if (route === "GET /v1/models") return listModels(res);
-      throw new HttpProblem(404, `The replay server has no ${route}: it serves POST /v1/chat/completions and GET /v1/models.`);
+      throw new HttpProblem(
+        404,
+        `The replay server has no ${route}: it serves POST /v1/chat/completions and GET /v1/models.`,
+      );
     };
     handle().catch((error: unknown) => {
       if (res.headersSent || res.destroyed) return;

@@ -65,16 +65,26 @@ function systemMounts(): { args: string[]; sources: string[] } {
     const stat = lstatOrNull(folder);
     if (!stat) continue;
     if (stat.isSymbolicLink()) args.push("--symlink", readlinkSync(folder), folder);
-    else if (stat.isDirectory()) args.push("--ro-bind", folder, folder), sources.push(folder);
+    else if (stat.isDirectory()) {
+      args.push("--ro-bind", folder, folder);
+      sources.push(folder);
+    }
   }
-  for (const entry of ETC_ENTRIES) args.push("--ro-bind-try", `/etc/${entry}`, `/etc/${entry}`), sources.push(`/etc/${entry}`);
+  for (const entry of ETC_ENTRIES) {
+    args.push("--ro-bind-try", `/etc/${entry}`, `/etc/${entry}`);
+    sources.push(`/etc/${entry}`);
+  }
   const node = nodeInstall();
-  if (node) args.push("--ro-bind", node, node), sources.push(node);
+  if (node) {
+    args.push("--ro-bind", node, node);
+    sources.push(node);
+  }
   systemMountsCache = { args, sources };
   return systemMountsCache;
 }
 
-const isInside = (child: string, parent: string) => child === parent || child.startsWith(parent === "/" ? "/" : `${parent}/`);
+const isInside = (child: string, parent: string) =>
+  child === parent || child.startsWith(parent === "/" ? "/" : `${parent}/`);
 
 /**
  * Empty tmpfs mounts over the hidden folders that a system bind would show
@@ -265,7 +275,8 @@ function runToEnd(
   stream: "stdout" | "stderr" = "stderr",
 ): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
-    const stdio = stream === "stdout" ? (["ignore", "pipe", "ignore"] as const) : (["ignore", "ignore", "pipe"] as const);
+    const stdio =
+      stream === "stdout" ? (["ignore", "pipe", "ignore"] as const) : (["ignore", "ignore", "pipe"] as const);
     const child = spawn(file, args, { stdio: [...stdio], env: minimalEnv("/") as NodeJS.ProcessEnv });
     let output = "";
     child[stream]!.setEncoding("utf8").on("data", (text: string) => {

@@ -22,7 +22,9 @@ describe("reading the host's cgroup layout", () => {
   });
 
   it("reads the process's cgroup per controller", () => {
-    const own = parseProcCgroup("4:memory:/process_api/abc\n2:cpu,cpuacct:/\n1:name=systemd:/x\n0::/user.slice/app.service\n");
+    const own = parseProcCgroup(
+      "4:memory:/process_api/abc\n2:cpu,cpuacct:/\n1:name=systemd:/x\n0::/user.slice/app.service\n",
+    );
     expect(own.get("memory")).toBe("/process_api/abc");
     expect(own.get("cpu")).toBe("/");
     expect(own.get("cpuacct")).toBe("/");
@@ -54,7 +56,12 @@ describe("a cgroup v2 host", () => {
       pids: { version: 2, folder: base },
       cpu: { version: 2, folder: base },
     });
-    const cgroup = await CommandCgroup.create(support, { memoryBytes: 64 * 1024 * 1024, processes: 32, cpuCores: 0.5, diskBytes: 1 });
+    const cgroup = await CommandCgroup.create(support, {
+      memoryBytes: 64 * 1024 * 1024,
+      processes: 32,
+      cpuCores: 0.5,
+      diskBytes: 1,
+    });
     const [procs] = cgroup.procsFiles();
     expect(cgroup.procsFiles()).toHaveLength(1);
     const folder = path.dirname(procs!);
@@ -67,7 +74,10 @@ describe("a cgroup v2 host", () => {
 
     await writeFile(path.join(folder, "memory.events"), "low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\n");
     await writeFile(path.join(folder, "pids.events"), "max 0\n");
-    await writeFile(path.join(folder, "cpu.stat"), "usage_usec 100\nnr_periods 10\nnr_throttled 8\nthrottled_usec 700000\n");
+    await writeFile(
+      path.join(folder, "cpu.stat"),
+      "usage_usec 100\nnr_periods 10\nnr_throttled 8\nthrottled_usec 700000\n",
+    );
     expect(await cgroup.memoryExceeded()).toBe(true);
     expect(await cgroup.processesExceeded()).toBe(false);
     expect(await cgroup.cpuThrottledShare()).toBe(0.8);

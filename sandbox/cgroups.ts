@@ -49,7 +49,8 @@ export function parseMountinfo(text: string): MountedHierarchy[] {
     if (!before || !after) continue;
     const fields = before.split(" ");
     const [fsType, , superOptions = ""] = after.split(" ");
-    const unescape = (value: string) => value.replace(/\\(\d{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+    const unescape = (value: string) =>
+      value.replace(/\\(\d{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
     const root = unescape(fields[3] ?? "/");
     const mountPoint = unescape(fields[4] ?? "");
     if (fsType === "cgroup2") found.push({ version: 2, mountPoint, root, controllers: [] });

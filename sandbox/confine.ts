@@ -73,7 +73,9 @@ export function describeLimitSupport(support: LimitSupport, limits: SandboxLimit
     memory
       ? `${amount("memory")}: ${memory}`
       : `${amount("memory")}: polled every 100 ms (${support.cgroups.missing.memory})` +
-          (support.prlimit ? `, each process also capped at ${formatBytes(dataBackstop(limits))} of data (RLIMIT_DATA)` : ""),
+          (support.prlimit
+            ? `, each process also capped at ${formatBytes(dataBackstop(limits))} of data (RLIMIT_DATA)`
+            : ""),
   );
   const pids = cgroupName(support, "pids");
   const nproc = support.prlimit && !support.root;
@@ -120,7 +122,8 @@ export async function prepareConfinement(options: {
   const cgroup = Object.keys(support.cgroups.controllers).length
     ? await CommandCgroup.create(support.cgroups, limits)
     : undefined;
-  const has = (resource: Exclude<ResourceLimit, "disk">) => Boolean(support.cgroups.controllers[RESOURCE_CONTROLLER[resource]]);
+  const has = (resource: Exclude<ResourceLimit, "disk">) =>
+    Boolean(support.cgroups.controllers[RESOURCE_CONTROLLER[resource]]);
 
   const rlimits: string[] = [`--fsize=${limits.diskBytes}`];
   // RLIMIT_AS would stop Node from reserving its address space; RLIMIT_DATA counts only memory really written to.

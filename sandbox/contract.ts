@@ -76,11 +76,22 @@ export function describeSandboxContract(name: string, open: () => Promise<Sandbo
     });
 
     it("lists files recursively in tree order, skipping node_modules and .git", async () => {
-      for (const file of ["b.txt", "a.txt", "a/z.txt", "src/.hidden", "node_modules/pkg/index.js", ".git/HEAD", "src/node_modules/x.js"]) {
+      for (const file of [
+        "b.txt",
+        "a.txt",
+        "a/z.txt",
+        "src/.hidden",
+        "node_modules/pkg/index.js",
+        ".git/HEAD",
+        "src/node_modules/x.js",
+      ]) {
         await sandbox.writeFile(`list/${file}`, file);
       }
       const listing = await sandbox.listFiles("list");
-      expect(listing).toEqual({ files: ["list/a/z.txt", "list/a.txt", "list/b.txt", "list/src/.hidden"], truncated: false });
+      expect(listing).toEqual({
+        files: ["list/a/z.txt", "list/a.txt", "list/b.txt", "list/src/.hidden"],
+        truncated: false,
+      });
       expect([...listing.files].sort(compareListedPaths)).toEqual(listing.files);
 
       const whole = await sandbox.listFiles();
@@ -88,7 +99,10 @@ export function describeSandboxContract(name: string, open: () => Promise<Sandbo
       expect(whole.files.some((file) => file.includes("node_modules/") || file.includes(".git/"))).toBe(false);
       expect([...whole.files].sort(compareListedPaths)).toEqual(whole.files);
 
-      expect(await sandbox.listFiles("/list/", { maxEntries: 2 })).toEqual({ files: ["list/a/z.txt", "list/a.txt"], truncated: true });
+      expect(await sandbox.listFiles("/list/", { maxEntries: 2 })).toEqual({
+        files: ["list/a/z.txt", "list/a.txt"],
+        truncated: true,
+      });
     });
 
     it("reports missing files and folders as SandboxFileError", async () => {
@@ -116,7 +130,14 @@ export function describeSandboxContract(name: string, open: () => Promise<Sandbo
 
     it("runs commands with their exit code, stdout and stderr", async () => {
       const result = await sandbox.exec("echo out; echo err >&2; exit 3");
-      expect(result).toMatchObject({ exitCode: 3, stdout: "out\n", stderr: "err\n", truncated: false, timedOut: false, aborted: false });
+      expect(result).toMatchObject({
+        exitCode: 3,
+        stdout: "out\n",
+        stderr: "err\n",
+        truncated: false,
+        timedOut: false,
+        aborted: false,
+      });
       expect(result.durationMs).toBeGreaterThanOrEqual(0);
       expect((await sandbox.exec("true")).exitCode).toBe(0);
     });
@@ -137,9 +158,12 @@ export function describeSandboxContract(name: string, open: () => Promise<Sandbo
     });
 
     it("caps output, keeping the head and the tail", async () => {
-      const result = await sandbox.exec("echo START; head -c 1000000 /dev/zero | tr '\\0' a; echo; echo END; echo small >&2", {
-        maxOutputBytes: 4096,
-      });
+      const result = await sandbox.exec(
+        "echo START; head -c 1000000 /dev/zero | tr '\\0' a; echo; echo END; echo small >&2",
+        {
+          maxOutputBytes: 4096,
+        },
+      );
       expect(result.exitCode).toBe(0);
       expect(result.truncated).toBe(true);
       expect(Buffer.byteLength(result.stdout)).toBeLessThan(4096 + 100);

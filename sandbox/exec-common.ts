@@ -27,7 +27,15 @@ export function elapsed(startedAt: number): number {
 }
 
 export function abortedResult(startedAt: number): ExecResult {
-  return { exitCode: null, stdout: "", stderr: "", truncated: false, timedOut: false, aborted: true, durationMs: elapsed(startedAt) };
+  return {
+    exitCode: null,
+    stdout: "",
+    stderr: "",
+    truncated: false,
+    timedOut: false,
+    aborted: true,
+    durationMs: elapsed(startedAt),
+  };
 }
 
 /**
@@ -37,7 +45,8 @@ export function abortedResult(startedAt: number): ExecResult {
  */
 export function refuseCommand(command: unknown): string | undefined {
   if (typeof command !== "string") return "dyno: the command must be a string; nothing was run";
-  if (command.includes("\0")) return "dyno: the command contains a NUL byte, which no shell command can hold; nothing was run";
+  if (command.includes("\0"))
+    return "dyno: the command contains a NUL byte, which no shell command can hold; nothing was run";
   const bytes = Buffer.byteLength(command);
   if (bytes > MAX_COMMAND_BYTES) {
     return `dyno: the command is ${bytes} bytes, over the ${MAX_COMMAND_BYTES}-byte limit; write a script file and run it instead. Nothing was run`;
@@ -46,5 +55,13 @@ export function refuseCommand(command: unknown): string | undefined {
 }
 
 export function refusedResult(reason: string, startedAt: number): ExecResult {
-  return { exitCode: 2, stdout: "", stderr: `${reason}\n`, truncated: false, timedOut: false, aborted: false, durationMs: elapsed(startedAt) };
+  return {
+    exitCode: 2,
+    stdout: "",
+    stderr: `${reason}\n`,
+    truncated: false,
+    timedOut: false,
+    aborted: false,
+    durationMs: elapsed(startedAt),
+  };
 }

@@ -20,14 +20,22 @@ describe("sniffBinary", () => {
 
   it("keeps text with a few bytes that are not UTF-8, and calls mostly undecodable bytes binary", () => {
     expect(sniffBinary(Buffer.from("caf\xe9 au lait, cr\xe8me br\xfbl\xe9e", "latin1"))).toBeUndefined();
-    expect(sniffBinary(Buffer.from(Array.from({ length: 200 }, (_, i) => 0x80 + (i % 64))))).toEqual({ mime: "application/octet-stream" });
+    expect(sniffBinary(Buffer.from(Array.from({ length: 200 }, (_, i) => 0x80 + (i % 64))))).toEqual({
+      mime: "application/octet-stream",
+    });
     expect(sniffBinary(Buffer.from("plain text, ünïcødé ✓\n"))).toBeUndefined();
   });
 });
 
 describe("fileReadOf", () => {
   it("gives a binary file no content, only its size and type", () => {
-    expect(fileReadOf("logo.png", PNG, 5000)).toEqual({ path: "logo.png", content: "", bytes: 5000, truncated: true, binary: { mime: "image/png" } });
+    expect(fileReadOf("logo.png", PNG, 5000)).toEqual({
+      path: "logo.png",
+      content: "",
+      bytes: 5000,
+      truncated: true,
+      binary: { mime: "image/png" },
+    });
   });
 
   it("decodes text, marking bytes that are not UTF-8, and cuts a truncated read at a character boundary", () => {

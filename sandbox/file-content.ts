@@ -75,5 +75,11 @@ export function fileReadOf(path: string, data: Buffer, size: number): FileRead {
   const binary = sniffBinary(data);
   if (binary) return { path, content: "", bytes: size, truncated, binary };
   const text = truncated ? utf8Prefix(data) : data;
-  return { path, content: text.toString("utf8"), bytes: size, truncated, ...(isUtf8(text) ? {} : { invalidUtf8: true }) };
+  return {
+    path,
+    content: text.toString("utf8"),
+    bytes: size,
+    truncated,
+    ...(isUtf8(text) ? {} : { invalidUtf8: true }),
+  };
 }

@@ -2,9 +2,9 @@
  * The agent's sandbox: one interface (types.ts), two providers. The local
  * provider is the default; Modal is chosen with SANDBOX_PROVIDER=modal.
  */
+import type { SandboxLimits } from "./limits";
 import { openLocalSandbox } from "./local";
 import { openModalSandbox } from "./modal";
-import type { SandboxLimits } from "./limits";
 import type { Sandbox, SandboxProviderName } from "./types";
 
 export * from "./types";

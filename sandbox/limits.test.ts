@@ -71,9 +71,12 @@ describe.each<LimitMode>(["auto", "rlimits"])("resource limits (%s)", (limitMode
     expect((await sandbox.exec("rm big")).exitCode).toBe(0);
 
     // Many small files: only the polled workspace size catches these.
-    const many = await sandbox.exec("i=0; while [ $i -lt 200 ]; do head -c 1000000 /dev/zero > f$i; i=$((i + 1)); done; sleep 20", {
-      timeoutMs: 20_000,
-    });
+    const many = await sandbox.exec(
+      "i=0; while [ $i -lt 200 ]; do head -c 1000000 /dev/zero > f$i; i=$((i + 1)); done; sleep 20",
+      {
+        timeoutMs: 20_000,
+      },
+    );
     expect(many).toMatchObject({ exitCode: null, timedOut: false, limit: "disk" });
     expect((await diskUsage([workspace]))[0]).toBeLessThan(200 * 1_000_000);
     expect((await sandbox.exec("rm f*")).exitCode).toBe(0);
@@ -88,7 +91,9 @@ describe.each<LimitMode>(["auto", "rlimits"])("resource limits (%s)", (limitMode
   });
 
   it("bounds the sandbox's /tmp", async () => {
-    const result = await sandbox.exec("for i in 1 2 3 4 5 6 7 8; do head -c 8000000 /dev/zero > /tmp/f$i; done; du -sk /tmp | cut -f1");
+    const result = await sandbox.exec(
+      "for i in 1 2 3 4 5 6 7 8; do head -c 8000000 /dev/zero > /tmp/f$i; done; du -sk /tmp | cut -f1",
+    );
     expect(result.stderr).toMatch(/No space left on device/);
     expect(Number(result.stdout.trim()) * 1024).toBeLessThanOrEqual(limits.diskBytes);
   });

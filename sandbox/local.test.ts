@@ -83,9 +83,12 @@ describe("local sandbox under bubblewrap", () => {
       server.close();
     }
     expect((await sandbox.exec("getent hosts registry.npmjs.org")).exitCode).not.toBe(0);
-    const fetch = await sandbox.exec(`node -e "fetch('http://example.com').then(() => console.log('fetched'), () => process.exit(9))"`, {
-      timeoutMs: 30_000,
-    });
+    const fetch = await sandbox.exec(
+      `node -e "fetch('http://example.com').then(() => console.log('fetched'), () => process.exit(9))"`,
+      {
+        timeoutMs: 30_000,
+      },
+    );
     expect(fetch.stdout).not.toContain("fetched");
     expect(fetch.exitCode).toBe(9);
   });
@@ -104,7 +107,8 @@ describe("local sandbox under bubblewrap", () => {
         .map((line) => line.split("=")[0]);
       expect(names).toEqual(expect.arrayContaining(["PATH", "HOME", "LANG", "TERM"]));
       const allowed = ["PATH", "HOME", "LANG", "TERM", "PWD", "SHLVL", "OLDPWD", "_", "NO_UPDATE_NOTIFIER"];
-      for (const name of names) expect([...allowed, ...names.filter((n) => n?.startsWith("npm_config_"))]).toContain(name);
+      for (const name of names)
+        expect([...allowed, ...names.filter((n) => n?.startsWith("npm_config_"))]).toContain(name);
       // Nor through /proc: the sandbox has a /proc of its own, where only its own processes live.
       const proc = await box.exec("cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n'");
       expect(proc.stdout).not.toContain(secret);
@@ -128,7 +132,13 @@ describe("local sandbox under bubblewrap", () => {
     }
     // /tmp is private to the command: writable inside, invisible outside.
     expect((await sandbox.exec(`echo x > /tmp/dyno-${tag} && cat /tmp/dyno-${tag}`)).stdout).toBe("x\n");
-    for (const outside of [`/usr/dyno-${tag}`, `/etc/dyno-${tag}`, `/dyno-${tag}`, `/var/dyno-${tag}`, `/tmp/dyno-${tag}`]) {
+    for (const outside of [
+      `/usr/dyno-${tag}`,
+      `/etc/dyno-${tag}`,
+      `/dyno-${tag}`,
+      `/var/dyno-${tag}`,
+      `/tmp/dyno-${tag}`,
+    ]) {
       expect(existsSync(outside), outside).toBe(false);
     }
     expect(existsSync(path.join(dataDir, "workspaces", `dyno-${tag}`))).toBe(false);
@@ -160,7 +170,9 @@ describe("local sandbox under bubblewrap", () => {
   });
 
   it("follows a symlink that stays inside the workspace", async () => {
-    expect((await sandbox.exec("mkdir -p real-dir && ln -s real-dir alias && ln -s alias/file.txt dangling")).exitCode).toBe(0);
+    expect(
+      (await sandbox.exec("mkdir -p real-dir && ln -s real-dir alias && ln -s alias/file.txt dangling")).exitCode,
+    ).toBe(0);
     expect((await sandbox.writeFile("alias/a.txt", "via alias")).path).toBe("alias/a.txt");
     expect((await sandbox.readFile("real-dir/a.txt")).content).toBe("via alias");
     // A dangling link whose target is inside: writing through it creates the target.
@@ -170,7 +182,9 @@ describe("local sandbox under bubblewrap", () => {
 
   it("kills everything a timed-out command started", async () => {
     const marker = `100${Math.floor(Math.random() * 1e6)}`;
-    const result = await sandbox.exec(`for i in 1 2 3; do sleep ${marker} & done; yes > /dev/null & wait`, { timeoutMs: 500 });
+    const result = await sandbox.exec(`for i in 1 2 3; do sleep ${marker} & done; yes > /dev/null & wait`, {
+      timeoutMs: 500,
+    });
     expect(result.timedOut).toBe(true);
     await sleep(200);
     expect(await processesWith(marker)).toEqual([]);
@@ -271,7 +285,9 @@ describe("the command's home folder", () => {
   it("keeps npm's and other tools' files out of the workspace, and keeps them between commands", async () => {
     const sandbox = await openFresh();
     try {
-      const npm = await sandbox.exec("npm --version && npm init -y > /dev/null && npm config get cache", { timeoutMs: 60_000 });
+      const npm = await sandbox.exec("npm --version && npm init -y > /dev/null && npm config get cache", {
+        timeoutMs: 60_000,
+      });
       expect(npm.exitCode, npm.stderr).toBe(0);
       expect(npm.stdout.trim().split("\n").at(-1)).toBe("/home/sandbox/.npm");
       expect((await sandbox.exec("echo $HOME && touch ~/.toolrc")).stdout).toBe("/home/sandbox\n");
@@ -302,7 +318,10 @@ describe("local sandbox lifecycle", () => {
     const again = await openLocalSandbox({ dataDir, projectId });
     expect(again.id).toBe(projectId);
     expect((await again.readFile("kept.txt")).content).toBe("still here");
-    expect(await again.preview()).toEqual({ kind: "directory", path: path.join(await realpath(dataDir), "workspaces", projectId) });
+    expect(await again.preview()).toEqual({
+      kind: "directory",
+      path: path.join(await realpath(dataDir), "workspaces", projectId),
+    });
     await again.destroy();
     expect(existsSync(path.join(dataDir, "workspaces", projectId))).toBe(false);
     await first.destroy();

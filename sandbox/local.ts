@@ -16,10 +16,10 @@ import {
   SANDBOX_HOME,
 } from "./bubblewrap";
 import { detectLimitSupport, prepareConfinement, type LimitMode, type LimitSupport } from "./confine";
-import { DEFAULT_SANDBOX_LIMITS, limitAmount, type SandboxLimits } from "./limits";
-import { fileReadOf } from "./file-content";
-import { compareNames, resolveWorkspacePath } from "./paths";
 import { abortedResult, execLimits, positive, refuseCommand, refusedResult } from "./exec-common";
+import { fileReadOf } from "./file-content";
+import { DEFAULT_SANDBOX_LIMITS, limitAmount, type SandboxLimits } from "./limits";
+import { compareNames, resolveWorkspacePath } from "./paths";
 import { runProcess } from "./process";
 import {
   DEFAULT_LIST_MAX_ENTRIES,
@@ -63,7 +63,8 @@ const SAFE_PROJECT_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
 
 // O_NONBLOCK: opening a FIFO someone left in the workspace must fail or return at once, not hang the agent.
 const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
-const WRITE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+const WRITE_FLAGS =
+  constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
 export function localWorkspacePath(dataDir: string, projectId: string): string {
   if (!SAFE_PROJECT_ID.test(projectId)) {
@@ -84,7 +85,8 @@ let appCheckoutCache: string | undefined;
 export function appCheckout(): string {
   if (appCheckoutCache) return appCheckoutCache;
   let folder = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(folder, "package.json")) && path.dirname(folder) !== folder) folder = path.dirname(folder);
+  while (!existsSync(path.join(folder, "package.json")) && path.dirname(folder) !== folder)
+    folder = path.dirname(folder);
   appCheckoutCache = folder;
   return folder;
 }
@@ -152,7 +154,8 @@ class LocalSandbox implements Sandbox {
       );
     }
     const { relative, real } = await resolveWorkspacePath(this.root, filePath);
-    if (relative === "") throw new SandboxFileError(`${JSON.stringify(filePath)} is the workspace folder itself, not a file`);
+    if (relative === "")
+      throw new SandboxFileError(`${JSON.stringify(filePath)} is the workspace folder itself, not a file`);
     const existing = await lstat(real).catch(() => null);
     if (existing?.isDirectory()) throw new SandboxFileError(`${JSON.stringify(relative)} is a folder, not a file`);
     if (existing && !existing.isFile()) throw new SandboxFileError(`${JSON.stringify(relative)} is not a regular file`);
@@ -225,7 +228,8 @@ class LocalSandbox implements Sandbox {
     if (refusal) return refusedResult(refusal, startedAt);
 
     const { isolation, limits } = this.settings;
-    const check = isolation === "bubblewrap" ? await checkLocalIsolation({ bwrapPath: this.settings.bwrapPath }) : undefined;
+    const check =
+      isolation === "bubblewrap" ? await checkLocalIsolation({ bwrapPath: this.settings.bwrapPath }) : undefined;
     if (check && (!check.available || !check.bwrapPath)) {
       throw new SandboxUnavailableError(isolationUnavailableMessage(check.reason));
     }
@@ -308,7 +312,9 @@ function fileError(error: unknown, relative: string, action: "read" | "write"): 
       return new SandboxFileError(`Cannot ${action} ${name}: part of its folder path is a file`);
     case "ELOOP":
       // O_NOFOLLOW met a link that appeared after the path was checked.
-      return new SandboxPathError(`Path ${name} became a symbolic link while it was being opened; refusing to follow it`);
+      return new SandboxPathError(
+        `Path ${name} became a symbolic link while it was being opened; refusing to follow it`,
+      );
     case "ENXIO":
       return new SandboxFileError(`${name} is not a regular file`);
     case "EACCES":
@@ -327,7 +333,9 @@ export async function readWorkspaceBytes(
 ): Promise<{ path: string; data: Buffer; bytes: number; truncated: boolean }> {
   const { relative, real } = await resolveWorkspacePath(root, filePath);
   if (relative === "") {
-    throw new SandboxFileError(`${JSON.stringify(filePath)} is the workspace folder itself; list it instead of reading it`);
+    throw new SandboxFileError(
+      `${JSON.stringify(filePath)} is the workspace folder itself; list it instead of reading it`,
+    );
   }
   let handle: FileHandle;
   try {
@@ -337,7 +345,8 @@ export async function readWorkspaceBytes(
   }
   try {
     const info = await handle.stat();
-    if (info.isDirectory()) throw new SandboxFileError(`${JSON.stringify(relative)} is a folder, not a file; list it instead`);
+    if (info.isDirectory())
+      throw new SandboxFileError(`${JSON.stringify(relative)} is a folder, not a file; list it instead`);
     if (!info.isFile()) throw new SandboxFileError(`${JSON.stringify(relative)} is not a regular file`);
     const buffer = Buffer.alloc(Math.min(info.size, maxBytes));
     let filled = 0;

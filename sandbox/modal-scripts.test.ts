@@ -9,7 +9,15 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { execArgv, IS_FOLDER, killArgv, listFilesArgv, MISSING, NOT_FOLDER_OR_FILE, readHeadArgv } from "./modal-scripts";
+import {
+  execArgv,
+  IS_FOLDER,
+  killArgv,
+  listFilesArgv,
+  MISSING,
+  NOT_FOLDER_OR_FILE,
+  readHeadArgv,
+} from "./modal-scripts";
 
 interface Finished {
   code: number | null;
@@ -40,7 +48,16 @@ describe("modal provider scripts (run locally)", () => {
 
   beforeAll(async () => {
     workspace = await mkdtemp(path.join(os.tmpdir(), "dyno-modal-scripts-"));
-    for (const file of ["b.txt", "a.txt", "a/z.txt", "src/.hidden", "node_modules/p/i.js", ".git/HEAD", "src/node_modules/x.js", "sp ace/q'uote\".txt"]) {
+    for (const file of [
+      "b.txt",
+      "a.txt",
+      "a/z.txt",
+      "src/.hidden",
+      "node_modules/p/i.js",
+      ".git/HEAD",
+      "src/node_modules/x.js",
+      "sp ace/q'uote\".txt",
+    ]) {
       await mkdir(path.dirname(path.join(workspace, file)), { recursive: true });
       await writeFile(path.join(workspace, file), file);
     }
@@ -78,9 +95,9 @@ describe("modal provider scripts (run locally)", () => {
     expect(result.code).toBe(0);
     expect(result.stderr.trim()).toBe("2000");
     expect(result.stdout.length).toBe(11);
-    expect((await run(readHeadArgv(path.join(workspace, "sp ace/q'uote\".txt"), 1000), workspace)).stdout.toString()).toBe(
-      "sp ace/q'uote\".txt",
-    );
+    expect(
+      (await run(readHeadArgv(path.join(workspace, "sp ace/q'uote\".txt"), 1000), workspace)).stdout.toString(),
+    ).toBe("sp ace/q'uote\".txt");
   });
 
   it("tells a missing file, a folder and a non-file apart", async () => {
@@ -97,18 +114,21 @@ describe("modal provider scripts (run locally)", () => {
     expect(existsSync(pidFile)).toBe(false);
   });
 
-  it.each([false, true])("kills the command's whole process group, background children included (group leader: %s)", async (leader) => {
-    const pidFile = path.join(workspace, `group-${leader}.pid`);
-    const late = path.join(workspace, `late-${leader}.txt`);
-    const running = start(execArgv(pidFile, `(sleep 1; echo late > '${late}') & sleep 30`), workspace, leader);
-    await sleep(300);
-    expect(existsSync(pidFile)).toBe(true);
-    const kill = await run(killArgv(pidFile), workspace);
-    expect(kill.code).toBe(0);
-    const result = await running.done;
-    expect(result.code).not.toBe(0);
-    await sleep(1_500);
-    expect(existsSync(late)).toBe(false);
-    expect(existsSync(pidFile)).toBe(false);
-  });
+  it.each([false, true])(
+    "kills the command's whole process group, background children included (group leader: %s)",
+    async (leader) => {
+      const pidFile = path.join(workspace, `group-${leader}.pid`);
+      const late = path.join(workspace, `late-${leader}.txt`);
+      const running = start(execArgv(pidFile, `(sleep 1; echo late > '${late}') & sleep 30`), workspace, leader);
+      await sleep(300);
+      expect(existsSync(pidFile)).toBe(true);
+      const kill = await run(killArgv(pidFile), workspace);
+      expect(kill.code).toBe(0);
+      const result = await running.done;
+      expect(result.code).not.toBe(0);
+      await sleep(1_500);
+      expect(existsSync(late)).toBe(false);
+      expect(existsSync(pidFile)).toBe(false);
+    },
+  );
 });

@@ -19,14 +19,22 @@ describe("modal provider without credentials", () => {
 
 // These talk to Modal for real: they need network access and a Modal token.
 describe.skipIf(!haveCredentials)("modal provider (set MODAL_TOKEN_ID and MODAL_TOKEN_SECRET to run)", () => {
-  describeSandboxContract("modal", () => openModalSandbox({ projectId: randomUUID(), tokenId, tokenSecret, appName: "dyno-tests" }));
+  describeSandboxContract("modal", () =>
+    openModalSandbox({ projectId: randomUUID(), tokenId, tokenSecret, appName: "dyno-tests" }),
+  );
 
   it("reattaches to a running sandbox by id and gives a tunnel URL for the preview", async () => {
     const projectId = randomUUID();
     const first = await openModalSandbox({ projectId, tokenId, tokenSecret, appName: "dyno-tests" });
     try {
       await first.writeFile("kept.txt", "still here");
-      const again = await openModalSandbox({ projectId, sandboxId: first.id, tokenId, tokenSecret, appName: "dyno-tests" });
+      const again = await openModalSandbox({
+        projectId,
+        sandboxId: first.id,
+        tokenId,
+        tokenSecret,
+        appName: "dyno-tests",
+      });
       expect(again.id).toBe(first.id);
       expect((await again.readFile("kept.txt")).content).toBe("still here");
       const preview = await again.preview();
@@ -34,7 +42,13 @@ describe.skipIf(!haveCredentials)("modal provider (set MODAL_TOKEN_ID and MODAL_
     } finally {
       await first.destroy();
     }
-    const replaced = await openModalSandbox({ projectId, sandboxId: first.id, tokenId, tokenSecret, appName: "dyno-tests" });
+    const replaced = await openModalSandbox({
+      projectId,
+      sandboxId: first.id,
+      tokenId,
+      tokenSecret,
+      appName: "dyno-tests",
+    });
     try {
       expect(replaced.id).not.toBe(first.id);
     } finally {

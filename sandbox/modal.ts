@@ -11,8 +11,16 @@ import { posix } from "node:path";
 import type { ContainerProcess, ModalClient, Sandbox as ModalBox } from "modal";
 import { abortedResult, elapsed, execLimits, positive, refuseCommand, refusedResult } from "./exec-common";
 import { fileReadOf } from "./file-content";
+import {
+  execArgv,
+  IS_FOLDER,
+  killArgv,
+  listFilesArgv,
+  MISSING,
+  NOT_FOLDER_OR_FILE,
+  readHeadArgv,
+} from "./modal-scripts";
 import { CappedOutput } from "./output";
-import { execArgv, IS_FOLDER, killArgv, listFilesArgv, MISSING, NOT_FOLDER_OR_FILE, readHeadArgv } from "./modal-scripts";
 import { compareListedPaths, MAX_PATH_CHARS, normalizeWorkspacePath } from "./paths";
 import {
   DEFAULT_LIST_MAX_ENTRIES,
@@ -127,7 +135,11 @@ async function reattach(modal: ModalSdk, client: ModalClient, sandboxId: string)
 }
 
 /** Reads a stream to its end into `into`; stops quietly when the reader is cancelled. */
-async function pump(stream: ReadableStream<Uint8Array>, into: CappedOutput, readers: ReadableStreamDefaultReader<Uint8Array>[]) {
+async function pump(
+  stream: ReadableStream<Uint8Array>,
+  into: CappedOutput,
+  readers: ReadableStreamDefaultReader<Uint8Array>[],
+) {
   const reader = stream.getReader();
   readers.push(reader);
   try {
@@ -173,9 +185,11 @@ class ModalSandbox implements Sandbox {
       );
     }
     const { relative, absolute } = this.resolve(filePath);
-    if (relative === "") throw new SandboxFileError(`${JSON.stringify(filePath)} is the workspace folder itself, not a file`);
+    if (relative === "")
+      throw new SandboxFileError(`${JSON.stringify(filePath)} is the workspace folder itself, not a file`);
     const existing = await this.statOrNull(absolute, relative);
-    if (existing?.type === "directory") throw new SandboxFileError(`${JSON.stringify(relative)} is a folder, not a file`);
+    if (existing?.type === "directory")
+      throw new SandboxFileError(`${JSON.stringify(relative)} is a folder, not a file`);
     try {
       await this.box.filesystem.writeText(content, absolute);
     } catch (error) {
@@ -189,12 +203,14 @@ class ModalSandbox implements Sandbox {
     const maxBytes = positive("maxBytes", options.maxBytes ?? DEFAULT_READ_MAX_BYTES);
     const { relative, absolute } = this.resolve(filePath);
     const name = JSON.stringify(relative || filePath);
-    if (relative === "") throw new SandboxFileError(`${name} is the workspace folder itself; list it instead of reading it`);
+    if (relative === "")
+      throw new SandboxFileError(`${name} is the workspace folder itself; list it instead of reading it`);
     const read = await this.run(readHeadArgv(absolute, maxBytes), maxBytes);
     if (read.exitCode === MISSING) throw new SandboxFileError(`File ${name} does not exist`);
     if (read.exitCode === IS_FOLDER) throw new SandboxFileError(`${name} is a folder, not a file; list it instead`);
     if (read.exitCode === NOT_FOLDER_OR_FILE) throw new SandboxFileError(`${name} is not a regular file`);
-    if (read.exitCode !== 0) throw new SandboxFileError(`Cannot read ${name}: ${read.stderr.trim() || `exit ${read.exitCode}`}`);
+    if (read.exitCode !== 0)
+      throw new SandboxFileError(`Cannot read ${name}: ${read.stderr.trim() || `exit ${read.exitCode}`}`);
     const size = Math.max(Number.parseInt(read.stderr, 10) || 0, read.bytes.length);
     return fileReadOf(relative, read.bytes.subarray(0, maxBytes), size);
   }
@@ -208,7 +224,8 @@ class ModalSandbox implements Sandbox {
     const listing = await this.run(listFilesArgv(absolute, limit), limit * (MAX_PATH_CHARS + 8));
     if (listing.exitCode === MISSING) throw new SandboxFileError(`Folder ${name} does not exist`);
     if (listing.exitCode === NOT_FOLDER_OR_FILE) throw new SandboxFileError(`${name} is a file, not a folder`);
-    if (listing.exitCode !== 0) throw new SandboxFileError(`Cannot list ${name}: ${listing.stderr.trim() || `exit ${listing.exitCode}`}`);
+    if (listing.exitCode !== 0)
+      throw new SandboxFileError(`Cannot list ${name}: ${listing.stderr.trim() || `exit ${listing.exitCode}`}`);
     const files = listing.bytes
       .toString("utf8")
       .split("\0")
@@ -297,7 +314,10 @@ class ModalSandbox implements Sandbox {
       await this.box.terminate();
     } catch (error) {
       // Already ended (or never known to Modal): nothing left to destroy.
-      const ended = await this.box.poll().then((code) => code !== null, () => true);
+      const ended = await this.box.poll().then(
+        (code) => code !== null,
+        () => true,
+      );
       if (!ended) throw error;
     }
     this.destroyed = true;
@@ -327,13 +347,17 @@ class ModalSandbox implements Sandbox {
   private fileError(error: unknown, relative: string, action: "read" | "write"): Error {
     const { modal } = this;
     const name = JSON.stringify(relative);
-    if (error instanceof modal.SandboxFilesystemNotFoundError) return new SandboxFileError(`File ${name} does not exist`);
-    if (error instanceof modal.SandboxFilesystemIsADirectoryError) return new SandboxFileError(`${name} is a folder, not a file`);
+    if (error instanceof modal.SandboxFilesystemNotFoundError)
+      return new SandboxFileError(`File ${name} does not exist`);
+    if (error instanceof modal.SandboxFilesystemIsADirectoryError)
+      return new SandboxFileError(`${name} is a folder, not a file`);
     if (error instanceof modal.SandboxFilesystemNotADirectoryError) {
       return new SandboxFileError(`Cannot ${action} ${name}: part of its folder path is a file`);
     }
-    if (error instanceof modal.SandboxFilesystemPermissionError) return new SandboxFileError(`Permission denied: cannot ${action} ${name}`);
-    if (error instanceof modal.SandboxFilesystemFileTooLargeError) return new SandboxFileError(`${name} is too large to ${action}`);
+    if (error instanceof modal.SandboxFilesystemPermissionError)
+      return new SandboxFileError(`Permission denied: cannot ${action} ${name}`);
+    if (error instanceof modal.SandboxFilesystemFileTooLargeError)
+      return new SandboxFileError(`${name} is too large to ${action}`);
     return error instanceof Error ? error : new Error(String(error));
   }
 
@@ -349,7 +373,10 @@ class ModalSandbox implements Sandbox {
   }
 
   /** An internal command (argv, no shell wrapper): exit code and capped output. */
-  private async run(argv: string[], maxOutputBytes: number): Promise<{ exitCode: number; bytes: Buffer; stderr: string }> {
+  private async run(
+    argv: string[],
+    maxOutputBytes: number,
+  ): Promise<{ exitCode: number; bytes: Buffer; stderr: string }> {
     const child: ContainerProcess<Uint8Array> = await this.box.exec(argv, {
       mode: "binary",
       workdir: MODAL_WORKDIR,

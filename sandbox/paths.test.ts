@@ -104,13 +104,19 @@ describe("resolveWorkspacePath", () => {
     expect(resolved.relative).toBe(normalizeWorkspacePath(input));
   });
 
-  it.each(["passwd", "out", "out/secret.txt", "out/new.txt", "relative-out", "dangling-out", "src/up-and-out", "src/up-and-out/x"])(
-    "refuses %j, which a symlink leads outside",
-    async (input) => {
-      await expect(resolveWorkspacePath(root, input)).rejects.toThrow(SandboxPathError);
-      await expect(resolveWorkspacePath(root, input)).rejects.toThrow(/symbolic link that points outside/);
-    },
-  );
+  it.each([
+    "passwd",
+    "out",
+    "out/secret.txt",
+    "out/new.txt",
+    "relative-out",
+    "dangling-out",
+    "src/up-and-out",
+    "src/up-and-out/x",
+  ])("refuses %j, which a symlink leads outside", async (input) => {
+    await expect(resolveWorkspacePath(root, input)).rejects.toThrow(SandboxPathError);
+    await expect(resolveWorkspacePath(root, input)).rejects.toThrow(/symbolic link that points outside/);
+  });
 
   it("refuses a symlink loop with a clear error", async () => {
     await expect(resolveWorkspacePath(root, "loop-a")).rejects.toThrow(/too many symbolic links/);
@@ -130,6 +136,14 @@ describe("resolveWorkspacePath", () => {
 describe("compareListedPaths", () => {
   it("orders folder by folder, by code unit", () => {
     const paths = ["b.txt", "a.txt", "a/z.txt", "a/b/c.txt", "B.txt", "a-b.txt", ".env"];
-    expect(paths.sort(compareListedPaths)).toEqual([".env", "B.txt", "a/b/c.txt", "a/z.txt", "a-b.txt", "a.txt", "b.txt"]);
+    expect(paths.sort(compareListedPaths)).toEqual([
+      ".env",
+      "B.txt",
+      "a/b/c.txt",
+      "a/z.txt",
+      "a-b.txt",
+      "a.txt",
+      "b.txt",
+    ]);
   });
 });

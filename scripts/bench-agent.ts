@@ -22,10 +22,10 @@ import { parseArgs } from "node:util";
 import { eq } from "drizzle-orm";
 import getPort from "get-port";
 import postgres from "postgres";
-import { startEngineDevServer } from "./lib/engine-process";
-import { findOrBuildEngine } from "./lib/inngest-engine";
 import type { ReplayScript } from "../model-replay/script";
 import { startReplayServer } from "../model-replay/server";
+import { startEngineDevServer } from "./lib/engine-process";
+import { findOrBuildEngine } from "./lib/inngest-engine";
 
 const { values: args } = parseArgs({
   options: { reps: { type: "string", default: "3" }, iterations: { type: "string", default: "30" } },
@@ -97,26 +97,44 @@ async function main() {
   const engine = await startEngineDevServer({
     bin: engineBin.bin,
     appUrl: `${app.url}/api/inngest`,
-    ports: { api: enginePort, connectGateway: ports[0]!, connectGatewayGrpc: ports[1]!, connectExecutorGrpc: ports[2]!, debugApi: ports[3]! },
+    ports: {
+      api: enginePort,
+      connectGateway: ports[0]!,
+      connectGatewayGrpc: ports[1]!,
+      connectExecutorGrpc: ports[2]!,
+      debugApi: ports[3]!,
+    },
     waitForFunctions: ["dyno-coding-agent"],
   });
   const database = getDatabase();
   const { db } = database;
   const agent = createAgentContext();
-  const [user] = await db.insert(users).values({ email: `bench-${process.pid}@example.test`, passwordHash: "!bench" }).returning();
+  const [user] = await db
+    .insert(users)
+    .values({ email: `bench-${process.pid}@example.test`, passwordHash: "!bench" })
+    .returning();
 
   let scriptCount = 0;
   async function newRun(iterations: number, delayMs: number) {
     const name = `bench-${++scriptCount}`;
     replay.addScript(session(name, iterations, delayMs));
     const [project] = await db.insert(projects).values({ userId: user!.id, title: "Bench" }).returning();
-    return { project: project!, request: { userId: user!.id, projectId: project!.id, input: { prompt: "Write the pages." }, model: `openai-compatible/${name}` } };
+    return {
+      project: project!,
+      request: {
+        userId: user!.id,
+        projectId: project!.id,
+        input: { prompt: "Write the pages." },
+        model: `openai-compatible/${name}`,
+      },
+    };
   }
 
   async function finished(run: { id: string; projectId: string }) {
     for await (const row of subscribeRunEvents(database, { projectId: run.projectId, runId: run.id })) {
       if (row.type === "complete" || row.type === "failed" || row.type === "stopped") {
-        if (row.type !== "complete") throw new Error(`bench run ${run.id} ended ${row.type}: ${JSON.stringify(row.data)}`);
+        if (row.type !== "complete")
+          throw new Error(`bench run ${run.id} ended ${row.type}: ${JSON.stringify(row.data)}`);
         return;
       }
     }
@@ -130,7 +148,12 @@ async function main() {
     await finished(run);
     const total = performance.now() - sentAt;
     const [row] = await db.select().from(runs).where(eq(runs.id, run.id));
-    return { total, loop: row!.finishedAt!.getTime() - row!.startedAt!.getTime(), runId: run.id, projectId: run.projectId };
+    return {
+      total,
+      loop: row!.finishedAt!.getTime() - row!.startedAt!.getTime(),
+      runId: run.id,
+      projectId: run.projectId,
+    };
   }
 
   /** Time spent in each kind of step body (think, act, …) by the inline loop: where an iteration's time goes. */
@@ -162,7 +185,9 @@ async function main() {
   await timeInline(3, 0);
   await timeDurable(3, 0);
 
-  console.log("model latency | inline loop   | durable loop  | durable, prompt->done | overhead/iteration | durable/inline");
+  console.log(
+    "model latency | inline loop   | durable loop  | durable, prompt->done | overhead/iteration | durable/inline",
+  );
   for (const latency of LATENCIES) {
     const inline: number[] = [];
     const durable: number[] = [];
@@ -210,7 +235,9 @@ async function main() {
     `each iteration from ${few.iterations} to ${many.iterations} added ${((many.bytes - few.bytes) / span).toFixed(1)} B of step state ` +
       `and ${((many.conversation - few.conversation) / span).toFixed(0)} B of conversation (kept in Postgres).`,
   );
-  console.log("\nTargets: overhead per iteration <= 50 ms; step state per iteration constant (not growing with the conversation).");
+  console.log(
+    "\nTargets: overhead per iteration <= 50 ms; step state per iteration constant (not growing with the conversation).",
+  );
 
   await engine.stop();
   await app.close();

@@ -7,7 +7,12 @@
 import { createServer } from "node:net";
 import path from "node:path";
 import getPort from "get-port";
-import { DEFAULT_ENGINE_PORTS, startEngineDevServer, type EngineDevServer, type EnginePorts } from "./lib/engine-process";
+import {
+  DEFAULT_ENGINE_PORTS,
+  startEngineDevServer,
+  type EngineDevServer,
+  type EnginePorts,
+} from "./lib/engine-process";
 import { findOrBuildEngine } from "./lib/inngest-engine";
 
 const host = process.env.HOST ?? "127.0.0.1";
@@ -90,6 +95,8 @@ process.on("SIGTERM", () => void shutdown(0));
 devServer.process.once("exit", (code, signal) => {
   // Ctrl-C reaches the engine too (same process group): that is a normal stop.
   if (stopping || signal === "SIGINT") return void shutdown(0);
-  console.error(`[engine] exited unexpectedly (code ${code}); stopping the app. Last lines:\n${devServer.log().slice(-2000)}`);
+  console.error(
+    `[engine] exited unexpectedly (code ${code}); stopping the app. Last lines:\n${devServer.log().slice(-2000)}`,
+  );
   void shutdown(1);
 });

@@ -2,10 +2,10 @@
  * The preview and download as the app serves them: the real app server (Vite
  * dev mode, Remix routes, the database) with its preview server beside it.
  */
+import { randomUUID } from "node:crypto";
 import { mkdtempSync, existsSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { randomUUID } from "node:crypto";
 import { eq } from "drizzle-orm";
 import { unzipSync } from "fflate";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -142,9 +142,9 @@ describe("the app's preview server and zip download", () => {
     const strangerCookie = await signedInCookie(stranger.user.id);
     expect((await fetch(download, { headers: { Cookie: strangerCookie } })).status).toBe(404);
     expect((await fetch(`${app!.url}/projects/not-a-uuid/download`, { headers: { Cookie: cookie } })).status).toBe(404);
-    expect(
-      (await fetch(`${app!.url}/projects/${randomUUID()}/download`, { headers: { Cookie: cookie } })).status,
-    ).toBe(404);
+    expect((await fetch(`${app!.url}/projects/${randomUUID()}/download`, { headers: { Cookie: cookie } })).status).toBe(
+      404,
+    );
   });
 
   it("closes the preview server with the app", async () => {

@@ -102,7 +102,9 @@ describe("preview server", () => {
   });
 
   it("also works through fetch (what a browser sends), and answers HEAD without a body", async () => {
-    const res = await fetch(`${server.url}/${projectA}/${tokenA}/app.js`, { headers: { Origin: "http://127.0.0.1:3000" } });
+    const res = await fetch(`${server.url}/${projectA}/${tokenA}/app.js`, {
+      headers: { Origin: "http://127.0.0.1:3000" },
+    });
     expect(res.status).toBe(200);
     expect(await res.text()).toBe("localStorage.setItem('a', '1');");
     expect(res.headers.get("access-control-allow-origin")).toBeNull();

@@ -34,7 +34,8 @@ describe("securityHeaders", () => {
     const [first, second] = [await headersIn("production"), await headersIn("production")];
     expect(first.get("X-Frame-Options")).toBe("DENY");
     expect(first.get("Content-Security-Policy")).toContain("frame-ancestors 'none'");
-    const nonce = (h: Headers) => /script-src 'self' 'nonce-([A-Za-z0-9+/=]{24})'/.exec(h.get("Content-Security-Policy") ?? "")?.[1];
+    const nonce = (h: Headers) =>
+      /script-src 'self' 'nonce-([A-Za-z0-9+/=]{24})'/.exec(h.get("Content-Security-Policy") ?? "")?.[1];
     expect(nonce(first)).toBeTruthy();
     expect(nonce(first)).not.toBe(nonce(second));
   });

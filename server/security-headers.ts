@@ -76,7 +76,9 @@ export function previewFrameAncestors(appPort: number): (req: IncomingMessage) =
   const { APP_ORIGIN, PREVIEW_ORIGIN } = env();
   if (APP_ORIGIN) return () => APP_ORIGIN;
   if (PREVIEW_ORIGIN) {
-    console.warn("preview: PREVIEW_ORIGIN is set but APP_ORIGIN is not: any site may frame built pages. Set APP_ORIGIN.");
+    console.warn(
+      "preview: PREVIEW_ORIGIN is set but APP_ORIGIN is not: any site may frame built pages. Set APP_ORIGIN.",
+    );
     return () => undefined;
   }
   return (req) => {

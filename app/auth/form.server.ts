@@ -10,7 +10,11 @@ export function readCredentials(form: FormData): Credentials {
 }
 
 /** A known, user-facing failure as form data; anything else is rethrown (the error boundary shows it). */
-export function authFormError(error: unknown, form: FormData, known: Array<new (...args: never[]) => Error>): AuthFormResult {
+export function authFormError(
+  error: unknown,
+  form: FormData,
+  known: Array<new (...args: never[]) => Error>,
+): AuthFormResult {
   // Echoed back into the form: never more than an email can be, whatever was posted.
   const email = String(form.get("email") ?? "").slice(0, MAX_EMAIL_LENGTH);
   if (error instanceof ZodError) return { error: error.issues.map((i) => i.message).join(" "), email };

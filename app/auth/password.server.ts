@@ -8,7 +8,8 @@ export function hashPassword(password: string): Promise<string> {
 }
 
 // Checked against when the email is unknown, so a wrong email takes as long as a wrong password.
-const UNKNOWN_USER_HASH = "$argon2id$v=19$m=19456,t=2,p=1$vfBOfQTKu884gDUYyBUJPA$8aTBfBmRnSd9oNlelPvaaYkvQozCJ5FDMmDPNsfSJ+4";
+const UNKNOWN_USER_HASH =
+  "$argon2id$v=19$m=19456,t=2,p=1$vfBOfQTKu884gDUYyBUJPA$8aTBfBmRnSd9oNlelPvaaYkvQozCJ5FDMmDPNsfSJ+4";
 
 export async function verifyPassword(passwordHash: string | undefined, password: string): Promise<boolean> {
   const stored = passwordHash?.startsWith("$argon2") ? passwordHash : UNKNOWN_USER_HASH;

@@ -5,10 +5,17 @@
  */
 import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { checkLoginAllowed, clearFailedLogins, countFailedLogin, countSignupAttempt, TooManyAttemptsError } from "./rate-limit.server";
+import {
+  checkLoginAllowed,
+  clearFailedLogins,
+  countFailedLogin,
+  countSignupAttempt,
+  TooManyAttemptsError,
+} from "./rate-limit.server";
 
 const freshEmail = () => `rl-${randomUUID()}@example.test`;
-const freshAddress = () => `10.${[0, 0, 0].map(() => Math.floor(Math.random() * 250)).join(".")}-${randomUUID().slice(0, 8)}`;
+const freshAddress = () =>
+  `10.${[0, 0, 0].map(() => Math.floor(Math.random() * 250)).join(".")}-${randomUUID().slice(0, 8)}`;
 
 async function fail(email: string, address: string, times: number) {
   for (let i = 0; i < times; i++) await countFailedLogin(email, address);
@@ -24,7 +31,9 @@ describe("sign-in rate limit", () => {
     const refused = await checkLoginAllowed(email, address).catch((error: unknown) => error);
     expect(refused).toBeInstanceOf(TooManyAttemptsError);
     expect((refused as TooManyAttemptsError).status).toBe(429);
-    expect((refused as TooManyAttemptsError).message).toMatch(/Too many sign-in attempts\. Try again in 1[45] minutes\./);
+    expect((refused as TooManyAttemptsError).message).toMatch(
+      /Too many sign-in attempts\. Try again in 1[45] minutes\./,
+    );
     expect((refused as TooManyAttemptsError).retryAfterSeconds).toBeGreaterThan(60);
   });
 
@@ -69,7 +78,9 @@ describe("sign-up rate limit", () => {
     const refused = await countSignupAttempt(address).catch((error: unknown) => error);
     expect(refused).toBeInstanceOf(TooManyAttemptsError);
     expect((refused as TooManyAttemptsError).status).toBe(429);
-    expect((refused as TooManyAttemptsError).message).toMatch(/^Too many sign-up attempts\. Try again in 1[45] minute\(s\)\.$/);
+    expect((refused as TooManyAttemptsError).message).toMatch(
+      /^Too many sign-up attempts\. Try again in 1[45] minute\(s\)\.$/,
+    );
     await expect(countSignupAttempt(freshAddress())).resolves.toBeUndefined();
   });
 

@@ -7,8 +7,14 @@ import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
 
 const WINDOW_SECONDS = 15 * 60;
 const limiters = [
-  { key: (email: string, _address: string) => email, limiter: new RateLimiterMemory({ keyPrefix: "login-email", points: 5, duration: WINDOW_SECONDS }) },
-  { key: (_email: string, address: string) => address, limiter: new RateLimiterMemory({ keyPrefix: "login-ip", points: 30, duration: WINDOW_SECONDS }) },
+  {
+    key: (email: string, _address: string) => email,
+    limiter: new RateLimiterMemory({ keyPrefix: "login-email", points: 5, duration: WINDOW_SECONDS }),
+  },
+  {
+    key: (_email: string, address: string) => address,
+    limiter: new RateLimiterMemory({ keyPrefix: "login-ip", points: 30, duration: WINDOW_SECONDS }),
+  },
 ];
 
 /**

@@ -63,7 +63,12 @@ describe("the session cookie", () => {
   });
 
   it("is Secure in production", async () => {
-    const production = parseEnv({ NODE_ENV: "production", SESSION_SECRET: SECRET, INNGEST_EVENT_KEY: "event-key", INNGEST_SIGNING_KEY: "signkey-prod-00" });
+    const production = parseEnv({
+      NODE_ENV: "production",
+      SESSION_SECRET: SECRET,
+      INNGEST_EVENT_KEY: "event-key",
+      INNGEST_SIGNING_KEY: "signkey-prod-00",
+    });
     const options = sessionCookieOptions(production, SECRET);
     expect(options.secure).toBe(true);
     const header = await setCookieFor(options);
@@ -75,8 +80,12 @@ describe("the session cookie", () => {
   it("is signed with the secret: another secret cannot read it", async () => {
     const header = await setCookieFor(sessionCookieOptions(parseEnv({}), SECRET));
     const pair = header.split(";")[0]!;
-    const own = createCookieSessionStorage<{ sessionId: string }>({ cookie: sessionCookieOptions(parseEnv({}), SECRET) });
-    const other = createCookieSessionStorage<{ sessionId: string }>({ cookie: sessionCookieOptions(parseEnv({}), `${SECRET}x`) });
+    const own = createCookieSessionStorage<{ sessionId: string }>({
+      cookie: sessionCookieOptions(parseEnv({}), SECRET),
+    });
+    const other = createCookieSessionStorage<{ sessionId: string }>({
+      cookie: sessionCookieOptions(parseEnv({}), `${SECRET}x`),
+    });
     expect((await own.getSession(pair)).get("sessionId")).toBe("00000000-0000-4000-8000-000000000000");
     expect((await other.getSession(pair)).get("sessionId")).toBeUndefined();
   });

@@ -58,7 +58,8 @@ export async function requireUser(request: Request): Promise<SignedInUser> {
   if (user) return user;
   const url = new URL(request.url);
   // A resource (SSE, download, fetcher) answers 401 instead of a redirect to a page.
-  if (request.headers.get("Accept")?.includes("text/event-stream")) throw new Response("Sign in first", { status: 401 });
+  if (request.headers.get("Accept")?.includes("text/event-stream"))
+    throw new Response("Sign in first", { status: 401 });
   throw redirect(`/login?${new URLSearchParams({ redirectTo: url.pathname + url.search })}`);
 }
 
@@ -105,6 +106,8 @@ const SAFE_REDIRECT_BASE = "http://dyno.invalid";
  * own origin.
  */
 export function safeRedirect(to: FormDataEntryValue | string | null | undefined, fallback = "/projects"): string {
+  // Control characters are exactly what this refuses (a tab or newline that browsers strip to reach another host).
+  // eslint-disable-next-line no-control-regex
   if (typeof to !== "string" || !to.startsWith("/") || /[\u0000-\u001F\u007F\\]/.test(to)) return fallback;
   let url: URL;
   try {

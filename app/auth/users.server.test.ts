@@ -8,8 +8,8 @@ import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { reserveTestDatabase, type ReservedDatabase } from "../../tests/support/database";
 import { readCredentials } from "./form.server";
-import { Credentials, EmailTakenError, InvalidLoginError, signUp, verifyLogin } from "./users.server";
 import { TooManyAttemptsError } from "./rate-limit.server";
+import { Credentials, EmailTakenError, InvalidLoginError, signUp, verifyLogin } from "./users.server";
 
 const messagesOf = (input: unknown): string[] => {
   const parsed = Credentials.safeParse(input);
@@ -28,7 +28,9 @@ describe("Credentials", () => {
     expect(messagesOf({ password: "long enough" })).toEqual(["Enter your email address."]);
     expect(messagesOf({ email: "not-an-email", password: "long enough" })).toEqual(["Enter a valid email address."]);
     expect(messagesOf({ email: "   ", password: "long enough" })).toEqual(["Enter a valid email address."]);
-    expect(messagesOf({ email: `${"a".repeat(250)}@example.test`, password: "long enough" })).toContain("That email address is too long.");
+    expect(messagesOf({ email: `${"a".repeat(250)}@example.test`, password: "long enough" })).toContain(
+      "That email address is too long.",
+    );
   });
 
   it("rejects a short or overlong password, naming the limit", () => {
@@ -78,20 +80,26 @@ describe("sign-up and sign-in", () => {
   it("refuses a second account for the same email, in any case", async () => {
     const email = freshEmail();
     await signUp(Credentials.parse({ email, password: "correct horse" }), ADDRESS);
-    await expect(signUp(Credentials.parse({ email: email.toUpperCase(), password: "other password" }), ADDRESS)).rejects.toThrow(EmailTakenError);
+    await expect(
+      signUp(Credentials.parse({ email: email.toUpperCase(), password: "other password" }), ADDRESS),
+    ).rejects.toThrow(EmailTakenError);
   });
 
   it("signs in with the right password, however the email is typed", async () => {
     const email = freshEmail();
     const { id } = await signUp({ email, password: "correct horse" }, ADDRESS);
-    expect(await verifyLogin(Credentials.parse({ email: ` ${email.toUpperCase()} `, password: "correct horse" }), ADDRESS)).toEqual({ id });
+    expect(
+      await verifyLogin(Credentials.parse({ email: ` ${email.toUpperCase()} `, password: "correct horse" }), ADDRESS),
+    ).toEqual({ id });
   });
 
   it("answers a wrong password and an unknown email alike", async () => {
     const email = freshEmail();
     await signUp({ email, password: "correct horse" }, ADDRESS);
     const wrong = await verifyLogin({ email, password: "wrong horse" }, ADDRESS).catch((e: unknown) => e);
-    const unknown = await verifyLogin({ email: freshEmail(), password: "correct horse" }, ADDRESS).catch((e: unknown) => e);
+    const unknown = await verifyLogin({ email: freshEmail(), password: "correct horse" }, ADDRESS).catch(
+      (e: unknown) => e,
+    );
     expect(wrong).toBeInstanceOf(InvalidLoginError);
     expect(unknown).toBeInstanceOf(InvalidLoginError);
     expect((wrong as Error).message).toBe("Wrong email or password.");
@@ -109,7 +117,8 @@ describe("sign-up and sign-in", () => {
     const other = freshEmail();
     await signUp({ email, password: "correct horse" }, ADDRESS);
     const { id: otherId } = await signUp({ email: other, password: "correct horse" }, ADDRESS);
-    for (let i = 0; i < 5; i++) await expect(verifyLogin({ email, password: `wrong ${i}` }, ADDRESS)).rejects.toThrow(InvalidLoginError);
+    for (let i = 0; i < 5; i++)
+      await expect(verifyLogin({ email, password: `wrong ${i}` }, ADDRESS)).rejects.toThrow(InvalidLoginError);
     await expect(verifyLogin({ email, password: "correct horse" }, ADDRESS)).rejects.toThrow(TooManyAttemptsError);
     await expect(verifyLogin({ email, password: "wrong again" }, ADDRESS)).rejects.toThrow(TooManyAttemptsError);
     expect(await verifyLogin({ email: other, password: "correct horse" }, ADDRESS)).toEqual({ id: otherId });
@@ -119,9 +128,11 @@ describe("sign-up and sign-in", () => {
     const email = freshEmail();
     const { id } = await signUp({ email, password: "correct horse" }, ADDRESS);
     const address = "192.0.2.11";
-    for (let i = 0; i < 4; i++) await expect(verifyLogin({ email, password: "wrong horse" }, address)).rejects.toThrow(InvalidLoginError);
+    for (let i = 0; i < 4; i++)
+      await expect(verifyLogin({ email, password: "wrong horse" }, address)).rejects.toThrow(InvalidLoginError);
     expect(await verifyLogin({ email, password: "correct horse" }, address)).toEqual({ id });
-    for (let i = 0; i < 4; i++) await expect(verifyLogin({ email, password: "wrong horse" }, address)).rejects.toThrow(InvalidLoginError);
+    for (let i = 0; i < 4; i++)
+      await expect(verifyLogin({ email, password: "wrong horse" }, address)).rejects.toThrow(InvalidLoginError);
     expect(await verifyLogin({ email, password: "correct horse" }, address)).toEqual({ id });
   });
 });

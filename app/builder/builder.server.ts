@@ -7,7 +7,10 @@ import { and, asc, desc, eq, lte, max } from "drizzle-orm";
 import { ZodError } from "zod";
 import type { Db } from "../../db/client";
 import { messages, runEvents, runs, type Project, type Run } from "../../db/schema";
+import { parseModelSpec } from "../../inngest/agent/model/config";
 import { env } from "../env.server";
+import type { ProjectEvent } from "../models/project-events";
+import { renameProject } from "../models/projects.server";
 import {
   EngineUnavailableError,
   isUuid,
@@ -18,9 +21,6 @@ import {
   startRun,
   stopRun,
 } from "../models/runs.server";
-import { parseModelSpec } from "../../inngest/agent/model/config";
-import type { ProjectEvent } from "../models/project-events";
-import { renameProject } from "../models/projects.server";
 import type { LiveRunSeed } from "./live-run";
 
 const HISTORY_RUNS = 30;
@@ -43,7 +43,13 @@ export interface RunSummary {
 
 export interface BuilderData {
   project: { id: string; title: string };
-  transcript: Array<{ id: string; role: "user" | "assistant" | "system"; content: string; createdAt: string; runId: string | null }>;
+  transcript: Array<{
+    id: string;
+    role: "user" | "assistant" | "system";
+    content: string;
+    createdAt: string;
+    runId: string | null;
+  }>;
   history: RunSummary[];
   /** The latest run and its events up to `cursor`: the live card's starting state. */
   live: { seed: LiveRunSeed; events: ProjectEvent[] } | null;
@@ -62,7 +68,11 @@ export async function loadBuilder(db: Db, project: Project): Promise<BuilderData
     .where(eq(runEvents.projectId, project.id));
   const upTo = cursor ?? 0;
   const [transcript, recent] = await Promise.all([
-    db.select().from(messages).where(eq(messages.projectId, project.id)).orderBy(asc(messages.createdAt), asc(messages.id)),
+    db
+      .select()
+      .from(messages)
+      .where(eq(messages.projectId, project.id))
+      .orderBy(asc(messages.createdAt), asc(messages.id)),
     db.select().from(runs).where(eq(runs.projectId, project.id)).orderBy(desc(runs.createdAt)).limit(HISTORY_RUNS),
   ]);
   const latest = recent[0];
@@ -75,12 +85,24 @@ export async function loadBuilder(db: Db, project: Project): Promise<BuilderData
     : [];
   return {
     project: { id: project.id, title: project.title },
-    transcript: transcript.map((m) => ({ id: m.id, role: m.role, content: m.content, createdAt: m.createdAt.toISOString(), runId: m.runId })),
+    transcript: transcript.map((m) => ({
+      id: m.id,
+      role: m.role,
+      content: m.content,
+      createdAt: m.createdAt.toISOString(),
+      runId: m.runId,
+    })),
     history: recent.map(summarize),
     live: latest
       ? {
           seed: { id: latest.id, mode: latest.mode, maxIterations: latest.maxIterations },
-          events: events.map((e) => ({ id: e.id, runId: e.runId, type: e.type, data: e.data, createdAt: e.createdAt.toISOString() })),
+          events: events.map((e) => ({
+            id: e.id,
+            runId: e.runId,
+            type: e.type,
+            data: e.data,
+            createdAt: e.createdAt.toISOString(),
+          })),
         }
       : null,
     cursor: upTo,
@@ -119,10 +141,14 @@ export function summarize(run: Run): RunSummary {
 /** A run of this project named by a form field; none for a foreign or malformed id. */
 function projectRun(db: Db, projectId: string, runId: FormDataEntryValue | null): Promise<Run[]> {
   if (typeof runId !== "string" || !isUuid(runId)) return Promise.resolve([]);
-  return db.select().from(runs).where(and(eq(runs.id, runId), eq(runs.projectId, projectId)));
+  return db
+    .select()
+    .from(runs)
+    .where(and(eq(runs.id, runId), eq(runs.projectId, projectId)));
 }
 
-export type ChatResult = { ok: true; intent: string; message?: string } | { ok: false; intent: string; error: string; status: number };
+export type ChatResult =
+  { ok: true; intent: string; message?: string } | { ok: false; intent: string; error: string; status: number };
 
 /** What Stop answers for a run that is not active any more (or already stopping). */
 export function notStoppableMessage(status: Run["status"]): string {
@@ -163,7 +189,12 @@ export async function handleChatAction(db: Db, userId: string, project: Project,
         if (!failed) throw new NotFoundError("Run not found");
         // Retry is offered for a run that did not finish its work; a complete run is answered, not retried.
         if (failed.status !== "failed" && failed.status !== "stopped") {
-          return { ok: false, intent, error: `Only a failed or stopped run can be retried; that one is ${failed.status}.`, status: 409 };
+          return {
+            ok: false,
+            intent,
+            error: `Only a failed or stopped run can be retried; that one is ${failed.status}.`,
+            status: 409,
+          };
         }
         await startRun(db, {
           userId,
@@ -188,7 +219,8 @@ export async function handleChatAction(db: Db, userId: string, project: Project,
         return { ok: false, intent, error: `Unknown action “${intent}”.`, status: 400 };
     }
   } catch (error) {
-    if (error instanceof ZodError) return { ok: false, intent, error: error.issues.map((i) => i.message).join(" "), status: 400 };
+    if (error instanceof ZodError)
+      return { ok: false, intent, error: error.issues.map((i) => i.message).join(" "), status: 400 };
     if (
       error instanceof NotFoundError ||
       error instanceof RunActiveError ||

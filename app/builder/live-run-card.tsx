@@ -1,7 +1,7 @@
 import { Form } from "@remix-run/react";
 import { isFinished } from "../../db/run-status";
-import { RunStatusBadge } from "~/components/run-status";
 import { currentStep, progressOf, shownOutput, type LiveRun, type LiveStep } from "./live-run";
+import { RunStatusBadge } from "~/components/run-status";
 
 const TODO_MARK = { pending: "○", in_progress: "◐", completed: "●" } as const;
 const TODO_LABEL = { pending: "to do", in_progress: "in progress", completed: "done" } as const;
@@ -42,7 +42,12 @@ export function LiveRunCard({
         ? "Last answer"
         : "Last build";
   return (
-    <section className={`live-card live-${status}`} aria-labelledby={headingId} data-run-id={run.id} data-status={status}>
+    <section
+      className={`live-card live-${status}`}
+      aria-labelledby={headingId}
+      data-run-id={run.id}
+      data-status={status}
+    >
       <div className="live-head">
         <h2 id={headingId}>{heading}</h2>
         <span role="status" aria-live="polite" className="live-status">
@@ -59,7 +64,14 @@ export function LiveRunCard({
             }}
           >
             <input type="hidden" name="runId" value={run.id} />
-            <button type="submit" name="intent" value="stop" className="danger small" disabled={status === "stopping"} aria-keyshortcuts="Escape">
+            <button
+              type="submit"
+              name="intent"
+              value="stop"
+              className="danger small"
+              disabled={status === "stopping"}
+              aria-keyshortcuts="Escape"
+            >
               {status === "stopping" ? "Stopping…" : "Stop"}
             </button>
           </Form>
@@ -81,7 +93,8 @@ export function LiveRunCard({
             <span className="live-resuming">Interrupted — resuming (attempt {run.resuming.attempt})…</span>
           ) : step ? (
             <>
-              <code className="tool-name">{step.tool}</code> <span className="live-description">{step.description}</span>
+              <code className="tool-name">{step.tool}</code>{" "}
+              <span className="live-description">{step.description}</span>
             </>
           ) : run.thinking ? (
             "Thinking about the next step…"
@@ -147,7 +160,9 @@ function StepLine({ step }: { step: LiveStep }) {
       <span aria-hidden="true">{step.ok === false ? "✗" : "✓"}</span>{" "}
       <span className="visually-hidden">{step.ok === false ? "failed:" : "done:"}</span>
       <code className="tool-name">{step.tool}</code> {step.description}
-      {step.summary && step.summary !== step.description ? <span className="step-summary"> → {step.summary}</span> : null}
+      {step.summary && step.summary !== step.description ? (
+        <span className="step-summary"> → {step.summary}</span>
+      ) : null}
       {output ? (
         // A failed step opens on why it failed; the others stay one line until asked.
         <details className="step-output" open={step.ok === false || undefined}>

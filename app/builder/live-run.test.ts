@@ -31,13 +31,25 @@ describe("the live card's fold", () => {
       ev("thinking", { iteration: 2, of: 20 }),
       ev("tool_call", { iteration: 2, tool: "todo_write", description: "Update the todo list (1/2 done)" }),
       ev("tool_result", { iteration: 2, tool: "todo_write", ok: true, summary: "Update the todo list (1/2 done)" }),
-      ev("todos", { iteration: 2, todos: [{ id: "1", content: "Page", status: "completed" }, { id: "2", content: "Style", status: "in_progress" }] }),
+      ev("todos", {
+        iteration: 2,
+        todos: [
+          { id: "1", content: "Page", status: "completed" },
+          { id: "2", content: "Style", status: "in_progress" },
+        ],
+      }),
       ev("files_changed", { iteration: 2, files: ["app.js", "index.html"] }),
       ev("thinking", { iteration: 3, of: 20 }),
       ev("reply", { iteration: 3, message: "Done." }),
       ev("complete", { reply: "Done." }),
     ].reduce(applyEvent, running);
-    expect(done).toMatchObject({ status: "complete", iteration: 3, thinking: false, reply: "Done.", files: ["app.js", "index.html"] });
+    expect(done).toMatchObject({
+      status: "complete",
+      iteration: 3,
+      thinking: false,
+      reply: "Done.",
+      files: ["app.js", "index.html"],
+    });
     expect(done.todos.map((t) => t.status)).toEqual(["completed", "in_progress"]);
     expect(done.steps.map((s) => [s.tool, s.ok, s.summary])).toEqual([
       ["write_file", true, "Created index.html"],
@@ -63,7 +75,10 @@ describe("the live card's fold", () => {
       ev("stopping"),
       ev("stopped", { iteration: 1 }),
     ]);
-    const late = applyEvent(stopped, ev("tool_result", { iteration: 1, tool: "run_command", ok: false, summary: "Killed" }));
+    const late = applyEvent(
+      stopped,
+      ev("tool_result", { iteration: 1, tool: "run_command", ok: false, summary: "Killed" }),
+    );
     expect(late.status).toBe("stopped");
     expect(late.steps[0]).toMatchObject({ ok: false, summary: "Killed" });
     expect(applyEvent(late, ev("starting")).status).toBe("stopped");
@@ -78,7 +93,10 @@ describe("the live card's fold", () => {
     ]);
     expect(interrupted).toMatchObject({ status: "running", resuming: { attempt: 2 } });
     // The retried step saves its result: the run is going again.
-    const resumed = applyEvent(interrupted, ev("tool_result", { iteration: 1, tool: "run_command", ok: true, summary: "ok" }));
+    const resumed = applyEvent(
+      interrupted,
+      ev("tool_result", { iteration: 1, tool: "run_command", ok: true, summary: "ok" }),
+    );
     expect(resumed.resuming).toBeUndefined();
     expect(resumed.steps[0]).toMatchObject({ ok: true });
     // A late resuming row cannot reopen a finished run.
@@ -94,13 +112,20 @@ describe("the live card's fold", () => {
       ev("failed", { error: "The model's reply could not be used 4 times in a row" }),
     ]);
     expect(failed.steps).toEqual([
-      { iteration: 1, tool: "invalid_output", description: "Unusable model output", ok: false, summary: "Your reply could not be read" },
+      {
+        iteration: 1,
+        tool: "invalid_output",
+        description: "Unusable model output",
+        ok: false,
+        summary: "Your reply could not be read",
+      },
     ]);
     expect(failed).toMatchObject({ status: "failed", error: "The model's reply could not be used 4 times in a row" });
   });
 
   it("keeps a finished command's output and the reason it failed on its step", () => {
-    const output = "$ ./build.sh\n(exited with code 3 after 0.2 s)\nstdout:\ncompiling\nstderr:\nerror: missing semicolon\n";
+    const output =
+      "$ ./build.sh\n(exited with code 3 after 0.2 s)\nstdout:\ncompiling\nstderr:\nerror: missing semicolon\n";
     const run = foldEvents(seed, [
       ev("starting"),
       ev("thinking", { iteration: 1, of: 5 }),
@@ -112,7 +137,9 @@ describe("the live card's fold", () => {
     ]);
     expect(shownOutput(run.steps[0]!)).toBe(output);
     // Events written before steps carried output still fold.
-    const older = foldEvents(seed, [ev("tool_result", { iteration: 1, tool: "run_command", ok: true, summary: "Exit code 0" })]);
+    const older = foldEvents(seed, [
+      ev("tool_result", { iteration: 1, tool: "run_command", ok: true, summary: "Exit code 0" }),
+    ]);
     expect(older.steps[0]?.output).toBeUndefined();
   });
 });
@@ -120,11 +147,31 @@ describe("the live card's fold", () => {
 describe("a finished step's output under its line", () => {
   const step = { iteration: 1, tool: "run_command", description: "Run `ls`" };
   it("shows a multi-line result and any failure's message, not a one-line success that restates the summary", () => {
-    expect(shownOutput({ ...step, ok: true, summary: "Exit code 0", output: "$ ls\n(exited with code 0 after 0.1 s)\nstdout:\na\n" })).toMatch(/stdout:\na/);
-    expect(shownOutput({ ...step, ok: false, summary: "Could not read x: no such…", output: "Error: Could not read x: no such file in the workspace" })).toBe(
-      "Error: Could not read x: no such file in the workspace",
-    );
-    expect(shownOutput({ ...step, tool: "todo_write", ok: true, summary: "Update the todo list", output: "Todo list updated." })).toBeUndefined();
+    expect(
+      shownOutput({
+        ...step,
+        ok: true,
+        summary: "Exit code 0",
+        output: "$ ls\n(exited with code 0 after 0.1 s)\nstdout:\na\n",
+      }),
+    ).toMatch(/stdout:\na/);
+    expect(
+      shownOutput({
+        ...step,
+        ok: false,
+        summary: "Could not read x: no such…",
+        output: "Error: Could not read x: no such file in the workspace",
+      }),
+    ).toBe("Error: Could not read x: no such file in the workspace");
+    expect(
+      shownOutput({
+        ...step,
+        tool: "todo_write",
+        ok: true,
+        summary: "Update the todo list",
+        output: "Todo list updated.",
+      }),
+    ).toBeUndefined();
     expect(shownOutput({ ...step, ok: true, summary: "Exit code 0" })).toBeUndefined();
     expect(shownOutput({ ...step, ok: false, summary: "Killed", output: "Killed" })).toBeUndefined();
   });

@@ -86,7 +86,14 @@ export function applyEvent(run: LiveRun, event: ProjectEvent): LiveRun {
       break;
     case "tool_call":
       next.thinking = false;
-      next.steps = [...run.steps, { iteration: num(data.iteration, run.iteration), tool: str(data.tool) ?? "tool", description: str(data.description) ?? "" }];
+      next.steps = [
+        ...run.steps,
+        {
+          iteration: num(data.iteration, run.iteration),
+          tool: str(data.tool) ?? "tool",
+          description: str(data.description) ?? "",
+        },
+      ];
       break;
     case "tool_result": {
       next.thinking = false;
@@ -97,7 +104,10 @@ export function applyEvent(run: LiveRun, event: ProjectEvent): LiveRun {
         index >= 0
           ? run.steps.map((s, i) => (i === index ? { ...s, ...outcome } : s))
           : // Output the model could not use: no tool_call came first.
-            [...run.steps, { iteration, tool: str(data.tool) ?? "tool", description: "Unusable model output", ...outcome }];
+            [
+              ...run.steps,
+              { iteration, tool: str(data.tool) ?? "tool", description: "Unusable model output", ...outcome },
+            ];
       break;
     }
     case "todos":

@@ -23,7 +23,8 @@ export function PromptBox({
   sentOk: number;
 }) {
   const navigation = useNavigation();
-  const submitting = navigation.state === "submitting" && ["prompt", "demo"].includes(String(navigation.formData?.get("intent")));
+  const submitting =
+    navigation.state === "submitting" && ["prompt", "demo"].includes(String(navigation.formData?.get("intent")));
   const textarea = useRef<HTMLTextAreaElement>(null);
   useEffect(() => {
     if (sentOk && textarea.current) textarea.current.value = "";
@@ -46,7 +47,9 @@ export function PromptBox({
         rows={3}
         disabled={disabled || noModel}
         aria-describedby={noModel ? "no-model" : "prompt-help"}
-        placeholder={busyReason ? "" : noModel ? "Prompts need a model: see below." : "Describe what to build or change…"}
+        placeholder={
+          busyReason ? "" : noModel ? "Prompts need a model: see below." : "Describe what to build or change…"
+        }
         onKeyDown={(event) => {
           if (event.key !== "Enter" || event.shiftKey || event.nativeEvent.isComposing) return;
           event.preventDefault();

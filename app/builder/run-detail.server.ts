@@ -21,12 +21,21 @@ export interface RunDetail {
 
 export async function loadRunDetail(db: Db, project: Project, runId: string): Promise<RunDetail> {
   if (!isUuid(runId)) throw new Response("No such run in this project.", { status: 404, statusText: "Not Found" });
-  const [run] = await db.select().from(runs).where(and(eq(runs.id, runId), eq(runs.projectId, project.id)));
+  const [run] = await db
+    .select()
+    .from(runs)
+    .where(and(eq(runs.id, runId), eq(runs.projectId, project.id)));
   if (!run) throw new Response("No such run in this project.", { status: 404, statusText: "Not Found" });
   const events = await db.select().from(runEvents).where(eq(runEvents.runId, run.id)).orderBy(asc(runEvents.id));
   return {
     summary: summarize(run),
     seed: { id: run.id, mode: run.mode, maxIterations: run.maxIterations },
-    events: events.map((e) => ({ id: e.id, runId: e.runId, type: e.type, data: e.data, createdAt: e.createdAt.toISOString() })),
+    events: events.map((e) => ({
+      id: e.id,
+      runId: e.runId,
+      type: e.type,
+      data: e.data,
+      createdAt: e.createdAt.toISOString(),
+    })),
   };
 }

@@ -1,9 +1,9 @@
 import { Link } from "@remix-run/react";
-import { RelativeTime } from "~/components/relative-time";
 import { foldEvents } from "./live-run";
 import { LiveRunCard } from "./live-run-card";
 import type { RunDetail } from "./run-detail.server";
 import { duration, tokens } from "./run-history";
+import { RelativeTime } from "~/components/relative-time";
 
 /** One run of the history, opened: its prompt and numbers, then the card it had (plan, steps with output, files), read-only. */
 export function RunDetailView({ detail }: { detail: RunDetail }) {

@@ -1,7 +1,7 @@
 import { Form, Link } from "@remix-run/react";
+import type { RunSummary } from "./builder.server";
 import { RelativeTime } from "~/components/relative-time";
 import { RunStatusBadge } from "~/components/run-status";
-import type { RunSummary } from "./builder.server";
 
 export function duration(ms: number | null): string {
   if (ms === null) return "—";

@@ -20,7 +20,10 @@ export function NotFoundPage() {
 export function ErrorPage({ status, detail }: { status: number | null; detail: string | null }) {
   return (
     <ErrorLayout title={status && status < 500 ? "That did not work" : "Something went wrong"} status={status ?? 500}>
-      <p>{detail ?? "Dyno could not show this page. Try again in a moment; if it keeps happening, the server's log says why."}</p>
+      <p>
+        {detail ??
+          "Dyno could not show this page. Try again in a moment; if it keeps happening, the server's log says why."}
+      </p>
     </ErrorLayout>
   );
 }

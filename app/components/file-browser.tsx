@@ -5,9 +5,9 @@
  */
 import type { LinkDescriptor } from "@remix-run/node";
 import hljsTheme from "highlight.js/styles/github.css?url";
+import type { ProjectFile } from "~/models/project-files.server";
 import filesStyles from "~/styles/files.css?url";
 // A type only: erased from the browser bundle.
-import type { ProjectFile } from "~/models/project-files.server";
 
 /** For the page's `links`: `export const links: LinksFunction = () => [...fileBrowserLinks, …]`. */
 export const fileBrowserLinks: LinkDescriptor[] = [
@@ -110,7 +110,8 @@ export function CodeView({ file }: { file: ProjectFile }) {
         <>
           {file.truncated ? (
             <p className="code-view-note">
-              The file is {formatBytes(file.bytes)}; only its beginning is shown. Download the project for the whole file.
+              The file is {formatBytes(file.bytes)}; only its beginning is shown. Download the project for the whole
+              file.
             </p>
           ) : null}
           <pre tabIndex={0} aria-label={`Contents of ${file.path}`}>

@@ -9,7 +9,8 @@ const UNITS: Array<[Intl.RelativeTimeFormatUnit, number]> = [
 function describe(date: Date, now: number): string {
   const diff = date.getTime() - now;
   for (const [unit, ms] of UNITS) {
-    if (Math.abs(diff) >= ms) return new Intl.RelativeTimeFormat("en", { numeric: "auto" }).format(Math.round(diff / ms), unit);
+    if (Math.abs(diff) >= ms)
+      return new Intl.RelativeTimeFormat("en", { numeric: "auto" }).format(Math.round(diff / ms), unit);
   }
   return "just now";
 }

@@ -13,13 +13,19 @@ const FORM_METHODS = ["POST"];
 const PAGE_METHODS = "GET, HEAD, POST";
 
 function refusal(status: number, statusText: string, message: string, headers: Record<string, string> = {}): Response {
-  return new Response(message, { status, statusText, headers: { "Content-Type": "text/plain; charset=utf-8", ...headers } });
+  return new Response(message, {
+    status,
+    statusText,
+    headers: { "Content-Type": "text/plain; charset=utf-8", ...headers },
+  });
 }
 
 /** Throws a 405 (with Allow) unless the request is a POST. */
 function requirePost(request: Request): void {
   if (!FORM_METHODS.includes(request.method.toUpperCase())) {
-    throw refusal(405, "Method Not Allowed", `${request.method} is not allowed here; send the form with POST.`, { Allow: PAGE_METHODS });
+    throw refusal(405, "Method Not Allowed", `${request.method} is not allowed here; send the form with POST.`, {
+      Allow: PAGE_METHODS,
+    });
   }
 }
 
@@ -28,7 +34,11 @@ export async function readForm(request: Request): Promise<FormData> {
   requirePost(request);
   const type = (request.headers.get("Content-Type") ?? "").split(";")[0]!.trim().toLowerCase();
   if (!FORM_TYPES.includes(type)) {
-    throw refusal(415, "Unsupported Media Type", "Send this form as application/x-www-form-urlencoded or multipart/form-data.");
+    throw refusal(
+      415,
+      "Unsupported Media Type",
+      "Send this form as application/x-www-form-urlencoded or multipart/form-data.",
+    );
   }
   try {
     return await request.formData();

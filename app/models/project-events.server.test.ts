@@ -8,7 +8,10 @@ import { eventStreamStart, openEventStreams, projectEventStream } from "./projec
 describe("eventStreamStart", () => {
   const start = (query: string, lastEventId?: string) =>
     eventStreamStart(
-      new Request(`http://app.test/projects/x/events${query}`, lastEventId === undefined ? {} : { headers: { "Last-Event-ID": lastEventId } }),
+      new Request(
+        `http://app.test/projects/x/events${query}`,
+        lastEventId === undefined ? {} : { headers: { "Last-Event-ID": lastEventId } },
+      ),
     );
   const status = (fn: () => unknown) => {
     try {
@@ -29,9 +32,16 @@ describe("eventStreamStart", () => {
 
   it("answers 400 for anything but a non-negative integer", () => {
     for (const bad of ["-1", "1.5", "abc", "", "1e3", "99999999999999999"]) {
-      expect(status(() => start(`?after=${encodeURIComponent(bad)}`)), `after=${bad}`).toBe(400);
+      expect(
+        status(() => start(`?after=${encodeURIComponent(bad)}`)),
+        `after=${bad}`,
+      ).toBe(400);
     }
-    for (const bad of ["-1", "x", "7 8"]) expect(status(() => start("?after=1", bad)), `Last-Event-ID ${bad}`).toBe(400);
+    for (const bad of ["-1", "x", "7 8"])
+      expect(
+        status(() => start("?after=1", bad)),
+        `Last-Event-ID ${bad}`,
+      ).toBe(400);
   });
 });
 
@@ -97,7 +107,11 @@ describe.each(availableDrivers())("projectEventStream on %s", (driver) => {
     const first = await append("one");
     const second = await append("two", { n: 2 });
 
-    const response = projectEventStream(t.database, { projectId: project.id, afterId: first.id, signal: new AbortController().signal });
+    const response = projectEventStream(t.database, {
+      projectId: project.id,
+      afterId: first.id,
+      signal: new AbortController().signal,
+    });
     const stream = reader(response);
     const replayed = await stream.nextOf("run-event");
     expect(replayed.id).toBe(String(second.id));

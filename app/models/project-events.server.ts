@@ -36,7 +36,10 @@ function parseEventId(value: string, name: string): number {
   const text = value.trim();
   const id = /^\d{1,16}$/.test(text) ? Number(text) : Number.NaN;
   if (!Number.isSafeInteger(id)) {
-    throw new Response(`${name} must be an event id (a non-negative integer)`, { status: 400, statusText: "Bad Request" });
+    throw new Response(`${name} must be an event id (a non-negative integer)`, {
+      status: 400,
+      statusText: "Bad Request",
+    });
   }
   return id;
 }

@@ -12,9 +12,8 @@ const dataDir = mkdtempSync(path.join(os.tmpdir(), "dyno-files-"));
 process.env.DYNO_DATA_DIR = dataDir;
 process.env.SANDBOX_PROVIDER = "local";
 process.env.LOCAL_SANDBOX_ISOLATION = "none";
-const { languageFor, listProjectFiles, projectSlug, readProjectFile, zipProject, MAX_VIEW_BYTES } = await import(
-  "./project-files.server"
-);
+const { languageFor, listProjectFiles, projectSlug, readProjectFile, zipProject, MAX_VIEW_BYTES } =
+  await import("./project-files.server");
 
 function localProject(title = "Todo App"): ProjectRef & { title: string } {
   const id = randomUUID();
@@ -58,7 +57,12 @@ afterAll(() => {
 });
 
 describe("a project no run has touched", () => {
-  const project: ProjectRef & { title: string } = { id: randomUUID(), title: "New", sandboxProvider: null, sandboxId: null };
+  const project: ProjectRef & { title: string } = {
+    id: randomUUID(),
+    title: "New",
+    sandboxProvider: null,
+    sandboxId: null,
+  };
 
   it("lists nothing and creates no workspace", async () => {
     expect(await listProjectFiles(project)).toEqual({ files: [], truncated: false });
@@ -141,7 +145,9 @@ describe("listing and reading", () => {
   it("highlights HTML, and a <script> in it comes out as escaped text", async () => {
     const file = await readProjectFile(project, "index.html");
     expect(file).toMatchObject({ path: "index.html", language: "xml", binary: false, truncated: false });
-    expect(file.bytes).toBe(Buffer.byteLength('<!doctype html>\n<h1 class="title">Todos</h1>\n<script>alert(1)</script>\n'));
+    expect(file.bytes).toBe(
+      Buffer.byteLength('<!doctype html>\n<h1 class="title">Todos</h1>\n<script>alert(1)</script>\n'),
+    );
     expect(file.html).toContain('<span class="hljs-tag">');
     expect(file.html).not.toContain("<script");
     expect(file.html).not.toContain("<h1");

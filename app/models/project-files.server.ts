@@ -152,7 +152,9 @@ export async function zipProject(
   if (sandbox) {
     const listing = await sandbox.listFiles("", { maxEntries: maxFiles });
     if (listing.truncated) {
-      notes.push(`The project has more than ${maxFiles} files; only the first ${maxFiles} (in tree order) are in this zip.`);
+      notes.push(
+        `The project has more than ${maxFiles} files; only the first ${maxFiles} (in tree order) are in this zip.`,
+      );
     }
     const location = await sandbox.preview().catch(() => null);
     const localRoot = location?.kind === "directory" ? location.path : null;
@@ -170,7 +172,8 @@ export async function zipProject(
         entries[`${folder}/${file}`] = read.data;
         total += read.data.length;
         if (read.truncated) notes.push(`${file}: cut to its first ${read.data.length} of ${read.bytes} bytes.`);
-        if (read.lossy) notes.push(`${file}: not valid UTF-8 text; copied as text, so its bytes may differ from the original.`);
+        if (read.lossy)
+          notes.push(`${file}: not valid UTF-8 text; copied as text, so its bytes may differ from the original.`);
       } catch (error) {
         if (!(error instanceof SandboxPathError || error instanceof SandboxFileError)) throw error;
         notes.push(`${file}: left out, ${error.message}.`);
@@ -256,7 +259,10 @@ function looksBinary(content: string): boolean {
 /** A sandbox that cannot be opened (Modal without credentials, …) answers 503 with the reason; other errors pass. */
 function unavailable(error: unknown): unknown {
   if (!(error instanceof SandboxUnavailableError)) return error;
-  return new Response(`The project's files are unavailable: ${error.message}`, { status: 503, statusText: "Service Unavailable" });
+  return new Response(`The project's files are unavailable: ${error.message}`, {
+    status: 503,
+    statusText: "Service Unavailable",
+  });
 }
 
 function fileNotFound(): Response {

@@ -17,7 +17,10 @@ export { MAX_TITLE_CHARS, ProjectTitle } from "./project-title";
 export async function requireProject(db: Db, userId: string, projectId: string | undefined): Promise<Project> {
   const [project] =
     projectId && isUuid(projectId)
-      ? await db.select().from(projects).where(and(eq(projects.id, projectId), eq(projects.userId, userId)))
+      ? await db
+          .select()
+          .from(projects)
+          .where(and(eq(projects.id, projectId), eq(projects.userId, userId)))
       : [];
   if (!project) throw new Response("Project not found", { status: 404, statusText: "Not Found" });
   return project;
@@ -45,7 +48,13 @@ export async function listProjects(db: Db, userId: string): Promise<ProjectSumma
     .orderBy(runs.projectId, desc(runs.createdAt))
     .as("last_run");
   const rows = await db
-    .select({ id: projects.id, title: projects.title, updatedAt: projects.updatedAt, status: lastRun.status, at: lastRun.at })
+    .select({
+      id: projects.id,
+      title: projects.title,
+      updatedAt: projects.updatedAt,
+      status: lastRun.status,
+      at: lastRun.at,
+    })
     .from(projects)
     .leftJoin(lastRun, eq(lastRun.projectId, projects.id))
     .where(eq(projects.userId, userId));
@@ -106,7 +115,9 @@ export async function deleteProject(db: Db, userId: string, projectId: string): 
     );
   }
   if (!(await runsEnded(db, stopping, STOP_BEFORE_DELETE_MS))) {
-    console.warn(`delete project ${project.id}: its runs did not stop within ${STOP_BEFORE_DELETE_MS / 1000} s; deleting anyway`);
+    console.warn(
+      `delete project ${project.id}: its runs did not stop within ${STOP_BEFORE_DELETE_MS / 1000} s; deleting anyway`,
+    );
   }
   if (project.sandboxProvider) {
     try {

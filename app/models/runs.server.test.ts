@@ -43,19 +43,29 @@ describe("startRun without a reachable engine", () => {
     const { db } = t.database;
     const { user } = await createBuilder(db);
     await expect(
-      models.startRun(db, { userId: user.id, projectId: "00000000-0000-4000-8000-000000000000", input: { prompt: "hi" }, model: "replay/todo-page" }),
+      models.startRun(db, {
+        userId: user.id,
+        projectId: "00000000-0000-4000-8000-000000000000",
+        input: { prompt: "hi" },
+        model: "replay/todo-page",
+      }),
     ).rejects.toBeInstanceOf(models.NotFoundError);
     await expect(
-      models.startRun(db, { userId: user.id, projectId: "../../etc", input: { prompt: "hi" }, model: "replay/todo-page" }),
+      models.startRun(db, {
+        userId: user.id,
+        projectId: "../../etc",
+        input: { prompt: "hi" },
+        model: "replay/todo-page",
+      }),
     ).rejects.toBeInstanceOf(models.NotFoundError);
   });
 
   it("refuses a prompt when no model is configured (AGENT_MODEL is unset here), before anything is written", async () => {
     const { db } = t.database;
     const { user, project } = await createBuilder(db);
-    await expect(models.startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "hi" } })).rejects.toBeInstanceOf(
-      models.ModelNotConfiguredError,
-    );
+    await expect(
+      models.startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "hi" } }),
+    ).rejects.toBeInstanceOf(models.ModelNotConfiguredError);
     expect(await db.select().from(runs).where(eq(runs.projectId, project.id))).toHaveLength(0);
   });
 });

@@ -60,7 +60,10 @@ export interface PromptRequest {
  * model configured the prompt is refused at once (ModelNotConfiguredError
  * names the variables to set) and nothing is written.
  */
-export async function recordPrompt(db: Db, { userId, projectId, input, model, onlyWhenIdle = false }: PromptRequest): Promise<Run> {
+export async function recordPrompt(
+  db: Db,
+  { userId, projectId, input, model, onlyWhenIdle = false }: PromptRequest,
+): Promise<Run> {
   if (!isUuid(projectId)) throw new NotFoundError("Project not found");
   const { prompt, mode, maxIterations } = PromptInput.parse(input);
   const modelSpec = parseModelSpec(env(), model ?? env().AGENT_MODEL).label;
@@ -129,7 +132,13 @@ export function startDemoRun(
   db: Db,
   { userId, projectId, onlyWhenIdle }: { userId: string; projectId: string; onlyWhenIdle?: boolean },
 ): Promise<Run> {
-  return startRun(db, { userId, projectId, input: { prompt: DEMO.prompt, mode: "build" }, model: DEMO.model, onlyWhenIdle });
+  return startRun(db, {
+    userId,
+    projectId,
+    input: { prompt: DEMO.prompt, mode: "build" },
+    model: DEMO.model,
+    onlyWhenIdle,
+  });
 }
 
 /**
@@ -145,7 +154,10 @@ export async function stopRun(
   { userId, runId }: { userId: string; runId: string },
 ): Promise<{ stopping: boolean; status: Run["status"] }> {
   const [run] = isUuid(runId)
-    ? await db.select().from(runs).where(and(eq(runs.id, runId), eq(runs.userId, userId)))
+    ? await db
+        .select()
+        .from(runs)
+        .where(and(eq(runs.id, runId), eq(runs.userId, userId)))
     : [];
   if (!run) throw new NotFoundError("Run not found");
   if (!(await markRunStopping(db, run))) {

@@ -1,5 +1,4 @@
-import type { LoaderFunctionArgs } from "@remix-run/node";
-import { redirect } from "@remix-run/node";
+import { type LoaderFunctionArgs, redirect } from "@remix-run/node";
 import { getUser } from "~/auth/session.server";
 
 /** The front door: your projects when signed in, the sign-in page otherwise. */

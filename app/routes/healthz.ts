@@ -15,7 +15,12 @@ export async function loader() {
     return Response.json({ ok: true, database: database.driver, ...streams });
   } catch (error) {
     return Response.json(
-      { ok: false, database: database.driver, ...streams, error: error instanceof Error ? error.message : String(error) },
+      {
+        ok: false,
+        database: database.driver,
+        ...streams,
+        error: error instanceof Error ? error.message : String(error),
+      },
       { status: 503 },
     );
   }

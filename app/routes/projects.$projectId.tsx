@@ -1,5 +1,4 @@
-import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from "@remix-run/node";
-import { data } from "@remix-run/node";
+import { type ActionFunctionArgs, type LoaderFunctionArgs, type MetaFunction, data } from "@remix-run/node";
 import { Form, Link, useActionData, useFetcher, useLoaderData, useRevalidator } from "@remix-run/react";
 import { useCallback, useEffect, useRef, useState } from "react";
 import { isFinished } from "../../db/run-status";
@@ -13,8 +12,8 @@ import { loadRunDetail } from "~/builder/run-detail.server";
 import { RunHistory } from "~/builder/run-history";
 import { Transcript } from "~/builder/transcript";
 import { AppHeader } from "~/components/app-header";
-import { RenameProject } from "~/components/rename-project";
 import { CodeView, FileTree, fileBrowserLinks } from "~/components/file-browser";
+import { RenameProject } from "~/components/rename-project";
 import { db } from "~/db.server";
 import { useProjectEvents, type ProjectEvent } from "~/hooks/use-project-events";
 import { readForm } from "~/http/form.server";
@@ -27,7 +26,9 @@ type View = (typeof VIEWS)[number];
 
 export const links = () => fileBrowserLinks;
 
-export const meta: MetaFunction<typeof loader> = ({ data }) => [{ title: `${data?.builder.project.title ?? "Project"} · Dyno` }];
+export const meta: MetaFunction<typeof loader> = ({ data }) => [
+  { title: `${data?.builder.project.title ?? "Project"} · Dyno` },
+];
 
 export async function loader({ request, params }: LoaderFunctionArgs) {
   const userId = await requireUserId(request);
@@ -76,7 +77,9 @@ function Builder() {
   const actionData = useActionData<typeof action>();
   const revalidator = useRevalidator();
   const stopper = useFetcher<typeof action>();
-  const [live, setLive] = useState<LiveRun | null>(() => (builder.live ? foldEvents(builder.live.seed, builder.live.events) : null));
+  const [live, setLive] = useState<LiveRun | null>(() =>
+    builder.live ? foldEvents(builder.live.seed, builder.live.events) : null,
+  );
   const [stopRequestedFor, setStopRequestedFor] = useState<string | null>(null);
   const [previewVersion, setPreviewVersion] = useState(0);
 
@@ -176,7 +179,14 @@ function Builder() {
           <div className="chat-scroll" ref={chatScroll}>
             <Transcript
               messages={builder.transcript}
-              live={live ? { runId: live.id, card: <LiveRunCard run={live} stopRequested={stopRequestedFor === live.id} onStop={stop} /> } : undefined}
+              live={
+                live
+                  ? {
+                      runId: live.id,
+                      card: <LiveRunCard run={live} stopRequested={stopRequestedFor === live.id} onStop={stop} />,
+                    }
+                  : undefined
+              }
             />
             {live?.status === "failed" ? (
               <Form method="post" className="retry">
@@ -193,7 +203,13 @@ function Builder() {
         <section className="work-pane" aria-label="Result">
           <nav className="tabs" aria-label="Views">
             {VIEWS.map((v) => (
-              <Link key={v} to={`?view=${v}`} preventScrollReset aria-current={view === v ? "page" : undefined} className="tab">
+              <Link
+                key={v}
+                to={`?view=${v}`}
+                preventScrollReset
+                aria-current={view === v ? "page" : undefined}
+                className="tab"
+              >
                 {v === "preview" ? "Preview" : v === "files" ? "Files" : `Runs (${builder.history.length})`}
               </Link>
             ))}
@@ -216,7 +232,13 @@ function Builder() {
               ) : (
                 <p className="empty">{files?.unavailable ?? "No files yet: the agent writes them when it builds."}</p>
               )}
-              {file ? <CodeView file={file} /> : fileError ? <p className="error">{fileError}</p> : files?.files.length ? <p className="empty">Pick a file to read it.</p> : null}
+              {file ? (
+                <CodeView file={file} />
+              ) : fileError ? (
+                <p className="error">{fileError}</p>
+              ) : files?.files.length ? (
+                <p className="empty">Pick a file to read it.</p>
+              ) : null}
             </div>
           ) : runDetail ? (
             <RunDetailView key={runDetail.summary.id} detail={runDetail} />
@@ -230,7 +252,8 @@ function Builder() {
 }
 
 function PreviewPanel({ url, version, onReload }: { url: string | null; version: number; onReload: () => void }) {
-  if (!url) return <p className="empty">Nothing to preview yet. Once the agent writes an index.html, the app shows here.</p>;
+  if (!url)
+    return <p className="empty">Nothing to preview yet. Once the agent writes an index.html, the app shows here.</p>;
   return (
     <div className="preview-panel">
       <div className="preview-bar">

@@ -1,7 +1,5 @@
-import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from "@remix-run/node";
-import { data, redirect } from "@remix-run/node";
+import { type ActionFunctionArgs, type LoaderFunctionArgs, type MetaFunction, data, redirect } from "@remix-run/node";
 import { Form, Link, useActionData, useLoaderData, useNavigation } from "@remix-run/react";
-import type { ProjectSummary } from "~/models/projects.server";
 import { ZodError } from "zod";
 import { requireUserId } from "~/auth/session.server";
 import { AppHeader } from "~/components/app-header";
@@ -11,7 +9,13 @@ import { RunStatusBadge } from "~/components/run-status";
 import { db } from "~/db.server";
 import { readForm } from "~/http/form.server";
 import { MAX_TITLE_CHARS } from "~/models/project-title";
-import { createProject, deleteProject, listProjects, renameProject } from "~/models/projects.server";
+import {
+  type ProjectSummary,
+  createProject,
+  deleteProject,
+  listProjects,
+  renameProject,
+} from "~/models/projects.server";
 
 export const meta: MetaFunction = () => [{ title: "Your projects · Dyno" }];
 
@@ -43,7 +47,10 @@ export async function action({ request }: ActionFunctionArgs) {
     return data({ ok: false as const, intent, projectId, message: "Unknown action." }, { status: 400 });
   } catch (error) {
     if (error instanceof ZodError) {
-      return data({ ok: false as const, intent, projectId, message: error.issues.map((i) => i.message).join(" ") }, { status: 400 });
+      return data(
+        { ok: false as const, intent, projectId, message: error.issues.map((i) => i.message).join(" ") },
+        { status: 400 },
+      );
     }
     throw error;
   }
@@ -103,7 +110,11 @@ export default function Projects() {
                       {project.title}
                     </Link>
                     <div className="muted">
-                      {project.lastRunStatus ? <RunStatusBadge status={project.lastRunStatus} /> : <span className="badge">No runs yet</span>}{" "}
+                      {project.lastRunStatus ? (
+                        <RunStatusBadge status={project.lastRunStatus} />
+                      ) : (
+                        <span className="badge">No runs yet</span>
+                      )}{" "}
                       Last activity <RelativeTime date={project.lastActivityAt} />
                     </div>
                   </div>
@@ -111,9 +122,18 @@ export default function Projects() {
                     <RenameProject
                       projectId={project.id}
                       title={project.title}
-                      error={result && !result.ok && result.intent === "rename" && result.projectId === project.id ? result.message : undefined}
+                      error={
+                        result && !result.ok && result.intent === "rename" && result.projectId === project.id
+                          ? result.message
+                          : undefined
+                      }
                     />
-                    <Link to={`?delete=${project.id}`} preventScrollReset className="action-link" aria-label={`Delete ${project.title}…`}>
+                    <Link
+                      to={`?delete=${project.id}`}
+                      preventScrollReset
+                      className="action-link"
+                      aria-label={`Delete ${project.title}…`}
+                    >
                       Delete…
                     </Link>
                     {result && result.projectId === project.id && !(result.intent === "rename" && !result.ok) ? (

@@ -1,5 +1,4 @@
-import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from "@remix-run/node";
-import { data, redirect } from "@remix-run/node";
+import { type ActionFunctionArgs, type LoaderFunctionArgs, type MetaFunction, data, redirect } from "@remix-run/node";
 import { useActionData, useSearchParams } from "@remix-run/react";
 import { authFormError, readCredentials } from "~/auth/form.server";
 import { TooManyAttemptsError } from "~/auth/rate-limit.server";
@@ -29,5 +28,12 @@ export async function action({ request, context }: ActionFunctionArgs) {
 export default function Signup() {
   const result = useActionData<typeof action>();
   const [params] = useSearchParams();
-  return <AuthForm mode="signup" redirectTo={params.get("redirectTo") ?? "/projects"} error={result?.error} email={result?.email} />;
+  return (
+    <AuthForm
+      mode="signup"
+      redirectTo={params.get("redirectTo") ?? "/projects"}
+      error={result?.error}
+      email={result?.email}
+    />
+  );
 }

@@ -3,6 +3,7 @@
  * from the validated environment: the database, the model for a run's model
  * spec, the project's sandbox, and the bounds.
  */
+import type { ClientRegistry } from "@boundaryml/baml";
 import { eq } from "drizzle-orm";
 import { durationMs, env, type Env } from "../../app/env.server";
 import { getDatabase } from "../../db";
@@ -13,7 +14,6 @@ import { demoReplayBaseUrl } from "./demo";
 import { createClientRegistry } from "./model/client";
 import { parseModelSpec, type ModelConfig } from "./model/config";
 import type { ToolLimits } from "./tools";
-import type { ClientRegistry } from "@boundaryml/baml";
 
 export interface AgentContext {
   database: Database;

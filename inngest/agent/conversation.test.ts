@@ -3,7 +3,12 @@ import type { AgentEntry } from "../../db/schema";
 import { MAX_TURN_CHARS, renderConversation } from "./conversation";
 
 let nextId = 1;
-function entry(runId: string, iteration: number, kind: AgentEntry["kind"], payload: Record<string, unknown>): AgentEntry {
+function entry(
+  runId: string,
+  iteration: number,
+  kind: AgentEntry["kind"],
+  payload: Record<string, unknown>,
+): AgentEntry {
   return { id: nextId++, runId, projectId: "p", iteration, kind, payload, createdAt: new Date() };
 }
 
@@ -30,7 +35,11 @@ describe("renderConversation", () => {
       entry("r1", 1, "action", { problem: "unparseable", raw: "Sure thing!" }),
       entry("r1", 1, "result", { problem: "unparseable", ok: false, content: "Reply with one JSON object." }),
     ]);
-    expect(turns.map((t) => t.content)).toEqual(["go", "Sure thing!", "Your last reply could not be used: Reply with one JSON object."]);
+    expect(turns.map((t) => t.content)).toEqual([
+      "go",
+      "Sure thing!",
+      "Your last reply could not be used: Reply with one JSON object.",
+    ]);
   });
 
   it("tells the model about a stop and an action that never ran, merged into the next user turn", () => {
@@ -41,7 +50,9 @@ describe("renderConversation", () => {
       entry("r2", 0, "user", { prompt: "second" }),
     ]);
     expect(turns.map((t) => t.role)).toEqual(["user", "assistant", "user"]);
-    expect(turns[2]!.content).toBe("(This action did not run: the run ended before it.)\n\n[The builder stopped that run.]\n\nsecond");
+    expect(turns[2]!.content).toBe(
+      "(This action did not run: the run ended before it.)\n\n[The builder stopped that run.]\n\nsecond",
+    );
   });
 
   it("caps a huge turn, keeping its start and end", () => {

@@ -56,7 +56,8 @@ export function renderConversation(entries: readonly AgentEntry[]): Conversation
     }
     const next = entries[index + 1];
     const actionWithoutResult =
-      entry.kind === "action" && !(next && next.kind === "result" && next.runId === entry.runId && next.iteration === entry.iteration);
+      entry.kind === "action" &&
+      !(next && next.kind === "result" && next.runId === entry.runId && next.iteration === entry.iteration);
     if (actionWithoutResult) {
       turns.push({ role: "user", content: "(This action did not run: the run ended before it.)" });
     }

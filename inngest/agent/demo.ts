@@ -10,7 +10,8 @@ import { startReplayServer } from "../../model-replay/server";
 
 // The script's own prompt: the replay server starts the script over at it, so every demo run replays from the start.
 const { name, prompt } = parseReplayScript(demoScript, `replay script ${DEMO_SCRIPT}.json`);
-if (name !== DEMO_SCRIPT || !prompt) throw new Error(`The demo script ${DEMO_SCRIPT}.json must be named "${DEMO_SCRIPT}" and have a prompt.`);
+if (name !== DEMO_SCRIPT || !prompt)
+  throw new Error(`The demo script ${DEMO_SCRIPT}.json must be named "${DEMO_SCRIPT}" and have a prompt.`);
 
 export const DEMO = {
   model: `replay/${DEMO_SCRIPT}`,

@@ -17,7 +17,13 @@ export interface TokenUsage {
 /** Upserts an entry; its text is saved Postgres-safe (db/pg-safe.ts). */
 export async function saveEntry(
   db: Pick<Db, "insert">,
-  unsafeEntry: { runId: string; projectId: string; iteration: number; kind: AgentEntryKind; payload: Record<string, unknown> },
+  unsafeEntry: {
+    runId: string;
+    projectId: string;
+    iteration: number;
+    kind: AgentEntryKind;
+    payload: Record<string, unknown>;
+  },
 ): Promise<void> {
   const entry = pgSafe(unsafeEntry);
   await db
@@ -29,7 +35,12 @@ export async function saveEntry(
     });
 }
 
-export async function findEntry(db: Db, runId: string, iteration: number, kind: AgentEntryKind): Promise<AgentEntry | undefined> {
+export async function findEntry(
+  db: Db,
+  runId: string,
+  iteration: number,
+  kind: AgentEntryKind,
+): Promise<AgentEntry | undefined> {
   const [entry] = await db
     .select()
     .from(agentEntries)

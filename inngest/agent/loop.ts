@@ -11,9 +11,7 @@ import { act, nameProject, savedReply, startAgentRun, think } from "./steps";
 export type StepRunner = <T>(id: string, fn: () => Promise<T>) => Promise<T>;
 
 export type LoopOutcome =
-  | { runId: string; skipped: string }
-  | { runId: string; stoppedAt: number }
-  | { runId: string; iterations: number };
+  { runId: string; skipped: string } | { runId: string; stoppedAt: number } | { runId: string; iterations: number };
 
 export async function runAgentLoop(agent: AgentContext, runId: string, step: StepRunner): Promise<LoopOutcome> {
   const { db } = agent.database;
@@ -45,7 +43,11 @@ export async function runAgentLoop(agent: AgentContext, runId: string, step: Ste
   }
 
   await step("finish", () =>
-    failRun(db, runId, `The agent used all ${run.maxIterations} iterations without finishing. Send another prompt to continue.`),
+    failRun(
+      db,
+      runId,
+      `The agent used all ${run.maxIterations} iterations without finishing. Send another prompt to continue.`,
+    ),
   );
   return { runId, iterations: run.maxIterations };
 }

@@ -38,7 +38,10 @@ beforeAll(async () => {
     port: 0,
   });
   dataDir = mkdtempSync(path.join(os.tmpdir(), "dyno-steps-"));
-  agent = createAgentContext(parseEnv({ DYNO_DATA_DIR: dataDir, AGENT_BASE_URL: replay.url, BAML_LOG: "error" }), t.database);
+  agent = createAgentContext(
+    parseEnv({ DYNO_DATA_DIR: dataDir, AGENT_BASE_URL: replay.url, BAML_LOG: "error" }),
+    t.database,
+  );
 });
 
 afterAll(async () => {
@@ -52,9 +55,21 @@ async function newRun() {
   const { user, project } = await createBuilder(db);
   const [run] = await db
     .insert(runs)
-    .values({ userId: user.id, projectId: project.id, prompt: "append a line", model: "openai-compatible/append", maxIterations: 5 })
+    .values({
+      userId: user.id,
+      projectId: project.id,
+      prompt: "append a line",
+      model: "openai-compatible/append",
+      maxIterations: 5,
+    })
     .returning();
-  await saveEntry(db, { runId: run!.id, projectId: project.id, iteration: 0, kind: "user", payload: { prompt: "append a line" } });
+  await saveEntry(db, {
+    runId: run!.id,
+    projectId: project.id,
+    iteration: 0,
+    kind: "user",
+    payload: { prompt: "append a line" },
+  });
   return { run: await startAgentRun(agent, run!.id), project };
 }
 

@@ -25,8 +25,8 @@ import {
   type AgentAction,
   type NextActionResult,
 } from "./model/next-action";
-import { stoppedBy, watchForStop } from "./stop-signal";
 import { stepOutput } from "./step-output";
+import { stoppedBy, watchForStop } from "./stop-signal";
 import { describeAction, runTool, type ToolOutcome } from "./tools";
 import { unstorableTarget } from "./unstorable-action";
 
@@ -95,7 +95,13 @@ export async function nameProject(agent: AgentContext, run: AgentRun): Promise<{
       .update(projects)
       .set({ title: pgSafeText(title), updatedAt: new Date() })
       .where(and(eq(projects.id, run.projectId), eq(projects.title, UNTITLED_PROJECT)));
-    await appendRunEvent(tx, { runId: run.id, projectId: run.projectId, type: "title", dedupeKey: "title", data: { title } });
+    await appendRunEvent(tx, {
+      runId: run.id,
+      projectId: run.projectId,
+      type: "title",
+      dedupeKey: "title",
+      data: { title },
+    });
   });
   return { title };
 }
@@ -138,7 +144,10 @@ async function askModel(agent: AgentContext, run: AgentRun, iteration: number): 
   try {
     const { config, registry } = await agent.model(run.model);
     const sandbox = await agent.sandbox(run.projectId);
-    const files = await sandbox.listFiles().then((l) => l.files, () => []);
+    const files = await sandbox.listFiles().then(
+      (l) => l.files,
+      () => [],
+    );
     const [snapshot] = await db.select({ todos: runs.todos }).from(runs).where(eq(runs.id, run.id));
     const conversation = renderConversation(await projectEntries(db, run.projectId));
     const timeout = AbortSignal.timeout(agent.modelTimeoutMs);
@@ -160,14 +169,17 @@ async function askModel(agent: AgentContext, run: AgentRun, iteration: number): 
       });
     } catch (error) {
       if (stoppedBy(watch.signal)) return { next: "stop" };
-      if (timeout.aborted) throw new RunRetryableError(`The model did not answer within ${agent.modelTimeoutMs / 1000} s.`);
+      if (timeout.aborted)
+        throw new RunRetryableError(`The model did not answer within ${agent.modelTimeoutMs / 1000} s.`);
       // A bad key or an unknown model will not get better by retrying the step.
       if (isPermanentModelError(error)) {
         throw new RunFailedError(`The model server refused the request (${config.label}): ${providerMessage(error)}`);
       }
       // Retried already (withModelRetry); the step's own retries may still find the server back.
       if (isModelError(error)) {
-        throw new RunRetryableError(`The model server did not answer (${config.label}): ${providerMessage(error)}`, { cause: error });
+        throw new RunRetryableError(`The model server did not answer (${config.label}): ${providerMessage(error)}`, {
+          cause: error,
+        });
       }
       throw error;
     }
@@ -179,7 +191,12 @@ async function askModel(agent: AgentContext, run: AgentRun, iteration: number): 
   }
 }
 
-async function saveThought(agent: AgentContext, run: AgentRun, iteration: number, result: NextActionResult): Promise<Thought> {
+async function saveThought(
+  agent: AgentContext,
+  run: AgentRun,
+  iteration: number,
+  result: NextActionResult,
+): Promise<Thought> {
   const { db } = agent.database;
   const base = { runId: run.id, projectId: run.projectId, iteration };
   const event = (type: string, key: string, data: Record<string, unknown>) => ({
@@ -196,12 +213,27 @@ async function saveThought(agent: AgentContext, run: AgentRun, iteration: number
       let written;
       if (!result.ok) {
         const tool = result.problem === "unknown_tool" ? "unknown_tool" : "invalid_output";
-        await saveEntry(tx, { ...base, kind: "action", payload: { problem: result.problem, raw: result.raw, usage: result.usage } });
-        await saveEntry(tx, { ...base, kind: "result", payload: { problem: result.problem, ok: false, content: result.error } });
-        written = await appendRunEvent(tx, event("tool_result", "result", { tool, ok: false, summary: result.error.split("\n")[0] }));
+        await saveEntry(tx, {
+          ...base,
+          kind: "action",
+          payload: { problem: result.problem, raw: result.raw, usage: result.usage },
+        });
+        await saveEntry(tx, {
+          ...base,
+          kind: "result",
+          payload: { problem: result.problem, ok: false, content: result.error },
+        });
+        written = await appendRunEvent(
+          tx,
+          event("tool_result", "result", { tool, ok: false, summary: result.error.split("\n")[0] }),
+        );
         thought = { next: "repair" };
       } else if (result.action.tool === "reply_to_user") {
-        await saveEntry(tx, { ...base, kind: "reply", payload: { message: result.action.message, usage: result.usage } });
+        await saveEntry(tx, {
+          ...base,
+          kind: "reply",
+          payload: { message: result.action.message, usage: result.usage },
+        });
         written = await appendRunEvent(tx, event("reply", "reply", { message: result.action.message }), {
           currentTool: null,
           toolDescription: null,
@@ -210,7 +242,11 @@ async function saveThought(agent: AgentContext, run: AgentRun, iteration: number
       } else {
         const description = describeAction(result.action);
         const refused = unstorableTarget(result.action);
-        await saveEntry(tx, { ...base, kind: "action", payload: { action: result.action, usage: result.usage, ...(refused ? { refused } : {}) } });
+        await saveEntry(tx, {
+          ...base,
+          kind: "action",
+          payload: { action: result.action, usage: result.usage, ...(refused ? { refused } : {}) },
+        });
         written = await appendRunEvent(tx, event("tool_call", "call", { tool: result.action.tool, description }), {
           currentTool: result.action.tool,
           toolDescription: description,
@@ -235,7 +271,10 @@ async function saveThought(agent: AgentContext, run: AgentRun, iteration: number
  */
 function savingThrough<T>(run: AgentRun, step: string, save: () => Promise<T>): Promise<T> {
   return retryOnConnectionError(save, {
-    onRetry: (code, attempt) => console.warn(`${step} of run ${run.id}: the database connection failed (${code}); saving again (attempt ${attempt + 1})`),
+    onRetry: (code, attempt) =>
+      console.warn(
+        `${step} of run ${run.id}: the database connection failed (${code}); saving again (attempt ${attempt + 1})`,
+      ),
   });
 }
 
@@ -260,7 +299,11 @@ export async function act(agent: AgentContext, run: AgentRun, iteration: number)
     const outcome: ToolOutcome =
       typeof refused === "string"
         ? { ok: false, content: `Error: ${refused}`, summary: refused.split("\n")[0]!.slice(0, 100), filesChanged: [] }
-        : await runTool(await agent.sandbox(run.projectId), action, { mode: run.mode, signal: watch.signal, limits: agent.limits });
+        : await runTool(await agent.sandbox(run.projectId), action, {
+            mode: run.mode,
+            signal: watch.signal,
+            limits: agent.limits,
+          });
     // The tool has run: if its result cannot be saved for a few seconds, retrying the whole step would run it again.
     await savingThrough(run, `act-${iteration}`, () => saveOutcome(agent, run, iteration, action, outcome));
     return { next: outcome.stopped || stoppedBy(watch.signal) ? "stop" : "think" };
@@ -269,7 +312,13 @@ export async function act(agent: AgentContext, run: AgentRun, iteration: number)
   }
 }
 
-async function saveOutcome(agent: AgentContext, run: AgentRun, iteration: number, action: AgentAction, outcome: ToolOutcome) {
+async function saveOutcome(
+  agent: AgentContext,
+  run: AgentRun,
+  iteration: number,
+  action: AgentAction,
+  outcome: ToolOutcome,
+) {
   const { db } = agent.database;
   const key = (name: string) => `${name}-${iteration}`;
   const event = (type: string, data: Record<string, unknown>) => ({
@@ -285,12 +334,27 @@ async function saveOutcome(agent: AgentContext, run: AgentRun, iteration: number
       projectId: run.projectId,
       iteration,
       kind: "result",
-      payload: { tool: action.tool, ok: outcome.ok, content: outcome.content, summary: outcome.summary, stopped: !!outcome.stopped },
+      payload: {
+        tool: action.tool,
+        ok: outcome.ok,
+        content: outcome.content,
+        summary: outcome.summary,
+        stopped: !!outcome.stopped,
+      },
     });
-    await appendRunEvent(tx, event("tool_result", { tool: action.tool, ok: outcome.ok, summary: outcome.summary, output: stepOutput(outcome.content) }), {
-      currentTool: null,
-      toolDescription: null,
-    });
+    await appendRunEvent(
+      tx,
+      event("tool_result", {
+        tool: action.tool,
+        ok: outcome.ok,
+        summary: outcome.summary,
+        output: stepOutput(outcome.content),
+      }),
+      {
+        currentTool: null,
+        toolDescription: null,
+      },
+    );
     if (outcome.todos) {
       await appendRunEvent(tx, event("todos", { todos: outcome.todos }), { todos: outcome.todos as Todo[] });
     }

@@ -19,22 +19,38 @@ afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
 describe("runTool", () => {
   it("refuses changes in ask mode and changes nothing", async () => {
-    const outcome = await runTool(sandbox, { tool: "write_file", path: "x.txt", content: "x" }, { mode: "ask", limits });
+    const outcome = await runTool(
+      sandbox,
+      { tool: "write_file", path: "x.txt", content: "x" },
+      { mode: "ask", limits },
+    );
     expect(outcome).toMatchObject({ ok: false, filesChanged: [] });
     expect(outcome.content).toMatch(/not available in ask mode/);
     expect((await sandbox.listFiles()).files).not.toContain("x.txt");
   });
 
   it("reports files a command created, and a failing command as a failed result", async () => {
-    const made = await runTool(sandbox, { tool: "run_command", command: "mkdir -p src && echo hi > src/new.txt" }, { mode: "build", limits });
+    const made = await runTool(
+      sandbox,
+      { tool: "run_command", command: "mkdir -p src && echo hi > src/new.txt" },
+      { mode: "build", limits },
+    );
     expect(made).toMatchObject({ ok: true, summary: "Exit code 0", filesChanged: ["src/new.txt"] });
-    const failed = await runTool(sandbox, { tool: "run_command", command: "echo oops >&2; exit 4" }, { mode: "build", limits });
+    const failed = await runTool(
+      sandbox,
+      { tool: "run_command", command: "echo oops >&2; exit 4" },
+      { mode: "build", limits },
+    );
     expect(failed).toMatchObject({ ok: false, summary: "Exit code 4" });
     expect(failed.content).toMatch(/exited with code 4[\s\S]*stderr:\noops/);
   });
 
   it("turns a hostile path into an error result, not an exception", async () => {
-    const outcome = await runTool(sandbox, { tool: "write_file", path: "../../../x", content: "x" }, { mode: "build", limits });
+    const outcome = await runTool(
+      sandbox,
+      { tool: "write_file", path: "../../../x", content: "x" },
+      { mode: "build", limits },
+    );
     expect(outcome.ok).toBe(false);
     expect(outcome.content).toMatch(/^Error: /);
     expect(existsSync(path.join(dataDir, "x"))).toBe(false);
@@ -43,7 +59,11 @@ describe("runTool", () => {
   it("marks a command killed by a stop as stopped", async () => {
     const stop = new AbortController();
     setTimeout(() => stop.abort("stopped"), 200);
-    const outcome = await runTool(sandbox, { tool: "run_command", command: "sleep 30" }, { mode: "build", limits, signal: stop.signal });
+    const outcome = await runTool(
+      sandbox,
+      { tool: "run_command", command: "sleep 30" },
+      { mode: "build", limits, signal: stop.signal },
+    );
     expect(outcome).toMatchObject({ ok: false, stopped: true, summary: "Killed (run stopped)" });
   });
 });
@@ -64,12 +84,18 @@ describe("run_command under the sandbox's limits", () => {
     const outcome = await runTool(limited, { tool: "run_command", command: hog }, { mode: "build", limits });
     expect(outcome).toMatchObject({ ok: false, summary: "Killed: memory limit (64 MiB) reached" });
     expect(outcome.content).toMatch(/was killed: memory limit \(64 MiB\) reached/);
-    const filler = await runTool(limited, { tool: "run_command", command: "head -c 100000000 /dev/zero > fill" }, { mode: "build", limits });
+    const filler = await runTool(
+      limited,
+      { tool: "run_command", command: "head -c 100000000 /dev/zero > fill" },
+      { mode: "build", limits },
+    );
     expect(filler).toMatchObject({ ok: false, summary: "Killed: disk limit (32 MiB) reached" });
     const bomb = "f() { if [ $1 -gt 0 ]; then f $(($1 - 1)) & f $(($1 - 1)); wait; else sleep 20; fi; }; f 7";
     const forks = await runTool(limited, { tool: "run_command", command: bomb }, { mode: "build", limits });
     expect(forks).toMatchObject({ ok: false, summary: "Killed: process limit (32 processes) reached" });
-    expect(await runTool(limited, { tool: "run_command", command: "rm fill; echo fine" }, { mode: "build", limits })).toMatchObject({
+    expect(
+      await runTool(limited, { tool: "run_command", command: "rm fill; echo fine" }, { mode: "build", limits }),
+    ).toMatchObject({
       ok: true,
       summary: "Exit code 0",
     });
@@ -85,7 +111,9 @@ describe("run_command under the sandbox's limits", () => {
 
 describe("describeAction", () => {
   it("says in one line what an action does", () => {
-    expect(describeAction({ tool: "write_file", path: "index.html", content: "x".repeat(2048) })).toBe("Write index.html (2.0 KiB)");
+    expect(describeAction({ tool: "write_file", path: "index.html", content: "x".repeat(2048) })).toBe(
+      "Write index.html (2.0 KiB)",
+    );
     expect(describeAction({ tool: "run_command", command: "npm test\n  --silent" })).toBe("Run `npm test --silent`");
     expect(
       describeAction({

@@ -4,7 +4,13 @@
  * failing command is something for the model to fix, not a crashed run.
  */
 import type { Todo } from "../../db/schema";
-import { SandboxFileError, SandboxPathError, SandboxUnavailableError, type ExecResult, type Sandbox } from "../../sandbox";
+import {
+  SandboxFileError,
+  SandboxPathError,
+  SandboxUnavailableError,
+  type ExecResult,
+  type Sandbox,
+} from "../../sandbox";
 import type { AgentAction, AgentMode } from "./model/next-action";
 
 export interface ToolLimits {
@@ -149,7 +155,12 @@ export async function runTool(
           file.truncated ? `[… truncated: the file has ${file.bytes} bytes …]` : "",
         ].filter(Boolean);
         const note = notes.length ? `\n${notes.join("\n")}` : "";
-        return { ok: true, content: `${file.path}:\n${file.content}${note}`, summary: `Read ${file.path} (${kib(file.bytes)})`, ...none };
+        return {
+          ok: true,
+          content: `${file.path}:\n${file.content}${note}`,
+          summary: `Read ${file.path} (${kib(file.bytes)})`,
+          ...none,
+        };
       }
       case "list_files": {
         const list = await sandbox.listFiles(action.path ?? undefined);
@@ -173,7 +184,13 @@ export async function runTool(
         const created = [...after].filter((path) => !before.has(path));
         const ok = result.exitCode === 0 && !result.timedOut && !result.aborted && !result.limit;
         const summary = execSummary(result);
-        return { ok, content: formatExec(action.command, result), summary, filesChanged: created, stopped: result.aborted };
+        return {
+          ok,
+          content: formatExec(action.command, result),
+          summary,
+          filesChanged: created,
+          stopped: result.aborted,
+        };
       }
       case "todo_write": {
         const todos = action.todos.map((t) => ({ id: t.id, content: t.content, status: t.status }));
@@ -184,7 +201,11 @@ export async function runTool(
         throw new Error("reply_to_user is not a tool to run");
     }
   } catch (error) {
-    if (error instanceof SandboxPathError || error instanceof SandboxFileError || error instanceof SandboxUnavailableError) {
+    if (
+      error instanceof SandboxPathError ||
+      error instanceof SandboxFileError ||
+      error instanceof SandboxUnavailableError
+    ) {
       return { ok: false, content: `Error: ${error.message}`, summary: oneLine(error.message), ...none };
     }
     throw error;

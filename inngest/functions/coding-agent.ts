@@ -3,8 +3,8 @@ import { db } from "../../db";
 import { createAgentContext, type AgentContext } from "../agent/context";
 import { runAgentLoop } from "../agent/loop";
 import { agentPrompt, agentStop, inngest } from "../client";
-import { recordRunFailure } from "../run-failure";
 import { retryDecision, STEP_RETRIES } from "../retry-policy";
+import { recordRunFailure } from "../run-failure";
 import { markRunResuming } from "../run-lifecycle";
 
 const { AGENT_RUN_TIMEOUT } = env();
@@ -39,16 +39,19 @@ export const codingAgent = inngest.createFunction(
   },
   async ({ event, step, attempt }) => {
     const { runId } = event.data;
-    return runAgentLoop(agent(), runId, (id, fn) =>
-      step.run(id, async () => {
-        try {
-          // A retry runs one step per call (memoized ones replay): this is the step that was interrupted.
-          if (attempt > 0) await markRunResuming(agent().database.db, runId, { step: id, attempt: attempt + 1 });
-          return await fn();
-        } catch (error) {
-          throw retryDecision(error, attempt);
-        }
-      }) as Promise<Awaited<ReturnType<typeof fn>>>,
+    return runAgentLoop(
+      agent(),
+      runId,
+      (id, fn) =>
+        step.run(id, async () => {
+          try {
+            // A retry runs one step per call (memoized ones replay): this is the step that was interrupted.
+            if (attempt > 0) await markRunResuming(agent().database.db, runId, { step: id, attempt: attempt + 1 });
+            return await fn();
+          } catch (error) {
+            throw retryDecision(error, attempt);
+          }
+        }) as Promise<Awaited<ReturnType<typeof fn>>>,
     );
   },
 );

@@ -180,7 +180,8 @@ export async function engineApps(engineUrl: string): Promise<EngineApp[]> {
     signal: AbortSignal.timeout(5_000),
   });
   const result = (await response.json()) as { data?: { apps: EngineApp[] }; errors?: { message: string }[] };
-  if (!result.data) throw new Error(`the engine's apps query failed: ${result.errors?.map((e) => e.message).join("; ")}`);
+  if (!result.data)
+    throw new Error(`the engine's apps query failed: ${result.errors?.map((e) => e.message).join("; ")}`);
   return result.data.apps;
 }
 
@@ -255,5 +256,7 @@ async function waitUntilReady(
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
   await engine.stop();
-  throw new Error(`The Inngest engine was not ready after ${readyTimeoutMs} ms (${lastProblem}):\n${engine.log().slice(-4000)}`);
+  throw new Error(
+    `The Inngest engine was not ready after ${readyTimeoutMs} ms (${lastProblem}):\n${engine.log().slice(-4000)}`,
+  );
 }

@@ -9,7 +9,18 @@
  * See docs/decisions/001-inngest-engine-from-go-source.md for why.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import os from "node:os";
 import path from "node:path";
 
@@ -82,7 +93,9 @@ async function buildEngine(target: string, log: Log): Promise<void> {
     );
   }
   const started = Date.now();
-  log(`building Inngest engine v${INNGEST_ENGINE_VERSION} from Go module source (once; cached in ${path.dirname(target)})`);
+  log(
+    `building Inngest engine v${INNGEST_ENGINE_VERSION} from Go module source (once; cached in ${path.dirname(target)})`,
+  );
   log(`using ${goVersion.stdout.trim()}`);
 
   const work = mkdtempSync(path.join(os.tmpdir(), "dyno-inngest-build-"));

@@ -66,13 +66,16 @@ describe("browser smoke", () => {
     const { db } = stack.database;
     const { user, project } = await createBuilder(db);
     const run = await createQueuedRun(db, { userId: user.id, projectId: project.id });
-    const append = async (type: string) => (await appendRunEvent(db, { runId: run.id, projectId: project.id, type }))!.id;
+    const append = async (type: string) =>
+      (await appendRunEvent(db, { runId: run.id, projectId: project.id, type }))!.id;
     const cookie = await signedInCookie(user.id);
     // The browser goes through a proxy, so the test can cut its connection.
     const proxy = await startTcpProxy(stack.app.url);
     const context = await browser.newContext();
     try {
-      await context.addCookies([{ name: "__dyno_session", value: cookie.slice(cookie.indexOf("=") + 1), url: proxy.url }]);
+      await context.addCookies([
+        { name: "__dyno_session", value: cookie.slice(cookie.indexOf("=") + 1), url: proxy.url },
+      ]);
       const page = await context.newPage();
       await page.goto(`${proxy.url}/healthz`);
       const first = await append("one");
@@ -81,7 +84,9 @@ describe("browser smoke", () => {
         w.received = [];
         w.states = [];
         w.source = new EventSource(url);
-        w.source.addEventListener("run-event", (e) => w.received.push(`${(e as MessageEvent).lastEventId}:${JSON.parse((e as MessageEvent).data).type}`));
+        w.source.addEventListener("run-event", (e) =>
+          w.received.push(`${(e as MessageEvent).lastEventId}:${JSON.parse((e as MessageEvent).data).type}`),
+        );
         w.source.addEventListener("error", () => w.states.push(w.source.readyState));
       }, `/projects/${project.id}/events?after=0`);
       const received = () => page.evaluate(() => (window as unknown as { received: string[] }).received);
@@ -97,7 +102,8 @@ describe("browser smoke", () => {
       await expect.poll(received).toEqual([`${first}:one`, `${second}:two`, `${third}:three`]);
       await page.evaluate(() => (window as unknown as { source: EventSource }).source.close());
       // Both the dropped stream and the closed one were released on the server.
-      const health = async () => ((await (await fetch(`${stack.app.url}/healthz`)).json()) as { eventStreams: number }).eventStreams;
+      const health = async () =>
+        ((await (await fetch(`${stack.app.url}/healthz`)).json()) as { eventStreams: number }).eventStreams;
       await expect.poll(health).toBe(0);
     } finally {
       await context.close();

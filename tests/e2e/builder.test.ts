@@ -123,7 +123,10 @@ describe("the builder in a browser", () => {
         async () => {
           if ((await liveCard().count()) === 0) return false;
           seen.add(await iterationShown());
-          const now = await liveCard().locator(".live-now").textContent().catch(() => null);
+          const now = await liveCard()
+            .locator(".live-now")
+            .textContent()
+            .catch(() => null);
           if (now) tools.add(now);
           if (seen.size === 3) await screenshot(page, "builder-during-run");
           return (await liveStatus()) === "complete";
@@ -133,25 +136,50 @@ describe("the builder in a browser", () => {
       .toBe(true);
     const partial = [...seen].filter((n) => n > 0 && n < 7);
     expect(partial.length, `iterations seen while running: ${[...seen].join(", ")}`).toBeGreaterThanOrEqual(2);
-    expect([...tools].some((t) => /run_command\s*Run `sleep 1\.5 && ls`/.test(t)), [...tools].join(" | ")).toBe(true);
+    expect(
+      [...tools].some((t) => /run_command\s*Run `sleep 1\.5 && ls`/.test(t)),
+      [...tools].join(" | "),
+    ).toBe(true);
     expect(await iterationShown()).toBe(7);
     expect(await liveCard().locator(".live-progress label").textContent()).toBe("Done in 7 iterations");
     await expect.poll(() => liveCard().locator(".todo-completed").count()).toBe(2);
-    expect(await liveCard().locator(".changed-files li").allTextContents()).toEqual(["app.js", "index.html", "style.css"]);
+    expect(await liveCard().locator(".changed-files li").allTextContents()).toEqual([
+      "app.js",
+      "index.html",
+      "style.css",
+    ]);
 
     // The box opens again; the reply is rendered as Markdown.
     await expect.poll(() => page.getByRole("textbox", { name: "Prompt" }).isDisabled()).toBe(false);
     const reply = page.locator(".message-assistant").last();
     await expect.poll(() => reply.locator("strong").textContent()).toBe("a greeting page");
     expect(await reply.locator("li code").allTextContents()).toEqual(["index.html", "style.css"]);
-    expect(await page.locator(".message-user").last().textContent()).toContain("Build a page that greets me\nin indigo");
+    expect(await page.locator(".message-user").last().textContent()).toContain(
+      "Build a page that greets me\nin indigo",
+    );
 
     // The preview shows the built page, styled and with its script run.
     const preview = page.frameLocator("iframe.preview-frame");
-    await expect.poll(() => preview.locator("#greeting").textContent({ timeout: 2_000 }).catch(() => null), { timeout: 15_000 }).toBe(
-      "Hello from the sandbox",
-    );
-    await expect.poll(() => preview.locator("body").getAttribute("data-ready", { timeout: 2_000 }).catch(() => null), { timeout: 15_000 }).toBe("yes");
+    await expect
+      .poll(
+        () =>
+          preview
+            .locator("#greeting")
+            .textContent({ timeout: 2_000 })
+            .catch(() => null),
+        { timeout: 15_000 },
+      )
+      .toBe("Hello from the sandbox");
+    await expect
+      .poll(
+        () =>
+          preview
+            .locator("body")
+            .getAttribute("data-ready", { timeout: 2_000 })
+            .catch(() => null),
+        { timeout: 15_000 },
+      )
+      .toBe("yes");
     expect(await preview.locator("#greeting").evaluate((el) => getComputedStyle(el).color)).toBe("rgb(67, 56, 202)");
     await screenshot(page, "builder-after-run");
 
@@ -178,7 +206,9 @@ describe("the builder in a browser", () => {
     try {
       await half.setViewportSize({ width: 683, height: 768 });
       await gotoHydrated(half, `${stack.app.url}/projects/${firstProjectId}?view=runs`);
-      const overflow = await half.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      const overflow = await half.evaluate(
+        () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+      );
       expect(overflow).toBeLessThanOrEqual(0);
       const chat = await half.getByRole("region", { name: "Chat" }).boundingBox();
       const result = await half.getByRole("region", { name: "Result" }).boundingBox();
@@ -224,7 +254,9 @@ describe("the builder in a browser", () => {
     await expect.poll(() => liveStatus(), { timeout: 20_000 }).toBe("stopped");
     expect(await liveCard().locator(".badge").textContent()).toBe("Stopped");
     expect(await liveCard().getByRole("button", { name: /Stop/ }).count()).toBe(0);
-    await expect.poll(() => page.locator(".message-system").last().textContent()).toMatch(/Stopped after \d+ iteration/);
+    await expect
+      .poll(() => page.locator(".message-system").last().textContent())
+      .toMatch(/Stopped after \d+ iteration/);
     const [latest] = await stack.database.db
       .select()
       .from(runs)
@@ -282,7 +314,9 @@ describe("the builder in a browser", () => {
     await sendPrompt("Build a clock");
     await expect.poll(() => liveStatus(), { timeout: 60_000 }).toBe("failed");
     expect(await liveCard().locator(".live-error").textContent()).toMatch(/repair|could not|unusable|parse/i);
-    await expect.poll(() => page.locator(".message-system").last().textContent()).toMatch(/The run failed: The model's reply could not be used/);
+    await expect
+      .poll(() => page.locator(".message-system").last().textContent())
+      .toMatch(/The run failed: The model's reply could not be used/);
 
     // Whatever turn the retry starts at, the model now answers.
     useScript(Array.from({ length: 20 }, () => turn.reply("Here is your **clock**.")));
@@ -328,7 +362,10 @@ describe("the builder in a browser", () => {
           events: await status(`/projects/${id}/events`, { headers: { Accept: "text/event-stream" } }),
           download: await status(`/projects/${id}/download`),
           file: await status(`/projects/${id}?view=files&file=index.html`),
-          stop: await status(`/projects/${id}`, { method: "POST", body: new URLSearchParams({ intent: "prompt", prompt: "hi" }) }),
+          stop: await status(`/projects/${id}`, {
+            method: "POST",
+            body: new URLSearchParams({ intent: "prompt", prompt: "hi" }),
+          }),
         };
       }, firstProjectId);
       expect(probes).toEqual({ events: 404, download: 404, file: 404, stop: 404 });
@@ -342,7 +379,8 @@ describe("the builder in a browser", () => {
 
   it("keeps a built page in the preview from acting as the signed-in builder", async () => {
     const [owner] = await stack.database.db.select().from(users).where(eq(users.email, email));
-    const projectCount = async () => (await stack.database.db.select().from(projects).where(eq(projects.userId, owner!.id))).length;
+    const projectCount = async () =>
+      (await stack.database.db.select().from(projects).where(eq(projects.userId, owner!.id))).length;
     const projectId = await createProject("Hostile page");
     const before = await projectCount();
     const app = stack.app.url;
@@ -368,7 +406,10 @@ describe("the builder in a browser", () => {
     await expect
       .poll(
         async () => {
-          const text = await frame.locator("#results").textContent({ timeout: 2_000 }).catch(() => "running");
+          const text = await frame
+            .locator("#results")
+            .textContent({ timeout: 2_000 })
+            .catch(() => "running");
           if (!text || text === "running") return false;
           results = JSON.parse(text) as Record<string, string>;
           return true;

@@ -57,49 +57,53 @@ async function reloadsWithin(page: Page, ms: number): Promise<boolean> {
 }
 
 describe("the dev server's watcher", () => {
-  it("does not reload builder pages when the agent writes an .html file into a workspace", { timeout: 120_000 }, async () => {
-    const cookie = await signUp(app.url, `watch-${randomUUID()}@example.test`, "correct horse battery");
-    const created = await fetch(`${app.url}/projects`, {
-      method: "POST",
-      body: new URLSearchParams({ intent: "create", title: "Watched" }),
-      redirect: "manual",
-      headers: { Cookie: cookie },
-    });
-    const projectId = created.headers.get("Location")!.split("/").at(-1)!;
-    const workspace = path.join(dataDir, "workspaces", projectId);
-    mkdirSync(workspace, { recursive: true });
-    writeFileSync(path.join(workspace, "index.html"), "<h1>first</h1>\n");
+  it(
+    "does not reload builder pages when the agent writes an .html file into a workspace",
+    { timeout: 120_000 },
+    async () => {
+      const cookie = await signUp(app.url, `watch-${randomUUID()}@example.test`, "correct horse battery");
+      const created = await fetch(`${app.url}/projects`, {
+        method: "POST",
+        body: new URLSearchParams({ intent: "create", title: "Watched" }),
+        redirect: "manual",
+        headers: { Cookie: cookie },
+      });
+      const projectId = created.headers.get("Location")!.split("/").at(-1)!;
+      const workspace = path.join(dataDir, "workspaces", projectId);
+      mkdirSync(workspace, { recursive: true });
+      writeFileSync(path.join(workspace, "index.html"), "<h1>first</h1>\n");
 
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const [name, value] = cookie.split("=") as [string, string];
-    await context.addCookies([{ name, value, url: app.url }]);
-    const page = await context.newPage();
-    const hmrConnected = new Promise<void>((resolve) =>
-      page.on("console", (message) => {
-        if (message.text().includes("[vite] connected")) resolve();
-      }),
-    );
-    // The first visit may make Vite's optimizer reload the page once; the second is settled.
-    await gotoHydrated(page, `${app.url}/projects/${projectId}`);
-    await gotoHydrated(page, `${app.url}/projects/${projectId}`);
-    await hmrConnected;
+      const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+      const [name, value] = cookie.split("=") as [string, string];
+      await context.addCookies([{ name, value, url: app.url }]);
+      const page = await context.newPage();
+      const hmrConnected = new Promise<void>((resolve) =>
+        page.on("console", (message) => {
+          if (message.text().includes("[vite] connected")) resolve();
+        }),
+      );
+      // The first visit may make Vite's optimizer reload the page once; the second is settled.
+      await gotoHydrated(page, `${app.url}/projects/${projectId}`);
+      await gotoHydrated(page, `${app.url}/projects/${projectId}`);
+      await hmrConnected;
 
-    await page.evaluate(() => ((window as { firstUseMarker?: string }).firstUseMarker = "still here"));
-    const box = page.getByRole("textbox", { name: "Prompt" });
-    await box.fill("A half-typed prompt about a");
+      await page.evaluate(() => ((window as { firstUseMarker?: string }).firstUseMarker = "still here"));
+      const box = page.getByRole("textbox", { name: "Prompt" });
+      await box.fill("A half-typed prompt about a");
 
-    // What the agent does: change the page, add another.
-    writeFileSync(path.join(workspace, "index.html"), "<h1>second</h1>\n");
-    writeFileSync(path.join(workspace, "about.html"), "<h1>about</h1>\n");
-    expect(await reloadsWithin(page, 3_000)).toBe(false);
-    expect(await page.evaluate(() => (window as { firstUseMarker?: string }).firstUseMarker)).toBe("still here");
-    expect(await box.inputValue()).toBe("A half-typed prompt about a");
-    await screenshot(page, "first-use-watch-kept-prompt");
+      // What the agent does: change the page, add another.
+      writeFileSync(path.join(workspace, "index.html"), "<h1>second</h1>\n");
+      writeFileSync(path.join(workspace, "about.html"), "<h1>about</h1>\n");
+      expect(await reloadsWithin(page, 3_000)).toBe(false);
+      expect(await page.evaluate(() => (window as { firstUseMarker?: string }).firstUseMarker)).toBe("still here");
+      expect(await box.inputValue()).toBe("A half-typed prompt about a");
+      await screenshot(page, "first-use-watch-kept-prompt");
 
-    // The watcher is live: an .html file elsewhere in the checkout reloads the page, as Vite does.
-    const reloaded = reloadsWithin(page, 15_000);
-    writeFileSync(path.join(watchedFolder, "page.html"), "<h1>watched</h1>\n");
-    expect(await reloaded).toBe(true);
-    await context.close();
-  });
+      // The watcher is live: an .html file elsewhere in the checkout reloads the page, as Vite does.
+      const reloaded = reloadsWithin(page, 15_000);
+      writeFileSync(path.join(watchedFolder, "page.html"), "<h1>watched</h1>\n");
+      expect(await reloaded).toBe(true);
+      await context.close();
+    },
+  );
 });

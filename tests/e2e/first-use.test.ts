@@ -63,7 +63,8 @@ async function screenshots(name: string) {
   await page.setViewportSize({ width: 1280, height: 860 });
 }
 
-const titleOf = async (id: string) => (await stack.database.db.select().from(projects).where(eq(projects.id, id)))[0]?.title;
+const titleOf = async (id: string) =>
+  (await stack.database.db.select().from(projects).where(eq(projects.id, id)))[0]?.title;
 
 describe("a builder's first use", () => {
   it("sees one no-model notice, a disabled box and Send, and the demo offered", async () => {

@@ -69,8 +69,14 @@ async function recordViolations(page: Page): Promise<string[]> {
 }
 
 function serveHtml(html: string): Promise<{ url: string; server: Server }> {
-  const server = createServer((_req, res) => res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" }).end(html));
-  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server })));
+  const server = createServer((_req, res) =>
+    res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" }).end(html),
+  );
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () =>
+      resolve({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server }),
+    ),
+  );
 }
 
 async function createProject(page: Page, title: string): Promise<string> {
@@ -99,7 +105,14 @@ describe("framing the builder", () => {
       await page.waitForTimeout(1_500);
       const rendered = frame ? await frame.evaluate(() => document.body?.innerText ?? "").catch(() => "") : "";
       expect(rendered).not.toContain("Framed");
-      expect(frame ? await frame.locator("textarea, button, form").count().catch(() => 0) : 0).toBe(0);
+      expect(
+        frame
+          ? await frame
+              .locator("textarea, button, form")
+              .count()
+              .catch(() => 0)
+          : 0,
+      ).toBe(0);
       expect(consoleText.join("\n")).toMatch(/frame-ancestors 'none'|X-Frame-Options/);
 
       // The same page, opened directly, shows the builder: the checks above can fail.
@@ -117,7 +130,10 @@ describe("framing the builder", () => {
     const violations = await recordViolations(page);
     try {
       useScript([
-        turn.write("index.html", '<!doctype html><h1 id="greeting">Hello from the sandbox</h1><script src="app.js"></script>'),
+        turn.write(
+          "index.html",
+          '<!doctype html><h1 id="greeting">Hello from the sandbox</h1><script src="app.js"></script>',
+        ),
         turn.write("app.js", 'document.body.dataset.ready = "yes";'),
         turn.reply("Done: **a greeting page**."),
       ]);
@@ -126,10 +142,19 @@ describe("framing the builder", () => {
       const box = page.getByRole("textbox", { name: "Prompt" });
       await box.fill("Build a greeting page");
       await box.press("Enter");
-      await expect.poll(() => page.locator(".live-card").getAttribute("data-status"), { timeout: 60_000 }).toBe("complete");
+      await expect
+        .poll(() => page.locator(".live-card").getAttribute("data-status"), { timeout: 60_000 })
+        .toBe("complete");
       const preview = page.frameLocator("iframe.preview-frame");
       await expect
-        .poll(() => preview.locator("body").getAttribute("data-ready", { timeout: 2_000 }).catch(() => null), { timeout: 20_000 })
+        .poll(
+          () =>
+            preview
+              .locator("body")
+              .getAttribute("data-ready", { timeout: 2_000 })
+              .catch(() => null),
+          { timeout: 20_000 },
+        )
         .toBe("yes");
       await page.locator("nav.tabs").getByRole("link", { name: "Files" }).click();
       await page.getByRole("navigation", { name: "Project files" }).getByRole("link", { name: "index.html" }).click();
@@ -146,17 +171,29 @@ describe("framing the builder", () => {
   it("lets only the builder frame a built page: another origin framing the preview gets nothing", async () => {
     const context = await signedInContext(stack.app.url);
     const page = await context.newPage();
-    useScript([turn.write("index.html", '<!doctype html><h1 id="greeting">Hello from the sandbox</h1>'), turn.reply("Done.")]);
+    useScript([
+      turn.write("index.html", '<!doctype html><h1 id="greeting">Hello from the sandbox</h1>'),
+      turn.reply("Done."),
+    ]);
     await createProject(page, "Preview framing");
     await gotoHydrated(page, page.url());
     await page.getByRole("textbox", { name: "Prompt" }).fill("Build a greeting page");
     await page.getByRole("textbox", { name: "Prompt" }).press("Enter");
-    await expect.poll(() => page.locator(".live-card").getAttribute("data-status"), { timeout: 60_000 }).toBe("complete");
+    await expect
+      .poll(() => page.locator(".live-card").getAttribute("data-status"), { timeout: 60_000 })
+      .toBe("complete");
     // Inside the builder, the preview shows.
     const inBuilder = page.frameLocator("iframe.preview-frame");
-    await expect.poll(() => inBuilder.locator("#greeting").textContent({ timeout: 2_000 }).catch(() => null), { timeout: 20_000 }).toBe(
-      "Hello from the sandbox",
-    );
+    await expect
+      .poll(
+        () =>
+          inBuilder
+            .locator("#greeting")
+            .textContent({ timeout: 2_000 })
+            .catch(() => null),
+        { timeout: 20_000 },
+      )
+      .toBe("Hello from the sandbox");
     const previewUrl = (await page.locator("iframe.preview-frame").getAttribute("src"))!;
     const attacker = await serveHtml(`<!doctype html><iframe id="victim" src="${previewUrl}"></iframe>`);
     const consoleText: string[] = [];
@@ -201,7 +238,14 @@ describe("development with HMR", () => {
           'const { startAppServer } = await import("./server/app.ts"); const s = await startAppServer({ mode: "development", port: 0, watch: true }); console.log(`ready ${s.url}`);',
         ],
         {
-          env: { ...process.env, ...reserved.env, DYNO_DATA_DIR: dataDir, PREVIEW_PORT: String(await getPort()), INNGEST_DEV: "1", NO_PROXY: "127.0.0.1,localhost" },
+          env: {
+            ...process.env,
+            ...reserved.env,
+            DYNO_DATA_DIR: dataDir,
+            PREVIEW_PORT: String(await getPort()),
+            INNGEST_DEV: "1",
+            NO_PROXY: "127.0.0.1,localhost",
+          },
           stdio: ["ignore", "pipe", "pipe"],
         },
       );
@@ -226,7 +270,9 @@ describe("development with HMR", () => {
       page.on("console", (message) => consoleText.push(message.text()));
       try {
         await gotoHydrated(page, `${url}/login`, 60_000);
-        await expect.poll(() => consoleText.some((text) => /\[vite\] connected/.test(text)), { timeout: 15_000 }).toBe(true);
+        await expect
+          .poll(() => consoleText.some((text) => /\[vite\] connected/.test(text)), { timeout: 15_000 })
+          .toBe(true);
         expect(violations).toEqual([]);
         // The nonce is known only to the server render: React must not take the difference for a hydration mismatch.
         expect(consoleText.filter((text) => /did not match|hydrat/i.test(text))).toEqual([]);

@@ -28,7 +28,9 @@ beforeAll(async () => {
       turn.todos(["Write the page", "completed"]),
       turn.write("index.html", PAGE),
       turn.run("printf 'checking %s\\n' page; exit 3"),
-      turn.reply("Done: a greeting page with a very-long-unbroken-word-that-could-push-the-layout-sideways-if-nothing-wraps-it."),
+      turn.reply(
+        "Done: a greeting page with a very-long-unbroken-word-that-could-push-the-layout-sideways-if-nothing-wraps-it.",
+      ),
     ],
   } as ReplayScript);
 });
@@ -119,15 +121,26 @@ async function journey(context: BrowserContext, label: string) {
   const pane = (await page.getByRole("region", { name: "Result" }).boundingBox())!;
   expect(frameBox.width).toBeGreaterThan(pane.width * 0.95);
   await expect
-    .poll(() => page.frameLocator("iframe.preview-frame").locator("#greeting").textContent({ timeout: 2_000 }).catch(() => null), {
-      timeout: 15_000,
-    })
+    .poll(
+      () =>
+        page
+          .frameLocator("iframe.preview-frame")
+          .locator("#greeting")
+          .textContent({ timeout: 2_000 })
+          .catch(() => null),
+      {
+        timeout: 15_000,
+      },
+    )
     .toBe("Hello from a phone");
 
   // The Runs tab and a run's detail fit too.
   await gotoHydrated(page, `${projectUrl}?view=runs`);
   expect(await sideScroll(page), "runs").toBeLessThanOrEqual(0);
-  await page.locator("table.run-history").getByRole("link", { name: /Build a greeting page/ }).click();
+  await page
+    .locator("table.run-history")
+    .getByRole("link", { name: /Build a greeting page/ })
+    .click();
   await page.waitForURL(/run=/);
   await expect.poll(() => page.locator(".run-detail .step-output").count()).toBeGreaterThan(0);
   await screenshot(page, `${label}-run-detail`);
@@ -139,7 +152,12 @@ async function journey(context: BrowserContext, label: string) {
 
 describe("the app at phone and laptop widths", () => {
   it("fits a 390 px phone: no sideways scrolling, Sign out on screen, a preview with real height", async () => {
-    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
+    const phone = await browser.newContext({
+      viewport: { width: 390, height: 844 },
+      isMobile: true,
+      hasTouch: true,
+      deviceScaleFactor: 2,
+    });
     try {
       await journey(phone, "phone-390");
     } finally {

@@ -92,7 +92,8 @@ describe("a run's steps and outputs in the browser", () => {
       const firstRunId = await card.getAttribute("data-run-id");
       await expect.poll(() => page.getByRole("textbox", { name: "Prompt" }).isDisabled()).toBe(false);
       await send(page, "Anything else?");
-      const secondRun = async () => ((await card.getAttribute("data-run-id")) !== firstRunId ? card.getAttribute("data-status") : null);
+      const secondRun = async () =>
+        (await card.getAttribute("data-run-id")) !== firstRunId ? card.getAttribute("data-status") : null;
       await expect.poll(secondRun, { timeout: 60_000 }).toBe("complete");
       expect(await card.textContent()).not.toContain("missing left-pad");
 
@@ -113,15 +114,21 @@ describe("a run's steps and outputs in the browser", () => {
       await detail.getByRole("link", { name: /All runs/ }).click();
       const rows = page.locator("table.run-history tbody tr");
       await expect.poll(() => rows.count()).toBe(2);
-      await rows.nth(1).getByRole("link", { name: /Build it and run the build/ }).click();
-      await expect.poll(() => page.getByRole("article", { name: "Run detail" }).locator(".run-detail-prompt").textContent()).toContain(
-        "Build it and run the build",
-      );
+      await rows
+        .nth(1)
+        .getByRole("link", { name: /Build it and run the build/ })
+        .click();
+      await expect
+        .poll(() => page.getByRole("article", { name: "Run detail" }).locator(".run-detail-prompt").textContent())
+        .toContain("Build it and run the build");
       expect(page.url().startsWith(projectUrl)).toBe(true);
       expect(errors).toEqual([]);
 
       // Without JavaScript: the same page, and the output opens with a plain <details>.
-      const plainContext = await browser.newContext({ javaScriptEnabled: false, storageState: await context.storageState() });
+      const plainContext = await browser.newContext({
+        javaScriptEnabled: false,
+        storageState: await context.storageState(),
+      });
       try {
         const plain = await plainContext.newPage();
         await plain.goto(page.url());

@@ -26,7 +26,11 @@ const PASSWORD = "correct horse battery";
 const freshEmail = () => `acct-${randomUUID()}@example.test`;
 
 /** A form POST as a browser without JavaScript sends it; redirects are returned, not followed. */
-function post(path: string, fields: Record<string, string>, { cookie, origin }: { cookie?: string; origin?: string } = {}) {
+function post(
+  path: string,
+  fields: Record<string, string>,
+  { cookie, origin }: { cookie?: string; origin?: string } = {},
+) {
   return fetch(`${stack.app.url}${path}`, {
     method: "POST",
     body: new URLSearchParams(fields),
@@ -39,7 +43,8 @@ function get(path: string, cookie?: string) {
   return fetch(`${stack.app.url}${path}`, { redirect: "manual", headers: cookie ? { Cookie: cookie } : {} });
 }
 
-const sessionSetCookie = (response: Response) => response.headers.getSetCookie().find((c) => c.startsWith("__dyno_session="));
+const sessionSetCookie = (response: Response) =>
+  response.headers.getSetCookie().find((c) => c.startsWith("__dyno_session="));
 const cookiePair = (setCookie: string) => setCookie.split(";")[0]!;
 
 /** Whether a cookie opens the project list (200), or is sent to sign in (302 to /login). */
@@ -59,7 +64,11 @@ async function login(email: string, password: string, redirectTo?: string) {
 describe("sign-up", () => {
   it("creates the account and signs in with an HttpOnly, SameSite=Lax cookie on /, not Secure in development", async () => {
     const email = freshEmail();
-    const response = await post("/signup", { email: ` ${email.toUpperCase()} `, password: PASSWORD, redirectTo: "/projects" });
+    const response = await post("/signup", {
+      email: ` ${email.toUpperCase()} `,
+      password: PASSWORD,
+      redirectTo: "/projects",
+    });
     expect(response.status).toBe(302);
     expect(response.headers.get("Location")).toBe("/projects");
     const setCookie = sessionSetCookie(response);
@@ -194,7 +203,10 @@ describe("sessions", () => {
     const email = freshEmail();
     const cookie = await signUp(stack.app.url, email, PASSWORD);
     const [user] = await stack.database.db.select().from(users).where(eq(users.email, email));
-    await stack.database.db.update(sessions).set({ expiresAt: new Date(Date.now() - 1000) }).where(eq(sessions.userId, user!.id));
+    await stack.database.db
+      .update(sessions)
+      .set({ expiresAt: new Date(Date.now() - 1000) })
+      .where(eq(sessions.userId, user!.id));
     expect(await opensProjects(cookie)).toBe(false);
 
     const response = await login(email, PASSWORD);
@@ -222,7 +234,10 @@ describe("sessions", () => {
 
   it("treats a tampered or foreign-signed cookie as signed out", async () => {
     const cookie = await signUp(stack.app.url, freshEmail(), PASSWORD);
-    const [name, value] = [cookie.slice(0, cookie.indexOf("=")), decodeURIComponent(cookie.slice(cookie.indexOf("=") + 1))];
+    const [name, value] = [
+      cookie.slice(0, cookie.indexOf("=")),
+      decodeURIComponent(cookie.slice(cookie.indexOf("=") + 1)),
+    ];
     const dot = value.lastIndexOf(".");
     const [payload, signature] = [value.slice(0, dot), value.slice(dot + 1)];
 

@@ -38,7 +38,10 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-async function runScript(turns: Parameters<typeof scripted>[1], input: { mode?: "build" | "ask"; maxIterations?: number } = {}) {
+async function runScript(
+  turns: Parameters<typeof scripted>[1],
+  input: { mode?: "build" | "ask"; maxIterations?: number } = {},
+) {
   const { db } = stack.database;
   const { user, project } = await createBuilder(db);
   const run = await app.startRun(db, {
@@ -48,7 +51,9 @@ async function runScript(turns: Parameters<typeof scripted>[1], input: { mode?: 
     model: scripted(replay, turns),
   });
   const last = await waitForRunToFinish(stack.database, run, 60_000);
-  const results = (await db.select().from(agentEntries).where(eq(agentEntries.runId, run.id)).orderBy(asc(agentEntries.iteration)))
+  const results = (
+    await db.select().from(agentEntries).where(eq(agentEntries.runId, run.id)).orderBy(asc(agentEntries.iteration))
+  )
     .filter((e) => e.kind === "result")
     .map((e) => e.payload as { ok: boolean; content: string; tool?: string; problem?: string; summary?: string });
   const events = await db.select().from(runEvents).where(eq(runEvents.runId, run.id)).orderBy(asc(runEvents.id));
@@ -84,7 +89,12 @@ describe("model and tool failures become results the model reads", () => {
   });
 
   it("fails the run, saying why, when the model's output cannot be used more times in a row than AGENT_MAX_REPAIRS allows", async () => {
-    const { last, run, results } = await runScript([turn.raw("no"), turn.raw("still no"), turn.raw("{not json"), turn.reply("too late")]);
+    const { last, run, results } = await runScript([
+      turn.raw("no"),
+      turn.raw("still no"),
+      turn.raw("{not json"),
+      turn.reply("too late"),
+    ]);
     expect(last.type).toBe("failed");
     expect(run.error).toMatch(/could not be used 3 times in a row/);
     expect(results).toHaveLength(3);
@@ -93,7 +103,9 @@ describe("model and tool failures become results the model reads", () => {
 
 describe("runs that cannot finish end failed, saying why", () => {
   it("fails a run that uses all its iterations without replying", async () => {
-    const { last, run, results } = await runScript([turn.list(), turn.list(), turn.list(), turn.reply("too late")], { maxIterations: 2 });
+    const { last, run, results } = await runScript([turn.list(), turn.list(), turn.list(), turn.reply("too late")], {
+      maxIterations: 2,
+    });
     expect(last.type).toBe("failed");
     expect(run.error).toMatch(/used all 2 iterations without finishing/);
     expect(results).toHaveLength(2);
@@ -110,7 +122,10 @@ describe("runs that cannot finish end failed, saying why", () => {
 
 describe("ask mode", () => {
   it("does not let the model change files: a write comes back as not allowed", async () => {
-    const { last, results, project } = await runScript([turn.write("x.txt", "x"), turn.reply("I can only read in ask mode.")], { mode: "ask" });
+    const { last, results, project } = await runScript(
+      [turn.write("x.txt", "x"), turn.reply("I can only read in ask mode.")],
+      { mode: "ask" },
+    );
     expect(last.type).toBe("complete");
     expect(results[0]).toMatchObject({ problem: "unknown_tool", ok: false });
     expect(results[0]!.content).toMatch(/ask mode is read-only/);

@@ -76,9 +76,15 @@ describe("a build run from a scripted session", () => {
       tool: "run_command",
       description: expect.stringMatching(/^Run `node --check greet\.js/),
     });
-    expect(rows.find((r) => r.type === "tool_result" && r.data.iteration === 4)!.data).toMatchObject({ ok: true, summary: "Exit code 0" });
+    expect(rows.find((r) => r.type === "tool_result" && r.data.iteration === 4)!.data).toMatchObject({
+      ok: true,
+      summary: "Exit code 0",
+    });
     expect(rows.find((r) => r.type === "files_changed" && r.data.iteration === 4)!.data.files).toEqual(["lines.txt"]);
-    expect(rows.find((r) => r.type === "starting")!.data).toMatchObject({ model: "openai-compatible/greeting-page", replay: false });
+    expect(rows.find((r) => r.type === "starting")!.data).toMatchObject({
+      model: "openai-compatible/greeting-page",
+      replay: false,
+    });
 
     // The snapshot the UI reads.
     const [finished] = await db.select().from(runs).where(eq(runs.id, run.id));
@@ -87,8 +93,14 @@ describe("a build run from a scripted session", () => {
     expect(finished!.todos.map((t) => t.status)).toEqual(["completed", "completed", "completed"]);
 
     // Usage: every model call (title and seven turns) counted, once.
-    const entries = await db.select().from(agentEntries).where(eq(agentEntries.runId, run.id)).orderBy(asc(agentEntries.id));
-    const usages = entries.map((e) => e.payload.usage as { inputTokens: number; outputTokens: number } | undefined).filter(Boolean);
+    const entries = await db
+      .select()
+      .from(agentEntries)
+      .where(eq(agentEntries.runId, run.id))
+      .orderBy(asc(agentEntries.id));
+    const usages = entries
+      .map((e) => e.payload.usage as { inputTokens: number; outputTokens: number } | undefined)
+      .filter(Boolean);
     expect(usages).toHaveLength(8);
     expect(usages.every((u) => u!.inputTokens > 0 && u!.outputTokens > 0)).toBe(true);
     expect(finished!.inputTokens).toBe(usages.reduce((sum, u) => sum + u!.inputTokens, 0));
@@ -104,7 +116,11 @@ describe("a build run from a scripted session", () => {
     expect(lines.payload.content).toMatch(/4 index\.html/);
 
     // The transcript and the title.
-    const transcript = await db.select().from(messages).where(eq(messages.runId, run.id)).orderBy(asc(messages.createdAt));
+    const transcript = await db
+      .select()
+      .from(messages)
+      .where(eq(messages.runId, run.id))
+      .orderBy(asc(messages.createdAt));
     expect(transcript.map((m) => [m.role, m.content])).toEqual([
       ["user", "Build a page that greets me"],
       ["assistant", "Built a **greeting page**: `index.html` loads `greet.js`, which greets the builder."],
@@ -119,19 +135,40 @@ describe("a build run from a scripted session", () => {
   it("continues the project's conversation in the next prompt, in the same sandbox, without renaming it", async () => {
     const { db } = stack.database;
     const { user, project } = await createBuilder(db, { title: "Untitled project" });
-    const model = scripted(replay, [turn.write("notes.txt", "first\n"), turn.reply("Wrote notes."), turn.read("notes.txt"), turn.reply("It says first.")], {
-      title: "Notes",
+    const model = scripted(
+      replay,
+      [
+        turn.write("notes.txt", "first\n"),
+        turn.reply("Wrote notes."),
+        turn.read("notes.txt"),
+        turn.reply("It says first."),
+      ],
+      {
+        title: "Notes",
+      },
+    );
+    const first = await app.startRun(db, {
+      userId: user.id,
+      projectId: project.id,
+      input: { prompt: "write notes" },
+      model,
     });
-    const first = await app.startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "write notes" }, model });
     expect((await waitForRunToFinish(stack.database, first)).type).toBe("complete");
-    const second = await app.startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "what do they say?", mode: "ask" }, model });
+    const second = await app.startRun(db, {
+      userId: user.id,
+      projectId: project.id,
+      input: { prompt: "what do they say?", mode: "ask" },
+      model,
+    });
     expect((await waitForRunToFinish(stack.database, second)).type).toBe("complete");
 
     // The stand-in answers by how many assistant turns it is sent: the second run got turns 3 and 4,
     // so the model saw the first run's conversation.
     const reply = await db.select().from(messages).where(eq(messages.runId, second.id));
     expect(reply.find((m) => m.role === "assistant")!.content).toBe("It says first.");
-    const read = (await db.select().from(agentEntries).where(eq(agentEntries.runId, second.id))).find((e) => e.kind === "result");
+    const read = (await db.select().from(agentEntries).where(eq(agentEntries.runId, second.id))).find(
+      (e) => e.kind === "result",
+    );
     expect(read!.payload.content).toContain("first");
     expect((await eventsOf(second.id)).map((r) => r.type)).not.toContain("title");
     const [named] = await db.select().from(projects).where(eq(projects.id, project.id));
@@ -170,12 +207,18 @@ describe("a build run from a scripted session", () => {
     for (const run of [first, second]) expect((await waitForRunToFinish(stack.database, run)).type).toBe("complete");
 
     // Between one run's `starting` and its `complete`, no row of the other run.
-    const rows = await db.select().from(runEvents).where(eq(runEvents.projectId, project.id)).orderBy(asc(runEvents.id));
+    const rows = await db
+      .select()
+      .from(runEvents)
+      .where(eq(runEvents.projectId, project.id))
+      .orderBy(asc(runEvents.id));
     const order = rows.filter((r) => r.type !== "queued").map((r) => r.runId);
     const switchAt = order.findIndex((id) => id !== order[0]);
     expect(rows.filter((r) => r.type !== "queued")[switchAt - 1]!.type).toBe("complete");
     expect(order.slice(switchAt).every((id) => id !== order[0])).toBe(true);
-    const [a, b] = await Promise.all([first, second].map(async (r) => (await db.select().from(runs).where(eq(runs.id, r.id)))[0]!));
+    const [a, b] = await Promise.all(
+      [first, second].map(async (r) => (await db.select().from(runs).where(eq(runs.id, r.id)))[0]!),
+    );
     const [earlier, later] = a!.startedAt! < b!.startedAt! ? [a!, b!] : [b!, a!];
     expect(later.startedAt!.getTime()).toBeGreaterThanOrEqual(earlier.finishedAt!.getTime());
     expect(readFileSync(path.join(stack.workspace(project.id), "order.txt"), "utf8")).toBe("one\ntwo\n");
@@ -188,7 +231,12 @@ describe("prompts the app refuses", () => {
     const owner = await createBuilder(db);
     const stranger = await createBuilder(db);
     await expect(
-      app.startRun(db, { userId: stranger.user.id, projectId: owner.project.id, input: { prompt: "mine now" }, model: "replay/todo-page" }),
+      app.startRun(db, {
+        userId: stranger.user.id,
+        projectId: owner.project.id,
+        input: { prompt: "mine now" },
+        model: "replay/todo-page",
+      }),
     ).rejects.toThrow(/not found/i);
     expect(await db.select().from(runs).where(eq(runs.projectId, owner.project.id))).toHaveLength(0);
   });
@@ -198,7 +246,9 @@ describe("prompts the app refuses", () => {
     const { user, project } = await createBuilder(db);
     const ids = { userId: user.id, projectId: project.id, model: "replay/todo-page" };
     await expect(app.startRun(db, { ...ids, input: { prompt: "   " } })).rejects.toThrow(/Write a prompt first/);
-    await expect(app.startRun(db, { ...ids, input: { prompt: "x".repeat(20_001) } })).rejects.toThrow(/limited to 20,000 characters/);
+    await expect(app.startRun(db, { ...ids, input: { prompt: "x".repeat(20_001) } })).rejects.toThrow(
+      /limited to 20,000 characters/,
+    );
     expect(await db.select().from(runs).where(eq(runs.projectId, project.id))).toHaveLength(0);
   });
 
@@ -208,7 +258,9 @@ describe("prompts the app refuses", () => {
     // AGENT_MODEL is not set in this stack.
     const refused = app.startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "build it" } });
     await expect(refused).rejects.toBeInstanceOf(app.ModelNotConfiguredError);
-    await expect(refused).rejects.toThrow(/AGENT_MODEL[\s\S]*OPENAI_API_KEY[\s\S]*ANTHROPIC_API_KEY[\s\S]*AGENT_BASE_URL/);
+    await expect(refused).rejects.toThrow(
+      /AGENT_MODEL[\s\S]*OPENAI_API_KEY[\s\S]*ANTHROPIC_API_KEY[\s\S]*AGENT_BASE_URL/,
+    );
     expect(await db.select().from(runs).where(eq(runs.projectId, project.id))).toHaveLength(0);
   });
 });

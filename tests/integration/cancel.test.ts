@@ -53,8 +53,17 @@ describe("stopping a run", () => {
   it("aborts a slow model call at once instead of waiting for the answer", async () => {
     const { db } = stack.database;
     const { user, project } = await createBuilder(db);
-    const model = scripted(replay, [turn.write("a.txt", "a"), turn.write("b.txt", "b", { delayMs: 60_000 }), turn.reply("done")]);
-    const run = await app.startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "slow model" }, model });
+    const model = scripted(replay, [
+      turn.write("a.txt", "a"),
+      turn.write("b.txt", "b", { delayMs: 60_000 }),
+      turn.reply("done"),
+    ]);
+    const run = await app.startRun(db, {
+      userId: user.id,
+      projectId: project.id,
+      input: { prompt: "slow model" },
+      model,
+    });
     await waitForRunEvent(stack.database, {
       projectId: project.id,
       runId: run.id,
@@ -84,8 +93,17 @@ describe("stopping a run", () => {
       // The next prompt's turn: the model is told about the stop (checked below), then answers.
       turn.reply("Picking up after the stop."),
     ]);
-    const run = await app.startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "long command" }, model });
-    await waitForRunEvent(stack.database, { projectId: project.id, runId: run.id, until: (row) => row.type === "tool_call" });
+    const run = await app.startRun(db, {
+      userId: user.id,
+      projectId: project.id,
+      input: { prompt: "long command" },
+      model,
+    });
+    await waitForRunEvent(stack.database, {
+      projectId: project.id,
+      runId: run.id,
+      until: (row) => row.type === "tool_call",
+    });
     await new Promise((resolve) => setTimeout(resolve, 500)); // the command is running
 
     const askedAt = Date.now();
@@ -97,21 +115,32 @@ describe("stopping a run", () => {
     // Killed, with its background children: nothing it would do later happens.
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     expect(existsSync(path.join(stack.workspace(project.id), "late.txt"))).toBe(false);
-    const entries = await db.select().from(agentEntries).where(eq(agentEntries.runId, run.id)).orderBy(asc(agentEntries.id));
+    const entries = await db
+      .select()
+      .from(agentEntries)
+      .where(eq(agentEntries.runId, run.id))
+      .orderBy(asc(agentEntries.id));
     expect(entries.map((e) => e.kind)).toEqual(["user", "action", "result", "stopped"]);
     expect(entries[2]!.payload).toMatchObject({ ok: false, stopped: true });
     expect(String(entries[2]!.payload.content)).toMatch(/killed because the builder stopped the run/);
 
     const next = await app.startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "go on" }, model });
     expect((await waitForRunToFinish(stack.database, next)).type).toBe("complete");
-    const [reply] = await db.select().from(messages).where(eq(messages.runId, next.id)).orderBy(asc(messages.createdAt)).offset(1);
+    const [reply] = await db
+      .select()
+      .from(messages)
+      .where(eq(messages.runId, next.id))
+      .orderBy(asc(messages.createdAt))
+      .offset(1);
     // The stand-in picks its answer by the assistant turns it is sent: turn 2 means it was sent the killed action, then the stop notice.
     expect(reply!.content).toBe("Picking up after the stop.");
     const { renderConversation } = await import("../../inngest/agent/conversation");
     const { projectEntries } = await import("../../inngest/agent/entries");
     const turns = renderConversation(await projectEntries(db, project.id));
     expect(turns.map((t) => t.role)).toEqual(["user", "assistant", "user", "assistant"]);
-    expect(turns[2]!.content).toMatch(/killed because the builder stopped the run[\s\S]*builder stopped that run[\s\S]*go on/);
+    expect(turns[2]!.content).toMatch(
+      /killed because the builder stopped the run[\s\S]*builder stopped that run[\s\S]*go on/,
+    );
   });
 
   it("stops a running run on a bare agent/stop event through cancelOn (cancel via event)", async () => {
@@ -146,10 +175,22 @@ describe("stopping a run", () => {
     const model = scripted(replay, [...longSession(4), turn.reply("first done")]);
     const first = await app.startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "first" }, model });
     // Once the first holds the project's one slot, the second must queue behind it.
-    await waitForRunEvent(stack.database, { projectId: project.id, runId: first.id, until: (row) => row.type === "thinking" });
-    const second = await app.startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "second" }, model });
+    await waitForRunEvent(stack.database, {
+      projectId: project.id,
+      runId: first.id,
+      until: (row) => row.type === "thinking",
+    });
+    const second = await app.startRun(db, {
+      userId: user.id,
+      projectId: project.id,
+      input: { prompt: "second" },
+      model,
+    });
 
-    expect(await app.stopRun(db, { userId: user.id, runId: second.id })).toEqual({ stopping: true, status: "stopping" });
+    expect(await app.stopRun(db, { userId: user.id, runId: second.id })).toEqual({
+      stopping: true,
+      status: "stopping",
+    });
     expect((await waitForRunToFinish(stack.database, second)).type).toBe("stopped");
     expect((await eventsOf(second.id)).map((r) => r.type)).toEqual(["queued", "stopping", "stopped"]);
     expect((await waitForRunToFinish(stack.database, first)).type).toBe("complete");
@@ -158,7 +199,12 @@ describe("stopping a run", () => {
   it("says so when asked to stop a run that already finished, and changes nothing", async () => {
     const { db } = stack.database;
     const { user, project } = await createBuilder(db);
-    const run = await app.startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "short" }, model: scripted(replay, [turn.reply("hi")]) });
+    const run = await app.startRun(db, {
+      userId: user.id,
+      projectId: project.id,
+      input: { prompt: "short" },
+      model: scripted(replay, [turn.reply("hi")]),
+    });
     expect((await waitForRunToFinish(stack.database, run)).type).toBe("complete");
     expect(await app.stopRun(db, { userId: user.id, runId: run.id })).toEqual({ stopping: false, status: "complete" });
     expect((await eventsOf(run.id)).map((r) => r.type)).not.toContain("stopping");

@@ -8,12 +8,11 @@
  * The app runs in a child process here, so this needs a Postgres server
  * (DATABASE_URL): embedded PGlite allows one process per folder.
  */
-import { readFileSync } from "node:fs";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { asc, eq } from "drizzle-orm";
-import net from "node:net";
 import getPort from "get-port";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createDatabase, type Database } from "../../db/client";
@@ -86,7 +85,12 @@ describe.skipIf(!hasPostgres)("crash and resume (needs DATABASE_URL)", () => {
       turn.write("after.txt", "written after the restart"),
       turn.reply("Done despite the crash."),
     ]);
-    const run = await startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "survive a crash" }, model });
+    const run = await startRun(db, {
+      userId: user.id,
+      projectId: project.id,
+      input: { prompt: "survive a crash" },
+      model,
+    });
 
     // The slow command of iteration 2 is running: kill the app process outright.
     await waitForRunEvent(database, {
@@ -133,10 +137,17 @@ describe.skipIf(!hasPostgres)("crash and resume (needs DATABASE_URL)", () => {
       "reply:4",
       "complete",
     ]);
-    expect(events.filter((e) => e.type === "resuming").map((e) => e.data)).toEqual([{ attempt: 2 }, { step: "act-2", attempt: 2 }]);
+    expect(events.filter((e) => e.type === "resuming").map((e) => e.data)).toEqual([
+      { attempt: 2 },
+      { step: "act-2", attempt: 2 },
+    ]);
     // Iteration 1's rows were written once: its steps were replayed from memo, not re-run.
     expect(events.filter((e) => e.data.iteration === 1).map((e) => e.writes)).toEqual([1, 1, 1, 1]);
-    const entries = await db.select().from(agentEntries).where(eq(agentEntries.runId, run.id)).orderBy(asc(agentEntries.id));
+    const entries = await db
+      .select()
+      .from(agentEntries)
+      .where(eq(agentEntries.runId, run.id))
+      .orderBy(asc(agentEntries.id));
     expect(entries.map((e) => `${e.kind}:${e.iteration}`)).toEqual([
       "user:0",
       "action:1",
@@ -163,8 +174,17 @@ describe.skipIf(!hasPostgres)("crash and resume (needs DATABASE_URL)", () => {
     try {
       const { user, project } = await createBuilder(db);
       const model = scripted(replay, [turn.run("sleep 3 && echo ok > db.txt"), turn.reply("Done after the outage.")]);
-      const run = await startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "survive an outage" }, model });
-      await waitForRunEvent(database, { projectId: project.id, runId: run.id, until: (row) => row.type === "tool_call" });
+      const run = await startRun(db, {
+        userId: user.id,
+        projectId: project.id,
+        input: { prompt: "survive an outage" },
+        model,
+      });
+      await waitForRunEvent(database, {
+        projectId: project.id,
+        runId: run.id,
+        until: (row) => row.type === "tool_call",
+      });
 
       // The command is running; saving its result will find the database gone.
       link.down();

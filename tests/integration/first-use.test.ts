@@ -10,8 +10,8 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { asc, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { markRunStopped } from "../../inngest/run-lifecycle";
 import { agentEntries, messages, projects, runEvents, runs, users, type Run } from "../../db/schema";
+import { markRunStopped } from "../../inngest/run-lifecycle";
 import { signUp } from "../support/accounts";
 import { createBuilder, createQueuedRun } from "../support/fixtures";
 import { startStack, type Stack } from "../support/stack";
@@ -36,10 +36,16 @@ async function builder(): Promise<string> {
 /** What the page shows: its markup without scripts (the loader data in them repeats every message). */
 const visible = (html: string) => html.replace(/<script\b[\s\S]*?<\/script>/gi, "");
 const occurrences = (text: string, part: string) => text.split(part).length - 1;
-const projectTitle = async (id: string) => (await stack.database.db.select().from(projects).where(eq(projects.id, id)))[0]?.title;
+const projectTitle = async (id: string) =>
+  (await stack.database.db.select().from(projects).where(eq(projects.id, id)))[0]?.title;
 
 function post(pathname: string, cookie: string, fields: Record<string, string>) {
-  return fetch(`${stack.app.url}${pathname}`, { method: "POST", body: new URLSearchParams(fields), redirect: "manual", headers: { Cookie: cookie } });
+  return fetch(`${stack.app.url}${pathname}`, {
+    method: "POST",
+    body: new URLSearchParams(fields),
+    redirect: "manual",
+    headers: { Cookie: cookie },
+  });
 }
 
 function get(pathname: string, cookie?: string) {
@@ -63,7 +69,10 @@ describe("the offline demo", () => {
       turns: { reply: { tool: string; path?: string; message?: string } }[];
     };
     const finalReply = demoScript.turns.at(-1)!.reply.message!;
-    const written = demoScript.turns.filter((t) => t.reply.tool === "write_file").map((t) => t.reply.path!).sort();
+    const written = demoScript.turns
+      .filter((t) => t.reply.tool === "write_file")
+      .map((t) => t.reply.path!)
+      .sort();
 
     const finished: Run[] = [];
     for (let attempt = 0; attempt < 2; attempt++) {
@@ -78,8 +87,14 @@ describe("the offline demo", () => {
 
     for (const run of finished) {
       // Every scripted turn, in order: the tool steps, then the reply.
-      const entries = await stack.database.db.select().from(agentEntries).where(eq(agentEntries.runId, run.id)).orderBy(asc(agentEntries.id));
-      const actions = entries.filter((e) => e.kind === "action").map((e) => (e.payload.action as { tool: string }).tool);
+      const entries = await stack.database.db
+        .select()
+        .from(agentEntries)
+        .where(eq(agentEntries.runId, run.id))
+        .orderBy(asc(agentEntries.id));
+      const actions = entries
+        .filter((e) => e.kind === "action")
+        .map((e) => (e.payload.action as { tool: string }).tool);
       expect(actions).toEqual(demoScript.turns.slice(0, -1).map((t) => t.reply.tool));
       expect(run).toMatchObject({ status: "complete", iteration: demoScript.turns.length, model: "replay/todo-page" });
       expect([...run.modifiedFiles].sort()).toEqual(written);
@@ -123,7 +138,11 @@ describe("with no model configured", () => {
       expect(occurrences(page, "No model is configured")).toBe(1);
       expect(page).not.toContain('role="alert"');
       // The data request a browser with JavaScript makes gets the reason itself.
-      const data = await post(`/projects/${projectId}.data`, cookie, { intent: "prompt", prompt: "Build a page", mode });
+      const data = await post(`/projects/${projectId}.data`, cookie, {
+        intent: "prompt",
+        prompt: "Build a page",
+        mode,
+      });
       expect(data.status).toBe(400);
       expect(await data.text()).toContain("No model is configured: set AGENT_MODEL");
     }
@@ -199,7 +218,10 @@ describe("the favicon", () => {
     const page = await (await get("/login")).text();
     expect(page).toMatch(/<link[^>]*rel="icon"[^>]*href="\/favicon\.svg"/);
     expect(page).toMatch(/<link[^>]*rel="icon"[^>]*href="\/favicon\.ico"/);
-    for (const [pathname, type] of [["/favicon.ico", /^image\//], ["/favicon.svg", /^image\/svg\+xml/]] as const) {
+    for (const [pathname, type] of [
+      ["/favicon.ico", /^image\//],
+      ["/favicon.svg", /^image\/svg\+xml/],
+    ] as const) {
       const response = await get(pathname);
       expect(response.status, pathname).toBe(200);
       expect(response.headers.get("content-type"), pathname).toMatch(type);
@@ -212,11 +234,22 @@ describe("run-status messages", () => {
   it("say that a finished run has already finished, in words that read", async () => {
     const cookie = await builder();
     const projectId = await createProject(cookie);
-    const [user] = await stack.database.db.select().from(users).innerJoin(projects, eq(projects.userId, users.id)).where(eq(projects.id, projectId));
-    const expected = { complete: "That run has already finished.", failed: "That run has already failed.", stopped: "That run has already stopped." };
+    const [user] = await stack.database.db
+      .select()
+      .from(users)
+      .innerJoin(projects, eq(projects.userId, users.id))
+      .where(eq(projects.id, projectId));
+    const expected = {
+      complete: "That run has already finished.",
+      failed: "That run has already failed.",
+      stopped: "That run has already stopped.",
+    };
     for (const [status, message] of Object.entries(expected)) {
       const run = await createQueuedRun(stack.database.db, { userId: user!.users.id, projectId });
-      await stack.database.db.update(runs).set({ status: status as Run["status"] }).where(eq(runs.id, run.id));
+      await stack.database.db
+        .update(runs)
+        .set({ status: status as Run["status"] })
+        .where(eq(runs.id, run.id));
       const response = await post(`/projects/${projectId}.data`, cookie, { intent: "stop", runId: run.id });
       expect(response.status).toBe(200);
       expect(await response.text()).toContain(message);

@@ -67,7 +67,11 @@ interface PostOutcome {
 }
 
 /** POSTs a streamed body; resolves with the answer once the exchange is over, however the connection ends. */
-function postStream(pathname: string, body: Readable, { declaredLength }: { declaredLength?: number }): Promise<PostOutcome> {
+function postStream(
+  pathname: string,
+  body: Readable,
+  { declaredLength }: { declaredLength?: number },
+): Promise<PostOutcome> {
   return new Promise((resolve) => {
     const url = new URL(pathname, app.url);
     const outcome: PostOutcome = { body: "", cutOff: false };
@@ -82,7 +86,9 @@ function postStream(pathname: string, body: Readable, { declaredLength }: { decl
       method: "POST",
       headers: {
         "Content-Type": "application/x-www-form-urlencoded",
-        ...(declaredLength !== undefined ? { "Content-Length": String(declaredLength) } : { "Transfer-Encoding": "chunked" }),
+        ...(declaredLength !== undefined
+          ? { "Content-Length": String(declaredLength) }
+          : { "Transfer-Encoding": "chunked" }),
       },
     });
     req.on("response", (res) => {
@@ -124,7 +130,10 @@ describe("request body limits", () => {
     const pid = app.child.pid!;
     // Warm up: the first requests compile the routes (Vite) and open the database.
     for (let i = 0; i < 3; i++) {
-      const warm = await fetch(`${app.url}/login`, { method: "POST", body: new URLSearchParams({ email: "a@example.test", password: "wrong password" }) });
+      const warm = await fetch(`${app.url}/login`, {
+        method: "POST",
+        body: new URLSearchParams({ email: "a@example.test", password: "wrong password" }),
+      });
       await warm.text();
     }
     const before = memoryOf(pid);
@@ -146,7 +155,9 @@ describe("request body limits", () => {
     }
     const peakKiB = Math.max(sampledPeakKiB, peakWasReset ? after.peakKiB : 0);
     const growthMiB = (peakKiB - before.rssKiB) / 1024;
-    console.log(`[http-bodies] rss before ${before.rssKiB >> 10} MiB, peak during ${peakKiB >> 10} MiB, after ${after.rssKiB >> 10} MiB`);
+    console.log(
+      `[http-bodies] rss before ${before.rssKiB >> 10} MiB, peak during ${peakKiB >> 10} MiB, after ${after.rssKiB >> 10} MiB`,
+    );
     // One 100 MB body held in memory would be far past this; ten bodies were sent.
     expect(growthMiB).toBeLessThan(64);
 
@@ -156,7 +167,11 @@ describe("request body limits", () => {
 
   it("gives each route its limit: the builder's form takes a 20,000-character prompt, the engine's calls a few MiB", async () => {
     const prompt = "é".repeat(20_000); // 2 bytes in UTF-8, 6 URL-encoded: 120 KB
-    const builder = await fetch(`${app.url}/projects/${randomUUID()}`, { method: "POST", body: new URLSearchParams({ prompt }), redirect: "manual" });
+    const builder = await fetch(`${app.url}/projects/${randomUUID()}`, {
+      method: "POST",
+      body: new URLSearchParams({ prompt }),
+      redirect: "manual",
+    });
     await builder.text();
     // Past the body limit: no session, so sign-in is asked for.
     expect(builder.status).toBe(302);
@@ -180,7 +195,10 @@ describe("request body limits", () => {
 
   it("never echoes more of a posted email than an email can be", async () => {
     const email = `${"x".repeat(60 * 1024)}@example.test`;
-    const response = await fetch(`${app.url}/signup`, { method: "POST", body: new URLSearchParams({ email, password: "short" }) });
+    const response = await fetch(`${app.url}/signup`, {
+      method: "POST",
+      body: new URLSearchParams({ email, password: "short" }),
+    });
     expect(response.status).toBe(400);
     const page = await response.text();
     expect(page).toContain("That email address is too long.");

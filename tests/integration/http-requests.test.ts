@@ -74,9 +74,27 @@ const actionRoutes = (): Array<{ path: string; fields: Record<string, string> }>
   { path: `/projects/${projectId}`, fields: { intent: "prompt", prompt: "hello" } },
 ];
 
-const BROKEN_BODIES: Array<{ name: string; headers: Record<string, string>; body: string; status: number; message: string }> = [
-  { name: "JSON", headers: { "Content-Type": "application/json" }, body: '{"email":"a@example.test"}', status: 415, message: "Send this form as" },
-  { name: "text/plain", headers: { "Content-Type": "text/plain" }, body: "email=a@example.test", status: 415, message: "Send this form as" },
+const BROKEN_BODIES: Array<{
+  name: string;
+  headers: Record<string, string>;
+  body: string;
+  status: number;
+  message: string;
+}> = [
+  {
+    name: "JSON",
+    headers: { "Content-Type": "application/json" },
+    body: '{"email":"a@example.test"}',
+    status: 415,
+    message: "Send this form as",
+  },
+  {
+    name: "text/plain",
+    headers: { "Content-Type": "text/plain" },
+    body: "email=a@example.test",
+    status: 415,
+    message: "Send this form as",
+  },
   { name: "no content type", headers: {}, body: "email=a@example.test", status: 415, message: "Send this form as" },
   {
     name: "multipart without a boundary",
@@ -135,7 +153,10 @@ describe("form actions and wrong requests", () => {
   });
 
   it("still takes the forms themselves, URL-encoded and multipart", async () => {
-    const encoded = await fetch(`${app.url}/login`, { method: "POST", body: new URLSearchParams(actionRoutes()[0]!.fields) });
+    const encoded = await fetch(`${app.url}/login`, {
+      method: "POST",
+      body: new URLSearchParams(actionRoutes()[0]!.fields),
+    });
     expect(encoded.status).toBe(400);
     expect(await encoded.text()).toContain("Wrong email or password.");
     const multipart = new FormData();
@@ -187,7 +208,12 @@ describe("security headers", () => {
       const response = await fetch(`${app.url}${pathname}`, { headers: { Cookie: cookie } });
       expect(response.status).toBe(200);
       const csp = response.headers.get("Content-Security-Policy") ?? "";
-      const directives = new Map(csp.split(";").map((d) => d.trim().split(/\s+/)).map(([name, ...values]) => [name!, values]));
+      const directives = new Map(
+        csp
+          .split(";")
+          .map((d) => d.trim().split(/\s+/))
+          .map(([name, ...values]) => [name!, values]),
+      );
       const nonce = /'nonce-([^']+)'/.exec(directives.get("script-src")?.join(" ") ?? "")?.[1];
       expect(nonce, csp).toBeTruthy();
       expect(directives.get("script-src")).not.toContain("'unsafe-inline'");

@@ -91,7 +91,9 @@ describe("syncing with the self-hosted engine (inngest start)", () => {
     const { db } = database;
     const { startRun } = await import("../../app/models/runs.server");
     const { user, project } = await createBuilder(db);
-    const model = scripted(replay, [turn.write("index.html", "<h1>Hi</h1>\n"), turn.reply("Wrote the page.")], { title: "Hi" });
+    const model = scripted(replay, [turn.write("index.html", "<h1>Hi</h1>\n"), turn.reply("Wrote the page.")], {
+      title: "Hi",
+    });
     const run = await startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "a page" }, model });
     expect((await waitForRunToFinish(database, run, 60_000)).type).toBe("complete");
     expect(trap.requests).toEqual([]);
@@ -101,7 +103,12 @@ describe("syncing with the self-hosted engine (inngest start)", () => {
     const response = await fetch(`${app.url}/api/inngest?fnId=dyno-coding-agent&stepId=step`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ event: { name: "agent/prompt", data: {} }, events: [], steps: {}, ctx: { run_id: "r", attempt: 0 } }),
+      body: JSON.stringify({
+        event: { name: "agent/prompt", data: {} },
+        events: [],
+        steps: {},
+        ctx: { run_id: "r", attempt: 0 },
+      }),
     });
     const body = await response.text();
     expect(response.status).toBe(401);

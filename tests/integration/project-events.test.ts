@@ -129,7 +129,11 @@ describe("GET /projects/:projectId/events", () => {
 
   it("answers 400 for a bad start", async () => {
     const { project, cookie } = await builder();
-    for (const [query, lastEventId] of [["?after=-1", undefined], ["?after=abc", undefined], ["", "1.5"]] as const) {
+    for (const [query, lastEventId] of [
+      ["?after=-1", undefined],
+      ["?after=abc", undefined],
+      ["", "1.5"],
+    ] as const) {
       const client = await connectEventStream(eventsUrl(project.id, query), { cookie, lastEventId });
       expect(client.response.status, `${query} ${lastEventId}`).toBe(400);
       client.close();
@@ -140,7 +144,9 @@ describe("GET /projects/:projectId/events", () => {
     const { project, cookie, append } = await builder();
     await expect.poll(health).toMatchObject({ eventStreams: 0, runEventWatchers: 0 });
 
-    const clients = await Promise.all(Array.from({ length: 5 }, () => connectEventStream(eventsUrl(project.id), { cookie })));
+    const clients = await Promise.all(
+      Array.from({ length: 5 }, () => connectEventStream(eventsUrl(project.id), { cookie })),
+    );
     await Promise.all(clients.map((c) => c.next()));
     await expect.poll(health).toMatchObject({ eventStreams: 5, runEventWatchers: 5 });
 

@@ -74,7 +74,8 @@ async function createProject(who: Builder, title = ""): Promise<string> {
 const chat = (who: Builder, projectId: string, fields: Record<string, string>, headers?: Record<string, string>) =>
   post(`/projects/${projectId}`, who, fields, headers);
 
-const projectRow = async (id: string) => (await stack.database.db.select().from(projects).where(eq(projects.id, id)))[0];
+const projectRow = async (id: string) =>
+  (await stack.database.db.select().from(projects).where(eq(projects.id, id)))[0];
 const runsOf = (projectId: string) =>
   stack.database.db.select().from(runs).where(eq(runs.projectId, projectId)).orderBy(asc(runs.createdAt));
 const runById = async (id: string) => (await stack.database.db.select().from(runs).where(eq(runs.id, id)))[0];
@@ -97,7 +98,13 @@ async function rowCounts(projectId: string) {
 async function prompt(who: Builder, projectId: string, text: string, mode: "build" | "ask" = "build"): Promise<Run> {
   const before = (await runsOf(projectId)).length;
   const response = await chat(who, projectId, { intent: "prompt", prompt: text, mode });
-  expect(response.status, await response.clone().text().then((t) => t.slice(0, 300))).toBe(200);
+  expect(
+    response.status,
+    await response
+      .clone()
+      .text()
+      .then((t) => t.slice(0, 300)),
+  ).toBe(200);
   const after = await runsOf(projectId);
   expect(after).toHaveLength(before + 1);
   return after.at(-1)!;
@@ -229,7 +236,11 @@ describe("deleting projects", () => {
   it("stops the run in flight (an open page sees it end stopped), then removes the workspace folder and every row", async () => {
     const me = await builder();
     const id = await createProject(me, "Doomed");
-    promptScript([turn.write("keep.txt", "written before the delete"), turn.run("sleep 30; echo late > late.txt"), turn.reply("done")]);
+    promptScript([
+      turn.write("keep.txt", "written before the delete"),
+      turn.run("sleep 30; echo late > late.txt"),
+      turn.reply("done"),
+    ]);
     const run = await prompt(me, id, "work for a while");
     // The command is running in the sandbox when the delete comes.
     await waitForRunEvent(stack.database, {
@@ -247,8 +258,14 @@ describe("deleting projects", () => {
     expect(before.agentEntries).toBeGreaterThan(0);
 
     // The builder page, open in another tab, follows the project's events.
-    const [latest] = await stack.database.db.select({ id: max(runEvents.id) }).from(runEvents).where(eq(runEvents.projectId, id));
-    const page = await connectEventStream(`${stack.app.url}/projects/${id}/events`, { cookie: me.cookie, lastEventId: latest!.id! });
+    const [latest] = await stack.database.db
+      .select({ id: max(runEvents.id) })
+      .from(runEvents)
+      .where(eq(runEvents.projectId, id));
+    const page = await connectEventStream(`${stack.app.url}/projects/${id}/events`, {
+      cookie: me.cookie,
+      lastEventId: latest!.id!,
+    });
     try {
       expect(page.response.status).toBe(200);
       const response = await post("/projects", me, { intent: "delete", projectId: id });
@@ -304,9 +321,18 @@ describe("builder actions (POST /projects/:projectId)", () => {
     const id = await createProject(me);
     promptScript([turn.reply("Hello from the agent.")]);
     const run = await prompt(me, id, "  say hello  ");
-    expect(run).toMatchObject({ prompt: "say hello", mode: "build", model: `openai-compatible/${PROMPT_SCRIPT}`, userId: me.userId });
+    expect(run).toMatchObject({
+      prompt: "say hello",
+      mode: "build",
+      model: `openai-compatible/${PROMPT_SCRIPT}`,
+      userId: me.userId,
+    });
     expect((await waitForRunToFinish(stack.database, run)).type).toBe("complete");
-    const transcript = await stack.database.db.select().from(messages).where(eq(messages.projectId, id)).orderBy(asc(messages.createdAt));
+    const transcript = await stack.database.db
+      .select()
+      .from(messages)
+      .where(eq(messages.projectId, id))
+      .orderBy(asc(messages.createdAt));
     expect(transcript.map((m) => [m.role, m.content])).toEqual([
       ["user", "say hello"],
       ["assistant", "Hello from the agent."],
@@ -378,7 +404,12 @@ describe("builder actions (POST /projects/:projectId)", () => {
     expect(all).toHaveLength(2);
     const retried = all[1]!;
     expect(retried.id).not.toBe(failed.id);
-    expect(retried).toMatchObject({ prompt: "explain the code", mode: "ask", model: failed.model, maxIterations: failed.maxIterations });
+    expect(retried).toMatchObject({
+      prompt: "explain the code",
+      mode: "ask",
+      model: failed.model,
+      maxIterations: failed.maxIterations,
+    });
     expect((await waitForRunToFinish(stack.database, retried)).type).toBe("failed");
     // The failed run itself is left as it was.
     expect((await runById(failed.id))!.status).toBe("failed");
@@ -405,7 +436,11 @@ describe("builder actions (POST /projects/:projectId)", () => {
     promptScript([turn.run("sleep 30"), turn.reply("done")]);
     const theirRun = await prompt(stranger, theirs, "their work");
     const myOtherRun = await prompt(me, myOther, "my other work");
-    await waitForRunEvent(stack.database, { projectId: theirs, runId: theirRun.id, until: (row) => row.type === "tool_call" });
+    await waitForRunEvent(stack.database, {
+      projectId: theirs,
+      runId: theirRun.id,
+      until: (row) => row.type === "tool_call",
+    });
 
     for (const runId of [theirRun.id, myOtherRun.id, randomUUID(), "not-a-uuid"]) {
       for (const intent of ["stop", "retry"]) {
@@ -418,7 +453,10 @@ describe("builder actions (POST /projects/:projectId)", () => {
     expect((await runById(theirRun.id))!.status).toBe("running");
     expect((await runById(myOtherRun.id))!.status).not.toBe("stopping");
 
-    for (const [who, projectId, run] of [[stranger, theirs, theirRun], [me, myOther, myOtherRun]] as const) {
+    for (const [who, projectId, run] of [
+      [stranger, theirs, theirRun],
+      [me, myOther, myOtherRun],
+    ] as const) {
       await (await chat(who, projectId, { intent: "stop", runId: run.id })).body?.cancel();
       expect((await waitForRunToFinish(stack.database, run)).type).toBe("stopped");
     }
@@ -433,7 +471,11 @@ describe("builder actions (POST /projects/:projectId)", () => {
     await response.body?.cancel();
     const [run] = await runsOf(id);
     expect(run).toMatchObject({ model: "replay/todo-page", prompt: DEMO.prompt, mode: "build" });
-    const started = await waitForRunEvent(stack.database, { projectId: id, runId: run!.id, until: (row) => row.type === "starting" });
+    const started = await waitForRunEvent(stack.database, {
+      projectId: id,
+      runId: run!.id,
+      until: (row) => row.type === "starting",
+    });
     expect(started.data).toMatchObject({ replay: true, model: "replay/todo-page" });
     await (await chat(me, id, { intent: "stop", runId: run!.id })).body?.cancel();
     expect(["stopped", "complete"]).toContain((await waitForRunToFinish(stack.database, run!)).type);
@@ -480,7 +522,12 @@ describe("cross-origin writes", () => {
   it("refuses a POST from another origin with a 403 and creates nothing; a same-origin one passes", async () => {
     const { listProjects } = await import("../../app/models/projects.server");
     const me = await builder();
-    for (const origin of ["http://evil.example", "null", `${stack.app.url.replace("127.0.0.1", "localhost")}`, stack.app.previewUrl]) {
+    for (const origin of [
+      "http://evil.example",
+      "null",
+      `${stack.app.url.replace("127.0.0.1", "localhost")}`,
+      stack.app.previewUrl,
+    ]) {
       const response = await post("/projects", me, { intent: "create", title: "CSRF" }, { Origin: origin });
       expect(response.status, origin).toBe(403);
       await response.body?.cancel();

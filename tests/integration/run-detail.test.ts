@@ -29,7 +29,12 @@ afterAll(async () => {
 /** The page's HTML as the server renders it, with React's escapes undone for matching. */
 async function page(path: string, cookie: string): Promise<{ status: number; html: string }> {
   const response = await fetch(`${stack.app.url}${path}`, { headers: { Cookie: cookie } });
-  const html = (await response.text()).replace(/&#x27;|&#39;/g, "'").replace(/&quot;/g, '"').replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&amp;/g, "&");
+  const html = (await response.text())
+    .replace(/&#x27;|&#39;/g, "'")
+    .replace(/&quot;/g, '"')
+    .replace(/&lt;/g, "<")
+    .replace(/&gt;/g, ">")
+    .replace(/&amp;/g, "&");
   return { status: response.status, html };
 }
 
@@ -39,7 +44,8 @@ const detailOf = (html: string) => /<article[^>]*class="run-detail"[\s\S]*?<\/ar
 // What it prints is not in its own text, so the page can show it only from the command's output.
 const FAILING = "printf 'built %s\\n' part-one; printf 'missing %s\\n' module-x >&2; exit 3";
 /** The step's output block: status line (the reason), stdout and stderr. */
-const OUTPUT = /<pre>\$ printf[^<]*\(exited with code 3 after [\d.]+ s\)\nstdout:\nbuilt part-one\n\nstderr:\nmissing module-x\n<\/pre>/;
+const OUTPUT =
+  /<pre>\$ printf[^<]*\(exited with code 3 after [\d.]+ s\)\nstdout:\nbuilt part-one\n\nstderr:\nmissing module-x\n<\/pre>/;
 
 describe("a finished step's output and a past run's detail", () => {
   it("shows a failed command's stdout, stderr and reason in the card, then in the first run's detail after a later run", async () => {
@@ -51,7 +57,11 @@ describe("a finished step's output and a past run's detail", () => {
       userId: user.id,
       projectId: project.id,
       input: { prompt: "Build the thing", mode: "build" },
-      model: scripted(stack.replay, [turn.write("notes.txt", "first run\n"), turn.run(FAILING), turn.reply("It failed, see above.")]),
+      model: scripted(stack.replay, [
+        turn.write("notes.txt", "first run\n"),
+        turn.run(FAILING),
+        turn.reply("It failed, see above."),
+      ]),
     });
     expect((await waitForRunToFinish(stack.database, first, 60_000)).type).toBe("complete");
 
@@ -133,7 +143,11 @@ describe("a finished step's output and a past run's detail", () => {
       // The model takes its time over the first step: the stop lands while iteration 1 is in flight.
       model: scripted(stack.replay, [turn.run("true", { delayMs: 20_000 }), turn.reply("Done.")]),
     });
-    await waitForRunEvent(stack.database, { projectId: project.id, runId: run.id, until: (e) => e.type === "thinking" });
+    await waitForRunEvent(stack.database, {
+      projectId: project.id,
+      runId: run.id,
+      until: (e) => e.type === "thinking",
+    });
     await app.stopRun(db, { userId: user.id, runId: run.id });
     expect((await waitForRunToFinish(stack.database, run, 30_000)).type).toBe("stopped");
 

@@ -29,7 +29,11 @@ it("ends a run lost by an engine restart as failed, with the reason, and the pro
   const { user, project } = await createBuilder(db);
   const model = scripted(stack.replay, [turn.run("sleep 20"), turn.reply("done on the new engine")]);
   const run = await app.startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "lost" }, model });
-  await waitForRunEvent(stack.database, { projectId: project.id, runId: run.id, until: (row) => row.type === "tool_call" });
+  await waitForRunEvent(stack.database, {
+    projectId: project.id,
+    runId: run.id,
+    until: (row) => row.type === "tool_call",
+  });
 
   await stack.restartEngine();
   const last = await waitForRunToFinish(stack.database, run, 30_000);
@@ -37,6 +41,12 @@ it("ends a run lost by an engine restart as failed, with the reason, and the pro
   const [ended] = await db.select().from(runs).where(eq(runs.id, run.id));
   expect(ended).toMatchObject({ status: "failed", error: LOST_RUN_REASONS.unknown });
 
-  const next = await app.startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "again" }, model, onlyWhenIdle: true });
+  const next = await app.startRun(db, {
+    userId: user.id,
+    projectId: project.id,
+    input: { prompt: "again" },
+    model,
+    onlyWhenIdle: true,
+  });
   expect((await waitForRunToFinish(stack.database, next, 60_000)).type).toBe("complete");
 });

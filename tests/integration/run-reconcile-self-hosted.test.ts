@@ -41,11 +41,29 @@ async function startSelfHostedEngine(): Promise<ChildProcess> {
   for (const key of Object.keys(env)) if (key.startsWith("INNGEST_")) delete env[key];
   env.INNGEST_CONNECT_GATEWAY_GRPC_PORT = String(ports.connectGatewayGrpc);
   env.INNGEST_CONNECT_EXECUTOR_GRPC_PORT = String(ports.connectExecutorGrpc);
-  const args = ["start", "--host", "127.0.0.1", "--port", String(ports.api), "--connect-gateway-port", String(ports.connectGateway)];
-  args.push("--event-key", eventKey, "--signing-key", signingKey, "-u", `${app.url}/api/inngest`, "--sqlite-dir", sqliteDir);
+  const args = [
+    "start",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    String(ports.api),
+    "--connect-gateway-port",
+    String(ports.connectGateway),
+  ];
+  args.push(
+    "--event-key",
+    eventKey,
+    "--signing-key",
+    signingKey,
+    "-u",
+    `${app.url}/api/inngest`,
+    "--sqlite-dir",
+    sqliteDir,
+  );
   const child = spawn(inject("engineBin"), args, { env, stdio: ["ignore", "pipe", "pipe"] });
   let log = "";
-  for (const stream of [child.stdout!, child.stderr!]) stream.on("data", (chunk: Buffer) => (log = (log + chunk.toString()).slice(-8_000)));
+  for (const stream of [child.stdout!, child.stderr!])
+    stream.on("data", (chunk: Buffer) => (log = (log + chunk.toString()).slice(-8_000)));
   for (let tries = 0; tries < 240; tries++) {
     if (child.exitCode !== null) break;
     try {
@@ -109,7 +127,12 @@ it("ends, on Stop, a run that a restarted self-hosted engine still lists but wil
   const { LOST_RUN_REASONS } = await import("../../inngest/reconcile");
   const { user, project } = await createBuilder(db);
   const model = scripted(replay, [turn.run("sleep 15"), turn.reply("done on the restarted engine")]);
-  const run = await runsApi.startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "lose my queue" }, model });
+  const run = await runsApi.startRun(db, {
+    userId: user.id,
+    projectId: project.id,
+    input: { prompt: "lose my queue" },
+    model,
+  });
   await waitForRunEvent(database, { projectId: project.id, runId: run.id, until: (row) => row.type === "tool_call" });
 
   await stopEngine();

@@ -31,8 +31,12 @@ afterAll(async () => {
 const statusOf = async (runId: string) =>
   (await stack.database.db.select({ status: runs.status }).from(runs).where(eq(runs.id, runId)))[0]?.status;
 const stoppingRows = async (runId: string) =>
-  (await stack.database.db.select().from(runEvents).where(and(eq(runEvents.runId, runId), eq(runEvents.type, "stopping"))))
-    .length;
+  (
+    await stack.database.db
+      .select()
+      .from(runEvents)
+      .where(and(eq(runEvents.runId, runId), eq(runEvents.type, "stopping")))
+  ).length;
 /** Past RUN_RECONCILE_GRACE, so the check may judge the runs made so far. */
 const pastGrace = () => new Promise((resolve) => setTimeout(resolve, 1_200));
 
@@ -41,8 +45,17 @@ describe("reconciling runs with the engine", () => {
     const { db } = stack.database;
     const { user, project } = await createBuilder(db);
     const model = scripted(stack.replay, [turn.run("sleep 30"), turn.reply("never")]);
-    const run = await app.startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "stop twice" }, model });
-    await waitForRunEvent(stack.database, { projectId: project.id, runId: run.id, until: (row) => row.type === "tool_call" });
+    const run = await app.startRun(db, {
+      userId: user.id,
+      projectId: project.id,
+      input: { prompt: "stop twice" },
+      model,
+    });
+    await waitForRunEvent(stack.database, {
+      projectId: project.id,
+      runId: run.id,
+      until: (row) => row.type === "tool_call",
+    });
 
     const answers = await Promise.all([
       app.stopRun(db, { userId: user.id, runId: run.id }),
@@ -58,8 +71,17 @@ describe("reconciling runs with the engine", () => {
     const { user, project } = await createBuilder(db);
     const model = scripted(stack.replay, [turn.run("sleep 3"), turn.reply("first done"), turn.reply("second done")]);
     const first = await app.startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "first" }, model });
-    await waitForRunEvent(stack.database, { projectId: project.id, runId: first.id, until: (row) => row.type === "tool_call" });
-    const second = await app.startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "second" }, model });
+    await waitForRunEvent(stack.database, {
+      projectId: project.id,
+      runId: first.id,
+      until: (row) => row.type === "tool_call",
+    });
+    const second = await app.startRun(db, {
+      userId: user.id,
+      projectId: project.id,
+      input: { prompt: "second" },
+      model,
+    });
     await pastGrace();
 
     const result = await reconcile.reconcileRuns(db, { runIds: [first.id, second.id] });
@@ -75,14 +97,20 @@ describe("reconciling runs with the engine", () => {
     const { user, project } = await createBuilder(db);
     const model = scripted(stack.replay, [turn.run("sleep 30"), turn.reply("after the restart")]);
     const run = await app.startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "lose me" }, model });
-    await waitForRunEvent(stack.database, { projectId: project.id, runId: run.id, until: (row) => row.type === "tool_call" });
+    await waitForRunEvent(stack.database, {
+      projectId: project.id,
+      runId: run.id,
+      until: (row) => row.type === "tool_call",
+    });
     await pastGrace();
 
     // The engine cannot answer: not a verdict. The run stays as it is, and a stop only records `stopping`.
     await stack.stopEngine();
     await expect(reconcile.reconcileRuns(db)).rejects.toBeInstanceOf(EngineApiError);
     expect(await statusOf(run.id)).toBe("running");
-    await expect(app.stopRun(db, { userId: user.id, runId: run.id })).rejects.toBeInstanceOf(app.EngineUnavailableError);
+    await expect(app.stopRun(db, { userId: user.id, runId: run.id })).rejects.toBeInstanceOf(
+      app.EngineUnavailableError,
+    );
     expect(await statusOf(run.id)).toBe("stopping");
 
     // The engine is back with empty state: it has never heard of the run. Stop again ends it, failed, with why.

@@ -51,7 +51,9 @@ function runCommand(command: string, args: string[]): Promise<void> {
     child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
     child.once("error", reject);
-    child.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`${command} ${args.join(" ")} failed (${code}):\n${output}`))));
+    child.once("exit", (code) =>
+      code === 0 ? resolve() : reject(new Error(`${command} ${args.join(" ")} failed (${code}):\n${output}`)),
+    );
   });
 }
 
@@ -68,38 +70,42 @@ function connect(url: string, cookie: string): Promise<RawClient> {
   return new Promise((resolve, reject) => {
     const messages: SseMessage[] = [];
     const waiters = new Set<() => void>();
-    const request = http.get(url, { agent: false, headers: { Accept: "text/event-stream", Cookie: cookie } }, (response) => {
-      if (response.statusCode !== 200) return reject(new Error(`events answered ${response.statusCode}`));
-      const parser = new SseParser();
-      response.setEncoding("utf8");
-      response.on("data", (text: string) => {
-        messages.push(...parser.push(text));
-        for (const wake of waiters) wake();
-      });
-      response.on("error", () => {});
-      resolve({
-        get runEventIds() {
-          return messages.filter((m) => m.event === "run-event").map((m) => Number(m.id));
-        },
-        waitFor(predicate, timeoutMs = 20_000) {
-          return new Promise<void>((done, fail) => {
-            const check = () => {
-              if (!predicate(messages)) return;
-              clearTimeout(timer);
-              waiters.delete(check);
-              done();
-            };
-            const timer = setTimeout(() => {
-              waiters.delete(check);
-              fail(new Error(`no matching event-stream message within ${timeoutMs} ms`));
-            }, timeoutMs);
-            waiters.add(check);
-            check();
-          });
-        },
-        close: () => request.destroy(),
-      });
-    });
+    const request = http.get(
+      url,
+      { agent: false, headers: { Accept: "text/event-stream", Cookie: cookie } },
+      (response) => {
+        if (response.statusCode !== 200) return reject(new Error(`events answered ${response.statusCode}`));
+        const parser = new SseParser();
+        response.setEncoding("utf8");
+        response.on("data", (text: string) => {
+          messages.push(...parser.push(text));
+          for (const wake of waiters) wake();
+        });
+        response.on("error", () => {});
+        resolve({
+          get runEventIds() {
+            return messages.filter((m) => m.event === "run-event").map((m) => Number(m.id));
+          },
+          waitFor(predicate, timeoutMs = 20_000) {
+            return new Promise<void>((done, fail) => {
+              const check = () => {
+                if (!predicate(messages)) return;
+                clearTimeout(timer);
+                waiters.delete(check);
+                done();
+              };
+              const timer = setTimeout(() => {
+                waiters.delete(check);
+                fail(new Error(`no matching event-stream message within ${timeoutMs} ms`));
+              }, timeoutMs);
+              waiters.add(check);
+              check();
+            });
+          },
+          close: () => request.destroy(),
+        });
+      },
+    );
     request.on("error", (error) => reject(error));
   });
 }

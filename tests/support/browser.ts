@@ -47,7 +47,8 @@ export async function gotoHydrated(page: Page, url: string, timeoutMs = 30_000) 
   for (;;) {
     try {
       await page.waitForFunction(
-        () => (window as { __remixRouter?: { state: { initialized: boolean } } }).__remixRouter?.state.initialized === true,
+        () =>
+          (window as { __remixRouter?: { state: { initialized: boolean } } }).__remixRouter?.state.initialized === true,
         undefined,
         { timeout: Math.max(1, deadline - Date.now()) },
       );

@@ -14,4 +14,3 @@ export async function engineRunsForPrompt(engineUrl: string, runId: string): Pro
   const response = await fetch(`${engineUrl}/v1/events/${event.internal_id ?? event.id}/runs`);
   return ((await response.json()) as { data: EngineRun[] }).data;
 }
-

@@ -6,8 +6,8 @@
  */
 import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
-import { startReplayServer } from "../../model-replay/server";
 import type { ReplayScript } from "../../model-replay/script";
+import { startReplayServer } from "../../model-replay/server";
 
 export type ReplayServer = Awaited<ReturnType<typeof startReplayServer>>;
 export type Turn = ReplayScript["turns"][number];
@@ -29,13 +29,19 @@ export function scripted(replay: ReplayServer, turns: Turn[], extra: Partial<Rep
 
 /** Turns, spelled the way a model would answer. */
 export const turn = {
-  write: (path: string, content: string, extra: Partial<Turn> = {}): Turn => ({ reply: { tool: "write_file", path, content }, ...extra }),
+  write: (path: string, content: string, extra: Partial<Turn> = {}): Turn => ({
+    reply: { tool: "write_file", path, content },
+    ...extra,
+  }),
   read: (path: string): Turn => ({ reply: { tool: "read_file", path } }),
   list: (path?: string): Turn => ({ reply: { tool: "list_files", ...(path ? { path } : {}) } }),
   run: (command: string, extra: Partial<Turn> = {}): Turn => ({ reply: { tool: "run_command", command }, ...extra }),
   todos: (...items: [string, "pending" | "in_progress" | "completed"][]): Turn => ({
     reply: { tool: "todo_write", todos: items.map(([content, status], i) => ({ id: String(i + 1), content, status })) },
   }),
-  reply: (message: string, extra: Partial<Turn> = {}): Turn => ({ reply: { tool: "reply_to_user", message }, ...extra }),
+  reply: (message: string, extra: Partial<Turn> = {}): Turn => ({
+    reply: { tool: "reply_to_user", message },
+    ...extra,
+  }),
   raw: (raw: string): Turn => ({ raw }),
 };

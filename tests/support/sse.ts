@@ -27,7 +27,8 @@ export class SseParser {
     this.buffer = lines.pop() ?? "";
     for (const line of lines) {
       if (line === "") {
-        if (this.data.length > 0) messages.push({ id: this.id, event: this.event || "message", data: this.data.join("\n") });
+        if (this.data.length > 0)
+          messages.push({ id: this.id, event: this.event || "message", data: this.data.join("\n") });
         this.id = undefined;
         this.event = "";
         this.data = [];
@@ -69,7 +70,10 @@ export interface ConnectOptions {
  * response that is not an event stream (401, 404…) is returned with nothing
  * to read, for the test to check its status.
  */
-export async function connectEventStream(url: string, { cookie, lastEventId, headers = {} }: ConnectOptions = {}): Promise<EventStreamClient> {
+export async function connectEventStream(
+  url: string,
+  { cookie, lastEventId, headers = {} }: ConnectOptions = {},
+): Promise<EventStreamClient> {
   const abort = new AbortController();
   const response = await fetch(url, {
     headers: {

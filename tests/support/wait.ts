@@ -5,7 +5,12 @@ import type { RunEvent } from "../../db/schema";
 /** Reads a project's run_events until `until` matches one, failing after `timeoutMs`. */
 export async function waitForRunEvent(
   database: Database,
-  { projectId, runId, until, timeoutMs = 30_000 }: { projectId: string; runId?: string; until: (row: RunEvent) => boolean; timeoutMs?: number },
+  {
+    projectId,
+    runId,
+    until,
+    timeoutMs = 30_000,
+  }: { projectId: string; runId?: string; until: (row: RunEvent) => boolean; timeoutMs?: number },
 ): Promise<RunEvent> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeoutMs);

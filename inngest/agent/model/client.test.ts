@@ -1,38 +1,58 @@
-import { vi } from "vitest";
+import { vi, describe, expect, it } from "vitest";
+import { b } from "../../../baml_client";
+import { createClientRegistry } from "./client";
+import type { ModelConfig } from "./config";
 
 vi.hoisted(() => {
   process.env.BAML_LOG = "warn";
 });
-
-import { describe, expect, it } from "vitest";
-import { b } from "../../../baml_client";
-import { createClientRegistry } from "./client";
-import type { ModelConfig } from "./config";
 
 const context = { mode: "build", iteration: 1, max_iterations: 10, files: [], todos: [] };
 const conversation = [{ role: "user" as const, content: "Build a todo page" }];
 
 /** The HTTP request BAML would send for a config (built, not sent). */
 async function requestFor(config: ModelConfig, options: Parameters<typeof createClientRegistry>[1] = {}) {
-  const request = await b.request.CodingAgent(context, conversation, { clientRegistry: createClientRegistry(config, options) });
-  return { url: request.url, headers: request.headers as Record<string, string>, body: request.body.json() as Record<string, unknown> };
+  const request = await b.request.CodingAgent(context, conversation, {
+    clientRegistry: createClientRegistry(config, options),
+  });
+  return {
+    url: request.url,
+    headers: request.headers as Record<string, string>,
+    body: request.body.json() as Record<string, unknown>,
+  };
 }
 
 describe("createClientRegistry", () => {
   it("sends openai/<model> to OpenAI with the key", async () => {
-    const request = await requestFor({ provider: "openai", model: "gpt-4.1", apiKey: "sk-test", label: "openai/gpt-4.1" });
+    const request = await requestFor({
+      provider: "openai",
+      model: "gpt-4.1",
+      apiKey: "sk-test",
+      label: "openai/gpt-4.1",
+    });
     expect(request.url).toBe("https://api.openai.com/v1/chat/completions");
     expect(request.headers.authorization).toBe("Bearer sk-test");
     expect(request.body.model).toBe("gpt-4.1");
   });
 
   it("sends openai/<model> to AGENT_BASE_URL when set", async () => {
-    const request = await requestFor({ provider: "openai", model: "gpt-4.1", apiKey: "k", baseUrl: "http://127.0.0.1:9999/v1", label: "openai/gpt-4.1" });
+    const request = await requestFor({
+      provider: "openai",
+      model: "gpt-4.1",
+      apiKey: "k",
+      baseUrl: "http://127.0.0.1:9999/v1",
+      label: "openai/gpt-4.1",
+    });
     expect(request.url).toBe("http://127.0.0.1:9999/v1/chat/completions");
   });
 
   it("sends anthropic/<model> to Anthropic's messages API with the key and max_tokens", async () => {
-    const request = await requestFor({ provider: "anthropic", model: "claude-sonnet-4-5", apiKey: "ak-test", label: "anthropic/claude-sonnet-4-5" });
+    const request = await requestFor({
+      provider: "anthropic",
+      model: "claude-sonnet-4-5",
+      apiKey: "ak-test",
+      label: "anthropic/claude-sonnet-4-5",
+    });
     expect(request.url).toBe("https://api.anthropic.com/v1/messages");
     expect(request.headers["x-api-key"]).toBe("ak-test");
     expect(request.body).toMatchObject({ model: "claude-sonnet-4-5", max_tokens: 8192 });
@@ -41,7 +61,12 @@ describe("createClientRegistry", () => {
   });
 
   it("sends openai-compatible/<model> to its base URL, with the key only when given", async () => {
-    const config: ModelConfig = { provider: "openai-compatible", model: "llama3.1:8b", baseUrl: "http://127.0.0.1:11434/v1", label: "x" };
+    const config: ModelConfig = {
+      provider: "openai-compatible",
+      model: "llama3.1:8b",
+      baseUrl: "http://127.0.0.1:11434/v1",
+      label: "x",
+    };
     const keyless = await requestFor(config);
     expect(keyless.url).toBe("http://127.0.0.1:11434/v1/chat/completions");
     expect(keyless.headers.authorization).toBeUndefined();
@@ -51,12 +76,17 @@ describe("createClientRegistry", () => {
   });
 
   it("sends replay/<script> to the replay server, naming the script as the model", async () => {
-    const request = await requestFor({ provider: "replay", model: "todo-page", label: "replay/todo-page" }, { replayBaseUrl: "http://127.0.0.1:4010/v1" });
+    const request = await requestFor(
+      { provider: "replay", model: "todo-page", label: "replay/todo-page" },
+      { replayBaseUrl: "http://127.0.0.1:4010/v1" },
+    );
     expect(request.url).toBe("http://127.0.0.1:4010/v1/chat/completions");
     expect(request.body.model).toBe("todo-page");
   });
 
   it("needs the replay server's URL for a replay config", () => {
-    expect(() => createClientRegistry({ provider: "replay", model: "todo-page", label: "replay/todo-page" })).toThrow(/replayBaseUrl/);
+    expect(() => createClientRegistry({ provider: "replay", model: "todo-page", label: "replay/todo-page" })).toThrow(
+      /replayBaseUrl/,
+    );
   });
 });

@@ -25,11 +25,17 @@ export interface ClientRegistryOptions {
 function providerOptions(config: ModelConfig, replayBaseUrl: string | undefined): [string, Record<string, unknown>] {
   switch (config.provider) {
     case "openai":
-      return ["openai", { model: config.model, api_key: config.apiKey, ...(config.baseUrl ? { base_url: config.baseUrl } : {}) }];
+      return [
+        "openai",
+        { model: config.model, api_key: config.apiKey, ...(config.baseUrl ? { base_url: config.baseUrl } : {}) },
+      ];
     case "anthropic":
       return ["anthropic", { model: config.model, api_key: config.apiKey, max_tokens: ANTHROPIC_MAX_TOKENS }];
     case "openai-compatible":
-      return ["openai-generic", { model: config.model, base_url: config.baseUrl, ...(config.apiKey ? { api_key: config.apiKey } : {}) }];
+      return [
+        "openai-generic",
+        { model: config.model, base_url: config.baseUrl, ...(config.apiKey ? { api_key: config.apiKey } : {}) },
+      ];
     case "replay": {
       const baseUrl = replayBaseUrl ?? config.baseUrl;
       if (!baseUrl) throw new Error(`${config.label} needs the replay server's URL (replayBaseUrl).`);

@@ -22,7 +22,11 @@ describe("parseModelSpec", () => {
   });
 
   it("lets AGENT_BASE_URL point openai at another endpoint", () => {
-    const config = parseModelSpec({ AGENT_MODEL: "openai/gpt-4.1", OPENAI_API_KEY: "sk-1", AGENT_BASE_URL: "https://proxy.example/v1/" });
+    const config = parseModelSpec({
+      AGENT_MODEL: "openai/gpt-4.1",
+      OPENAI_API_KEY: "sk-1",
+      AGENT_BASE_URL: "https://proxy.example/v1/",
+    });
     expect(config.baseUrl).toBe("https://proxy.example/v1");
   });
 
@@ -36,7 +40,9 @@ describe("parseModelSpec", () => {
   });
 
   it("reads openai-compatible/<model> with AGENT_BASE_URL, the key optional, slashes and colons kept in the model", () => {
-    expect(parseModelSpec({ AGENT_MODEL: "openai-compatible/llama3.1:8b", AGENT_BASE_URL: "http://127.0.0.1:11434/v1" })).toEqual({
+    expect(
+      parseModelSpec({ AGENT_MODEL: "openai-compatible/llama3.1:8b", AGENT_BASE_URL: "http://127.0.0.1:11434/v1" }),
+    ).toEqual({
       provider: "openai-compatible",
       model: "llama3.1:8b",
       baseUrl: "http://127.0.0.1:11434/v1",
@@ -51,7 +57,11 @@ describe("parseModelSpec", () => {
   });
 
   it("reads replay/<script> with no key or URL", () => {
-    expect(parseModelSpec({ AGENT_MODEL: "replay/todo-page" })).toEqual({ provider: "replay", model: "todo-page", label: "replay/todo-page" });
+    expect(parseModelSpec({ AGENT_MODEL: "replay/todo-page" })).toEqual({
+      provider: "replay",
+      model: "todo-page",
+      label: "replay/todo-page",
+    });
   });
 
   it("takes the spec from its second argument over AGENT_MODEL", () => {
@@ -89,11 +99,12 @@ describe("parseModelSpec", () => {
   });
 
   it("rejects an AGENT_BASE_URL that is not an http(s) URL", () => {
-    expect(configError(() => parseModelSpec({ AGENT_MODEL: "openai-compatible/q", AGENT_BASE_URL: "localhost:11434" })).message).toContain(
-      "AGENT_BASE_URL",
-    );
-    expect(configError(() => parseModelSpec({ AGENT_MODEL: "openai-compatible/q", AGENT_BASE_URL: "not a url" })).message).toContain(
-      "is not a URL",
-    );
+    expect(
+      configError(() => parseModelSpec({ AGENT_MODEL: "openai-compatible/q", AGENT_BASE_URL: "localhost:11434" }))
+        .message,
+    ).toContain("AGENT_BASE_URL");
+    expect(
+      configError(() => parseModelSpec({ AGENT_MODEL: "openai-compatible/q", AGENT_BASE_URL: "not a url" })).message,
+    ).toContain("is not a URL");
   });
 });

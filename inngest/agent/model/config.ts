@@ -47,7 +47,9 @@ function checkedBaseUrl(url: string): string {
   try {
     parsed = new URL(url);
   } catch {
-    throw new ModelNotConfiguredError(`AGENT_BASE_URL "${url}" is not a URL: give the server's base URL, e.g. http://127.0.0.1:11434/v1 for Ollama.`);
+    throw new ModelNotConfiguredError(
+      `AGENT_BASE_URL "${url}" is not a URL: give the server's base URL, e.g. http://127.0.0.1:11434/v1 for Ollama.`,
+    );
   }
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
     throw new ModelNotConfiguredError(`AGENT_BASE_URL "${url}" must be an http:// or https:// URL.`);
@@ -72,12 +74,16 @@ export function parseModelSpec(env: ModelEnv, spec: string | undefined = env.AGE
   switch (provider) {
     case "openai": {
       const apiKey = present(env.OPENAI_API_KEY);
-      if (!apiKey) throw new ModelNotConfiguredError(`AGENT_MODEL is ${label}, which needs OPENAI_API_KEY: set OPENAI_API_KEY.`);
+      if (!apiKey)
+        throw new ModelNotConfiguredError(`AGENT_MODEL is ${label}, which needs OPENAI_API_KEY: set OPENAI_API_KEY.`);
       return { provider, model, apiKey, label, ...(baseUrl ? { baseUrl: checkedBaseUrl(baseUrl) } : {}) };
     }
     case "anthropic": {
       const apiKey = present(env.ANTHROPIC_API_KEY);
-      if (!apiKey) throw new ModelNotConfiguredError(`AGENT_MODEL is ${label}, which needs ANTHROPIC_API_KEY: set ANTHROPIC_API_KEY.`);
+      if (!apiKey)
+        throw new ModelNotConfiguredError(
+          `AGENT_MODEL is ${label}, which needs ANTHROPIC_API_KEY: set ANTHROPIC_API_KEY.`,
+        );
       return { provider, model, apiKey, label };
     }
     case "openai-compatible": {

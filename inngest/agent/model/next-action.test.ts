@@ -1,15 +1,6 @@
-import { vi } from "vitest";
-
-// Before BAML loads: keep prompts out of the test output, and keep BAML's
-// HTTP client (which obeys HTTP_PROXY) off any proxy for loopback.
-vi.hoisted(() => {
-  process.env.BAML_LOG = "warn";
-  process.env.NO_PROXY = "127.0.0.1,localhost";
-});
-
-import { BamlClientHttpError } from "@boundaryml/baml";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BamlClientHttpError } from "@boundaryml/baml";
+import { vi, afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadReplayScript, BUNDLED_SCRIPTS_DIR, DEMO_SCRIPT, type ReplayScript } from "../../../model-replay/script";
 import { startReplayServer, type ReplayServer } from "../../../model-replay/server";
 import { createClientRegistry } from "./client";
@@ -30,6 +21,13 @@ import {
   type ProjectContext,
 } from "./next-action";
 
+// Before BAML loads: keep prompts out of the test output, and keep BAML's
+// HTTP client (which obeys HTTP_PROXY) off any proxy for loopback.
+vi.hoisted(() => {
+  process.env.BAML_LOG = "warn";
+  process.env.NO_PROXY = "127.0.0.1,localhost";
+});
+
 const ACTIONS_OF_EVERY_KIND: AgentAction[] = [
   { tool: "todo_write", todos: [{ id: "1", content: "Write the page", status: "in_progress" }] },
   { tool: "write_file", path: "index.html", content: '<!doctype html>\n<p class="x">{"not": "json"} \\ </p>\n' },
@@ -42,7 +40,10 @@ const ACTIONS_OF_EVERY_KIND: AgentAction[] = [
 const SCRIPTS: ReplayScript[] = [
   { name: "every-kind", title: "Todo Page", turns: ACTIONS_OF_EVERY_KIND.map((action) => ({ reply: { ...action } })) },
   { name: "list-root", turns: [{ reply: { tool: "list_files" } }] },
-  { name: "fenced", turns: [{ raw: 'Sure! Here is my action:\n```json\n{ "tool": "read_file", "path": "app.js" }\n```' }] },
+  {
+    name: "fenced",
+    turns: [{ raw: 'Sure! Here is my action:\n```json\n{ "tool": "read_file", "path": "app.js" }\n```' }],
+  },
   { name: "malformed", turns: [{ raw: "this is not json" }] },
   { name: "missing-field", turns: [{ raw: '{"tool": "write_file", "path": "index.html"}' }] },
   { name: "unknown-tool", turns: [{ raw: '{"tool": "delete_everything", "path": "/"}' }] },
@@ -74,7 +75,12 @@ function context(mode: AgentMode = "build"): ProjectContext {
 
 const PROMPT: ConversationTurn = { role: "user", content: "Build a todo page" };
 
-async function ask(script: string, mode: AgentMode = "build", conversation: ConversationTurn[] = [PROMPT], signal?: AbortSignal) {
+async function ask(
+  script: string,
+  mode: AgentMode = "build",
+  conversation: ConversationTurn[] = [PROMPT],
+  signal?: AbortSignal,
+) {
   return nextAction({ ...replay(script), mode, context: context(mode), conversation, ...(signal ? { signal } : {}) });
 }
 
@@ -118,7 +124,9 @@ describe("nextAction against the replay server", () => {
     const result = await ask("malformed");
     expect(result).toMatchObject({ ok: false, problem: "unparseable", raw: "this is not json" });
     if (result.ok) throw new Error("unreachable");
-    expect(result.error).toContain('Reply with exactly one JSON object, with a "tool" field naming one of write_file, read_file');
+    expect(result.error).toContain(
+      'Reply with exactly one JSON object, with a "tool" field naming one of write_file, read_file',
+    );
     expectUsage(result);
   });
 
@@ -130,7 +138,10 @@ describe("nextAction against the replay server", () => {
   });
 
   it("names an unknown tool and lists the available ones", async () => {
-    for (const [script, tool] of [["unknown-tool", "delete_everything"], ["unknown-tool-fenced", "search_web"]] as const) {
+    for (const [script, tool] of [
+      ["unknown-tool", "delete_everything"],
+      ["unknown-tool-fenced", "search_web"],
+    ] as const) {
       const result = await ask(script);
       expect(result).toMatchObject({ ok: false, problem: "unknown_tool" });
       if (result.ok) throw new Error("unreachable");
@@ -151,7 +162,10 @@ describe("nextAction against the replay server", () => {
   });
 
   it("accepts read-only tools in ask mode", async () => {
-    expect(await ask("read-in-ask", "ask")).toMatchObject({ ok: true, action: { tool: "read_file", path: "index.html" } });
+    expect(await ask("read-in-ask", "ask")).toMatchObject({
+      ok: true,
+      action: { tool: "read_file", path: "index.html" },
+    });
   });
 
   it("rides out a 429 and a 500 by retrying", async () => {
@@ -201,7 +215,13 @@ describe("nextAction against the replay server", () => {
   it("throws a timeout error when every attempt outlasts requestTimeoutMs", async () => {
     const before = server.requests;
     const { config, registry } = replay("slow", { requestTimeoutMs: 200 });
-    const error = await nextAction({ config, registry, mode: "build", context: context(), conversation: [PROMPT] }).catch((e: unknown) => e);
+    const error = await nextAction({
+      config,
+      registry,
+      mode: "build",
+      context: context(),
+      conversation: [PROMPT],
+    }).catch((e: unknown) => e);
     expect(isTimeoutError(error)).toBe(true);
     expect(isAbortError(error)).toBe(false);
     expect(server.requests - before).toBe(4);
@@ -210,7 +230,9 @@ describe("nextAction against the replay server", () => {
   it("plays the bundled demo from plan to reply", async () => {
     const demo = await loadReplayScript(path.join(BUNDLED_SCRIPTS_DIR, `${DEMO_SCRIPT}.json`));
     const results = await playThrough(DEMO_SCRIPT, demo.turns.length + 1);
-    results.slice(0, -1).forEach((result, i) => expect(result).toMatchObject({ ok: true, action: demo.turns[i]!.reply }));
+    results
+      .slice(0, -1)
+      .forEach((result, i) => expect(result).toMatchObject({ ok: true, action: demo.turns[i]!.reply }));
     // Past the script's end, the replay ends the run.
     expect(results.at(-1)).toMatchObject({ ok: true, action: { tool: "reply_to_user" } });
   });
@@ -225,7 +247,9 @@ describe("generateTitle", () => {
 
   it("falls back when the model gives no title", async () => {
     server.addScript({ name: "no-title", title: '  "" ', turns: [] });
-    expect((await generateTitle({ registry: replay("no-title").registry, prompt: "x" })).title).toBe("Untitled project");
+    expect((await generateTitle({ registry: replay("no-title").registry, prompt: "x" })).title).toBe(
+      "Untitled project",
+    );
   });
 });
 

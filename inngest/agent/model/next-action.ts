@@ -5,18 +5,24 @@
  * failures that outlast the retries (retry.ts), refusals, timeouts and aborts
  * are thrown, for the caller's durable step to retry, fail or stop.
  */
-import { BamlAbortError, BamlClientFinishReasonError, BamlTimeoutError, BamlValidationError, Collector } from "@boundaryml/baml";
-import type { ClientRegistry } from "@boundaryml/baml";
-import { b } from "../../../baml_client";
-import type {
-  ConversationTurn,
-  ListFiles,
-  ProjectContext,
-  ReadFile,
-  ReplyToUser,
-  RunCommand,
-  TodoWrite,
-  WriteFile,
+import {
+  BamlAbortError,
+  BamlClientFinishReasonError,
+  BamlTimeoutError,
+  BamlValidationError,
+  Collector,
+  type ClientRegistry,
+} from "@boundaryml/baml";
+import {
+  b,
+  type ConversationTurn,
+  type ListFiles,
+  type ProjectContext,
+  type ReadFile,
+  type ReplyToUser,
+  type RunCommand,
+  type TodoWrite,
+  type WriteFile,
 } from "../../../baml_client";
 import { UNTITLED_PROJECT } from "../../../db/schema";
 import type { ModelConfig } from "./config";
@@ -29,7 +35,14 @@ export type AgentMode = "build" | "ask";
 export type AgentAction = WriteFile | ReadFile | ListFiles | RunCommand | TodoWrite | ReplyToUser;
 export type ToolName = AgentAction["tool"];
 
-export const TOOL_NAMES: readonly ToolName[] = ["write_file", "read_file", "list_files", "run_command", "todo_write", "reply_to_user"];
+export const TOOL_NAMES: readonly ToolName[] = [
+  "write_file",
+  "read_file",
+  "list_files",
+  "run_command",
+  "todo_write",
+  "reply_to_user",
+];
 /** Ask mode looks but does not touch. */
 export const READ_ONLY_TOOLS: readonly ToolName[] = ["read_file", "list_files", "reply_to_user"];
 
@@ -129,7 +142,8 @@ export async function nextAction(input: NextActionInput): Promise<NextActionResu
   const options = { clientRegistry: registry, collector, ...(signal ? { signal } : {}) };
   try {
     const action: AgentAction = await withModelRetry(
-      () => (mode === "ask" ? b.AskAgent(context, conversation, options) : b.CodingAgent(context, conversation, options)),
+      () =>
+        mode === "ask" ? b.AskAgent(context, conversation, options) : b.CodingAgent(context, conversation, options),
       { signal },
     );
     const raw = collector.last?.rawLlmResponse ?? JSON.stringify(action);

@@ -33,10 +33,29 @@ describe("startRun without a reachable engine", () => {
     const [run] = await db.select().from(runs).where(eq(runs.projectId, project.id));
     expect(run).toMatchObject({ status: "failed", prompt: "hello" });
     expect(run!.error).toMatch(/Could not reach the Inngest engine/);
+    // A sentence for the builder, not the send's own error (an address, a stack).
+    expect(run!.error).not.toMatch(/127\.0\.0\.1|ECONNREFUSED|fetch failed|\n\s+at /);
     const types = (await db.select().from(runEvents).where(eq(runEvents.runId, run!.id))).map((r) => r.type);
     expect(types).toEqual(["queued", "failed"]);
     const transcript = await db.select().from(messages).where(eq(messages.runId, run!.id));
     expect(transcript.map((m) => m.role).sort()).toEqual(["system", "user"]);
+  });
+
+  it("keeps a prompt holding a NUL byte or a lone surrogate, escaped, instead of failing the insert", async () => {
+    const { db } = t.database;
+    const { user, project } = await createBuilder(db);
+    await models
+      .startRun(db, {
+        userId: user.id,
+        projectId: project.id,
+        input: { prompt: "make\u0000 a page \ud800 now" },
+        model: "replay/todo-page",
+      })
+      .catch((e: unknown) => e);
+    const [run] = await db.select().from(runs).where(eq(runs.projectId, project.id));
+    expect(run!.prompt).toBe("make\ufffd a page \ufffd now");
+    const transcript = await db.select().from(messages).where(eq(messages.runId, run!.id));
+    expect(transcript.find((m) => m.role === "user")?.content).toBe("make\ufffd a page \ufffd now");
   });
 
   it("answers not found for a project id that does not exist", async () => {

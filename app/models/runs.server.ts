@@ -4,6 +4,7 @@
  */
 import { and, eq, inArray } from "drizzle-orm";
 import type { Db } from "../../db/client";
+import { pgSafeText } from "../../db/pg-safe";
 import { appendRunEvent } from "../../db/run-events";
 import { ACTIVE_RUN_STATUSES } from "../../db/run-status";
 import { messages, projects, runs, type Run } from "../../db/schema";
@@ -65,7 +66,10 @@ export async function recordPrompt(
   { userId, projectId, input, model, onlyWhenIdle = false }: PromptRequest,
 ): Promise<Run> {
   if (!isUuid(projectId)) throw new NotFoundError("Project not found");
-  const { prompt, mode, maxIterations } = PromptInput.parse(input);
+  const parsed = PromptInput.parse(input);
+  const { mode, maxIterations } = parsed;
+  // A pasted NUL or lone surrogate would fail the insert (Postgres 22P05); it is kept as U+FFFD instead.
+  const prompt = pgSafeText(parsed.prompt);
   const modelSpec = parseModelSpec(env(), model ?? env().AGENT_MODEL).label;
   return db.transaction(async (tx) => {
     const ownProject = tx
@@ -120,7 +124,9 @@ export async function startRun(db: Db, request: PromptRequest): Promise<Run> {
       agentPrompt.create({ runId: run.id, projectId, userId, prompt: run.prompt, mode: run.mode }, { id: run.id }),
     );
   } catch (error) {
-    const reason = `Could not reach the Inngest engine: ${error instanceof Error ? error.message : String(error)}`;
+    // The builder reads a sentence; the send's own error (addresses, a stack) goes to the server log.
+    console.error(`run ${run.id}: could not send agent/prompt to the Inngest engine:`, error);
+    const reason = "Could not reach the Inngest engine, so the run did not start. Retry once the engine is running.";
     await failRun(db, run.id, reason);
     throw new EngineUnavailableError(reason, { cause: error });
   }
@@ -167,8 +173,9 @@ export async function stopRun(
   try {
     await inngest.send(agentStop.create({ runId: run.id, projectId: run.projectId }));
   } catch (error) {
+    console.error(`run ${run.id}: could not send agent/stop to the Inngest engine:`, error);
     throw new EngineUnavailableError(
-      `Could not reach the Inngest engine to stop the run: ${error instanceof Error ? error.message : String(error)}`,
+      "Could not reach the Inngest engine to stop the run. It is marked stopping; try Stop again once the engine is running.",
       { cause: error },
     );
   }

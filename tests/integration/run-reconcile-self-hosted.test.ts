@@ -5,7 +5,6 @@
  * engine, sees nothing queued on two looks, and ends the run as failed with
  * the reason; the project then takes the next prompt.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
@@ -14,8 +13,7 @@ import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, expect, inject, it } from "vitest";
 import type { Database } from "../../db/client";
 import { runs } from "../../db/schema";
-import type { EnginePorts } from "../../scripts/lib/engine-process";
-import { engineEnv } from "../../scripts/lib/inngest-engine";
+import { startEngineServer, type EnginePorts, type EngineServer } from "../../scripts/lib/engine-process";
 import type { AppServer } from "../../server/app";
 import { reserveTestDatabase, type ReservedDatabase } from "../support/database";
 import { createBuilder } from "../support/fixtures";
@@ -30,65 +28,25 @@ let reserved: ReservedDatabase;
 let replay: ReplayServer;
 let app: AppServer;
 let database: Database;
-let engine: ChildProcess | undefined;
+let engine: EngineServer | undefined;
 let dataDir: string;
 let sqliteDir: string;
 
 /** `inngest start` with a sqlite folder (history on disk, queue in memory), serving the app. */
-async function startSelfHostedEngine(): Promise<ChildProcess> {
-  const env = engineEnv();
-  // `start` reads every INNGEST_* variable as a setting: pass none but the gRPC ports it has no flag for.
-  for (const key of Object.keys(env)) if (key.startsWith("INNGEST_")) delete env[key];
-  env.INNGEST_CONNECT_GATEWAY_GRPC_PORT = String(ports.connectGatewayGrpc);
-  env.INNGEST_CONNECT_EXECUTOR_GRPC_PORT = String(ports.connectExecutorGrpc);
-  const args = [
-    "start",
-    "--host",
-    "127.0.0.1",
-    "--port",
-    String(ports.api),
-    "--connect-gateway-port",
-    String(ports.connectGateway),
-  ];
-  args.push(
-    "--event-key",
+function startSelfHostedEngine(): Promise<EngineServer> {
+  return startEngineServer({
+    bin: inject("engineBin"),
     eventKey,
-    "--signing-key",
     signingKey,
-    "-u",
-    `${app.url}/api/inngest`,
-    "--sqlite-dir",
+    appUrls: [`${app.url}/api/inngest`],
     sqliteDir,
-  );
-  const child = spawn(inject("engineBin"), args, { env, stdio: ["ignore", "pipe", "pipe"] });
-  let log = "";
-  for (const stream of [child.stdout!, child.stderr!])
-    stream.on("data", (chunk: Buffer) => (log = (log + chunk.toString()).slice(-8_000)));
-  for (let tries = 0; tries < 240; tries++) {
-    if (child.exitCode !== null) break;
-    try {
-      const response = await fetch(`http://127.0.0.1:${ports.api}/v0/gql`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ query: "{ apps { functions { slug } } }" }),
-        signal: AbortSignal.timeout(2_000),
-      });
-      const { data } = (await response.json()) as { data?: { apps: { functions: { slug: string }[] }[] } };
-      if (data?.apps.some((a) => a.functions.some((f) => f.slug === "dyno-coding-agent"))) return child;
-    } catch {
-      // not up yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  child.kill("SIGKILL");
-  throw new Error(`inngest start was not ready:\n${log}`);
+    ports,
+    waitForFunctions: ["dyno-coding-agent"],
+  });
 }
 
 async function stopEngine() {
-  if (!engine || engine.exitCode !== null || engine.signalCode !== null) return;
-  const exited = new Promise((resolve) => engine!.once("exit", resolve));
-  engine.kill("SIGTERM");
-  await exited;
+  await engine?.stop();
 }
 
 beforeAll(async () => {

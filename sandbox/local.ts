@@ -17,6 +17,7 @@ import {
 } from "./bubblewrap";
 import { detectLimitSupport, prepareConfinement, type LimitMode, type LimitSupport } from "./confine";
 import { abortedResult, execLimits, positive, refuseCommand, refusedResult } from "./exec-common";
+import { UnavailableAppProcess } from "./app-unavailable";
 import { fileReadOf } from "./file-content";
 import { DEFAULT_SANDBOX_LIMITS, limitAmount, type SandboxLimits } from "./limits";
 import { compareNames, resolveWorkspacePath } from "./paths";
@@ -133,6 +134,7 @@ function errorCode(error: unknown): string | undefined {
 
 class LocalSandbox implements Sandbox {
   readonly provider = "local" as const;
+  readonly app = new UnavailableAppProcess("the local provider cannot run an app process yet");
   private destroyed = false;
   /** Running commands, killed by destroy(). */
   private readonly running = new Set<AbortController>();

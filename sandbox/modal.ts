@@ -10,6 +10,7 @@ import { randomUUID } from "node:crypto";
 import { posix } from "node:path";
 import type { ContainerProcess, ModalClient, Sandbox as ModalBox } from "modal";
 import { abortedResult, elapsed, execLimits, positive, refuseCommand, refusedResult } from "./exec-common";
+import { UnavailableAppProcess } from "./app-unavailable";
 import { fileReadOf } from "./file-content";
 import {
   execArgv,
@@ -164,6 +165,7 @@ function wholeSeconds(ms: number): number {
 
 class ModalSandbox implements Sandbox {
   readonly provider = "modal" as const;
+  readonly app = new UnavailableAppProcess("the Modal provider cannot run an app process yet");
   readonly id: string;
   private destroyed = false;
 

@@ -29,6 +29,8 @@ export interface ExecResult {
   timedOut: boolean;
   /** Killed because the signal aborted. */
   aborted: boolean;
+  /** Connections the egress policy refused while the command ran (none: empty or unset). */
+  egressRefused?: EgressRefusal[];
   /**
    * A resource limit ended the command (exitCode null when it was killed for it), or, for "cpu", held it back
    * until it timed out. Unset when no limit was reached.
@@ -68,6 +70,81 @@ export interface FileList {
 
 export type PreviewLocation = { kind: "directory"; path: string } | { kind: "url"; url: string };
 
+/**
+ * A connection the sandbox's egress policy refused (sandbox/egress/): the agent's command or the app process
+ * tried to reach a host that is not on the allow-list.
+ */
+export interface EgressRefusal {
+  /** The host (name or address) as asked for, e.g. "example.com" or "10.0.0.1". */
+  host: string;
+  port: number;
+  /** Why, for people: "not on the allow-list", "an IP address, not a host name", … */
+  reason: string;
+  /** ISO time. */
+  at: string;
+}
+
+/** The project's app process: its dev server, one per project, supervised outside the agent's steps. */
+export type AppState = "stopped" | "starting" | "running" | "crashed";
+
+export interface AppStatus {
+  state: AppState;
+  /** What runs (or ran, or would run): the agent's command, else the workspace's `dev` script. null: nothing to run. */
+  command: string | null;
+  /** The port it listens on inside the sandbox, once known. */
+  port: number | null;
+  /** ISO time of the current (or last) start. */
+  startedAt: string | null;
+  /** Restarts after a crash since it was last started on purpose. */
+  restarts: number;
+  /** Why it is crashed or stopped, for people: "exited with code 1", "memory limit (2 GiB) reached", "idle for 15 min". */
+  reason: string | null;
+  /** Crashed with a restart pending (backoff): when, ISO. */
+  nextRestartAt: string | null;
+}
+
+/** One line of the app's bounded log. seq grows by one per line, across restarts, and is never reused. */
+export interface AppLogLine {
+  seq: number;
+  /** ISO time. */
+  at: string;
+  /** "system": what Dyno says about the process (started, crashed, refused a connection); "browser": errors the preview page reported. */
+  stream: "stdout" | "stderr" | "system" | "browser";
+  text: string;
+}
+
+export interface AppLogs {
+  lines: AppLogLine[];
+  /** Pass as sinceSeq next time to get only newer lines. */
+  nextSeq: number;
+  /** Lines older than the first returned were dropped by the bound, or more than maxLines were newer. */
+  truncated: boolean;
+}
+
+/** Where the preview server reaches the running app: a unix socket on this host (local) or a URL (Modal tunnel). */
+export type AppEndpoint = { kind: "socket"; path: string } | { kind: "url"; url: string };
+
+export interface AppProcess {
+  status(): Promise<AppStatus>;
+  /**
+   * Starts it (the command given, else the last one set, else the workspace's `dev` script) and resolves once it
+   * listens or has failed to start (state "crashed", reason and log say why), within the start timeout.
+   * Already running with the same command: resolves at once.
+   */
+  start(options?: { command?: string; signal?: AbortSignal }): Promise<AppStatus>;
+  /** Stops it and starts it again (with a new command, if given). */
+  restart(options?: { command?: string; signal?: AbortSignal }): Promise<AppStatus>;
+  /** Stops it (and everything it started). Idempotent. */
+  stop(reason?: string): Promise<AppStatus>;
+  logs(options?: { sinceSeq?: number; maxLines?: number }): Promise<AppLogs>;
+  /** Adds a line to the log, e.g. an error the preview page reported (stream "browser"). */
+  appendLog(stream: "system" | "browser", text: string): Promise<void>;
+  /** Records activity (a preview request, an agent tool): the idle timer starts over. */
+  touch(): void;
+  /** Where to reach it while it runs; null when it is not running. */
+  endpoint(): Promise<AppEndpoint | null>;
+}
+
 export interface Sandbox {
   readonly provider: SandboxProviderName;
   /** Stable id stored on the project row, used to reattach. */
@@ -82,6 +159,8 @@ export interface Sandbox {
   exec(command: string, options?: ExecOptions): Promise<ExecResult>;
   /** Where the built app can be seen: local -> the workspace folder; modal -> a tunnel URL. */
   preview(): Promise<PreviewLocation>;
+  /** The project's app process (its dev server). Every Sandbox object of a project shares the same one. */
+  readonly app: AppProcess;
   /** Removes the workspace (local) or terminates the sandbox (modal). Idempotent. */
   destroy(): Promise<void>;
 }

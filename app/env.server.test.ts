@@ -157,6 +157,28 @@ describe("parseEnv", () => {
     expect(() => parseEnv({ APP_ORIGIN: "ftp://dyno.example.test" })).toThrow(/APP_ORIGIN: an http/);
   });
 
+  it("reads the completion webhook settings: the operator's URL and secret together, private targets refused by default", () => {
+    expect(parseEnv({}).DYNO_WEBHOOK_URL).toBeUndefined();
+    expect(parseEnv({}).DYNO_WEBHOOK_SECRET).toBeUndefined();
+    expect(parseEnv({})).toMatchObject({
+      WEBHOOK_ALLOW_PRIVATE: false,
+      WEBHOOK_TIMEOUT: "10s",
+      WEBHOOK_ATTEMPTS: 6,
+      WEBHOOK_RETRY_DELAY: "10s",
+    });
+    const secret = "s".repeat(16);
+    expect(
+      parseEnv({ DYNO_WEBHOOK_URL: "https://hooks.example.test/dyno", DYNO_WEBHOOK_SECRET: secret }),
+    ).toMatchObject({ DYNO_WEBHOOK_URL: "https://hooks.example.test/dyno", DYNO_WEBHOOK_SECRET: secret });
+    expect(() => parseEnv({ DYNO_WEBHOOK_URL: "https://hooks.example.test/dyno" })).toThrow(
+      /DYNO_WEBHOOK_SECRET: DYNO_WEBHOOK_URL and DYNO_WEBHOOK_SECRET go together/,
+    );
+    expect(() => parseEnv({ DYNO_WEBHOOK_SECRET: secret })).toThrow(/DYNO_WEBHOOK_URL: .*go together/);
+    expect(() => parseEnv({ DYNO_WEBHOOK_URL: "ftp://x.test/", DYNO_WEBHOOK_SECRET: secret })).toThrow(/an http/);
+    expect(parseEnv({ WEBHOOK_ALLOW_PRIVATE: "1" }).WEBHOOK_ALLOW_PRIVATE).toBe(true);
+    expect(() => parseEnv({ WEBHOOK_ATTEMPTS: "0" })).toThrow(/WEBHOOK_ATTEMPTS/);
+  });
+
   it("reads durations in seconds, minutes, hours and days", () => {
     expect([durationMs("45s"), durationMs("90m"), durationMs("2h"), durationMs("1d")]).toEqual([
       45_000, 5_400_000, 7_200_000, 86_400_000,

@@ -1,5 +1,6 @@
 import { codingAgent } from "./coding-agent";
+import { deliverWebhooks } from "./deliver-webhooks";
 import { markRunStopped } from "./mark-run-stopped";
 
 /** Every function the app serves at /api/inngest. */
-export const functions = [codingAgent, markRunStopped];
+export const functions = [codingAgent, markRunStopped, deliverWebhooks];

@@ -7,6 +7,7 @@ import { startWebhookReceiver, type WebhookReceiver } from "../../tests/support/
 import { attemptDelivery, OPERATOR_WEBHOOK_ID, planDeliveries, type WebhookSettings } from "./deliveries";
 import { sealSecret } from "./secret-box";
 import { verifySignature } from "./signature";
+import { lostRunEnds } from "./sweep";
 
 const SESSION_SECRET = "k".repeat(32);
 const OPERATOR_SECRET = "operator-secret-0123456789";
@@ -122,5 +123,33 @@ describe.each(availableDrivers())("webhook deliveries on %s", (driver) => {
     const [row] = await db.select().from(webhookDeliveries).where(eq(webhookDeliveries.id, id!));
     expect(row!.lastError).toMatch(/delete the webhook and add it again/);
     expect(receiver.received(at("/rotated"))).toEqual([]);
+  });
+
+  it("finds the ended runs whose run/ended never arrived: settled, within a day, with a webhook older than the end, no delivery", async () => {
+    const { db, user, project, run: lost, webhook } = await endedRunWithWebhook("/sweep");
+    const now = new Date();
+    const ago = (ms: number) => new Date(now.getTime() - ms);
+    const endAt = async (runId: string, finishedAt: Date) =>
+      db.update(runs).set({ status: "failed", finishedAt }).where(eq(runs.id, runId));
+    await db
+      .update(webhooks)
+      .set({ createdAt: ago(3 * 3_600_000) })
+      .where(eq(webhooks.id, webhook.id));
+    await endAt(lost.id, ago(10 * 60_000));
+    const justEnded = await createQueuedRun(db, { userId: user.id, projectId: project.id });
+    await endAt(justEnded.id, ago(30_000));
+    const beforeTheWebhook = await createQueuedRun(db, { userId: user.id, projectId: project.id });
+    await endAt(beforeTheWebhook.id, ago(4 * 3_600_000));
+    const delivered = await createQueuedRun(db, { userId: user.id, projectId: project.id });
+    await endAt(delivered.id, ago(10 * 60_000));
+    await planDeliveries(db, delivered.id, settings());
+    const active = await createQueuedRun(db, { userId: user.id, projectId: project.id });
+
+    const found = (await lostRunEnds(db, settings(), { now })).filter((r) => r.projectId === project.id);
+    expect(found).toEqual([{ runId: lost.id, projectId: project.id, status: "failed" }]);
+    expect(found.map((r) => r.runId)).not.toContain(active.id);
+    // Once planned, it is lost no more.
+    await planDeliveries(db, lost.id, settings());
+    expect((await lostRunEnds(db, settings(), { now })).filter((r) => r.projectId === project.id)).toEqual([]);
   });
 });

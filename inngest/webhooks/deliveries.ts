@@ -38,7 +38,7 @@ export async function hasWebhooks(db: Db, projectId: string, settings: WebhookSe
 }
 
 /** Keeps the operator's row at the URL the environment names now. */
-async function syncOperatorWebhook(db: Db, url: string): Promise<void> {
+export async function syncOperatorWebhook(db: Db, url: string): Promise<void> {
   await db
     .insert(webhooks)
     .values({ id: OPERATOR_WEBHOOK_ID, projectId: null, url, secret: null })

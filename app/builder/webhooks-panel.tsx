@@ -44,7 +44,13 @@ export function WebhooksPanel({
         </p>
       ) : null}
       {webhooks.length < max ? (
-        <Form method="post" className="webhook-add" preventScrollReset>
+        // A new key once one is added: the form starts empty again.
+        <Form
+          key={notice?.kind === "added" ? notice.secret : "add"}
+          method="post"
+          className="webhook-add"
+          preventScrollReset
+        >
           <label htmlFor="webhook-url">Webhook URL</label>
           <input
             id="webhook-url"

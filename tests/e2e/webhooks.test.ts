@@ -78,6 +78,14 @@ describe("the Webhooks tab", () => {
         .toBe(1);
       expect(await page.getByTestId("webhook-secret").count()).toBe(0);
       await screenshot(page, "webhooks-delivered");
+
+      // On a phone the view fits: nothing scrolls the page sideways (the deliveries table scrolls in its box).
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.reload();
+      await page.locator('[data-delivery-status="delivered"]').waitFor();
+      const sideways = await page.evaluate(() => document.scrollingElement!.scrollWidth - window.innerWidth);
+      expect(sideways).toBeLessThanOrEqual(0);
+      await screenshot(page, "webhooks-phone");
       expect(errors).toEqual([]);
     } finally {
       await context.close();

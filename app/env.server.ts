@@ -180,7 +180,7 @@ const EnvSchema = z
       .min(16, "at least 16 characters")
       .optional()
       .or(z.literal("").transform(() => undefined)),
-    /** 1: webhooks may target loopback, private and link-local addresses (refused otherwise: SSRF). */
+    /** 1: builders' webhooks may target loopback, private and link-local addresses (refused otherwise: SSRF). */
     WEBHOOK_ALLOW_PRIVATE: z
       .enum(["", "0", "1", "false", "true"], { message: "1 or 0" })
       .optional()

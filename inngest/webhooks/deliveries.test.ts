@@ -66,6 +66,7 @@ describe.each(availableDrivers())("webhook deliveries on %s", (driver) => {
     const operator = settings({
       DYNO_WEBHOOK_URL: receiver.url(at("/operator")),
       DYNO_WEBHOOK_SECRET: OPERATOR_SECRET,
+      WEBHOOK_ALLOW_PRIVATE: false,
     });
     expect(await planDeliveries(db, run.id, operator)).toEqual([]);
     await end(db, run.id);
@@ -75,9 +76,13 @@ describe.each(availableDrivers())("webhook deliveries on %s", (driver) => {
     const rows = await db.select().from(webhookDeliveries).where(eq(webhookDeliveries.runId, run.id));
     expect(rows.map((r) => r.webhookId).sort()).toEqual([OPERATOR_WEBHOOK_ID, webhook.id].sort());
 
-    // The operator's delivery is signed with DYNO_WEBHOOK_SECRET.
+    // The operator's delivery is signed with DYNO_WEBHOOK_SECRET, and may go to a private address the operator
+    // chose; the builder's, to the same receiver, is refused without WEBHOOK_ALLOW_PRIVATE.
     const operatorDelivery = rows.find((r) => r.webhookId === OPERATOR_WEBHOOK_ID)!;
     expect(await attemptDelivery(db, operatorDelivery.id, attempt(operator))).toMatchObject({ status: "delivered" });
+    const builderDelivery = rows.find((r) => r.webhookId === webhook.id)!;
+    expect(await attemptDelivery(db, builderDelivery.id, attempt(operator))).toMatchObject({ status: "failed" });
+    expect(receiver.received(at("/plan"))).toEqual([]);
     const [request] = receiver.received(at("/operator"));
     expect(verifySignature(OPERATOR_SECRET, request!.body, request!.headers["dyno-signature"] as string).ok).toBe(true);
     // Delivered: planned no more, and a further attempt sends nothing.

@@ -167,9 +167,10 @@ export async function attemptDelivery(db: Db, deliveryId: string, options: Attem
       ? settings.DYNO_WEBHOOK_SECRET
       : webhook.secret && openSecret(webhook.secret, options.sessionSecret());
     if (!secret) throw new SecretUnreadableError();
-    // Checked again at send: the host may resolve elsewhere now than when the webhook was added.
+    // Checked again at send: the host may resolve elsewhere now than when the webhook was added. The operator
+    // chose their own URL (often an internal service), so only a builder's is held to public addresses.
     const target = await resolveWebhookTarget(parseWebhookUrl(webhook.url), {
-      allowPrivate: settings.WEBHOOK_ALLOW_PRIVATE,
+      allowPrivate: settings.WEBHOOK_ALLOW_PRIVATE || operator,
       resolve: options.resolve,
     });
     const body = JSON.stringify(runEndedPayload(delivery.id, run, project, now()));

@@ -164,6 +164,23 @@ const EnvSchema = z
     SANDBOX_CPU_LIMIT: z.coerce.number().min(0.01).max(1024).default(1),
     /** Disk use of a project's workspace (and, separately, its home folder with npm's cache); also the largest file. */
     SANDBOX_DISK_LIMIT: size("1g").pipe(z.number().min(1024 * 1024, "at least 1m")),
+
+    /**
+     * Egress of sandbox commands and the app process (decisions 019, 023). registry: the package registry (plus
+     * SANDBOX_EGRESS_ALLOW) and nothing else; off: no network at all. On Modal it applies to sandboxes created
+     * after it is set. (The egress branch adds the same two variables for the local provider: merge, keep one.)
+     */
+    SANDBOX_EGRESS: z.enum(["registry", "off"]).default("registry"),
+    /** More destinations, comma-separated: host or host:port (default port 443); Modal takes port 443 only. */
+    SANDBOX_EGRESS_ALLOW: z
+      .string()
+      .default("")
+      .transform((list) =>
+        list
+          .split(",")
+          .map((entry) => entry.trim())
+          .filter(Boolean),
+      ),
   })
   .superRefine((env, ctx) => {
     if (env.NODE_ENV !== "production") return;

@@ -51,7 +51,10 @@ export interface ModalSandboxOptions {
   tokenSecret?: string;
   /** The Modal app the sandboxes belong to (created if missing). Default "dyno". */
   appName?: string;
-  /** Registry image; needs sh, coreutils and setsid (util-linux: any Debian/Ubuntu-based image). Default node:20-slim. */
+  /**
+   * Registry image; needs sh, coreutils and setsid (util-linux: any Debian/Ubuntu-based image), and node for the app
+   * process's supervisor. Default node:20-slim.
+   */
   image?: string;
   /**
    * The one container port exposed through an encrypted tunnel: the app process's (told to the command as PORT)

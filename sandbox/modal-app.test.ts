@@ -259,6 +259,18 @@ describe("Modal app process (supervisor run locally)", () => {
     expect(capped.lines.map((line) => line.seq)).toEqual(seqs.slice(-3));
   });
 
+  it("writes its script again when a command in the box removed it", async () => {
+    const { app: process_ } = await app();
+    expect((await process_.logs()).lines).toEqual([]);
+    const stateDir = path.join(
+      root,
+      `state-${apps.length - 1}-${(process_ as unknown as { appPort: number }).appPort}`,
+    );
+    for (const name of await readdir(stateDir)) await rm(path.join(stateDir, name), { recursive: true, force: true });
+    await process_.appendLog("system", "still here");
+    expect((await process_.logs()).lines.map((line) => line.text)).toEqual(["still here"]);
+  });
+
   it("refuses hostile input with a clear error", async () => {
     const { app: process_ } = await app();
     await expect(process_.start({ command: "echo \0" })).rejects.toThrow(/NUL byte/);

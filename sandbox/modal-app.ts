@@ -90,6 +90,8 @@ export class ModalAppProcess implements AppProcess {
   private scriptPath: Promise<string> | undefined;
   private lastTouch = 0;
   private cached: { at: number; status: AppStatus } | undefined;
+  /** Starts and stops from this object one at a time (the wait for listening is outside it, so stop never waits). */
+  private changing: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly transport: AppBoxTransport,
@@ -118,20 +120,23 @@ export class ModalAppProcess implements AppProcess {
       if (!command.trim()) throw new RangeError("the app's command is empty");
     }
     signal?.throwIfAborted();
-    const current = await this.fresh();
-    const same = command === undefined || command === current.command;
-    if (same && current.state === "running") return current;
-    if (same && current.state === "starting") return this.untilStarted(signal);
-    await this.op("start", [
-      this.options.workdir,
-      String(this.appPort),
-      String(this.logLimitBytes),
-      String(this.idleTimeoutMs),
-      this.backoffMs.join(","),
-      command ?? "",
-    ]);
-    this.lastTouch = Date.now();
-    return this.untilStarted(signal);
+    const done = await this.serially(async () => {
+      const current = await this.fresh();
+      const same = command === undefined || command === current.command;
+      if (same && current.state === "running") return current;
+      if (same && current.state === "starting") return null;
+      await this.op("start", [
+        this.options.workdir,
+        String(this.appPort),
+        String(this.logLimitBytes),
+        String(this.idleTimeoutMs),
+        this.backoffMs.join(","),
+        command ?? "",
+      ]);
+      this.lastTouch = Date.now();
+      return null;
+    });
+    return done ?? this.untilStarted(signal);
   }
 
   async restart(options: { command?: string; signal?: AbortSignal } = {}): Promise<AppStatus> {
@@ -143,7 +148,8 @@ export class ModalAppProcess implements AppProcess {
   }
 
   async stop(reason = "stopped"): Promise<AppStatus> {
-    return this.remember(await this.op<AppStatus>("stop", [cutText(String(reason), MAX_REASON_CHARS) || "stopped"]));
+    const why = cutText(String(reason), MAX_REASON_CHARS) || "stopped";
+    return this.serially(async () => this.remember(await this.op<AppStatus>("stop", [why])));
   }
 
   async logs(options: { sinceSeq?: number; maxLines?: number } = {}): Promise<AppLogs> {
@@ -187,6 +193,12 @@ export class ModalAppProcess implements AppProcess {
     return { kind: "url", url };
   }
 
+  private serially<T>(change: () => Promise<T>): Promise<T> {
+    const next = this.changing.then(change, change);
+    this.changing = next.catch(() => {});
+    return next;
+  }
+
   private async fresh(): Promise<AppStatus> {
     this.cached = undefined;
     return this.status();
@@ -223,11 +235,16 @@ export class ModalAppProcess implements AppProcess {
     return this.scriptPath;
   }
 
-  private async op<T>(name: string, args: string[] = []): Promise<T> {
+  private async op<T>(name: string, args: string[] = [], retried = false): Promise<T> {
     const script = await this.ensureScript();
     const result = await this.transport.run(appArgv(script, name, this.stateDir, args), {
       maxOutputBytes: MAX_ANSWER_BYTES,
     });
+    if (result.exitCode !== 0 && !retried && /Cannot find module/.test(result.stderr)) {
+      // Something in the box removed the script (a command cleaning /tmp): write it again, once.
+      this.scriptPath = undefined;
+      return this.op<T>(name, args, true);
+    }
     if (result.exitCode === 127) {
       throw new SandboxUnavailableError(
         "The sandbox image has no `node`, which runs the app process; use a Node image (MODAL_IMAGE, e.g. node:20-slim)",

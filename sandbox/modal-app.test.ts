@@ -5,7 +5,7 @@
  * loopback on the app port. Modal itself is exercised by the gated tests in modal.test.ts.
  */
 import { spawn } from "node:child_process";
-import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -60,7 +60,6 @@ async function running(marker: string): Promise<boolean> {
   for (const pid of await readdir("/proc")) {
     if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
     try {
-      const { readFile } = await import("node:fs/promises");
       if ((await readFile(`/proc/${pid}/cmdline`, "utf8")).includes(marker)) return true;
     } catch {
       // Exited meanwhile.
@@ -98,9 +97,10 @@ describe("Modal app process (supervisor run locally)", () => {
 
   async function app(options: Partial<ModalAppOptions> = {}) {
     const appPort = options.appPort ?? (await freePort());
+    const stateDir = path.join(root, `state-${apps.length}-${appPort}`);
     const created = new ModalAppProcess(localTransport(workdir), {
       workdir,
-      stateDir: path.join(root, `state-${apps.length}-${appPort}`),
+      stateDir,
       appPort,
       pollMs: 50,
       startTimeoutMs: 20_000,
@@ -108,7 +108,7 @@ describe("Modal app process (supervisor run locally)", () => {
       ...options,
     });
     apps.push(created);
-    return { app: created, appPort };
+    return { app: created, appPort, stateDir };
   }
 
   it("starts a server that listens on the app port, serves it through the endpoint, and stops it", async () => {
@@ -204,10 +204,8 @@ describe("Modal app process (supervisor run locally)", () => {
   });
 
   it("reports a supervisor that was killed as crashed, and starts again", async () => {
-    const { app: process_, appPort } = await app();
-    const stateDir = path.join(root, `state-${apps.length - 1}-${appPort}`);
+    const { app: process_, appPort, stateDir } = await app();
     await process_.start({ command: `node server.js ${appPort} 0.0.0.0` });
-    const { readFile } = await import("node:fs/promises");
     const supervisor = Number(await readFile(path.join(stateDir, "supervisor.pid"), "utf8"));
     const state = JSON.parse(await readFile(path.join(stateDir, "state.json"), "utf8")) as { childPid: number };
     process.kill(supervisor, "SIGKILL");
@@ -260,12 +258,8 @@ describe("Modal app process (supervisor run locally)", () => {
   });
 
   it("writes its script again when a command in the box removed it", async () => {
-    const { app: process_ } = await app();
+    const { app: process_, stateDir } = await app();
     expect((await process_.logs()).lines).toEqual([]);
-    const stateDir = path.join(
-      root,
-      `state-${apps.length - 1}-${(process_ as unknown as { appPort: number }).appPort}`,
-    );
     for (const name of await readdir(stateDir)) await rm(path.join(stateDir, name), { recursive: true, force: true });
     await process_.appendLog("system", "still here");
     expect((await process_.logs()).lines.map((line) => line.text)).toEqual(["still here"]);

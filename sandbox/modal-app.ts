@@ -11,10 +11,11 @@
  * bridged from 0.0.0.0:appPort by the supervisor, so the tunnel reaches it either way.
  */
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { posix } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
+import path, { posix } from "node:path";
 import { fileURLToPath } from "node:url";
 import { refuseCommand } from "./exec-common";
+import { appCheckout } from "./local";
 import { appArgv } from "./modal-scripts";
 import { SandboxUnavailableError, type AppEndpoint, type AppLogs, type AppProcess, type AppStatus } from "./types";
 
@@ -73,7 +74,10 @@ let scriptSource: { text: string; version: string } | undefined;
 /** The supervisor script and a short hash of it: the box runs the copy named by the hash, never an older one. */
 export function modalAppScript(): { text: string; version: string } {
   if (!scriptSource) {
-    const text = readFileSync(fileURLToPath(new URL("./runtime/modal-app.mjs", import.meta.url)), "utf8");
+    // Beside this module when run from source; from the checkout when this module was bundled into build/.
+    const besideModule = fileURLToPath(new URL("./runtime/modal-app.mjs", import.meta.url));
+    const inCheckout = path.join(appCheckout(), "sandbox", "runtime", "modal-app.mjs");
+    const text = readFileSync(existsSync(besideModule) ? besideModule : inCheckout, "utf8");
     scriptSource = { text, version: createHash("sha256").update(text).digest("hex").slice(0, 12) };
   }
   return scriptSource;

@@ -139,6 +139,17 @@ describe("parseEnv", () => {
     expect(() => parseEnv({ SANDBOX_CPU_LIMIT: "0" })).toThrow(/SANDBOX_CPU_LIMIT/);
   });
 
+  it("reads the sandbox's egress policy: the registry only by default, more hosts as a list", () => {
+    expect(parseEnv({})).toMatchObject({ SANDBOX_EGRESS: "registry", SANDBOX_EGRESS_ALLOW: [] });
+    expect(
+      parseEnv({ SANDBOX_EGRESS: "off", SANDBOX_EGRESS_ALLOW: " pypi.org, files.pythonhosted.org:443,," }),
+    ).toMatchObject({
+      SANDBOX_EGRESS: "off",
+      SANDBOX_EGRESS_ALLOW: ["pypi.org", "files.pythonhosted.org:443"],
+    });
+    expect(() => parseEnv({ SANDBOX_EGRESS: "open" })).toThrow(/SANDBOX_EGRESS: .*'registry' \| 'off'/);
+  });
+
   it("reads how often and how patiently runs are reconciled with the engine", () => {
     expect(parseEnv({})).toMatchObject({ RUN_RECONCILE_INTERVAL: "1m", RUN_RECONCILE_GRACE: "1m" });
     expect(parseEnv({ RUN_RECONCILE_INTERVAL: "0s", RUN_RECONCILE_GRACE: "30s" })).toMatchObject({

@@ -191,6 +191,22 @@ const EnvSchema = z
     WEBHOOK_ATTEMPTS: z.coerce.number().int().min(1).max(21).default(6),
     /** The wait before the first retry; each later one waits 4 times longer (capped at 1h). */
     WEBHOOK_RETRY_DELAY: duration("10s"),
+    /**
+     * Egress of sandbox commands and the app process (decisions 019, 023). registry: the package registry (plus
+     * SANDBOX_EGRESS_ALLOW) and nothing else; off: no network at all. On Modal it applies to sandboxes created
+     * after it is set. (The egress branch adds the same two variables for the local provider: merge, keep one.)
+     */
+    SANDBOX_EGRESS: z.enum(["registry", "off"]).default("registry"),
+    /** More destinations, comma-separated: host or host:port (default port 443); Modal takes port 443 only. */
+    SANDBOX_EGRESS_ALLOW: z
+      .string()
+      .default("")
+      .transform((list) =>
+        list
+          .split(",")
+          .map((entry) => entry.trim())
+          .filter(Boolean),
+      ),
   })
   .superRefine((env, ctx) => {
     if (!env.DYNO_WEBHOOK_URL !== !env.DYNO_WEBHOOK_SECRET) {

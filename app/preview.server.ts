@@ -133,9 +133,12 @@ async function hasSomethingToShow(
   if ((await stat(path.join(workspace, "index.html")).catch(() => null))?.isFile()) return true;
   if (await hasDevScript(workspace)) return true;
   if (project.sandboxProvider !== "local") return false;
-  const app = await projectPreviewApp(project.id);
-  const status = await app?.status().catch(() => null);
-  return Boolean(status?.command);
+  try {
+    const status = await (await openProjectSandbox(project))?.app.status();
+    return Boolean(status?.command);
+  } catch {
+    return false;
+  }
 }
 
 const MAX_PACKAGE_JSON_BYTES = 1024 * 1024;

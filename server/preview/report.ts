@@ -176,7 +176,7 @@ export function reportLine(body: unknown): string | null {
   let out = `${report.kind === "load" ? "" : `${KINDS[report.kind]}: `}${message}${where}${page ? ` on ${page}` : ""}`;
   // A stack's first line repeats the message (V8: "TypeError: message"): only the frames are new.
   const frames = stack ? stack.split("\n") : [];
-  if (frames[0]?.includes(message)) frames.shift();
+  if (frames[0] && (frames[0].includes(message) || message.includes(frames[0]))) frames.shift();
   if (frames.length) out += `\n${frames.join("\n")}`;
   out = withoutControlCharacters(out).trimEnd();
   return out.length > MAX_LINE_CHARS ? `${out.slice(0, MAX_LINE_CHARS)}…` : out;

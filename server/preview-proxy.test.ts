@@ -12,65 +12,14 @@ import type { Duplex } from "node:stream";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { previewLabel } from "../app/preview-token.server";
-import type { AppEndpoint, AppLogLine, AppLogs, AppProcess, AppStatus } from "../sandbox/types";
-import { raw } from "../tests/support/preview-request";
+import { raw, TestApp } from "../tests/support/preview-request";
 import { startPreviewServer, type PreviewServer } from "./preview";
 import { REPORT_BURST, REPORT_SCRIPT_TAG } from "./preview/report";
 
 const SECRET = "preview-proxy-secret-0123456789abcdef";
 const BUILDER = "localhost:3000 127.0.0.1:3000";
-const APP_PORT = 5173;
 const PAGE = "<!doctype html><html><head><title>App</title></head><body>running app</body></html>";
 const WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-
-/** The app process as the preview sees it; the tests set its state. */
-class TestApp implements AppProcess {
-  state: AppStatus["state"] = "running";
-  command: string | null = "npm run dev";
-  reason: string | null = null;
-  socketPath = "";
-  lines: AppLogLine[] = [];
-  touches = 0;
-  starts = 0;
-  logged: Array<{ stream: string; text: string }> = [];
-
-  async status(): Promise<AppStatus> {
-    return {
-      state: this.state,
-      command: this.command,
-      port: this.state === "running" ? APP_PORT : null,
-      startedAt: null,
-      restarts: 0,
-      reason: this.reason,
-      nextRestartAt: null,
-    };
-  }
-  async start(): Promise<AppStatus> {
-    this.starts += 1;
-    this.state = "starting";
-    return this.status();
-  }
-  async restart(): Promise<AppStatus> {
-    return this.start();
-  }
-  async stop(): Promise<AppStatus> {
-    this.state = "stopped";
-    return this.status();
-  }
-  async logs(options: { maxLines?: number } = {}): Promise<AppLogs> {
-    const lines = this.lines.slice(-(options.maxLines ?? 100));
-    return { lines, nextSeq: this.lines.length, truncated: false };
-  }
-  async appendLog(stream: "system" | "browser", text: string): Promise<void> {
-    this.logged.push({ stream, text });
-  }
-  touch(): void {
-    this.touches += 1;
-  }
-  async endpoint(): Promise<AppEndpoint | null> {
-    return this.state === "running" ? { kind: "socket", path: this.socketPath } : null;
-  }
-}
 
 /** One WebSocket text frame; a client's frames are masked (RFC 6455 5.3). */
 function frame(text: string, mask: boolean): Buffer {
@@ -205,7 +154,7 @@ describe("preview server in front of a running app", () => {
     expect(html).toBe(PAGE.replace("<head>", `<head>${REPORT_SCRIPT_TAG}`));
     expect(res.headers["content-length"]).toBe(String(res.body.length));
     expect(res.headers["content-encoding"]).toBeUndefined();
-    expect(seen[0]!.headers.host).toBe(`localhost:${APP_PORT}`);
+    expect(seen[0]!.headers.host).toBe(`localhost:${TestApp.PORT}`);
     expect(seen[0]!.headers["accept-encoding"]).toBe("identity");
     expect(seen[0]!.headers["x-forwarded-host"]).toBe(host);
     expect(app.touches).toBeGreaterThan(touches);
@@ -241,9 +190,9 @@ describe("preview server in front of a running app", () => {
       "X-Forwarded-For": "1.2.3.4",
     });
     const headers = JSON.parse(res.body.toString()) as Record<string, string>;
-    expect(headers.host).toBe(`localhost:${APP_PORT}`);
+    expect(headers.host).toBe(`localhost:${TestApp.PORT}`);
     // Same-origin to the preview is same-origin to the app, in its own terms.
-    expect(headers.origin).toBe(`http://localhost:${APP_PORT}`);
+    expect(headers.origin).toBe(`http://localhost:${TestApp.PORT}`);
     expect(headers.cookie).toBe("session=abc");
     expect(headers["x-hop"]).toBeUndefined();
     expect(headers["x-forwarded-for"]).toBeUndefined();
@@ -313,8 +262,8 @@ describe("preview server in front of a running app", () => {
       expect(response.headers["sec-websocket-accept"]).toBe(
         createHash("sha1").update(`${key}${WS_GUID}`).digest("base64"),
       );
-      expect(upgradeHeaders!.host).toBe(`localhost:${APP_PORT}`);
-      expect(upgradeHeaders!.origin).toBe(`http://localhost:${APP_PORT}`);
+      expect(upgradeHeaders!.host).toBe(`localhost:${TestApp.PORT}`);
+      expect(upgradeHeaders!.origin).toBe(`http://localhost:${TestApp.PORT}`);
       expect(upgradeHeaders!.upgrade).toBe("websocket");
       const reply = await new Promise<string>((resolve) => {
         let data = Buffer.alloc(0);

@@ -152,3 +152,70 @@ describe("an origin per project", () => {
     }
   });
 });
+
+describe("a Vite dev server behind the preview", () => {
+  const viteProject = randomUUID();
+  let root: string;
+  let closeVite: (() => Promise<void>) | undefined;
+
+  beforeAll(async () => {
+    root = path.join(dir, "vite-app");
+    mkdirSync(root, { recursive: true });
+    writeFileSync(
+      path.join(root, "index.html"),
+      '<!doctype html><html><head><title>Vite app</title></head><body><p id="out"></p><script type="module" src="/main.js"></script></body></html>',
+    );
+    writeFileSync(
+      path.join(root, "main.js"),
+      'import { message } from "./dep.js";\ndocument.getElementById("out").textContent = message;\nimport.meta.hot?.accept("./dep.js", (dep) => { if (dep) document.getElementById("out").textContent = dep.message; });\n',
+    );
+    writeFileSync(path.join(root, "dep.js"), 'export const message = "first";\n');
+    const app = new TestApp();
+    app.socketPath = path.join(dir, "vite.sock");
+    apps.set(viteProject, app);
+    const http = createServer();
+    const { createServer: createViteServer } = await import("vite");
+    const vite = await createViteServer({
+      root,
+      configFile: false,
+      logLevel: "silent",
+      appType: "spa",
+      server: { middlewareMode: true, hmr: { server: http }, watch: { usePolling: true, interval: 50 } },
+    });
+    http.on("request", vite.middlewares);
+    await listenOnSocket(http, app.socketPath);
+    closeVite = () => vite.close();
+  });
+
+  afterAll(async () => {
+    await closeVite?.();
+  });
+
+  it("serves the app at /, connects its HMR socket through the preview, updates live, and reports its errors", async () => {
+    const app = apps.get(viteProject)!;
+    app.logged = [];
+    const page = await browser.newPage();
+    const consoleText: string[] = [];
+    page.on("console", (message) => consoleText.push(message.text()));
+    try {
+      await page.goto(`${preview.originFor(viteProject)}/`);
+      await expect.poll(() => page.locator("#out").textContent(), { timeout: 30_000 }).toBe("first");
+      await expect.poll(() => consoleText.some((t) => /\[vite\] connected/.test(t)), { timeout: 15_000 }).toBe(true);
+
+      // Hot module reload over the proxied WebSocket: the page changes without a reload.
+      await page.evaluate(() => ((window as unknown as { marker: number }).marker = 1));
+      writeFileSync(path.join(root, "dep.js"), 'export const message = "second";\n');
+      await expect.poll(() => page.locator("#out").textContent(), { timeout: 30_000 }).toBe("second");
+      expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(1);
+
+      // An import that resolves to nothing: Vite's transform fails and it says so on its HMR socket (what its error
+      // overlay shows); the reporter passes it on.
+      writeFileSync(path.join(root, "dep.js"), 'import "./nope.js";\nexport const message = "third";\n');
+      await expect
+        .poll(() => app.logged.find((l) => l.text.startsWith("Vite error:"))?.text ?? "", { timeout: 30_000 })
+        .toMatch(/nope\.js.*dep\.js/s);
+    } finally {
+      await page.close();
+    }
+  });
+});

@@ -46,6 +46,8 @@ export interface AppServer {
   /** Where the preview server listens: http://host:previewPort (each project's origin is a host name on it). */
   previewUrl: string;
   previewPort: number;
+  /** Every project's preview origin as a pattern: http://*.localhost:previewPort, or PREVIEW_ORIGIN. */
+  previewOrigins: string;
   /** A project's preview origin: http://<label>.localhost:previewPort, or under PREVIEW_ORIGIN. */
   previewOriginFor(projectId: string): string;
   close(): Promise<void>;
@@ -141,6 +143,7 @@ export async function startAppServer({
     port: address.port,
     previewUrl: preview.url,
     previewPort: preview.port,
+    previewOrigins: preview.originSource,
     previewOriginFor: preview.originFor,
     async close() {
       await reconciler.stop();

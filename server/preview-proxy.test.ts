@@ -14,7 +14,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { previewLabel } from "../app/preview-token.server";
 import { raw, TestApp } from "../tests/support/preview-request";
 import { startPreviewServer, type PreviewServer } from "./preview";
-import { REPORT_BURST, REPORT_SCRIPT_TAG } from "./preview/report";
+import { REPORT_BURST, REPORT_SCRIPT_TAG, ReportRateLimit, REPORTS_PER_MINUTE } from "./preview/report";
 
 const SECRET = "preview-proxy-secret-0123456789abcdef";
 const BUILDER = "localhost:3000 127.0.0.1:3000";
@@ -455,11 +455,13 @@ describe("browser error reports", () => {
   it("cuts a long report and stops a flood: a burst, then 429", async () => {
     app.logged = [];
     const other = randomUUID();
+    // A clock that stands still: no report is refilled however slow this machine is.
     const flood = await startPreviewServer({
       port: 0,
       secret: SECRET,
       resolveDirectory: async () => null,
       app: async (id) => (id === other ? app : null),
+      reportLimit: new ReportRateLimit(REPORT_BURST, REPORTS_PER_MINUTE, () => 0),
     });
     try {
       const floodHost = `${previewLabel(SECRET, other)}.localhost:${flood.port}`;
@@ -482,5 +484,29 @@ describe("browser error reports", () => {
     } finally {
       await flood.close();
     }
+  });
+});
+
+describe("the report rate limit", () => {
+  it("gives each project a burst, refills at the per-minute rate, and keeps projects apart", () => {
+    let now = 0;
+    const limit = new ReportRateLimit(3, 30, () => now);
+    expect([limit.take("a"), limit.take("a"), limit.take("a"), limit.take("a")]).toEqual([true, true, true, false]);
+    expect(limit.take("b")).toBe(true);
+    now += 1_000; // 30 a minute: one every 2 s
+    expect(limit.take("a")).toBe(false);
+    now += 1_000;
+    expect([limit.take("a"), limit.take("a")]).toEqual([true, false]);
+    now += 600_000; // never more than the burst saved up
+    expect([limit.take("a"), limit.take("a"), limit.take("a"), limit.take("a")]).toEqual([true, true, true, false]);
+  });
+
+  it("forgets the least recently seen project past its bound", () => {
+    const limit = new ReportRateLimit(1, 1, () => 0, 2);
+    expect(limit.take("a")).toBe(true);
+    expect(limit.take("b")).toBe(true);
+    expect(limit.take("c")).toBe(true); // "a" forgotten
+    expect(limit.take("c")).toBe(false);
+    expect(limit.take("a")).toBe(true);
   });
 });

@@ -57,6 +57,8 @@ export interface PreviewServerOptions {
    * restriction. Built pages are meant to be seen inside the builder only.
    */
   frameAncestors?(req: IncomingMessage): string | undefined;
+  /** How many browser error reports each project may send (default: REPORT_BURST, then REPORTS_PER_MINUTE). */
+  reportLimit?: ReportRateLimit;
 }
 
 export interface PreviewServer {
@@ -79,7 +81,12 @@ interface Context {
 
 export async function startPreviewServer(options: PreviewServerOptions): Promise<PreviewServer> {
   const host = options.host ?? "127.0.0.1";
-  const context: Context = { options, template: options.origin!, scheme: "http", reports: new ReportRateLimit() };
+  const context: Context = {
+    options,
+    template: options.origin!,
+    scheme: "http",
+    reports: options.reportLimit ?? new ReportRateLimit(),
+  };
   const server = createServer((req, res) => {
     handle(req, res, context).catch((error: unknown) => {
       console.error("preview: request failed:", error);

@@ -105,12 +105,17 @@ describe("parseEnv", () => {
 
   it("reads the preview server's port and origin", () => {
     expect(parseEnv({}).PREVIEW_PORT).toBeUndefined();
-    expect(parseEnv({ PREVIEW_PORT: "4001", PREVIEW_ORIGIN: "https://preview.example.test" })).toMatchObject({
+    expect(parseEnv({ PREVIEW_PORT: "4001", PREVIEW_ORIGIN: "https://*.preview.example.test/" })).toMatchObject({
       PREVIEW_PORT: 4001,
-      PREVIEW_ORIGIN: "https://preview.example.test",
+      PREVIEW_ORIGIN: "https://*.preview.example.test",
     });
+    expect(parseEnv({ PREVIEW_ORIGIN: "" }).PREVIEW_ORIGIN).toBeUndefined();
     expect(() => parseEnv({ PREVIEW_PORT: "web" })).toThrow(/PREVIEW_PORT: a port number/);
     expect(() => parseEnv({ PREVIEW_ORIGIN: "preview" })).toThrow(/PREVIEW_ORIGIN/);
+    // One origin for every project (decision 009) is gone: each project needs a host of its own (decision 021).
+    expect(() => parseEnv({ PREVIEW_ORIGIN: "https://preview.example.test" })).toThrow(
+      /PREVIEW_ORIGIN: .*wildcard origin such as https:\/\/\*\.preview\.example\.com/,
+    );
   });
 
   it("reads the sandbox's resource limits, with defaults", () => {

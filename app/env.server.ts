@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { parsePreviewOriginTemplate } from "./preview-origin.server";
 
 /**
  * Every environment variable Dyno reads, parsed and validated in one place.
@@ -73,12 +74,22 @@ const EnvSchema = z
       .or(z.literal("").transform(() => undefined)),
     /** The preview server's port: built apps are served from a separate origin. Unset: PORT + 1 (0 with PORT=0). */
     PREVIEW_PORT: z.coerce.number({ message: "a port number" }).int().min(0).max(65535).optional(),
-    /** Public origin of the preview server (e.g. https://preview.example.com). Unset: the builder's hostname on PREVIEW_PORT. */
+    /**
+     * Preview origins (decision 021): a wildcard origin, one host per project, e.g. https://*.preview.example.com
+     * (wildcard DNS and certificate, a reverse proxy passing Host to PREVIEW_PORT). Unset: http://*.localhost:PREVIEW_PORT.
+     */
     PREVIEW_ORIGIN: z
       .string()
-      .url()
+      .superRefine((value, ctx) => {
+        if (!value) return;
+        try {
+          parsePreviewOriginTemplate(value);
+        } catch (error) {
+          ctx.addIssue({ code: z.ZodIssueCode.custom, message: (error as Error).message });
+        }
+      })
       .optional()
-      .or(z.literal("").transform(() => undefined)),
+      .transform((v) => (v ? v.trim().replace(/\/+$/, "") : undefined)),
 
     /** Inngest SDK settings (the SDK's own names). */
     INNGEST_DEV: z.string().optional(),

@@ -76,7 +76,7 @@ try {
 
 console.log(`
   Dyno        ${app.url}   (sign up, then "Run the offline demo" in a project: no model key needed)
-  Previews    ${app.previewUrl}   (built apps, on their own origin)
+  Previews    ${app.previewOrigins}   (built apps, an origin per project)
   Inngest     ${devServer.url}  (engine API; log: ${path.relative(process.cwd(), engineLog)})
   Database    ${config.DATABASE_URL ? "Postgres at DATABASE_URL" : `embedded PGlite in ${path.join(config.DYNO_DATA_DIR, "pglite")}`}
 

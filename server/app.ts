@@ -13,7 +13,12 @@ import { sessionSecret } from "../app/auth/secret.server";
 import { env, inngestDevInProductionWarning } from "../app/env.server";
 import { setListeningAddress } from "../app/inngest-serve.server";
 import { responseClosedSignal } from "../app/load-context";
-import { projectPreviewDirectory, setRunningPreviewServer } from "../app/preview.server";
+import {
+  projectPreviewApp,
+  projectPreviewDirectory,
+  previewOriginTemplate,
+  setRunningPreviewServer,
+} from "../app/preview.server";
 import { closeDatabase, getDatabase } from "../db";
 import { sandboxLimits } from "../inngest/agent/context";
 import { closeDemoReplayServer } from "../inngest/agent/demo";
@@ -38,9 +43,13 @@ export interface AppServerOptions {
 export interface AppServer {
   url: string;
   port: number;
-  /** The preview server (built apps, on an origin of their own): http://host:previewPort. */
+  /** Where the preview server listens: http://host:previewPort (each project's origin is a host name on it). */
   previewUrl: string;
   previewPort: number;
+  /** Every project's preview origin as a pattern: http://*.localhost:previewPort, or PREVIEW_ORIGIN. */
+  previewOrigins: string;
+  /** A project's preview origin: http://<label>.localhost:previewPort, or under PREVIEW_ORIGIN. */
+  previewOriginFor(projectId: string): string;
   close(): Promise<void>;
 }
 
@@ -110,7 +119,10 @@ export async function startAppServer({
       host,
       port: previewPortFor(port),
       secret: sessionSecret(),
+      // PREVIEW_ORIGIN's wildcard, else http://*.localhost:<its port> (no server registered yet: null here).
+      origin: previewOriginTemplate() ?? undefined,
       resolveDirectory: projectPreviewDirectory,
+      app: projectPreviewApp,
       frameAncestors: previewFrameAncestors(address.port),
     });
   } catch (error) {
@@ -131,6 +143,8 @@ export async function startAppServer({
     port: address.port,
     previewUrl: preview.url,
     previewPort: preview.port,
+    previewOrigins: preview.originSource,
+    previewOriginFor: preview.originFor,
     async close() {
       await reconciler.stop();
       setRunningPreviewServer(undefined);

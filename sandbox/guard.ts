@@ -25,6 +25,8 @@ export interface GuardOptions {
   watchTree: { memory: boolean; processes: boolean };
   /** Folders held to limits.diskBytes each (the workspace, the project's home). */
   diskFolders: string[];
+  /** The shortest interval between two disk measurements. Default DISK_POLL_MS. */
+  diskPollMs?: number;
 }
 
 /** Cgroup events and the process tree are checked this often. */
@@ -37,6 +39,7 @@ const PAGE_BYTES = 4096;
 
 export async function createGuard(options: GuardOptions): Promise<CommandGuard> {
   const { limits, cgroup, watchTree, diskFolders } = options;
+  const diskPollMs = options.diskPollMs ?? DISK_POLL_MS;
   // A command is never killed for disk it found in use, only for growing past the quota.
   const startUsage = await diskUsage(diskFolders);
   const diskAllowance = startUsage.map((bytes) => Math.max(bytes, limits.diskBytes));
@@ -80,11 +83,11 @@ export async function createGuard(options: GuardOptions): Promise<CommandGuard> 
           const started = performance.now();
           const usage = await diskUsage(diskFolders);
           if (overDisk(usage)) return report("disk");
-          if (watching && !hit) diskLoop(Math.max(DISK_POLL_MS, 3 * (performance.now() - started)));
+          if (watching && !hit) diskLoop(Math.max(diskPollMs, 3 * (performance.now() - started)));
         }, wait);
       };
       pollLoop();
-      if (diskFolders.length) diskLoop(DISK_POLL_MS);
+      if (diskFolders.length) diskLoop(diskPollMs);
     },
 
     async finish({ timedOut }) {

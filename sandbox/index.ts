@@ -3,11 +3,12 @@
  * provider is the default; Modal is chosen with SANDBOX_PROVIDER=modal.
  */
 import type { SandboxLimits } from "./limits";
-import { openLocalSandbox } from "./local";
+import { openLocalSandbox, type LocalSandboxOptions } from "./local";
 import { openModalSandbox } from "./modal";
 import type { Sandbox, SandboxProviderName } from "./types";
 
 export * from "./types";
+export { stopAllAppProcesses } from "./app/registry";
 export { checkLocalIsolation, type IsolationCheck } from "./bubblewrap";
 export { localLimitSupport, openLocalSandbox, type LocalIsolation, type LocalSandboxOptions } from "./local";
 export { describeLimitSupport } from "./confine";
@@ -18,8 +19,10 @@ export interface SandboxConfig {
   provider: SandboxProviderName;
   dataDir: string;
   localIsolation: "bubblewrap" | "none";
-  /** Resource limits of each local command. Default DEFAULT_SANDBOX_LIMITS. */
+  /** Resource limits of each local project (its commands and its app process together). Default DEFAULT_SANDBOX_LIMITS. */
   localLimits?: SandboxLimits;
+  /** The local app process: idle and start timeouts, log bounds. */
+  localApp?: LocalSandboxOptions["app"];
   modal: { tokenId?: string; tokenSecret?: string; image?: string };
 }
 
@@ -41,6 +44,7 @@ export function openSandbox(
         projectId: project.id,
         isolation: config.localIsolation,
         limits: config.localLimits,
+        app: config.localApp,
       });
     case "modal":
       return openModalSandbox({

@@ -143,6 +143,7 @@ export async function prepareConfinement(options: {
     watchTree: { memory: !has("memory"), processes: !has("processes") },
     diskFolders,
     diskPollMs: options.diskPollMs,
+    projectId: options.projectId,
   });
   return {
     outer(file, args) {

@@ -53,6 +53,7 @@ export class AppLogStore {
   private rateSecond = 0;
   private rateCount = 0;
   private rateDropped = 0;
+  private closed = false;
 
   private constructor(
     readonly folder: string,
@@ -96,6 +97,7 @@ export class AppLogStore {
     }
     const line: AppLogLine = { seq: this.nextSeq++, at: new Date().toISOString(), stream, text };
     this.keep(line);
+    if (this.closed) return line;
     this.pending.push(JSON.stringify(line));
     this.flushTimer ??= setTimeout(() => void this.flush(), 50);
     return line;
@@ -111,11 +113,18 @@ export class AppLogStore {
     return this.nextSeq;
   }
 
+  /** Writes nothing to disk from now on (its folder is being removed). */
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.flushTimer);
+    this.pending = [];
+  }
+
   /** Writes what is pending to disk; resolves when it is there. */
   flush(): Promise<void> {
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
-    const batch = this.pending;
+    const batch = this.closed ? [] : this.pending;
     this.pending = [];
     this.flushing = this.flushing.then(async () => {
       if (!batch.length) return;

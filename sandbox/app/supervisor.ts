@@ -97,7 +97,8 @@ interface SavedState {
 export function formatDuration(ms: number): string {
   if (ms >= 3_600_000 && ms % 3_600_000 === 0) return `${ms / 3_600_000} h`;
   if (ms >= 60_000) return `${Math.round(ms / 60_000)} min`;
-  return `${Math.round(ms / 1000)} s`;
+  if (ms >= 1000) return `${Math.round(ms / 1000)} s`;
+  return `${ms} ms`;
 }
 
 function exitReason(code: number | null, signal: NodeJS.Signals | null): string {
@@ -213,8 +214,9 @@ export class AppSupervisor implements AppProcess {
     await this.stop("the project was deleted");
     this.destroyed = true;
     clearInterval(this.idleTimer);
-    await this.log.flush();
-    await rm(this.folder, { recursive: true, force: true });
+    await this.flush();
+    this.log.close();
+    await rm(this.folder, { recursive: true, force: true, maxRetries: 5 });
     await rm(this.runtimeFolder, { recursive: true, force: true });
     const support = await limitSupport(this.settings.limitMode);
     await removeProjectCgroups(support.cgroups, this.settings.projectId).catch(() => {});
@@ -278,10 +280,13 @@ export class AppSupervisor implements AppProcess {
       await launch.exited;
       clearTimeout(killTimer);
     }
-    if (reason === null) return;
-    const wasActive = this.current.state !== "stopped" || launch;
-    this.setStatus({ state: "stopped", port: null, reason, nextRestartAt: null, restarts: 0 });
-    if (wasActive && reason !== "restarting") this.system(`stopped: ${reason}`);
+    if (reason !== null) {
+      const wasActive = this.current.state !== "stopped" || launch;
+      this.setStatus({ state: "stopped", port: null, reason, nextRestartAt: null, restarts: 0 });
+      if (wasActive && reason !== "restarting") this.system(`stopped: ${reason}`);
+    }
+    // Whoever waits for this launch to listen hears now, with the state already recorded.
+    launch?.settleReady();
   }
 
   private signal(launch: Launch, signal: NodeJS.Signals): void {
@@ -443,6 +448,8 @@ export class AppSupervisor implements AppProcess {
     if (report.type === "port" && typeof report.port === "number") {
       clearTimeout(launch.startTimer);
       const moved = this.current.state === "running";
+      // Idle time counts from when it listens: a slow start is not idleness.
+      if (!moved) this.touch();
       this.setStatus({ state: "running", port: report.port, reason: null });
       this.system(moved ? `now listening on port ${report.port}` : `listening on port ${report.port}`);
       launch.settleReady();
@@ -461,8 +468,7 @@ export class AppSupervisor implements AppProcess {
     const wasRunning = this.current.state === "running";
 
     if (launch.stopReason && !hit && !launch.stopReason.startsWith("did not listen")) {
-      // Asked to stop: stopNow records the state.
-      launch.settleReady();
+      // Asked to stop: stopNow records the state and settles `ready`.
       return;
     }
     if (hit) {
@@ -503,7 +509,7 @@ export class AppSupervisor implements AppProcess {
       reason,
       nextRestartAt: new Date(now + wait).toISOString(),
     });
-    this.system(`${reason}; restarting in ${wait >= 1000 ? formatDuration(wait) : `${wait} ms`}`);
+    this.system(`${reason}; restarting in ${formatDuration(wait)}`);
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
       void this.serially(async () => {

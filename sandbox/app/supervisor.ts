@@ -171,7 +171,18 @@ export class AppSupervisor implements AppProcess {
   }
 
   async status(): Promise<AppStatus> {
+    this.adoptSavedCommand();
     return { ...this.current, command: this.current.command ?? this.wouldRun() };
+  }
+
+  /**
+   * While nothing runs here, another Dyno process (one that died, or a replica) may have set a newer command in the
+   * state file: it is the one to run.
+   */
+  private adoptSavedCommand(): void {
+    if (this.launch || this.destroyed) return;
+    const saved = readSavedState(this.folder);
+    if (saved && saved.ownerPid !== process.pid && saved.command) this.savedCommand = saved.command;
   }
 
   start(options: { command?: string; signal?: AbortSignal } = {}): Promise<AppStatus> {
@@ -255,6 +266,7 @@ export class AppSupervisor implements AppProcess {
       if (Buffer.byteLength(command) > 8192) throw new RangeError("The app command is over 8 KiB");
     }
     const launch = await this.serially(async () => {
+      this.adoptSavedCommand();
       if (command !== undefined && command !== this.savedCommand) {
         this.savedCommand = command;
         forceRestart = true;

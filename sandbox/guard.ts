@@ -113,7 +113,10 @@ export async function createGuard(options: GuardOptions): Promise<CommandGuard> 
           // A tree over the limit on its own always ends; over it together, the largest tree of the project ends.
           if (watchTree.processes && (own.tasks >= limits.processes || (largest && total.tasks >= limits.processes)))
             return report("processes");
-          if (watchTree.memory && (own.rssBytes > limits.memoryBytes || (largest && total.rssBytes > limits.memoryBytes)))
+          if (
+            watchTree.memory &&
+            (own.rssBytes > limits.memoryBytes || (largest && total.rssBytes > limits.memoryBytes))
+          )
             return report("memory");
         }
       };

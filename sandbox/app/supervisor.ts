@@ -26,16 +26,16 @@ import {
   sandboxNodeBinary,
 } from "../bubblewrap";
 import { removeProjectCgroups } from "../cgroups";
-import { detectLimitSupport, prepareConfinement, type Confinement, type LimitMode, type LimitSupport } from "../confine";
+import {
+  detectLimitSupport,
+  prepareConfinement,
+  type Confinement,
+  type LimitMode,
+  type LimitSupport,
+} from "../confine";
 import { limitAmount, type ResourceLimit, type SandboxLimits } from "../limits";
 import { projectRuntimeDir } from "../runtime-dir";
-import {
-  SandboxUnavailableError,
-  type AppEndpoint,
-  type AppLogs,
-  type AppProcess,
-  type AppStatus,
-} from "../types";
+import { SandboxUnavailableError, type AppEndpoint, type AppLogs, type AppProcess, type AppStatus } from "../types";
 import { AppLogStore, LineSplitter, type AppLogBounds } from "./log-store";
 
 export interface AppSupervisorSettings {
@@ -364,7 +364,12 @@ export class AppSupervisor implements AppProcess {
           { host: RUNTIME_CODE, sandbox: SANDBOX_RUNTIME_CODE, readOnly: true },
           { host: this.runtimeFolder, sandbox: SANDBOX_SOCKETS },
           ...(settings.egressSocket
-            ? [{ host: settings.egressSocket, sandbox: path.join(SANDBOX_SOCKETS, path.basename(settings.egressSocket)) }]
+            ? [
+                {
+                  host: settings.egressSocket,
+                  sandbox: path.join(SANDBOX_SOCKETS, path.basename(settings.egressSocket)),
+                },
+              ]
             : []),
         ],
         env: hints,
@@ -490,7 +495,9 @@ export class AppSupervisor implements AppProcess {
       launch.settleReady();
       return;
     }
-    const reason = launch.stopReason ?? (wasRunning ? exitReason(code, signal) : `${exitReason(code, signal)} before it listened on a port`);
+    const reason =
+      launch.stopReason ??
+      (wasRunning ? exitReason(code, signal) : `${exitReason(code, signal)} before it listened on a port`);
     if (!wasRunning && !launch.automatic) {
       // A start someone asked for failed: they are told now (the result and the log); no restarts behind their back.
       this.setStatus({ state: "crashed", port: null, reason, nextRestartAt: null });
@@ -605,7 +612,9 @@ function readSavedState(folder: string): SavedState | undefined {
 /** The saved state of a project's app, read from disk (for a process that does not run it). */
 export async function readAppState(dataDir: string, projectId: string): Promise<SavedState | undefined> {
   try {
-    return JSON.parse(await readFile(path.join(appStateFolder(dataDir, projectId), "state.json"), "utf8")) as SavedState;
+    return JSON.parse(
+      await readFile(path.join(appStateFolder(dataDir, projectId), "state.json"), "utf8"),
+    ) as SavedState;
   } catch {
     return undefined;
   }

@@ -18,7 +18,9 @@ export function serverScript(
     `  .listen(${port}, ${JSON.stringify(host)}, () => {`,
     holdBytes ? `    globalThis.held = Buffer.alloc(${holdBytes}, 1);` : "",
     `    console.log("listening");`,
-    exitAfterMs !== undefined ? `    setTimeout(() => { console.error("boom"); process.exit(1); }, ${exitAfterMs});` : "",
+    exitAfterMs !== undefined
+      ? `    setTimeout(() => { console.error("boom"); process.exit(1); }, ${exitAfterMs});`
+      : "",
     hogAfterListen
       ? `    const a = []; setInterval(() => { if (a.length < 150) a.push(Buffer.alloc(4e6, 1)); }, 5);`
       : "",
@@ -75,8 +77,12 @@ export async function waitForState(
   what: string,
   timeoutMs = 30_000,
 ): Promise<AppStatus> {
-  return waitUntil(async () => {
-    const status = await sandbox.app.status();
-    return matches(status) ? status : undefined;
-  }, `${what} (app status: ${JSON.stringify(await sandbox.app.status())})`, timeoutMs);
+  return waitUntil(
+    async () => {
+      const status = await sandbox.app.status();
+      return matches(status) ? status : undefined;
+    },
+    `${what} (app status: ${JSON.stringify(await sandbox.app.status())})`,
+    timeoutMs,
+  );
 }

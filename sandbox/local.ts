@@ -8,6 +8,8 @@ import { constants, existsSync } from "node:fs";
 import { chmod, lstat, mkdir, open, readdir, realpath, rm, stat, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { appSupervisor, destroyAppSupervisor } from "./app/registry";
+import type { AppSupervisorSettings } from "./app/supervisor";
 import {
   bubblewrapArgs,
   checkLocalIsolation,
@@ -17,8 +19,6 @@ import {
 } from "./bubblewrap";
 import { detectLimitSupport, prepareConfinement, type LimitMode, type LimitSupport } from "./confine";
 import { abortedResult, execLimits, positive, refuseCommand, refusedResult } from "./exec-common";
-import { appSupervisor, destroyAppSupervisor } from "./app/registry";
-import type { AppSupervisorSettings } from "./app/supervisor";
 import { fileReadOf } from "./file-content";
 import { DEFAULT_SANDBOX_LIMITS, limitAmount, type SandboxLimits } from "./limits";
 import { compareNames, resolveWorkspacePath } from "./paths";

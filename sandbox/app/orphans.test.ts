@@ -9,8 +9,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { LocalIsolation } from "../local";
-import { openLocalSandbox } from "../local";
+import { type LocalIsolation, openLocalSandbox } from "../local";
 import { getThrough, processesWith, serverScript, waitUntil } from "./test-apps";
 
 let dataDir: string;

@@ -1,3 +1,4 @@
+/* global process, setTimeout, clearTimeout */
 // The app process's launcher, run by Node INSIDE the sandbox (plain JavaScript, no dependencies: the app's checkout
 // is not visible in there, only this folder, bound read-only).
 //

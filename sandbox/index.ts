@@ -9,6 +9,7 @@ import type { Sandbox, SandboxProviderName } from "./types";
 
 export * from "./types";
 export { stopAllAppProcesses } from "./app/registry";
+export { probeApp, type ProbeResult } from "./app/probe";
 export { checkLocalIsolation, type IsolationCheck } from "./bubblewrap";
 export { localLimitSupport, openLocalSandbox, type LocalIsolation, type LocalSandboxOptions } from "./local";
 export { describeLimitSupport } from "./confine";

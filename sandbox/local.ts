@@ -4,10 +4,9 @@
  * under bubblewrap (bubblewrap.ts). File operations run in this process,
  * behind the path checks in paths.ts, never inside the sandbox.
  */
-import { constants, existsSync } from "node:fs";
+import { constants } from "node:fs";
 import { chmod, lstat, mkdir, open, readdir, realpath, rm, stat, type FileHandle } from "node:fs/promises";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { appSupervisor, destroyAppSupervisor } from "./app/registry";
 import type { AppSupervisorSettings } from "./app/supervisor";
 import {
@@ -17,6 +16,7 @@ import {
   minimalEnv,
   SANDBOX_HOME,
 } from "./bubblewrap";
+import { appCheckout } from "./checkout";
 import { detectLimitSupport, prepareConfinement, type LimitMode, type LimitSupport } from "./confine";
 import { abortedResult, execLimits, positive, refuseCommand, refusedResult } from "./exec-common";
 import { fileReadOf } from "./file-content";
@@ -88,16 +88,7 @@ export function localHomePath(dataDir: string, projectId: string): string {
   return path.join(path.dirname(path.dirname(localWorkspacePath(dataDir, projectId))), "homes", projectId);
 }
 
-/** The app's checkout: the nearest folder above this module with a package.json. */
-let appCheckoutCache: string | undefined;
-export function appCheckout(): string {
-  if (appCheckoutCache) return appCheckoutCache;
-  let folder = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(folder, "package.json")) && path.dirname(folder) !== folder)
-    folder = path.dirname(folder);
-  appCheckoutCache = folder;
-  return folder;
-}
+export { appCheckout } from "./checkout";
 
 /** Opens (creating if needed) the project's workspace. Reattaching is opening the same folder again. */
 export async function openLocalSandbox(options: LocalSandboxOptions): Promise<Sandbox> {

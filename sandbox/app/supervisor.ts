@@ -26,6 +26,7 @@ import {
   sandboxNodeBinary,
 } from "../bubblewrap";
 import { removeProjectCgroups } from "../cgroups";
+import { appCheckout } from "../checkout";
 import {
   detectLimitSupport,
   prepareConfinement,
@@ -78,8 +79,16 @@ const STOP_GRACE_MS = 5000;
 /** The disk use of an app process's workspace is measured at most this often (du of node_modules is not free). */
 const APP_DISK_POLL_MS = 5000;
 
-/** This module's folder of code that runs inside the sandbox. */
-const RUNTIME_CODE = path.join(path.dirname(path.dirname(fileURLToPath(import.meta.url))), "runtime");
+/**
+ * The folder of code that runs inside the sandbox (sandbox/runtime/): beside this module when it runs from source
+ * (tsx, Vite dev); a production `remix vite:build` bundles this module elsewhere, so then it is found in the checkout.
+ */
+const RUNTIME_CODE =
+  [
+    path.join(path.dirname(path.dirname(fileURLToPath(import.meta.url))), "runtime"),
+    path.join(appCheckout(), "sandbox", "runtime"),
+    path.resolve("sandbox", "runtime"),
+  ].find((folder) => existsSync(path.join(folder, "app-launch.mjs"))) ?? path.resolve("sandbox", "runtime");
 
 export function appStateFolder(dataDir: string, projectId: string): string {
   return path.join(path.resolve(dataDir), "apps", projectId);

@@ -562,6 +562,8 @@ export class AppSupervisor implements AppProcess {
           this.idleTimer = undefined;
           return;
         }
+        // A start in progress is not idleness (APP_START_TIMEOUT bounds it); idle time counts from when it listens.
+        if (this.current.state === "starting") return;
         if (Date.now() - this.lastActivity >= idleMs) void this.stop(`idle for ${formatDuration(idleMs)}`);
       },
       Math.max(20, Math.min(idleMs / 4, 30_000)),

@@ -18,6 +18,8 @@ const ERROR_LOOKING =
 
 /** Whether a log line is worth the model's attention. */
 export function mattersToTheAgent(line: AppLogLine): boolean {
+  // Stack frames ("    at fn (file:1:2)") of the dev server's own code crowd out the message above them.
+  if (/^\s+at\s/.test(line.text)) return false;
   if (line.stream !== "stdout") return true;
   return ERROR_LOOKING.test(line.text);
 }

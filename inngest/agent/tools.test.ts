@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openLocalSandbox, type Sandbox } from "../../sandbox";
-import { describeAction, runTool } from "./tools";
+import { compileError, describeAction, runTool } from "./tools";
 
 let dataDir: string;
 let sandbox: Sandbox;
@@ -169,6 +169,22 @@ describe("start_app and app_logs", () => {
     expect(outcome.content).toMatch(/stderr: .*Cannot find module/);
     const refused = await runTool(app, { tool: "start_app" }, { mode: "ask", limits });
     expect(refused).toMatchObject({ ok: false, summary: "start_app refused (ask mode is read-only)" });
+  });
+});
+
+describe("compileError", () => {
+  it("reads the message and code frame from Vite's error page, and strips other pages to text", () => {
+    const error = {
+      message:
+        'Transform failed with 1 error:\n/workspace/src/App.jsx:1:16: ERROR: Unexpected end of file before a closing "div" tag',
+      stack: "    at failureErrorWithLog (/workspace/node_modules/esbuild/lib/main.js:1472:15)",
+      frame: "\n1  |  const x = <div>;\n   |                  ^\n",
+    };
+    const vite = `<!DOCTYPE html>\n<html><head><title>Error</title>\n<script type="module">\n  const error = ${JSON.stringify(error)}\n  try {} catch {}\n</script></head></html>`;
+    expect(compileError(vite)).toBe(`${error.message}\n${error.frame}`.trim());
+    expect(compileError("<html><body><h1>Internal Server Error</h1><p>boom</p></body></html>")).toBe(
+      "Internal Server Error boom",
+    );
   });
 });
 

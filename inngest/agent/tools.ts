@@ -135,7 +135,30 @@ async function probeWrittenModule(sandbox: Sandbox, filePath: string): Promise<s
   if (!endpoint) return "";
   const probe = await probeApp(endpoint, `/${filePath}`);
   if (!probe || probe.status < 500) return "";
-  return `\nThe running dev server failed to compile it (HTTP ${probe.status} for /${filePath}):\n${probe.excerpt.slice(0, 1500)}`;
+  return `\nThe running dev server failed to compile it (HTTP ${probe.status} for /${filePath}):\n${compileError(probe.excerpt)}`;
+}
+
+/**
+ * The error in a dev server's error answer: Vite's page carries it as JSON (`const error = {…}`: message and code
+ * frame); anything else is shown as text without its markup, cut short.
+ */
+export function compileError(body: string): string {
+  const json = /const error = (\{.*\})\s*\n/.exec(body)?.[1];
+  if (json) {
+    try {
+      const error = JSON.parse(json) as { message?: unknown; frame?: unknown };
+      const parts = [error.message, error.frame].filter((part): part is string => typeof part === "string");
+      if (parts.length) return parts.join("\n").trim().slice(0, 1500);
+    } catch {
+      // not Vite's shape after all
+    }
+  }
+  const text = body
+    .replace(/<(script|style)[\s\S]*?<\/\1>/gi, " ")
+    .replace(/<[^>]+>/g, " ")
+    .replace(/\s+/g, " ")
+    .trim();
+  return text.slice(0, 1000);
 }
 
 /** Errors that mean a command tried to reach the network, which the sandbox does not have. */

@@ -8,11 +8,11 @@ import type { AppEndpoint } from "../types";
 
 export interface ProbeResult {
   status: number;
-  /** The start of the body (at most 2 KiB). */
+  /** The start of the body (at most 16 KiB). */
   excerpt: string;
 }
 
-const MAX_EXCERPT = 2048;
+const MAX_EXCERPT = 16 * 1024;
 
 export function probeApp(endpoint: AppEndpoint, path: string, timeoutMs = 5000): Promise<ProbeResult | undefined> {
   const target = path.startsWith("/") ? path : `/${path}`;

@@ -217,6 +217,19 @@ describe.each<LimitMode>(["auto", "rlimits"])("the app process under the project
     await fine.app.stop();
   });
 
+  it("ends a fork bomb started by the app with the process limit named", async () => {
+    const limits = { ...DEFAULT_SANDBOX_LIMITS, processes: 48 };
+    const sandbox = await open({ limits, limitMode });
+    const bomb = "f() { if [ $1 -gt 0 ]; then f $(($1 - 1)) & f $(($1 - 1)); wait; else sleep 20; fi; }; f 8";
+    await writeServer(
+      sandbox,
+      `${serverScript("bomb")}\nsetTimeout(() => require("child_process").spawn("sh", ["-c", ${JSON.stringify(bomb)}]), 200);`,
+    );
+    await sandbox.app.start({ command: "node server.js" });
+    const crashed = await waitForState(sandbox, (s) => s.state === "crashed", "the bomb is stopped");
+    expect(crashed.reason).toBe("process limit (48 processes) reached");
+  });
+
   it("holds the project's commands and its app process to one limit together", async () => {
     const limits = { ...DEFAULT_SANDBOX_LIMITS, memoryBytes: 128 * MiB };
     // ~100 MB each (Node itself and 60 MB): either fits the limit alone, both together do not.

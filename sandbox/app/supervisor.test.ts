@@ -172,6 +172,28 @@ describe("the app process", () => {
     await two.app.stop();
   });
 
+  it("cannot reach its own socket file: the host makes it where the sandbox cannot see", async () => {
+    const sandbox = await open();
+    const endpoint = await (async () => {
+      await writeServer(
+        sandbox,
+        [
+          `const fs = require("fs");`,
+          `const look = (p) => { try { return fs.readdirSync(p); } catch (e) { return e.code; } };`,
+          `require("http").createServer((req, res) => res.end(JSON.stringify({ run: look("/run/dyno"), tmp: look("/tmp"), runtime: look("/opt/dyno-runtime") })))`,
+          `  .listen(5173);`,
+        ].join("\n"),
+      );
+      await sandbox.app.start({ command: "node server.js" });
+      return sandbox.app.endpoint();
+    })();
+    expect(endpoint?.kind === "socket" && endpoint.path.startsWith(os.tmpdir())).toBe(true);
+    const seen = JSON.parse((await getThrough(endpoint)).body) as Record<string, unknown>;
+    // No socket folder inside; /tmp is the sandbox's own; only the launcher's code is bound, read-only.
+    expect(seen).toEqual({ run: "ENOENT", tmp: [], runtime: expect.arrayContaining(["app-launch.mjs"]) });
+    await sandbox.app.stop();
+  });
+
   it("stops on destroy and leaves nothing behind", async () => {
     const sandbox = await open();
     const marker = `marker-${randomUUID()}`;

@@ -15,6 +15,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import {
@@ -72,8 +73,10 @@ export const DEFAULT_APP_START_TIMEOUT_MS = 60_000;
 const DEFAULT_BACKOFF_MS = [1000, 2000, 4000, 8000, 16000, 30000];
 /** Where the launcher's folder and the project's socket folder appear inside the sandbox. */
 const SANDBOX_RUNTIME_CODE = "/opt/dyno-runtime";
-const SANDBOX_SOCKETS = "/run/dyno";
+const SANDBOX_EGRESS_SOCKET = "/run/dyno/egress.sock";
 const SOCKET_NAME = "app.sock";
+/** The launcher's listening socket, as its fd. */
+const LISTEN_FD = 4;
 /** How long a stop waits for the app to end after SIGTERM before SIGKILL (the launcher gives its command 3 s). */
 const STOP_GRACE_MS = 5000;
 /** The disk use of an app process's workspace is measured at most this often (du of node_modules is not free). */
@@ -337,8 +340,9 @@ export class AppSupervisor implements AppProcess {
       throw new SandboxUnavailableError(isolationUnavailableMessage(check.reason));
     }
     await mkdir(settings.home, { recursive: true, mode: 0o755 });
-    await mkdir(this.runtimeFolder, { recursive: true, mode: 0o755 });
-    await rm(path.join(this.runtimeFolder, SOCKET_NAME), { force: true });
+    // Made here, on the host, and handed to the launcher listening: the folder is never bound into the sandbox, so
+    // the app cannot put a link to another socket of the host (another project's, the Docker daemon's) in its place.
+    const listener = await listenOnHost(path.join(this.runtimeFolder, SOCKET_NAME));
 
     const confinement = await prepareConfinement({
       support: await limitSupport(settings.limitMode),
@@ -349,11 +353,11 @@ export class AppSupervisor implements AppProcess {
       diskPollMs: APP_DISK_POLL_MS,
     });
     const hints = { PORT: "3000", HOST: "127.0.0.1", BROWSER: "none" };
-    const launcherArgs = (code: string, sockets: string) => [
+    const launcherArgs = (code: string, egress: string | undefined) => [
       path.join(code, "app-launch.mjs"),
-      "--socket",
-      path.join(sockets, SOCKET_NAME),
-      ...(settings.egressSocket ? ["--egress", path.join(sockets, path.basename(settings.egressSocket))] : []),
+      "--listen-fd",
+      String(LISTEN_FD),
+      ...(egress ? ["--egress", egress] : []),
       "--",
       "sh",
       "-c",
@@ -371,23 +375,18 @@ export class AppSupervisor implements AppProcess {
         wrapper: confinement.inner,
         binds: [
           { host: RUNTIME_CODE, sandbox: SANDBOX_RUNTIME_CODE, readOnly: true },
-          { host: this.runtimeFolder, sandbox: SANDBOX_SOCKETS },
-          ...(settings.egressSocket
-            ? [
-                {
-                  host: settings.egressSocket,
-                  sandbox: path.join(SANDBOX_SOCKETS, path.basename(settings.egressSocket)),
-                },
-              ]
-            : []),
+          ...(settings.egressSocket ? [{ host: settings.egressSocket, sandbox: SANDBOX_EGRESS_SOCKET }] : []),
         ],
         env: hints,
-        argv: [sandboxNodeBinary(), ...launcherArgs(SANDBOX_RUNTIME_CODE, SANDBOX_SOCKETS)],
+        argv: [
+          sandboxNodeBinary(),
+          ...launcherArgs(SANDBOX_RUNTIME_CODE, settings.egressSocket && SANDBOX_EGRESS_SOCKET),
+        ],
       });
       env = minimalEnv(SANDBOX_HOME);
     } else {
       const [wrapper, ...wrapperArgs] = confinement.inner;
-      const launcher = [sandboxNodeBinary(), ...launcherArgs(RUNTIME_CODE, this.runtimeFolder)];
+      const launcher = [sandboxNodeBinary(), ...launcherArgs(RUNTIME_CODE, settings.egressSocket)];
       file = wrapper ?? launcher[0]!;
       args = wrapper ? [...wrapperArgs, ...launcher] : launcher.slice(1);
       env = { ...minimalEnv(settings.home, [path.dirname(sandboxNodeBinary())]), ...hints };
@@ -399,13 +398,16 @@ export class AppSupervisor implements AppProcess {
         cwd: settings.workspace,
         env: env as NodeJS.ProcessEnv,
         detached: true,
-        // stdin: held open so the launcher notices when Dyno is gone; fd 3: the launcher's reports.
-        stdio: ["pipe", "pipe", "pipe", "pipe"],
+        // stdin: held open so the launcher notices when Dyno is gone; fd 3: the launcher's reports; fd 4: the socket.
+        stdio: ["pipe", "pipe", "pipe", "pipe", listener.fd],
       });
     } catch (error) {
+      await listener.close();
       await confinement.dispose();
       throw error;
     }
+    // The launcher has its own copy of the listening socket; this process must not accept on it.
+    await listener.close();
 
     let settleReady = () => {};
     const ready = new Promise<void>((resolve) => (settleReady = resolve));
@@ -490,6 +492,7 @@ export class AppSupervisor implements AppProcess {
     await launch.confinement.dispose();
     const hit = launch.limitHit ?? limit;
     if (this.launch !== launch) return launch.settleReady();
+    await rm(path.join(this.runtimeFolder, SOCKET_NAME), { force: true });
     this.launch = undefined;
     const wasRunning = this.current.state === "running";
 
@@ -608,6 +611,30 @@ export class AppSupervisor implements AppProcess {
     await this.log.flush();
     await this.saving;
   }
+}
+
+/**
+ * A unix socket listening at socketPath, for a child to inherit (its fd); close() closes this process's copy only.
+ * Node unlinks a socket's path when its server closes, so it listens at a temporary name and is renamed into place
+ * (a renamed socket keeps listening): the close then unlinks the temporary name, which is gone already.
+ */
+async function listenOnHost(socketPath: string): Promise<{ fd: number; close(): Promise<void> }> {
+  await mkdir(path.dirname(socketPath), { recursive: true, mode: 0o700 });
+  await rm(socketPath, { force: true });
+  const temporary = `${socketPath}.${process.pid}.${Date.now()}.tmp`;
+  const server = net.createServer((socket) => socket.destroy());
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(temporary, () => resolve());
+  });
+  const close = () => new Promise<void>((resolve) => server.close(() => resolve()));
+  const fd = (server as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  if (typeof fd !== "number" || fd < 0) {
+    await close();
+    throw new Error("could not get the app socket's file descriptor");
+  }
+  await rename(temporary, socketPath);
+  return { fd, close };
 }
 
 function readSavedState(folder: string): SavedState | undefined {

@@ -2,12 +2,14 @@
 // The app process's launcher, run by Node INSIDE the sandbox (plain JavaScript, no dependencies: the app's checkout
 // is not visible in there, only this folder, bound read-only).
 //
-//   node app-launch.mjs --socket /run/dyno/app.sock [--egress /run/dyno/egress.sock] -- sh -c "npm run dev"
+//   node app-launch.mjs --listen-fd 4 [--egress /run/dyno/egress.sock] -- sh -c "npm run dev"
+//   node app-launch.mjs --socket /path/app.sock -- …   (listens on a path itself: by hand)
 //
 // It starts the command in a process group of its own, finds the port the command listens on by reading
 // /proc/net/tcp and /proc/net/tcp6 (the sandbox's own network namespace: nothing else listens there but the egress
-// forwarder on 3128), and bridges the unix socket (in a folder bound from the host) to that port, so the host can
-// reach a dev server that has no network of its own. It tells the supervisor what happened as JSON lines on fd 3:
+// forwarder on 3128), and bridges the unix socket to that port, so the host can reach a dev server that has no
+// network of its own. The supervisor makes the socket on the host, in a folder the sandbox cannot see, and hands it
+// in already listening (fd 4): the app cannot swap the socket file for a link to some other socket of the host. It tells the supervisor what happened as JSON lines on fd 3:
 //   {"type":"port","port":5173,"host":"::1"}   {"type":"exit","code":1,"signal":null}   {"type":"error","message":"…"}
 // The command's stdout and stderr are the launcher's own (the supervisor's pipes); fd 3 is not passed on. Port
 // listeners count only when a socket of the command's own process tree holds them (so, without bubblewrap, a port of
@@ -32,7 +34,7 @@ function report(message) {
 }
 
 function parseArgs(argv) {
-  const options = { socket: undefined, egress: undefined, command: [] };
+  const options = { socket: undefined, listenFd: undefined, egress: undefined, command: [] };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === "--") {
@@ -40,10 +42,11 @@ function parseArgs(argv) {
       break;
     }
     if (arg === "--socket") options.socket = argv[++i];
+    else if (arg === "--listen-fd") options.listenFd = Number(argv[++i]);
     else if (arg === "--egress") options.egress = argv[++i];
     else throw new Error(`unknown argument ${arg}`);
   }
-  if (!options.socket) throw new Error("--socket <path> is required");
+  if (!options.socket && !Number.isInteger(options.listenFd)) throw new Error("--listen-fd <fd> or --socket <path>");
   if (!options.command.length) throw new Error("no command after --");
   return options;
 }
@@ -146,9 +149,11 @@ function choose(ports, current, hint) {
   return ports.find((p) => p.port === hint) ?? [...ports].sort((a, b) => a.port - b.port)[0];
 }
 
-function startBridge(socketPath, target) {
-  rmSync(socketPath, { force: true });
+/** The bridge: each connection to the socket is piped to the current target (refused until there is one). */
+function startBridge(options, currentTarget) {
   const server = net.createServer((client) => {
+    const target = currentTarget();
+    if (!target) return client.destroy();
     const upstream = net.connect(target.port, target.host);
     client.pipe(upstream);
     upstream.pipe(client);
@@ -162,7 +167,10 @@ function startBridge(socketPath, target) {
     upstream.on("close", end);
   });
   server.on("error", (error) => report({ type: "error", message: `the bridge socket failed: ${error.message}` }));
-  server.listen(socketPath);
+  if (options.socket) {
+    rmSync(options.socket, { force: true });
+    server.listen(options.socket);
+  } else server.listen({ fd: options.listenFd });
   return server;
 }
 
@@ -181,7 +189,7 @@ async function main() {
   const child = spawn(file, args, { stdio: ["ignore", "inherit", "inherit"], detached: true, env });
   const hint = Number(env.PORT) || undefined;
   let target;
-  let bridge;
+  const bridge = startBridge(options, () => target);
   let timer;
   let ending = false;
 
@@ -196,8 +204,6 @@ async function main() {
     const next = choose(listeningPorts(child.pid), target, hint);
     if (next && (!target || next.port !== target.port || next.host !== target.host)) {
       target = next;
-      bridge?.close();
-      bridge = startBridge(options.socket, target);
       report({ type: "port", port: target.port, host: target.host });
     }
     timer = setTimeout(poll, target ? RUNNING_POLL_MS : FIRST_POLL_MS);
@@ -210,8 +216,8 @@ async function main() {
   child.on("exit", (code, signal) => {
     clearTimeout(timer);
     report({ type: "exit", code, signal });
-    bridge?.close();
-    rmSync(options.socket, { force: true });
+    bridge.close();
+    if (options.socket) rmSync(options.socket, { force: true });
     // Whatever the command left behind in its group goes too (the pid namespace ends with this process anyway).
     killGroup("SIGKILL");
     process.exit(code ?? 1);

@@ -5,6 +5,7 @@
 import type { SandboxLimits } from "./limits";
 import { openLocalSandbox, type LocalSandboxOptions } from "./local";
 import { openModalSandbox } from "./modal";
+import type { ModalEgressPolicy } from "./modal-egress";
 import type { Sandbox, SandboxProviderName } from "./types";
 
 export * from "./types";
@@ -15,6 +16,7 @@ export { localLimitSupport, openLocalSandbox, type LocalIsolation, type LocalSan
 export { describeLimitSupport } from "./confine";
 export { DEFAULT_SANDBOX_LIMITS, formatBytes, type ResourceLimit, type SandboxLimits } from "./limits";
 export { openModalSandbox, type ModalSandboxOptions } from "./modal";
+export { type ModalEgressPolicy, type SandboxEgress } from "./modal-egress";
 
 export interface SandboxConfig {
   provider: SandboxProviderName;
@@ -24,7 +26,7 @@ export interface SandboxConfig {
   localLimits?: SandboxLimits;
   /** The local app process: idle and start timeouts, log bounds. */
   localApp?: LocalSandboxOptions["app"];
-  modal: { tokenId?: string; tokenSecret?: string; image?: string };
+  modal: { tokenId?: string; tokenSecret?: string; image?: string; egress?: ModalEgressPolicy };
 }
 
 /**
@@ -54,6 +56,7 @@ export function openSandbox(
         tokenId: config.modal.tokenId,
         tokenSecret: config.modal.tokenSecret,
         image: config.modal.image,
+        egress: config.modal.egress,
       });
     default: {
       const unknown: never = config.provider;

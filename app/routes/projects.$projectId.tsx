@@ -11,6 +11,7 @@ import { RunDetailView } from "~/builder/run-detail";
 import { loadRunDetail } from "~/builder/run-detail.server";
 import { RunHistory } from "~/builder/run-history";
 import { Transcript } from "~/builder/transcript";
+import { WebhooksPanel, type WebhookNotice } from "~/builder/webhooks-panel";
 import { AppHeader } from "~/components/app-header";
 import { CodeView, FileTree, fileBrowserLinks } from "~/components/file-browser";
 import { RenameProject } from "~/components/rename-project";
@@ -19,9 +20,10 @@ import { useProjectEvents, type ProjectEvent } from "~/hooks/use-project-events"
 import { readForm } from "~/http/form.server";
 import { listProjectFiles, readProjectFile, type ProjectFile } from "~/models/project-files.server";
 import { requireProject } from "~/models/projects.server";
+import { handleWebhookAction, isWebhookIntent, listWebhooks, MAX_WEBHOOKS_PER_PROJECT } from "~/models/webhooks.server";
 import { previewUrlFor } from "~/preview.server";
 
-const VIEWS = ["preview", "files", "runs"] as const;
+const VIEWS = ["preview", "files", "runs", "webhooks"] as const;
 type View = (typeof VIEWS)[number];
 
 export const links = () => fileBrowserLinks;
@@ -37,11 +39,12 @@ export async function loader({ request, params }: LoaderFunctionArgs) {
   const view: View = VIEWS.find((v) => v === url.searchParams.get("view")) ?? "preview";
   const selected = url.searchParams.get("file");
   const runId = view === "runs" ? url.searchParams.get("run") : null;
-  const [builder, previewUrl, files, runDetail] = await Promise.all([
+  const [builder, previewUrl, files, runDetail, webhooks] = await Promise.all([
     loadBuilder(db, project),
     previewUrlFor(request, project),
     view === "files" ? listProjectFiles(project) : null,
     runId !== null ? loadRunDetail(db, project, runId) : null,
+    view === "webhooks" ? listWebhooks(db, project).then((list) => ({ list, max: MAX_WEBHOOKS_PER_PROJECT })) : null,
   ]);
   let file: ProjectFile | null = null;
   let fileError: string | null = null;
@@ -53,13 +56,16 @@ export async function loader({ request, params }: LoaderFunctionArgs) {
       fileError = error.status === 404 ? `No file named “${selected}” in this project.` : await error.text();
     }
   }
-  return { builder, view, previewUrl, files, file, fileError, selected, runDetail };
+  return { builder, view, previewUrl, files, file, fileError, selected, runDetail, webhooks };
 }
 
 export async function action({ request, params }: ActionFunctionArgs) {
   const userId = await requireUserId(request);
   const project = await requireProject(db, userId, params.projectId);
-  const result = await handleChatAction(db, userId, project, await readForm(request));
+  const form = await readForm(request);
+  const result = isWebhookIntent(form.get("intent"))
+    ? await handleWebhookAction(db, project, form)
+    : await handleChatAction(db, userId, project, form);
   return data(result, { status: result.ok ? 200 : result.status });
 }
 
@@ -73,7 +79,8 @@ export default function BuilderRoute() {
 }
 
 function Builder() {
-  const { builder, view, previewUrl, files, file, fileError, selected, runDetail } = useLoaderData<typeof loader>();
+  const { builder, view, previewUrl, files, file, fileError, selected, runDetail, webhooks } =
+    useLoaderData<typeof loader>();
   const actionData = useActionData<typeof action>();
   const revalidator = useRevalidator();
   const stopper = useFetcher<typeof action>();
@@ -147,8 +154,9 @@ function Builder() {
     : null;
   // A rename's refusal shows beside the title; every other refusal under the prompt box.
   const renameError = actionData && !actionData.ok && actionData.intent === "rename" ? actionData.error : undefined;
+  const webhookNotice = webhookNoticeFrom(actionData);
   const chatError =
-    actionData && !actionData.ok && actionData.intent !== "rename"
+    actionData && !actionData.ok && actionData.intent !== "rename" && !isWebhookIntentName(actionData.intent)
       ? actionData.error
       : stopper.data && !stopper.data.ok
         ? stopper.data.error
@@ -210,7 +218,13 @@ function Builder() {
                 aria-current={view === v ? "page" : undefined}
                 className="tab"
               >
-                {v === "preview" ? "Preview" : v === "files" ? "Files" : `Runs (${builder.history.length})`}
+                {v === "preview"
+                  ? "Preview"
+                  : v === "files"
+                    ? "Files"
+                    : v === "runs"
+                      ? `Runs (${builder.history.length})`
+                      : "Webhooks"}
               </Link>
             ))}
             <a className="tab tab-action" href={`/projects/${builder.project.id}/download`} download>
@@ -240,6 +254,8 @@ function Builder() {
                 <p className="empty">Pick a file to read it.</p>
               ) : null}
             </div>
+          ) : view === "webhooks" ? (
+            <WebhooksPanel webhooks={webhooks?.list ?? []} notice={webhookNotice} max={webhooks?.max ?? 0} />
           ) : runDetail ? (
             <RunDetailView key={runDetail.summary.id} detail={runDetail} />
           ) : (
@@ -249,6 +265,17 @@ function Builder() {
       </div>
     </>
   );
+}
+
+/** The intents the Webhooks view posts (the names only: the browser bundle cannot import the server module). */
+const isWebhookIntentName = (intent: string) => intent.startsWith("webhook-");
+
+function webhookNoticeFrom(result: ReturnType<typeof useActionData<typeof action>>): WebhookNotice | null {
+  if (!result || !isWebhookIntentName(result.intent)) return null;
+  if (!result.ok) return { kind: "error", message: result.error };
+  if ("secret" in result && typeof result.secret === "string" && "url" in result)
+    return { kind: "added", url: String(result.url), secret: result.secret };
+  return { kind: "deleted" };
 }
 
 function PreviewPanel({ url, version, onReload }: { url: string | null; version: number; onReload: () => void }) {

@@ -45,7 +45,12 @@ export function sandboxConfig(e: Env): SandboxConfig {
       startTimeoutMs: durationMs(e.APP_START_TIMEOUT),
       log: { maxLines: e.APP_LOG_LIMIT },
     },
-    modal: { tokenId: e.MODAL_TOKEN_ID, tokenSecret: e.MODAL_TOKEN_SECRET, image: e.MODAL_IMAGE },
+    modal: {
+      tokenId: e.MODAL_TOKEN_ID,
+      tokenSecret: e.MODAL_TOKEN_SECRET,
+      image: e.MODAL_IMAGE,
+      egress: { mode: e.SANDBOX_EGRESS, allow: e.SANDBOX_EGRESS_ALLOW },
+    },
   };
 }
 

@@ -46,13 +46,13 @@ export function getThrough(endpoint: AppEndpoint | null, path = "/"): Promise<{ 
   });
 }
 
-/** Pids of the processes whose command line holds marker. */
-export async function processesWith(marker: string): Promise<number[]> {
+/** Pids of the processes whose command line holds marker (and, when given, starts with `startsWith`). */
+export async function processesWith(marker: string, startsWith?: string): Promise<number[]> {
   const found: number[] = [];
   for (const entry of await readdir("/proc").catch(() => [] as string[])) {
     if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    const cmdline = await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
-    if (cmdline.includes(marker)) found.push(Number(entry));
+    const cmdline = (await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "")).replace(/\0/g, " ");
+    if (cmdline.includes(marker) && (!startsWith || cmdline.startsWith(startsWith))) found.push(Number(entry));
   }
   return found;
 }

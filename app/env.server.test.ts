@@ -120,10 +120,10 @@ describe("parseEnv", () => {
 
   it("reads the sandbox's resource limits, with defaults", () => {
     expect(parseEnv({})).toMatchObject({
-      SANDBOX_MEMORY_LIMIT: 1024 ** 3,
-      SANDBOX_PIDS_LIMIT: 256,
+      SANDBOX_MEMORY_LIMIT: 2 * 1024 ** 3,
+      SANDBOX_PIDS_LIMIT: 512,
       SANDBOX_CPU_LIMIT: 1,
-      SANDBOX_DISK_LIMIT: 1024 ** 3,
+      SANDBOX_DISK_LIMIT: 2 * 1024 ** 3,
     });
     expect(
       parseEnv({
@@ -142,6 +142,17 @@ describe("parseEnv", () => {
     expect(() => parseEnv({ SANDBOX_MEMORY_LIMIT: "1m" })).toThrow(/SANDBOX_MEMORY_LIMIT: at least 32m/);
     expect(() => parseEnv({ SANDBOX_PIDS_LIMIT: "2" })).toThrow(/SANDBOX_PIDS_LIMIT/);
     expect(() => parseEnv({ SANDBOX_CPU_LIMIT: "0" })).toThrow(/SANDBOX_CPU_LIMIT/);
+  });
+
+  it("reads the app process's timeouts and log bound, with defaults", () => {
+    expect(parseEnv({})).toMatchObject({ APP_IDLE_TIMEOUT: "15m", APP_START_TIMEOUT: "60s", APP_LOG_LIMIT: 2000 });
+    expect(parseEnv({ APP_IDLE_TIMEOUT: "2h", APP_START_TIMEOUT: "3m", APP_LOG_LIMIT: "500" })).toMatchObject({
+      APP_IDLE_TIMEOUT: "2h",
+      APP_START_TIMEOUT: "3m",
+      APP_LOG_LIMIT: 500,
+    });
+    expect(() => parseEnv({ APP_IDLE_TIMEOUT: "soon" })).toThrow(/APP_IDLE_TIMEOUT: a duration/);
+    expect(() => parseEnv({ APP_LOG_LIMIT: "5" })).toThrow(/APP_LOG_LIMIT/);
   });
 
   it("reads the sandbox's egress policy: the registry only by default, more hosts as a list", () => {

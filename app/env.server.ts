@@ -165,16 +165,26 @@ const EnvSchema = z
       .max(16 * 1024 * 1024)
       .default(64 * 1024),
     /**
-     * Resource limits for each local sandbox command (cgroups where the host allows, else rlimits and polling; the
-     * startup log says which). Memory counts all the command's processes and its /tmp.
+     * Resource limits for each local project: its commands and its app process together (one cgroup parent where
+     * the host allows, else rlimits and polling of the project's process trees; the startup log says which). Memory
+     * counts all the project's processes and their /tmp. Defaults sized for a 2-core, 24 GiB host running several
+     * projects (sandbox/limits.ts says why).
      */
-    SANDBOX_MEMORY_LIMIT: size("1g").pipe(z.number().min(32 * 1024 * 1024, "at least 32m")),
-    /** Processes and threads one command may have at once. */
-    SANDBOX_PIDS_LIMIT: z.coerce.number().int().min(8).max(1_000_000).default(256),
-    /** CPU cores one command may use (0.5 = half a core). */
+    SANDBOX_MEMORY_LIMIT: size("2g").pipe(z.number().min(32 * 1024 * 1024, "at least 32m")),
+    /** Processes and threads one project may have at once. */
+    SANDBOX_PIDS_LIMIT: z.coerce.number().int().min(8).max(1_000_000).default(512),
+    /** CPU cores one project may use (0.5 = half a core). */
     SANDBOX_CPU_LIMIT: z.coerce.number().min(0.01).max(1024).default(1),
     /** Disk use of a project's workspace (and, separately, its home folder with npm's cache); also the largest file. */
-    SANDBOX_DISK_LIMIT: size("1g").pipe(z.number().min(1024 * 1024, "at least 1m")),
+    SANDBOX_DISK_LIMIT: size("2g").pipe(z.number().min(1024 * 1024, "at least 1m")),
+    /**
+     * The project's app process (its dev server, decision 020): stopped after APP_IDLE_TIMEOUT without a preview
+     * visit or agent tool; a start that does not listen on a port within APP_START_TIMEOUT has failed; its log keeps
+     * the last APP_LOG_LIMIT lines (and at most 256 KiB).
+     */
+    APP_IDLE_TIMEOUT: duration("15m"),
+    APP_START_TIMEOUT: duration("60s"),
+    APP_LOG_LIMIT: z.coerce.number().int().min(100).max(100_000).default(2000),
 
     /**
      * Completion webhooks (decision 025). The operator's webhook gets every project's run ends: both or neither of

@@ -4,10 +4,11 @@
  * under bubblewrap (bubblewrap.ts). File operations run in this process,
  * behind the path checks in paths.ts, never inside the sandbox.
  */
-import { constants, existsSync } from "node:fs";
+import { constants } from "node:fs";
 import { chmod, lstat, mkdir, open, readdir, realpath, rm, stat, type FileHandle } from "node:fs/promises";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { appSupervisor, destroyAppSupervisor } from "./app/registry";
+import type { AppSupervisorSettings } from "./app/supervisor";
 import {
   bubblewrapArgs,
   checkLocalIsolation,
@@ -15,9 +16,9 @@ import {
   minimalEnv,
   SANDBOX_HOME,
 } from "./bubblewrap";
+import { appCheckout } from "./checkout";
 import { detectLimitSupport, prepareConfinement, type LimitMode, type LimitSupport } from "./confine";
 import { abortedResult, execLimits, positive, refuseCommand, refusedResult } from "./exec-common";
-import { UnavailableAppProcess } from "./app-unavailable";
 import { fileReadOf } from "./file-content";
 import { DEFAULT_SANDBOX_LIMITS, limitAmount, type SandboxLimits } from "./limits";
 import { compareNames, resolveWorkspacePath } from "./paths";
@@ -30,6 +31,7 @@ import {
   SandboxFileError,
   SandboxPathError,
   SandboxUnavailableError,
+  type AppProcess,
   type ExecOptions,
   type ExecResult,
   type FileList,
@@ -57,6 +59,11 @@ export interface LocalSandboxOptions {
    * checkout (the folder holding this code's package.json).
    */
   hide?: string[];
+  /** The app process (its dev server): timeouts, log bounds, restart backoff. Defaults in sandbox/app/supervisor.ts. */
+  app?: Pick<
+    AppSupervisorSettings,
+    "idleTimeoutMs" | "startTimeoutMs" | "log" | "backoffMs" | "maxCrashes" | "crashWindowMs" | "egressSocket"
+  >;
 }
 
 /** A UUID, or any similar name that is safe as a single folder name. */
@@ -81,16 +88,7 @@ export function localHomePath(dataDir: string, projectId: string): string {
   return path.join(path.dirname(path.dirname(localWorkspacePath(dataDir, projectId))), "homes", projectId);
 }
 
-/** The app's checkout: the nearest folder above this module with a package.json. */
-let appCheckoutCache: string | undefined;
-export function appCheckout(): string {
-  if (appCheckoutCache) return appCheckoutCache;
-  let folder = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(folder, "package.json")) && path.dirname(folder) !== folder)
-    folder = path.dirname(folder);
-  appCheckoutCache = folder;
-  return folder;
-}
+export { appCheckout } from "./checkout";
 
 /** Opens (creating if needed) the project's workspace. Reattaching is opening the same folder again. */
 export async function openLocalSandbox(options: LocalSandboxOptions): Promise<Sandbox> {
@@ -99,13 +97,22 @@ export async function openLocalSandbox(options: LocalSandboxOptions): Promise<Sa
   const root = await realpath(folder);
   // Beside the workspace (so under the same real data folder), made by the first command.
   const home = path.join(path.dirname(path.dirname(root)), "homes", options.projectId);
-  return new LocalSandbox(options.projectId, root, home, {
+  const settings: LocalSettings = {
     isolation: options.isolation ?? "bubblewrap",
     bwrapPath: options.bwrapPath,
     limits: options.limits ?? DEFAULT_SANDBOX_LIMITS,
     limitMode: options.limitMode ?? "auto",
     hide: [...(options.hide ?? [appCheckout()]), process.cwd(), path.resolve(options.dataDir)],
-  });
+  };
+  const app: AppSupervisorSettings = {
+    ...options.app,
+    dataDir: options.dataDir,
+    projectId: options.projectId,
+    workspace: root,
+    home,
+    ...settings,
+  };
+  return new LocalSandbox(options.projectId, root, home, settings, app);
 }
 
 const limitSupport = new Map<LimitMode, Promise<LimitSupport>>();
@@ -134,7 +141,8 @@ function errorCode(error: unknown): string | undefined {
 
 class LocalSandbox implements Sandbox {
   readonly provider = "local" as const;
-  readonly app = new UnavailableAppProcess("the local provider cannot run an app process yet");
+  /** Shared by every LocalSandbox of the project in this Dyno process (sandbox/app/registry.ts). */
+  readonly app: AppProcess;
   private destroyed = false;
   /** Running commands, killed by destroy(). */
   private readonly running = new Set<AbortController>();
@@ -144,7 +152,10 @@ class LocalSandbox implements Sandbox {
     private readonly root: string,
     private readonly home: string,
     private readonly settings: LocalSettings,
-  ) {}
+    private readonly appSettings: AppSupervisorSettings,
+  ) {
+    this.app = appSupervisor(appSettings);
+  }
 
   async writeFile(filePath: string, content: string): Promise<FileWrite> {
     this.ensureUsable();
@@ -241,6 +252,7 @@ class LocalSandbox implements Sandbox {
       limits,
       isolated: Boolean(check),
       diskFolders: [this.root, this.home],
+      projectId: this.id,
     });
     const stop = new AbortController();
     this.running.add(stop);
@@ -289,6 +301,8 @@ class LocalSandbox implements Sandbox {
     if (this.destroyed) return;
     this.destroyed = true;
     for (const stop of this.running) stop.abort();
+    // The app first: it must not write into the folders being removed.
+    await destroyAppSupervisor(this.appSettings);
     await removeFolder(this.root);
     await removeFolder(this.home);
   }

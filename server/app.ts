@@ -23,7 +23,7 @@ import { closeDatabase, getDatabase } from "../db";
 import { sandboxLimits } from "../inngest/agent/context";
 import { closeDemoReplayServer } from "../inngest/agent/demo";
 import { startRunReconciler } from "../inngest/reconcile";
-import { checkLocalIsolation, describeLimitSupport, localLimitSupport } from "../sandbox";
+import { checkLocalIsolation, describeLimitSupport, localLimitSupport, stopAllAppProcesses } from "../sandbox";
 import { refuseOversizedBodies } from "./body-limit";
 import { insideAnyOf, unwatchedFolders } from "./dev-watch";
 import { startPreviewServer } from "./preview";
@@ -147,6 +147,8 @@ export async function startAppServer({
     previewOriginFor: preview.originFor,
     async close() {
       await reconciler.stop();
+      // The projects' dev servers end with the app (bubblewrap's --die-with-parent would end them anyway; this logs why).
+      await stopAllAppProcesses();
       setRunningPreviewServer(undefined);
       setListeningAddress(undefined);
       await preview.close();
@@ -190,7 +192,9 @@ async function warnIfUnisolated(): Promise<void> {
   if (SANDBOX_PROVIDER !== "local") return;
   // Which resource limits hold each command on this host, and how (cgroups, or rlimits and polling).
   const limits = describeLimitSupport(await localLimitSupport(), sandboxLimits(env()));
-  console.log(`sandbox limits per command:\n${limits.map((line) => `  ${line}`).join("\n")}`);
+  console.log(
+    `sandbox limits per project (its commands and app process together):\n${limits.map((line) => `  ${line}`).join("\n")}`,
+  );
   if (LOCAL_SANDBOX_ISOLATION === "none") {
     console.warn("sandbox: LOCAL_SANDBOX_ISOLATION=none - the agent's commands run unisolated on this machine.");
     return;

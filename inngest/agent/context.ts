@@ -40,6 +40,11 @@ export function sandboxConfig(e: Env): SandboxConfig {
     dataDir: e.DYNO_DATA_DIR,
     localIsolation: e.LOCAL_SANDBOX_ISOLATION,
     localLimits: sandboxLimits(e),
+    localApp: {
+      idleTimeoutMs: durationMs(e.APP_IDLE_TIMEOUT),
+      startTimeoutMs: durationMs(e.APP_START_TIMEOUT),
+      log: { maxLines: e.APP_LOG_LIMIT },
+    },
     modal: {
       tokenId: e.MODAL_TOKEN_ID,
       tokenSecret: e.MODAL_TOKEN_SECRET,

@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openLocalSandbox, type Sandbox } from "../../sandbox";
-import { describeAction, runTool } from "./tools";
+import { compileError, describeAction, runTool } from "./tools";
 
 let dataDir: string;
 let sandbox: Sandbox;
@@ -106,6 +106,85 @@ describe("run_command under the sandbox's limits", () => {
     const outcome = await runTool(limited, { tool: "run_command", command: lookup }, { mode: "build", limits });
     expect(outcome).toMatchObject({ ok: false, summary: "Exit code 1: the sandbox has no network" });
     expect(outcome.content).toMatch(/the sandbox has no network/);
+  });
+});
+
+describe("start_app and app_logs", () => {
+  let app: Sandbox;
+  beforeAll(async () => {
+    app = await openLocalSandbox({ dataDir, projectId: randomUUID() });
+  });
+  afterAll(() => app?.destroy());
+
+  // Answers 500 with a compile error for anything under /src/broken, as Vite does for a module that does not compile.
+  const server = [
+    `require("http").createServer((req, res) => {`,
+    `  if (req.url.startsWith("/src/broken")) { res.statusCode = 500; console.error("[vite] Internal server error: Unexpected token"); return res.end("SyntaxError: Unexpected token (1:4)"); }`,
+    `  res.end("ok");`,
+    `}).listen(5173, () => console.log("ready"));`,
+  ].join("\n");
+
+  it("starts the app and says where it listens, with its log", async () => {
+    await app.writeFile("server.js", server);
+    await app.writeFile("package.json", JSON.stringify({ scripts: { dev: "node server.js" } }));
+    const outcome = await runTool(app, { tool: "start_app" }, { mode: "build", limits });
+    expect(outcome).toMatchObject({ ok: true, summary: "Running on port 5173", filesChanged: [] });
+    expect(outcome.content).toMatch(/^The app is running \(`npm run dev`\), listening on port 5173\./);
+    expect(outcome.content).toMatch(/system: listening on port 5173/);
+  });
+
+  it("asks the dev server for a module it just wrote, so a compile error shows at once", async () => {
+    const broken = await runTool(
+      app,
+      { tool: "write_file", path: "src/broken.js", content: "let = ;" },
+      { mode: "build", limits },
+    );
+    expect(broken.ok).toBe(true);
+    expect(broken.content).toMatch(
+      /failed to compile it \(HTTP 500 for \/src\/broken\.js\):\nSyntaxError: Unexpected token/,
+    );
+    const fine = await runTool(
+      app,
+      { tool: "write_file", path: "src/fine.js", content: "export {}" },
+      { mode: "build", limits },
+    );
+    expect(fine.content).toBe("Created src/fine.js (9 bytes).");
+  });
+
+  it("reads the app's log, in ask mode too", async () => {
+    const outcome = await runTool(app, { tool: "app_logs", lines: 5 }, { mode: "ask", limits });
+    expect(outcome).toMatchObject({ ok: true, summary: "5 log lines" });
+    expect(outcome.content).toMatch(/stderr: \[vite\] Internal server error: Unexpected token/);
+  });
+
+  it("says why a start failed", async () => {
+    const outcome = await runTool(app, { tool: "start_app", command: "node nowhere.js" }, { mode: "build", limits });
+    expect(outcome).toMatchObject({
+      ok: false,
+      summary: "Not running: exited with code 1 before it listened on a port",
+    });
+    expect(outcome.content).toMatch(
+      /^The app is not running \(`node nowhere.js`\): exited with code 1 before it listened on a port\./,
+    );
+    expect(outcome.content).toMatch(/stderr: .*Cannot find module/);
+    const refused = await runTool(app, { tool: "start_app" }, { mode: "ask", limits });
+    expect(refused).toMatchObject({ ok: false, summary: "start_app refused (ask mode is read-only)" });
+  });
+});
+
+describe("compileError", () => {
+  it("reads the message and code frame from Vite's error page, and strips other pages to text", () => {
+    const error = {
+      message:
+        'Transform failed with 1 error:\n/workspace/src/App.jsx:1:16: ERROR: Unexpected end of file before a closing "div" tag',
+      stack: "    at failureErrorWithLog (/workspace/node_modules/esbuild/lib/main.js:1472:15)",
+      frame: "\n1  |  const x = <div>;\n   |                  ^\n",
+    };
+    const vite = `<!DOCTYPE html>\n<html><head><title>Error</title>\n<script type="module">\n  const error = ${JSON.stringify(error)}\n  try {} catch {}\n</script></head></html>`;
+    expect(compileError(vite)).toBe(`${error.message}\n${error.frame}`.trim());
+    expect(compileError("<html><body><h1>Internal Server Error</h1><p>boom</p></body></html>")).toBe(
+      "Internal Server Error boom",
+    );
   });
 });
 

@@ -5,9 +5,12 @@
  */
 import type { Todo } from "../../db/schema";
 import {
+  probeApp,
   SandboxFileError,
   SandboxPathError,
   SandboxUnavailableError,
+  type AppLogLine,
+  type AppStatus,
   type ExecResult,
   type Sandbox,
 } from "../../sandbox";
@@ -31,7 +34,14 @@ export interface ToolOutcome {
   stopped?: boolean;
 }
 
-const READ_ONLY = new Set(["read_file", "list_files", "reply_to_user"]);
+const READ_ONLY = new Set(["read_file", "list_files", "app_logs", "reply_to_user"]);
+
+/** Log lines a start_app result shows; app_logs shows DEFAULT_LOG_LINES unless asked, at most MAX_LOG_LINES. */
+const START_LOG_LINES = 20;
+const DEFAULT_LOG_LINES = 50;
+const MAX_LOG_LINES = 200;
+/** Files whose request makes a dev server compile them (Vite transforms these on request). */
+const MODULE_FILE = /\.(m?[jt]sx?|vue|svelte|css|scss|less)$/;
 
 function kib(bytes: number): string {
   return bytes < 1024 ? `${bytes} B` : `${(bytes / 1024).toFixed(1)} KiB`;
@@ -57,9 +67,98 @@ export function describeAction(action: AgentAction): string {
       const done = action.todos.filter((t) => t.status === "completed").length;
       return `Update the todo list (${done}/${action.todos.length} done)`;
     }
+    case "start_app":
+      return action.command ? `Start the app: \`${oneLine(action.command, 70)}\`` : "Start the app";
+    case "app_logs":
+      return "Read the app's log";
     case "reply_to_user":
       return "Reply";
   }
+}
+
+/** "12:00:01 stderr: text", one per line. */
+export function formatLogLines(lines: AppLogLine[]): string {
+  return lines.map((line) => `${line.at.slice(11, 19)} ${line.stream}: ${line.text}`).join("\n");
+}
+
+/** The app's state in one sentence, for the model and the builder. */
+export function describeAppStatus(status: AppStatus): string {
+  const command = status.command ? ` (\`${status.command}\`)` : "";
+  switch (status.state) {
+    case "running":
+      return `The app is running${command}, listening on port ${status.port}.`;
+    case "starting":
+      return `The app is still starting${command}: it does not listen on a port yet.`;
+    case "crashed":
+      return `The app is not running${command}: ${status.reason ?? "it crashed"}${status.nextRestartAt ? "; it restarts by itself shortly" : ""}.`;
+    case "stopped":
+      return `The app is stopped${command}${status.reason ? `: ${status.reason}` : ""}.`;
+  }
+}
+
+async function startApp(
+  sandbox: Sandbox,
+  command: string | null | undefined,
+  signal?: AbortSignal,
+): Promise<ToolOutcome> {
+  const before = (await sandbox.app.logs({ maxLines: 1 })).nextSeq;
+  const status = await sandbox.app.restart({ ...(command ? { command } : {}), ...(signal ? { signal } : {}) });
+  const { lines } = await sandbox.app.logs({ sinceSeq: before, maxLines: START_LOG_LINES });
+  const ok = status.state === "running";
+  const log = lines.length ? `\nIts log since this start:\n${formatLogLines(lines)}` : "";
+  const summary =
+    status.state === "running"
+      ? `Running on port ${status.port}`
+      : oneLine(`Not running: ${status.reason ?? status.state}`);
+  return { ok, content: `${describeAppStatus(status)}${log}`, summary, filesChanged: [] };
+}
+
+async function appLogs(sandbox: Sandbox, requested: number | null | undefined): Promise<ToolOutcome> {
+  const maxLines = Math.min(Math.max(Math.floor(requested ?? DEFAULT_LOG_LINES), 1), MAX_LOG_LINES);
+  const [status, logs] = await Promise.all([sandbox.app.status(), sandbox.app.logs({ maxLines })]);
+  const body = logs.lines.length ? formatLogLines(logs.lines) : "(the log is empty)";
+  return {
+    ok: true,
+    content: `${describeAppStatus(status)}\n${logs.truncated ? "[… older lines not shown …]\n" : ""}${body}`,
+    summary: `${logs.lines.length} log line${logs.lines.length === 1 ? "" : "s"}`,
+    filesChanged: [],
+  };
+}
+
+/**
+ * After a module is written while the app runs, asks the dev server for it, so it compiles now: a compile error
+ * then shows up in this result (and the app's log), not only when a browser loads the page.
+ */
+async function probeWrittenModule(sandbox: Sandbox, filePath: string): Promise<string> {
+  if (!MODULE_FILE.test(filePath)) return "";
+  const endpoint = await sandbox.app.endpoint().catch(() => null);
+  if (!endpoint) return "";
+  const probe = await probeApp(endpoint, `/${filePath}`);
+  if (!probe || probe.status < 500) return "";
+  return `\nThe running dev server failed to compile it (HTTP ${probe.status} for /${filePath}):\n${compileError(probe.excerpt)}`;
+}
+
+/**
+ * The error in a dev server's error answer: Vite's page carries it as JSON (`const error = {…}`: message and code
+ * frame); anything else is shown as text without its markup, cut short.
+ */
+export function compileError(body: string): string {
+  const json = /const error = (\{.*\})\s*\n/.exec(body)?.[1];
+  if (json) {
+    try {
+      const error = JSON.parse(json) as { message?: unknown; frame?: unknown };
+      const parts = [error.message, error.frame].filter((part): part is string => typeof part === "string");
+      if (parts.length) return parts.join("\n").trim().slice(0, 1500);
+    } catch {
+      // not Vite's shape after all
+    }
+  }
+  const text = body
+    .replace(/<(script|style)[\s\S]*?<\/\1>/gi, " ")
+    .replace(/<[^>]+>/g, " ")
+    .replace(/\s+/g, " ")
+    .trim();
+  return text.slice(0, 1000);
 }
 
 /** Errors that mean a command tried to reach the network, which the sandbox does not have. */
@@ -121,6 +220,8 @@ export async function runTool(
   { mode, signal, limits }: { mode: AgentMode; signal?: AbortSignal; limits: ToolLimits },
 ): Promise<ToolOutcome> {
   const none = { filesChanged: [] as string[] };
+  // Any tool the agent runs is activity: the app process's idle timer starts over.
+  sandbox.app.touch();
   if (mode === "ask" && !READ_ONLY.has(action.tool)) {
     return {
       ok: false,
@@ -133,9 +234,10 @@ export async function runTool(
     switch (action.tool) {
       case "write_file": {
         const written = await sandbox.writeFile(action.path, action.content);
+        const compiled = await probeWrittenModule(sandbox, written.path);
         return {
           ok: true,
-          content: `${written.created ? "Created" : "Updated"} ${written.path} (${written.bytes} bytes).`,
+          content: `${written.created ? "Created" : "Updated"} ${written.path} (${written.bytes} bytes).${compiled}`,
           summary: `${written.created ? "Created" : "Updated"} ${written.path}`,
           filesChanged: [written.path],
         };
@@ -196,6 +298,10 @@ export async function runTool(
         const todos = action.todos.map((t) => ({ id: t.id, content: t.content, status: t.status }));
         return { ok: true, content: "Todo list updated.", summary: describeAction(action), todos, ...none };
       }
+      case "start_app":
+        return await startApp(sandbox, action.command, signal);
+      case "app_logs":
+        return await appLogs(sandbox, action.lines);
       case "reply_to_user":
         // Replies end the loop before act; reaching here is a bug in the caller.
         throw new Error("reply_to_user is not a tool to run");
@@ -204,7 +310,9 @@ export async function runTool(
     if (
       error instanceof SandboxPathError ||
       error instanceof SandboxFileError ||
-      error instanceof SandboxUnavailableError
+      error instanceof SandboxUnavailableError ||
+      // start_app's command refused (empty, a NUL byte, too long).
+      error instanceof RangeError
     ) {
       return { ok: false, content: `Error: ${error.message}`, summary: oneLine(error.message), ...none };
     }

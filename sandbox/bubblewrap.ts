@@ -157,12 +157,18 @@ export interface BubblewrapOptions {
   tmpBytes?: number;
   /** Runs before `sh -c command`, inside the sandbox (e.g. prlimit and its options, ending in "--"). */
   wrapper?: string[];
+  /** More mounts (bwrap arguments), e.g. the egress proxy's socket (sandbox/egress). */
+  binds?: string[];
+  /** More environment for the command, e.g. the proxy variables. */
+  env?: Record<string, string>;
+  /** Runs instead of `sh -c command`, after the wrapper: e.g. the egress launcher, which then runs `sh -c command`. */
+  entry?: string[];
 }
 
 /** The bwrap arguments (everything after the bwrap binary) that run `sh -c command` in `workspace`. */
 export function bubblewrapArgs(workspace: string, command: string, options: BubblewrapOptions = {}): string[] {
   const node = nodeInstall();
-  const env = minimalEnv(SANDBOX_HOME, node ? [path.join(node, "bin")] : []);
+  const env = { ...minimalEnv(SANDBOX_HOME, node ? [path.join(node, "bin")] : []), ...options.env };
   return [
     // Own user, pid, ipc, uts, cgroup and network namespaces: no network at all, only a private loopback.
     "--unshare-all",
@@ -185,6 +191,7 @@ export function bubblewrapArgs(workspace: string, command: string, options: Bubb
     "--bind",
     workspace,
     SANDBOX_WORKDIR,
+    ...(options.binds ?? []),
     "--chdir",
     SANDBOX_WORKDIR,
     // The sandbox's own root is a tmpfs; read-only, so a write to /etc/x fails instead of vanishing silently.
@@ -194,9 +201,7 @@ export function bubblewrapArgs(workspace: string, command: string, options: Bubb
     ...Object.entries(env).flatMap(([name, value]) => ["--setenv", name, value]),
     "--",
     ...(options.wrapper ?? []),
-    "sh",
-    "-c",
-    command,
+    ...(options.entry ?? ["sh", "-c", command]),
   ];
 }
 

@@ -8,6 +8,7 @@ import { constants, existsSync } from "node:fs";
 import { chmod, lstat, mkdir, open, readdir, realpath, rm, stat, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { UnavailableAppProcess } from "./app-unavailable";
 import {
   bubblewrapArgs,
   checkLocalIsolation,
@@ -16,8 +17,16 @@ import {
   SANDBOX_HOME,
 } from "./bubblewrap";
 import { detectLimitSupport, prepareConfinement, type LimitMode, type LimitSupport } from "./confine";
+import {
+  distinctRefusals,
+  egressBindArgs,
+  egressEnv,
+  egressLaunchArgs,
+  egressPolicyFor,
+  projectEgressProxy,
+  type EgressSettings,
+} from "./egress";
 import { abortedResult, execLimits, positive, refuseCommand, refusedResult } from "./exec-common";
-import { UnavailableAppProcess } from "./app-unavailable";
 import { fileReadOf } from "./file-content";
 import { DEFAULT_SANDBOX_LIMITS, limitAmount, type SandboxLimits } from "./limits";
 import { compareNames, resolveWorkspacePath } from "./paths";
@@ -57,6 +66,12 @@ export interface LocalSandboxOptions {
    * checkout (the folder holding this code's package.json).
    */
   hide?: string[];
+  /**
+   * Network for commands under bubblewrap. Default off (no network at all). "registry": only the package registry
+   * and the allow-list, through this process's egress proxy for the project (sandbox/egress). Without bubblewrap
+   * commands have the host's network and this does not apply.
+   */
+  egress?: EgressSettings;
 }
 
 /** A UUID, or any similar name that is safe as a single folder name. */
@@ -105,6 +120,8 @@ export async function openLocalSandbox(options: LocalSandboxOptions): Promise<Sa
     limits: options.limits ?? DEFAULT_SANDBOX_LIMITS,
     limitMode: options.limitMode ?? "auto",
     hide: [...(options.hide ?? [appCheckout()]), process.cwd(), path.resolve(options.dataDir)],
+    dataDir: options.dataDir,
+    egress: options.egress ?? { mode: "off" },
   });
 }
 
@@ -126,6 +143,8 @@ interface LocalSettings {
   limits: SandboxLimits;
   limitMode: LimitMode;
   hide: string[];
+  dataDir: string;
+  egress: EgressSettings;
 }
 
 function errorCode(error: unknown): string | undefined {
@@ -242,6 +261,8 @@ class LocalSandbox implements Sandbox {
       isolated: Boolean(check),
       diskFolders: [this.root, this.home],
     });
+    const egress = check?.bwrapPath && this.settings.egress.mode === "registry" ? await this.egressProxy() : undefined;
+    const refusalsFrom = egress?.proxy.seq ?? 0;
     const stop = new AbortController();
     this.running.add(stop);
     try {
@@ -255,6 +276,11 @@ class LocalSandbox implements Sandbox {
           hide: this.settings.hide,
           tmpBytes: check.tmpSize ? Math.min(limits.diskBytes, limits.memoryBytes) : undefined,
           wrapper: confinement.inner,
+          ...(egress && {
+            binds: egressBindArgs(egress.proxy.socketPath),
+            env: egressEnv(egress.proxy.currentPolicy, this.settings.egress.registryToken),
+            entry: egressLaunchArgs(command),
+          }),
         });
         env = minimalEnv(SANDBOX_HOME);
       } else {
@@ -273,11 +299,27 @@ class LocalSandbox implements Sandbox {
         signal,
         guard: confinement.guard,
       });
-      return result.limit ? { ...result, limitAmount: limitAmount(result.limit, limits) } : result;
+      // Another command of the same project running at the same time may add its refusals here too: they share the
+      // project's proxy, and a refusal cannot tell which command's connection it was.
+      const refused = egress ? distinctRefusals(egress.proxy.refusalsSince(refusalsFrom)) : [];
+      return {
+        ...result,
+        ...(result.limit && { limitAmount: limitAmount(result.limit, limits) }),
+        ...(refused.length && { egressRefused: refused }),
+      };
     } finally {
       this.running.delete(stop);
       await confinement.dispose();
     }
+  }
+
+  private egressPolicy?: ReturnType<typeof egressPolicyFor>;
+
+  /** The project's egress proxy in this process (started on first use), with this sandbox's policy. */
+  private async egressProxy() {
+    this.egressPolicy ??= egressPolicyFor(this.settings.egress);
+    const policy = await this.egressPolicy;
+    return { proxy: await projectEgressProxy(this.settings.dataDir, this.id, policy) };
   }
 
   async preview(): Promise<PreviewLocation> {

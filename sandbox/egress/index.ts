@@ -1,0 +1,175 @@
+/**
+ * The egress proxies of this process, one per project, started on first use and kept on globalThis: Vite's dev
+ * server loads the agent's functions in a module graph of their own, and both graphs must share one proxy per
+ * project. Also what a sandbox needs to use one: the bind mounts, the environment and the launcher.
+ */
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { projectRuntimeDir } from "../runtime-dir";
+import type { EgressRefusal } from "../types";
+import { createEgressPolicy, type EgressAllowEntry, type EgressPolicy } from "./policy";
+import { EgressProxy } from "./proxy";
+
+export * from "./policy";
+export { EgressProxy, parseConnectTarget, startEgressProxy, type EgressProxyOptions } from "./proxy";
+
+/** "registry": the registry and the allow-list only, through the proxy. "off": no network at all. */
+export type EgressMode = "registry" | "off";
+
+export interface EgressSettings {
+  mode: EgressMode;
+  /** Hosts allowed besides the registry (SANDBOX_EGRESS_ALLOW). */
+  allow?: EgressAllowEntry[];
+  /** The registry npm uses inside; default the host's own (`npm config get registry`). */
+  registryUrl?: string;
+  /**
+   * An operator's registry token (SANDBOX_REGISTRY_TOKEN), given to npm inside as its auth token for the registry.
+   * Code in the sandbox can read it: set it only for a token meant to be used there (read-only, scoped).
+   */
+  registryToken?: string;
+}
+
+export const DEFAULT_REGISTRY_URL = "https://registry.npmjs.org/";
+/** Inside the sandbox: the proxy's socket, this folder's launcher and forwarder, and the forwarder's port. */
+export const SANDBOX_EGRESS_SOCKET = "/run/dyno/egress.sock";
+export const SANDBOX_RUNTIME_BIN = "/run/dyno/bin";
+export const EGRESS_FORWARDER_PORT = 3128;
+
+let registryUrlCache: Promise<string> | undefined;
+
+/** The registry the host's npm is configured to use, read once (`npm config get registry`); npm's default if that fails. */
+export function hostRegistryUrl(): Promise<string> {
+  registryUrlCache ??= new Promise((resolve) => {
+    execFile("npm", ["config", "get", "registry"], { timeout: 15_000, encoding: "utf8" }, (error, stdout) => {
+      const url = error ? "" : stdout.trim();
+      try {
+        if (url && /^https?:$/.test(new URL(url).protocol)) return resolve(url);
+      } catch {
+        // not a URL: npm's default below
+      }
+      resolve(DEFAULT_REGISTRY_URL);
+    });
+  });
+  return registryUrlCache;
+}
+
+export async function egressPolicyFor(settings: EgressSettings): Promise<EgressPolicy> {
+  return createEgressPolicy(settings.registryUrl ?? (await hostRegistryUrl()), settings.allow ?? []);
+}
+
+interface ProxyRegistry {
+  proxies: Map<string, Promise<EgressProxy>>;
+}
+
+const REGISTRY_KEY = Symbol.for("dyno.egress.proxies");
+
+function registry(): ProxyRegistry {
+  const holder = globalThis as unknown as Record<symbol, ProxyRegistry | undefined>;
+  holder[REGISTRY_KEY] ??= { proxies: new Map() };
+  return holder[REGISTRY_KEY];
+}
+
+/** This process's proxy socket for the project: the pid in the name keeps several Dyno processes on a host apart. */
+export function egressSocketPath(dataDir: string, projectId: string): string {
+  return path.join(projectRuntimeDir(dataDir, projectId), `egress-${process.pid}.sock`);
+}
+
+/** The project's egress proxy in this process, started on first use; later calls update its policy. */
+export async function projectEgressProxy(
+  dataDir: string,
+  projectId: string,
+  policy: EgressPolicy,
+): Promise<EgressProxy> {
+  const socketPath = egressSocketPath(dataDir, projectId);
+  const { proxies } = registry();
+  let started = proxies.get(socketPath);
+  if (!started) {
+    const proxy = new EgressProxy({ socketPath, policy });
+    started = proxy.listen().then(() => proxy);
+    proxies.set(socketPath, started);
+    started.catch(() => proxies.delete(socketPath));
+  }
+  const proxy = await started;
+  if (proxy.currentPolicy !== policy) proxy.setPolicy(policy);
+  return proxy;
+}
+
+/** Closes every egress proxy of this process (on app shutdown) and removes their sockets. */
+export async function closeEgressProxies(): Promise<void> {
+  const { proxies } = registry();
+  const all = [...proxies.values()];
+  proxies.clear();
+  await Promise.all(all.map((started) => started.then((proxy) => proxy.close()).catch(() => {})));
+}
+
+/** Several refusals of the same host, port and reason (npm retries) are one; at most `max`, the first kept. */
+export function distinctRefusals(refusals: EgressRefusal[], max = 20): EgressRefusal[] {
+  const seen = new Map<string, EgressRefusal>();
+  for (const { host, port, reason, at } of refusals) {
+    const key = `${host}\0${port}\0${reason}`;
+    if (!seen.has(key)) seen.set(key, { host, port, reason, at });
+    if (seen.size >= max) break;
+  }
+  return [...seen.values()];
+}
+
+let runtimeFolderCache: string | undefined;
+
+/**
+ * The host folder with launch.mjs and egress-forwarder.mjs (sandbox/runtime in the app's checkout), bound read-only
+ * into the sandbox at SANDBOX_RUNTIME_BIN. Found from the checkout's package.json so a bundled server finds it too.
+ */
+export function egressRuntimeFolder(): string {
+  if (runtimeFolderCache) return runtimeFolderCache;
+  let folder = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const candidate = path.join(folder, "sandbox", "runtime");
+    if (existsSync(path.join(folder, "package.json")) && existsSync(path.join(candidate, "launch.mjs"))) {
+      runtimeFolderCache = candidate;
+      return candidate;
+    }
+    if (path.dirname(folder) === folder) break;
+    folder = path.dirname(folder);
+  }
+  throw new Error("sandbox/runtime/launch.mjs was not found above this module: the sandbox's egress bridge is missing");
+}
+
+/** bwrap arguments that show the proxy's socket and the runtime folder inside (both read-only). */
+export function egressBindArgs(socketPath: string): string[] {
+  return ["--ro-bind", egressRuntimeFolder(), SANDBOX_RUNTIME_BIN, "--ro-bind", socketPath, SANDBOX_EGRESS_SOCKET];
+}
+
+/**
+ * The environment that sends tools through the forwarder: the usual proxy variables (curl, pip, most languages),
+ * npm's own, and npm's registry. The sandbox's own loopback stays direct (a dev server inside, its tests).
+ */
+export function egressEnv(policy: EgressPolicy, registryToken?: string): Record<string, string> {
+  const proxy = `http://127.0.0.1:${EGRESS_FORWARDER_PORT}`;
+  const noProxy = "localhost,127.0.0.1,::1";
+  const env: Record<string, string> = {
+    HTTPS_PROXY: proxy,
+    HTTP_PROXY: proxy,
+    https_proxy: proxy,
+    http_proxy: proxy,
+    NO_PROXY: noProxy,
+    no_proxy: noProxy,
+    npm_config_proxy: proxy,
+    npm_config_https_proxy: proxy,
+    npm_config_noproxy: noProxy,
+    npm_config_registry: policy.registryUrl,
+  };
+  if (registryToken) {
+    // npm's per-registry auth key ("nerf dart"): //host[:port]/path/:_authToken.
+    const url = new URL(policy.registryUrl);
+    const nerf = `//${url.host}${url.pathname.endsWith("/") ? url.pathname : `${url.pathname}/`}`;
+    env[`npm_config_${nerf}:_authToken`] = registryToken;
+  }
+  return env;
+}
+
+/** What runs inside bwrap instead of `sh -c command`: the launcher, which starts the forwarder first. */
+export function egressLaunchArgs(command: string): string[] {
+  return ["node", `${SANDBOX_RUNTIME_BIN}/launch.mjs`, "--egress-socket", SANDBOX_EGRESS_SOCKET, "--", command];
+}

@@ -17,15 +17,7 @@ import {
   SANDBOX_HOME,
 } from "./bubblewrap";
 import { detectLimitSupport, prepareConfinement, type LimitMode, type LimitSupport } from "./confine";
-import {
-  distinctRefusals,
-  egressBindArgs,
-  egressEnv,
-  egressLaunchArgs,
-  egressPolicyFor,
-  projectEgressProxy,
-  type EgressSettings,
-} from "./egress";
+import { distinctRefusals, sandboxEgress, type EgressSettings } from "./egress";
 import { abortedResult, execLimits, positive, refuseCommand, refusedResult } from "./exec-common";
 import { fileReadOf } from "./file-content";
 import { DEFAULT_SANDBOX_LIMITS, limitAmount, type SandboxLimits } from "./limits";
@@ -261,7 +253,10 @@ class LocalSandbox implements Sandbox {
       isolated: Boolean(check),
       diskFolders: [this.root, this.home],
     });
-    const egress = check?.bwrapPath && this.settings.egress.mode === "registry" ? await this.egressProxy() : undefined;
+    const egress =
+      check?.bwrapPath && this.settings.egress.mode === "registry"
+        ? await sandboxEgress(this.settings.dataDir, this.id, this.settings.egress)
+        : undefined;
     const refusalsFrom = egress?.proxy.seq ?? 0;
     const stop = new AbortController();
     this.running.add(stop);
@@ -276,11 +271,7 @@ class LocalSandbox implements Sandbox {
           hide: this.settings.hide,
           tmpBytes: check.tmpSize ? Math.min(limits.diskBytes, limits.memoryBytes) : undefined,
           wrapper: confinement.inner,
-          ...(egress && {
-            binds: egressBindArgs(egress.proxy.socketPath),
-            env: egressEnv(egress.proxy.currentPolicy, this.settings.egress.registryToken),
-            entry: egressLaunchArgs(command),
-          }),
+          ...(egress && { binds: egress.binds, env: egress.env, entry: egress.launch(command) }),
         });
         env = minimalEnv(SANDBOX_HOME);
       } else {
@@ -311,15 +302,6 @@ class LocalSandbox implements Sandbox {
       this.running.delete(stop);
       await confinement.dispose();
     }
-  }
-
-  private egressPolicy?: ReturnType<typeof egressPolicyFor>;
-
-  /** The project's egress proxy in this process (started on first use), with this sandbox's policy. */
-  private async egressProxy() {
-    this.egressPolicy ??= egressPolicyFor(this.settings.egress);
-    const policy = await this.egressPolicy;
-    return { proxy: await projectEgressProxy(this.settings.dataDir, this.id, policy) };
   }
 
   async preview(): Promise<PreviewLocation> {

@@ -5,6 +5,7 @@
  */
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { projectRuntimeDir } from "../runtime-dir";
@@ -25,8 +26,9 @@ export interface EgressSettings {
   /** The registry npm uses inside; default the host's own (`npm config get registry`). */
   registryUrl?: string;
   /**
-   * An operator's registry token (SANDBOX_REGISTRY_TOKEN), given to npm inside as its auth token for the registry.
-   * Code in the sandbox can read it: set it only for a token meant to be used there (read-only, scoped).
+   * An operator's registry token (SANDBOX_REGISTRY_TOKEN), given to npm inside as its auth token for the registry
+   * (in a read-only npmrc file bound in: the proxy cannot add it, as it never sees inside the TLS it tunnels). Code in
+   * the sandbox can read it: set it only for a token meant to be used there (read-only, scoped).
    */
   registryToken?: string;
 }
@@ -145,7 +147,7 @@ export function egressBindArgs(socketPath: string): string[] {
  * The environment that sends tools through the forwarder: the usual proxy variables (curl, pip, most languages),
  * npm's own, and npm's registry. The sandbox's own loopback stays direct (a dev server inside, its tests).
  */
-export function egressEnv(policy: EgressPolicy, registryToken?: string): Record<string, string> {
+export function egressEnv(policy: EgressPolicy, options: { npmrc?: boolean } = {}): Record<string, string> {
   const proxy = `http://127.0.0.1:${EGRESS_FORWARDER_PORT}`;
   const noProxy = "localhost,127.0.0.1,::1";
   const env: Record<string, string> = {
@@ -160,13 +162,57 @@ export function egressEnv(policy: EgressPolicy, registryToken?: string): Record<
     npm_config_noproxy: noProxy,
     npm_config_registry: policy.registryUrl,
   };
-  if (registryToken) {
-    // npm's per-registry auth key ("nerf dart"): //host[:port]/path/:_authToken.
-    const url = new URL(policy.registryUrl);
-    const nerf = `//${url.host}${url.pathname.endsWith("/") ? url.pathname : `${url.pathname}/`}`;
-    env[`npm_config_${nerf}:_authToken`] = registryToken;
-  }
+  // npm's global config (below the user's ~/.npmrc in precedence): holds only the operator's registry token.
+  if (options.npmrc) env.npm_config_globalconfig = SANDBOX_NPMRC;
   return env;
+}
+
+export const SANDBOX_NPMRC = "/run/dyno/npmrc";
+
+/**
+ * The npmrc that gives npm the operator's token for the registry. npm's per-registry key ("nerf dart",
+ * //host[:port]/path/:_authToken) cannot be an environment variable: sh drops variables whose names are not
+ * identifiers before it runs npm.
+ */
+export function registryNpmrc(policy: EgressPolicy, token: string): string {
+  if (/[\r\n]/.test(token)) throw new Error("SANDBOX_REGISTRY_TOKEN must be one line");
+  const url = new URL(policy.registryUrl);
+  const nerf = `//${url.host}${url.pathname.endsWith("/") ? url.pathname : `${url.pathname}/`}`;
+  return `${nerf}:_authToken=${token}\n`;
+}
+
+export interface SandboxEgress {
+  proxy: EgressProxy;
+  /** bwrap mount arguments: the socket, the launcher's folder, the npmrc when there is a token. */
+  binds: string[];
+  env: Record<string, string>;
+  /** The entry (instead of `sh -c command`) that starts the forwarder and then the command. */
+  launch(command: string): string[];
+}
+
+/**
+ * Everything a bwrap sandbox of the project needs for egress (commands and the app process alike): the project's
+ * proxy in this process (started on first use), the mounts, the environment, the launcher.
+ */
+export async function sandboxEgress(
+  dataDir: string,
+  projectId: string,
+  settings: EgressSettings,
+): Promise<SandboxEgress> {
+  const policy = await egressPolicyFor(settings);
+  const proxy = await projectEgressProxy(dataDir, projectId, policy);
+  const binds = egressBindArgs(proxy.socketPath);
+  if (settings.registryToken) {
+    const file = path.join(path.dirname(proxy.socketPath), `npmrc-${process.pid}`);
+    await writeFile(file, registryNpmrc(policy, settings.registryToken), { mode: 0o600 });
+    binds.push("--ro-bind", file, SANDBOX_NPMRC);
+  }
+  return {
+    proxy,
+    binds,
+    env: egressEnv(policy, { npmrc: Boolean(settings.registryToken) }),
+    launch: egressLaunchArgs,
+  };
 }
 
 /** What runs inside bwrap instead of `sh -c command`: the launcher, which starts the forwarder first. */

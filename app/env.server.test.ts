@@ -139,6 +139,29 @@ describe("parseEnv", () => {
     expect(() => parseEnv({ SANDBOX_CPU_LIMIT: "0" })).toThrow(/SANDBOX_CPU_LIMIT/);
   });
 
+  it("reads the sandbox's egress policy, with defaults", () => {
+    expect(parseEnv({})).toMatchObject({ SANDBOX_EGRESS: "registry", SANDBOX_EGRESS_ALLOW: [] });
+    expect(parseEnv({}).SANDBOX_REGISTRY_TOKEN).toBeUndefined();
+    expect(
+      parseEnv({
+        SANDBOX_EGRESS: "off",
+        SANDBOX_EGRESS_ALLOW: "PyPI.org., npm.corp.example:8443",
+        SANDBOX_REGISTRY_TOKEN: "t",
+      }),
+    ).toMatchObject({
+      SANDBOX_EGRESS: "off",
+      SANDBOX_EGRESS_ALLOW: [
+        { host: "pypi.org", port: 443 },
+        { host: "npm.corp.example", port: 8443 },
+      ],
+      SANDBOX_REGISTRY_TOKEN: "t",
+    });
+    expect(() => parseEnv({ SANDBOX_EGRESS: "open" })).toThrow(/SANDBOX_EGRESS: .*'registry' \| 'off'/);
+    expect(() => parseEnv({ SANDBOX_EGRESS_ALLOW: "https://pypi.org" })).toThrow(
+      /SANDBOX_EGRESS_ALLOW: "https:\/\/pypi.org" is not a host or host:port/,
+    );
+  });
+
   it("reads how often and how patiently runs are reconciled with the engine", () => {
     expect(parseEnv({})).toMatchObject({ RUN_RECONCILE_INTERVAL: "1m", RUN_RECONCILE_GRACE: "1m" });
     expect(parseEnv({ RUN_RECONCILE_INTERVAL: "0s", RUN_RECONCILE_GRACE: "30s" })).toMatchObject({

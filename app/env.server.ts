@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { parseAllowList, type EgressAllowEntry } from "../sandbox/egress/policy";
 
 /**
  * Every environment variable Dyno reads, parsed and validated in one place.
@@ -164,6 +165,24 @@ const EnvSchema = z
     SANDBOX_CPU_LIMIT: z.coerce.number().min(0.01).max(1024).default(1),
     /** Disk use of a project's workspace (and, separately, its home folder with npm's cache); also the largest file. */
     SANDBOX_DISK_LIMIT: size("1g").pipe(z.number().min(1024 * 1024, "at least 1m")),
+
+    // Egress (docs/decisions/019-egress-policy.md): what commands under bubblewrap may reach.
+    /** "registry": the package registry (the host npm's) and SANDBOX_EGRESS_ALLOW, through Dyno's proxy; "off": no network. */
+    SANDBOX_EGRESS: z.enum(["registry", "off"]).default("registry"),
+    /** More hosts commands may reach: a comma list of host or host:port (default port 443), e.g. pypi.org,files.pythonhosted.org. */
+    SANDBOX_EGRESS_ALLOW: z
+      .string()
+      .optional()
+      .transform((value, ctx): EgressAllowEntry[] => {
+        try {
+          return parseAllowList(value);
+        } catch (error) {
+          ctx.addIssue({ code: z.ZodIssueCode.custom, message: (error as Error).message });
+          return z.NEVER;
+        }
+      }),
+    /** A token npm inside the sandbox uses for the registry. Commands can read it: use a read-only, scoped token. */
+    SANDBOX_REGISTRY_TOKEN: optionalString(),
   })
   .superRefine((env, ctx) => {
     if (env.NODE_ENV !== "production") return;

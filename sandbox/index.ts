@@ -2,6 +2,7 @@
  * The agent's sandbox: one interface (types.ts), two providers. The local
  * provider is the default; Modal is chosen with SANDBOX_PROVIDER=modal.
  */
+import type { EgressSettings } from "./egress";
 import type { SandboxLimits } from "./limits";
 import { openLocalSandbox } from "./local";
 import { openModalSandbox } from "./modal";
@@ -13,6 +14,7 @@ export { localLimitSupport, openLocalSandbox, type LocalIsolation, type LocalSan
 export { describeLimitSupport } from "./confine";
 export { DEFAULT_SANDBOX_LIMITS, formatBytes, type ResourceLimit, type SandboxLimits } from "./limits";
 export { openModalSandbox, type ModalSandboxOptions } from "./modal";
+export { closeEgressProxies, describeEgress, type EgressMode, type EgressSettings } from "./egress";
 
 export interface SandboxConfig {
   provider: SandboxProviderName;
@@ -20,6 +22,8 @@ export interface SandboxConfig {
   localIsolation: "bubblewrap" | "none";
   /** Resource limits of each local command. Default DEFAULT_SANDBOX_LIMITS. */
   localLimits?: SandboxLimits;
+  /** Local commands' network (under bubblewrap). Default off. */
+  egress?: EgressSettings;
   modal: { tokenId?: string; tokenSecret?: string; image?: string };
 }
 
@@ -41,6 +45,7 @@ export function openSandbox(
         projectId: project.id,
         isolation: config.localIsolation,
         limits: config.localLimits,
+        egress: config.egress,
       });
     case "modal":
       return openModalSandbox({

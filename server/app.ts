@@ -15,10 +15,16 @@ import { setListeningAddress } from "../app/inngest-serve.server";
 import { responseClosedSignal } from "../app/load-context";
 import { projectPreviewDirectory, setRunningPreviewServer } from "../app/preview.server";
 import { closeDatabase, getDatabase } from "../db";
-import { sandboxLimits } from "../inngest/agent/context";
+import { sandboxConfig, sandboxLimits } from "../inngest/agent/context";
 import { closeDemoReplayServer } from "../inngest/agent/demo";
 import { startRunReconciler } from "../inngest/reconcile";
-import { checkLocalIsolation, describeLimitSupport, localLimitSupport } from "../sandbox";
+import {
+  checkLocalIsolation,
+  closeEgressProxies,
+  describeEgress,
+  describeLimitSupport,
+  localLimitSupport,
+} from "../sandbox";
 import { refuseOversizedBodies } from "./body-limit";
 import { insideAnyOf, unwatchedFolders } from "./dev-watch";
 import { startPreviewServer } from "./preview";
@@ -139,6 +145,7 @@ export async function startAppServer({
       await closeServer(httpServer);
       await closeVite();
       await closeDemoReplayServer();
+      await closeEgressProxies();
       await closeDatabase();
     },
   };
@@ -177,6 +184,8 @@ async function warnIfUnisolated(): Promise<void> {
   // Which resource limits hold each command on this host, and how (cgroups, or rlimits and polling).
   const limits = describeLimitSupport(await localLimitSupport(), sandboxLimits(env()));
   console.log(`sandbox limits per command:\n${limits.map((line) => `  ${line}`).join("\n")}`);
+  const egress = sandboxConfig(env()).egress;
+  if (egress && LOCAL_SANDBOX_ISOLATION === "bubblewrap") console.log(await describeEgress(egress));
   if (LOCAL_SANDBOX_ISOLATION === "none") {
     console.warn("sandbox: LOCAL_SANDBOX_ISOLATION=none - the agent's commands run unisolated on this machine.");
     return;

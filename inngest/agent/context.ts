@@ -40,6 +40,7 @@ export function sandboxConfig(e: Env): SandboxConfig {
     dataDir: e.DYNO_DATA_DIR,
     localIsolation: e.LOCAL_SANDBOX_ISOLATION,
     localLimits: sandboxLimits(e),
+    egress: { mode: e.SANDBOX_EGRESS, allow: e.SANDBOX_EGRESS_ALLOW, registryToken: e.SANDBOX_REGISTRY_TOKEN },
     modal: { tokenId: e.MODAL_TOKEN_ID, tokenSecret: e.MODAL_TOKEN_SECRET, image: e.MODAL_IMAGE },
   };
 }

@@ -61,6 +61,15 @@ export async function egressPolicyFor(settings: EgressSettings): Promise<EgressP
   return createEgressPolicy(settings.registryUrl ?? (await hostRegistryUrl()), settings.allow ?? []);
 }
 
+/** One line for the startup log: what commands may reach. */
+export async function describeEgress(settings: EgressSettings): Promise<string> {
+  if (settings.mode === "off") return "sandbox network: none (SANDBOX_EGRESS=off)";
+  const policy = await egressPolicyFor(settings);
+  const hosts = policy.allow.map((entry) => `${entry.host}:${entry.port}`).join(", ");
+  const token = settings.registryToken ? "; npm inside gets SANDBOX_REGISTRY_TOKEN for the registry" : "";
+  return `sandbox network: only ${hosts}, through Dyno's egress proxy (commands under bubblewrap)${token}`;
+}
+
 interface ProxyRegistry {
   proxies: Map<string, Promise<EgressProxy>>;
 }

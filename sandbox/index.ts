@@ -14,7 +14,7 @@ export { localLimitSupport, openLocalSandbox, type LocalIsolation, type LocalSan
 export { describeLimitSupport } from "./confine";
 export { DEFAULT_SANDBOX_LIMITS, formatBytes, type ResourceLimit, type SandboxLimits } from "./limits";
 export { openModalSandbox, type ModalSandboxOptions } from "./modal";
-export { closeEgressProxies, describeEgress, type EgressMode, type EgressSettings } from "./egress";
+export { closeEgressProxies, describeEgress, reachableHosts, type EgressMode, type EgressSettings } from "./egress";
 
 export interface SandboxConfig {
   provider: SandboxProviderName;

@@ -17,7 +17,7 @@ import {
   SANDBOX_HOME,
 } from "./bubblewrap";
 import { detectLimitSupport, prepareConfinement, type LimitMode, type LimitSupport } from "./confine";
-import { distinctRefusals, sandboxEgress, type EgressSettings } from "./egress";
+import { closeProjectEgressProxy, distinctRefusals, sandboxEgress, type EgressSettings } from "./egress";
 import { abortedResult, execLimits, positive, refuseCommand, refusedResult } from "./exec-common";
 import { fileReadOf } from "./file-content";
 import { DEFAULT_SANDBOX_LIMITS, limitAmount, type SandboxLimits } from "./limits";
@@ -313,6 +313,7 @@ class LocalSandbox implements Sandbox {
     if (this.destroyed) return;
     this.destroyed = true;
     for (const stop of this.running) stop.abort();
+    await closeProjectEgressProxy(this.settings.dataDir, this.id);
     await removeFolder(this.root);
     await removeFolder(this.home);
   }

@@ -5,12 +5,12 @@
  */
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { writeFile } from "node:fs/promises";
+import { rm, rmdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { projectRuntimeDir } from "../runtime-dir";
 import type { EgressRefusal } from "../types";
-import { createEgressPolicy, type EgressAllowEntry, type EgressPolicy } from "./policy";
+import { createEgressPolicy, registryEntry, type EgressAllowEntry, type EgressPolicy } from "./policy";
 import { EgressProxy } from "./proxy";
 
 export * from "./policy";
@@ -40,21 +40,36 @@ export const SANDBOX_RUNTIME_BIN = "/run/dyno/bin";
 export const EGRESS_FORWARDER_PORT = 3128;
 
 let registryUrlCache: Promise<string> | undefined;
+let registryUrlKnown: string | undefined;
 
 /** The registry the host's npm is configured to use, read once (`npm config get registry`); npm's default if that fails. */
 export function hostRegistryUrl(): Promise<string> {
   registryUrlCache ??= new Promise((resolve) => {
     execFile("npm", ["config", "get", "registry"], { timeout: 15_000, encoding: "utf8" }, (error, stdout) => {
       const url = error ? "" : stdout.trim();
+      let found = DEFAULT_REGISTRY_URL;
       try {
-        if (url && /^https?:$/.test(new URL(url).protocol)) return resolve(url);
+        if (url && /^https?:$/.test(new URL(url).protocol)) found = url;
       } catch {
-        // not a URL: npm's default below
+        // not a URL: npm's default
       }
-      resolve(DEFAULT_REGISTRY_URL);
+      registryUrlKnown = found;
+      resolve(found);
     });
   });
   return registryUrlCache;
+}
+
+/**
+ * The hosts commands may reach, for people ("registry.npmjs.org", "pypi.org", "npm.corp.example:8443"), without
+ * waiting: the registry's name once it has been read (it is read before the first command runs).
+ */
+export function reachableHosts(settings: EgressSettings): string[] {
+  if (settings.mode === "off") return [];
+  const url = settings.registryUrl ?? registryUrlKnown;
+  const entries = [...(url ? [registryEntry(url)] : []), ...(settings.allow ?? [])];
+  const names = entries.map((entry) => (entry.port === 443 ? entry.host : `${entry.host}:${entry.port}`));
+  return url ? names : ["the package registry", ...names];
 }
 
 export async function egressPolicyFor(settings: EgressSettings): Promise<EgressPolicy> {
@@ -105,6 +120,18 @@ export async function projectEgressProxy(
   const proxy = await started;
   if (proxy.currentPolicy !== policy) proxy.setPolicy(policy);
   return proxy;
+}
+
+/** Closes the project's proxy in this process (its workspace is gone) and removes its files. */
+export async function closeProjectEgressProxy(dataDir: string, projectId: string): Promise<void> {
+  const socketPath = egressSocketPath(dataDir, projectId);
+  const { proxies } = registry();
+  const started = proxies.get(socketPath);
+  proxies.delete(socketPath);
+  await started?.then((proxy) => proxy.close()).catch(() => {});
+  await rm(path.join(path.dirname(socketPath), `npmrc-${process.pid}`), { force: true });
+  // The folder is shared with the app process's socket: removed only when nothing else is in it.
+  await rmdir(path.dirname(socketPath)).catch(() => {});
 }
 
 /** Closes every egress proxy of this process (on app shutdown) and removes their sockets. */

@@ -44,6 +44,12 @@ describe("egress policy", () => {
     expect(() => registryEntry("ftp://x.example/")).toThrow(/not an http/);
   });
 
+  it("never passes the host registry URL's credentials on", () => {
+    const withAuth = createEgressPolicy("https://user:s3cret@npm.corp.example/npm/");
+    expect(withAuth.registryUrl).toBe("https://npm.corp.example/npm/");
+    expect(withAuth.allow).toEqual([{ host: "npm.corp.example", port: 443 }]);
+  });
+
   it("allows exactly the listed host:port pairs", () => {
     expect(checkTarget(policy, "registry.npmjs.org", 443)).toMatchObject({ allowed: true });
     expect(checkTarget(policy, "REGISTRY.npmjs.org.", 443)).toMatchObject({

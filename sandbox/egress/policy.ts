@@ -95,7 +95,17 @@ export function registryEntry(registryUrl: string): EgressAllowEntry {
   return { host, port: url.port ? Number(url.port) : url.protocol === "https:" ? 443 : 80 };
 }
 
-export function createEgressPolicy(registryUrl: string, extra: EgressAllowEntry[] = []): EgressPolicy {
+/** The registry URL without credentials (a host's npm may carry user:password@ in it): none of it goes inside. */
+export function withoutCredentials(registryUrl: string): string {
+  const url = new URL(registryUrl);
+  if (!url.username && !url.password) return registryUrl;
+  url.username = "";
+  url.password = "";
+  return url.toString();
+}
+
+export function createEgressPolicy(rawRegistryUrl: string, extra: EgressAllowEntry[] = []): EgressPolicy {
+  const registryUrl = withoutCredentials(rawRegistryUrl);
   const registry = registryEntry(registryUrl);
   const allow = [registry];
   for (const entry of extra) {

@@ -49,7 +49,8 @@ export function hostRegistryUrl(): Promise<string> {
       const url = error ? "" : stdout.trim();
       let found = DEFAULT_REGISTRY_URL;
       try {
-        if (url && /^https?:$/.test(new URL(url).protocol)) found = url;
+        // registryEntry throws for anything that is not an http(s) URL with a host.
+        if (url && registryEntry(url)) found = url;
       } catch {
         // not a URL: npm's default
       }

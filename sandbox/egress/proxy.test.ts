@@ -141,6 +141,29 @@ describe("egress proxy", () => {
     proxy.setPolicy(createEgressPolicy("https://registry.npmjs.org/", parseAllowList(`127.0.0.1:${upstreamPort}`)));
   });
 
+  it("refuses a listed name whose real DNS answer is loopback (localhost)", async () => {
+    const real = await startEgressProxy({
+      socketPath: path.join(folder, "real-dns.sock"),
+      policy: createEgressPolicy("https://registry.npmjs.org/", parseAllowList(`localhost:${upstreamPort}`)),
+    });
+    try {
+      const text = await new Promise<string>((resolve) => {
+        const socket = net.connect(real.socketPath, () =>
+          socket.write(`CONNECT localhost:${upstreamPort} HTTP/1.1\r\nHost: x\r\n\r\n`),
+        );
+        let answer = "";
+        socket.setEncoding("utf8");
+        socket.on("data", (chunk: string) => (answer += chunk));
+        socket.on("close", () => resolve(answer));
+      });
+      expect(text).toMatch(/^HTTP\/1.1 403/);
+      expect(text).toMatch(/resolves to (127\.0\.0\.1|::1), a loopback address/);
+      expect(real.refusalsSince(0)).toMatchObject([{ host: "localhost", port: upstreamPort }]);
+    } finally {
+      await real.close();
+    }
+  });
+
   it("answers malformed CONNECT targets with 400", async () => {
     for (const target of ["example.com", "user@example.com:443", "http://example.com:443", "example.com:99999"]) {
       const { text } = await talk(`CONNECT ${target} HTTP/1.1\r\nHost: x\r\n\r\n`);

@@ -292,8 +292,10 @@ export class EgressProxy {
       return;
     }
     upstream.on("error", () => client.destroy());
-    client.on("close", () => upstream.destroy());
-    upstream.on("close", () => client.destroy());
+    client.on("error", () => upstream.destroy());
+    // One side closing ends the other once what is in flight is written (destroy would drop a download's tail).
+    client.on("close", () => upstream.end());
+    upstream.on("close", () => client.end());
     for (const socket of [client, upstream]) {
       socket.setTimeout(this.idleTimeoutMs, () => {
         client.destroy();

@@ -12,14 +12,15 @@ import net from "node:net";
 export function startEgressForwarder({ socketPath, port = 3128, host = "127.0.0.1" }) {
   const server = net.createServer((client) => {
     const upstream = net.connect(socketPath);
-    const close = () => {
+    const fail = () => {
       client.destroy();
       upstream.destroy();
     };
-    client.on("error", close);
-    upstream.on("error", close);
-    client.on("close", close);
-    upstream.on("close", close);
+    client.on("error", fail);
+    upstream.on("error", fail);
+    // One side closing ends the other once what is in flight is written (destroy would drop a response's tail).
+    client.on("close", () => upstream.end());
+    upstream.on("close", () => client.end());
     client.pipe(upstream);
     upstream.pipe(client);
   });

@@ -1,22 +1,25 @@
 /**
  * npm run bench:egress — what the egress proxy costs an install.
  *
- * The same fixed packages (react, react-dom, vite, pinned) are installed, with a fresh npm cache each time, two
- * ways side by side in this run, alternating which goes first: in a bubblewrap sandbox whose only way out is the
- * project's egress proxy (the local sandbox with SANDBOX_EGRESS=registry), and directly on the host with the same
- * npm and no sandbox. The sandbox's CPU limit is raised to this machine's cores so the ratio measures the sandbox
- * and its proxy, not the default 1-core cap. Prints each time, the medians and the ratio (target <= 1.15).
+ * The same fixed packages (react, react-dom, vite, pinned) are installed, with a fresh npm cache each time, side by
+ * side in this run, rotating which goes first: in a bubblewrap sandbox whose only way out is the project's egress
+ * proxy (the local sandbox with SANDBOX_EGRESS=registry), and directly on the host with the same npm and no
+ * sandbox. The sandbox's CPU limit is raised to this machine's cores so the ratio measures the sandbox and its
+ * proxy, not the default 1-core cap. A third arm runs the host's npm through the same proxy and forwarder (no
+ * sandbox), to tell the proxy's share from the sandbox's own (bwrap, the limits' polling). Prints each time, the
+ * medians and the ratios (target for sandbox+proxy / host: <= 1.15).
  *
  * Options: --reps N (default 5).
  */
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import type { AddressInfo, Server } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { checkLocalIsolation, minimalEnv } from "../sandbox/bubblewrap";
-import { closeEgressProxies } from "../sandbox/egress";
+import { closeEgressProxies, createEgressPolicy, hostRegistryUrl, startEgressProxy } from "../sandbox/egress";
 import { DEFAULT_SANDBOX_LIMITS } from "../sandbox/limits";
 import { openLocalSandbox } from "../sandbox/local";
 
@@ -53,7 +56,10 @@ async function inSandbox(): Promise<number> {
   }
 }
 
-async function onHost(): Promise<number> {
+/** The host's npm through an egress proxy and the sandbox's own forwarder, on a free port: the proxy's cost alone. */
+let hostProxyPort: number | undefined;
+
+async function onHost(viaProxy = false): Promise<number> {
   const folder = path.join(root, `host-${randomUUID()}`);
   const home = path.join(folder, "home");
   mkdirSync(home, { recursive: true });
@@ -63,6 +69,10 @@ async function onHost(): Promise<number> {
     await new Promise<void>((resolve, reject) => {
       // The host's own npm and network, with the same clean environment (and so an empty cache in the fresh HOME).
       const env: Record<string, string> = { ...minimalEnv(home), PATH: process.env.PATH ?? "/usr/bin:/bin" };
+      if (viaProxy) {
+        env.npm_config_https_proxy = `http://127.0.0.1:${hostProxyPort}`;
+        env.npm_config_proxy = env.npm_config_https_proxy;
+      }
       const child = spawn("sh", ["-c", INSTALL], {
         cwd: folder,
         env: env as NodeJS.ProcessEnv,
@@ -90,25 +100,48 @@ const median = (values: number[]) => {
 async function main() {
   const check = await checkLocalIsolation();
   if (!check.available) throw new Error(`bubblewrap is needed: ${check.reason}`);
-  console.log(`npm install ${PACKAGES.join(" ")}, fresh cache each time, ${REPS} reps (alternating order)`);
-  // One untimed round each: the first bwrap start and the proxy's start are not what is measured.
-  await inSandbox();
-  await onHost();
-  const sandboxTimes: number[] = [];
-  const hostTimes: number[] = [];
-  for (let rep = 0; rep < REPS; rep++) {
-    const order = rep % 2 === 0 ? (["sandbox", "host"] as const) : (["host", "sandbox"] as const);
-    for (const which of order) {
-      if (which === "sandbox") sandboxTimes.push(await inSandbox());
-      else hostTimes.push(await onHost());
+  console.log(`npm install ${PACKAGES.join(" ")}, fresh cache each time, ${REPS} reps (rotating order)`);
+  const proxy = await startEgressProxy({
+    socketPath: path.join(root, "host-egress.sock"),
+    policy: createEgressPolicy(await hostRegistryUrl()),
+  });
+  // The very forwarder the sandbox runs (plain .mjs), here on the host's loopback.
+  const forwarderModule = "../sandbox/runtime/egress-forwarder.mjs";
+  const { startEgressForwarder } = (await import(forwarderModule)) as {
+    startEgressForwarder(options: { socketPath: string; port?: number }): Promise<Server>;
+  };
+  const forwarder = await startEgressForwarder({ socketPath: proxy.socketPath, port: 0 });
+  hostProxyPort = (forwarder.address() as AddressInfo).port;
+  try {
+    // One untimed round each: the first bwrap start and the proxy's start are not what is measured.
+    await inSandbox();
+    await onHost();
+    await onHost(true);
+    const times = { sandbox: [] as number[], host: [] as number[], hostProxy: [] as number[] };
+    const arms = ["sandbox", "host", "hostProxy"] as const;
+    for (let rep = 0; rep < REPS; rep++) {
+      for (let i = 0; i < arms.length; i++) {
+        const arm = arms[(rep + i) % arms.length]!;
+        times[arm].push(arm === "sandbox" ? await inSandbox() : await onHost(arm === "hostProxy"));
+      }
+      console.log(
+        `  rep ${rep + 1}: sandbox+proxy ${times.sandbox.at(-1)} ms, host ${times.host.at(-1)} ms, ` +
+          `host+proxy ${times.hostProxy.at(-1)} ms`,
+      );
     }
-    console.log(`  rep ${rep + 1}: sandbox+proxy ${sandboxTimes.at(-1)} ms, host ${hostTimes.at(-1)} ms`);
+    if (proxy.seq) throw new Error(`the host arm's proxy refused: ${JSON.stringify(proxy.refusalsSince(0))}`);
+    const sandboxMedian = median(times.sandbox);
+    const hostMedian = median(times.host);
+    const hostProxyMedian = median(times.hostProxy);
+    console.log(`median sandbox+proxy: ${sandboxMedian} ms`);
+    console.log(`median host direct:   ${hostMedian} ms`);
+    console.log(`median host+proxy:    ${hostProxyMedian} ms (no sandbox)`);
+    console.log(`ratio sandbox+proxy / host: ${(sandboxMedian / hostMedian).toFixed(3)} (target <= 1.15)`);
+    console.log(`ratio host+proxy / host:    ${(hostProxyMedian / hostMedian).toFixed(3)} (the proxy's share)`);
+  } finally {
+    forwarder.close();
+    await proxy.close();
   }
-  const sandboxMedian = median(sandboxTimes);
-  const hostMedian = median(hostTimes);
-  console.log(`median sandbox+proxy: ${sandboxMedian} ms`);
-  console.log(`median host direct:   ${hostMedian} ms`);
-  console.log(`ratio: ${(sandboxMedian / hostMedian).toFixed(3)} (target <= 1.15)`);
 }
 
 main()

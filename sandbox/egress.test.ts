@@ -5,7 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
@@ -14,7 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkLocalIsolation } from "./bubblewrap";
 import { closeEgressProxies, egressSocketPath } from "./egress";
 import { openLocalSandbox } from "./local";
-import type { Sandbox } from "./types";
+import { projectRuntimeDir } from "./runtime-dir";
+import { SandboxUnavailableError, type Sandbox } from "./types";
 
 let dataDir: string;
 let sandbox: Sandbox;
@@ -212,6 +213,26 @@ describe("sandbox egress (bubblewrap, registry mode)", () => {
     const created = JSON.parse((await sandbox.readFile("app/package.json")).content) as { devDependencies?: object };
     expect(created.devDependencies).toHaveProperty("vite");
     expect(result.egressRefused).toBeUndefined();
+  });
+});
+
+describe("sandbox egress that cannot start", () => {
+  it("refuses to run the command with a clear error instead of running it without its network", async () => {
+    const id = randomUUID();
+    const blocked = await openLocalSandbox({ dataDir, projectId: id, egress: { mode: "registry" } });
+    // A file where the project's socket folder should be: the proxy cannot listen there.
+    const runtime = projectRuntimeDir(dataDir, id);
+    await mkdir(path.dirname(runtime), { recursive: true });
+    await writeFile(runtime, "");
+    try {
+      await expect(blocked.exec("echo never")).rejects.toThrow(
+        /The sandbox's network \(its egress proxy\) could not start: .*Set SANDBOX_EGRESS=off/,
+      );
+      await expect(blocked.exec("echo never")).rejects.toBeInstanceOf(SandboxUnavailableError);
+    } finally {
+      await rm(runtime, { force: true });
+      await blocked.destroy();
+    }
   });
 });
 

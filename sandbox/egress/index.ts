@@ -9,7 +9,7 @@ import { rm, rmdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { projectRuntimeDir } from "../runtime-dir";
-import type { EgressRefusal } from "../types";
+import { SandboxUnavailableError, type EgressRefusal } from "../types";
 import { createEgressPolicy, registryEntry, type EgressAllowEntry, type EgressPolicy } from "./policy";
 import { EgressProxy } from "./proxy";
 
@@ -236,9 +236,20 @@ export async function sandboxEgress(
   projectId: string,
   settings: EgressSettings,
 ): Promise<SandboxEgress> {
-  const policy = await egressPolicyFor(settings);
-  const proxy = await projectEgressProxy(dataDir, projectId, policy);
-  const binds = egressBindArgs(proxy.socketPath);
+  let policy: EgressPolicy;
+  let proxy: EgressProxy;
+  let binds: string[];
+  try {
+    policy = await egressPolicyFor(settings);
+    proxy = await projectEgressProxy(dataDir, projectId, policy);
+    binds = egressBindArgs(proxy.socketPath);
+  } catch (error) {
+    // The model and the builder read this as the tool's result: say what is wrong and how to do without.
+    throw new SandboxUnavailableError(
+      `The sandbox's network (its egress proxy) could not start: ${(error as Error).message}. ` +
+        "Set SANDBOX_EGRESS=off to run commands without network.",
+    );
+  }
   if (settings.registryToken) {
     const file = path.join(path.dirname(proxy.socketPath), `npmrc-${process.pid}`);
     await writeFile(file, registryNpmrc(policy, settings.registryToken), { mode: 0o600 });

@@ -164,6 +164,15 @@ describe("parseEnv", () => {
       SANDBOX_EGRESS_ALLOW: ["pypi.org", "files.pythonhosted.org:443"],
     });
     expect(() => parseEnv({ SANDBOX_EGRESS: "open" })).toThrow(/SANDBOX_EGRESS: .*'registry' \| 'off'/);
+    expect(parseEnv({}).SANDBOX_REGISTRY_TOKEN).toBeUndefined();
+    expect(parseEnv({ SANDBOX_REGISTRY_TOKEN: "t" }).SANDBOX_REGISTRY_TOKEN).toBe("t");
+    expect(() => parseEnv({ SANDBOX_EGRESS_ALLOW: "https://pypi.org" })).toThrow(
+      /SANDBOX_EGRESS_ALLOW: "https:\/\/pypi.org" is not a host or host:port/,
+    );
+    // Modal takes what the local proxy does not (an IPv4 CIDR); each provider checks its own.
+    expect(parseEnv({ SANDBOX_PROVIDER: "modal", SANDBOX_EGRESS_ALLOW: "10.0.0.0/8" }).SANDBOX_EGRESS_ALLOW).toEqual([
+      "10.0.0.0/8",
+    ]);
   });
 
   it("reads how often and how patiently runs are reconciled with the engine", () => {

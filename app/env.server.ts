@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { parseAllowList } from "../sandbox/egress/policy";
 import { parsePreviewOriginTemplate } from "./preview-origin.server";
 
 /**
@@ -213,12 +214,15 @@ const EnvSchema = z
     /** The wait before the first retry; each later one waits 4 times longer (capped at 1h). */
     WEBHOOK_RETRY_DELAY: duration("10s"),
     /**
-     * Egress of sandbox commands and the app process (decisions 019, 023). registry: the package registry (plus
-     * SANDBOX_EGRESS_ALLOW) and nothing else; off: no network at all. On Modal it applies to sandboxes created
-     * after it is set. (The egress branch adds the same two variables for the local provider: merge, keep one.)
+     * Egress of sandbox commands and the app process (decisions 019, 023). registry: the package registry (the host
+     * npm's, plus SANDBOX_EGRESS_ALLOW) and nothing else, through Dyno's egress proxy (local) or Modal's allow-lists;
+     * off: no network at all. On Modal it applies to sandboxes created after it is set.
      */
     SANDBOX_EGRESS: z.enum(["registry", "off"]).default("registry"),
-    /** More destinations, comma-separated: host or host:port (default port 443); Modal takes port 443 only. */
+    /**
+     * More destinations, comma-separated: host or host:port (default port 443), e.g. pypi.org,files.pythonhosted.org;
+     * Modal takes port 443 only, and also IPv4 addresses and CIDRs. Checked for the configured provider below.
+     */
     SANDBOX_EGRESS_ALLOW: z
       .string()
       .default("")
@@ -228,8 +232,21 @@ const EnvSchema = z
           .map((entry) => entry.trim())
           .filter(Boolean),
       ),
+    /** A token npm inside the sandbox uses for the registry. Commands can read it: use a read-only, scoped token. */
+    SANDBOX_REGISTRY_TOKEN: optionalString(),
   })
   .superRefine((env, ctx) => {
+    if (env.SANDBOX_PROVIDER === "local") {
+      try {
+        parseAllowList(env.SANDBOX_EGRESS_ALLOW.join(","));
+      } catch (error) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ["SANDBOX_EGRESS_ALLOW"],
+          message: (error as Error).message,
+        });
+      }
+    }
     if (!env.DYNO_WEBHOOK_URL !== !env.DYNO_WEBHOOK_SECRET) {
       ctx.addIssue({
         code: z.ZodIssueCode.custom,

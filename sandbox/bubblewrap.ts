@@ -162,7 +162,7 @@ export interface BubblewrapOptions {
   /** More environment variables (hints for the app process: PORT, HOST, BROWSER). */
   env?: Record<string, string>;
   /** What runs instead of `sh -c command` (after the wrapper): the app launcher with the command as its argument. */
-  argv?: string[];
+  entry?: string[];
 }
 
 /** The bwrap arguments (everything after the bwrap binary) that run `sh -c command` in `workspace`. */
@@ -206,7 +206,7 @@ export function bubblewrapArgs(workspace: string, command: string, options: Bubb
     ...Object.entries(env).flatMap(([name, value]) => ["--setenv", name, value]),
     "--",
     ...(options.wrapper ?? []),
-    ...(options.argv ?? ["sh", "-c", command]),
+    ...(options.entry ?? ["sh", "-c", command]),
   ];
 }
 

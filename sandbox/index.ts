@@ -2,6 +2,7 @@
  * The agent's sandbox: one interface (types.ts), two providers. The local
  * provider is the default; Modal is chosen with SANDBOX_PROVIDER=modal.
  */
+import type { EgressSettings } from "./egress";
 import type { SandboxLimits } from "./limits";
 import { openLocalSandbox, type LocalSandboxOptions } from "./local";
 import { openModalSandbox } from "./modal";
@@ -17,6 +18,7 @@ export { describeLimitSupport } from "./confine";
 export { DEFAULT_SANDBOX_LIMITS, formatBytes, type ResourceLimit, type SandboxLimits } from "./limits";
 export { openModalSandbox, type ModalSandboxOptions } from "./modal";
 export { type ModalEgressPolicy, type SandboxEgress } from "./modal-egress";
+export { closeEgressProxies, describeEgress, reachableHosts, type EgressMode, type EgressSettings } from "./egress";
 
 export interface SandboxConfig {
   provider: SandboxProviderName;
@@ -26,6 +28,8 @@ export interface SandboxConfig {
   localLimits?: SandboxLimits;
   /** The local app process: idle and start timeouts, log bounds. */
   localApp?: LocalSandboxOptions["app"];
+  /** Local commands' and app processes' network (under bubblewrap). Default off. */
+  egress?: EgressSettings;
   modal: { tokenId?: string; tokenSecret?: string; image?: string; egress?: ModalEgressPolicy };
 }
 
@@ -48,6 +52,7 @@ export function openSandbox(
         isolation: config.localIsolation,
         limits: config.localLimits,
         app: config.localApp,
+        egress: config.egress,
       });
     case "modal":
       return openModalSandbox({

@@ -18,6 +18,7 @@ import {
 } from "./bubblewrap";
 import { appCheckout } from "./checkout";
 import { detectLimitSupport, prepareConfinement, type LimitMode, type LimitSupport } from "./confine";
+import { closeProjectEgressProxy, distinctRefusals, sandboxEgress, type EgressSettings } from "./egress";
 import { abortedResult, execLimits, positive, refuseCommand, refusedResult } from "./exec-common";
 import { fileReadOf } from "./file-content";
 import { DEFAULT_SANDBOX_LIMITS, limitAmount, type SandboxLimits } from "./limits";
@@ -62,8 +63,14 @@ export interface LocalSandboxOptions {
   /** The app process (its dev server): timeouts, log bounds, restart backoff. Defaults in sandbox/app/supervisor.ts. */
   app?: Pick<
     AppSupervisorSettings,
-    "idleTimeoutMs" | "startTimeoutMs" | "log" | "backoffMs" | "maxCrashes" | "crashWindowMs" | "egressSocket"
+    "idleTimeoutMs" | "startTimeoutMs" | "log" | "backoffMs" | "maxCrashes" | "crashWindowMs"
   >;
+  /**
+   * Network for commands under bubblewrap. Default off (no network at all). "registry": only the package registry
+   * and the allow-list, through this process's egress proxy for the project (sandbox/egress). Without bubblewrap
+   * commands have the host's network and this does not apply.
+   */
+  egress?: EgressSettings;
 }
 
 /** A UUID, or any similar name that is safe as a single folder name. */
@@ -103,10 +110,12 @@ export async function openLocalSandbox(options: LocalSandboxOptions): Promise<Sa
     limits: options.limits ?? DEFAULT_SANDBOX_LIMITS,
     limitMode: options.limitMode ?? "auto",
     hide: [...(options.hide ?? [appCheckout()]), process.cwd(), path.resolve(options.dataDir)],
+    dataDir: options.dataDir,
+    egress: options.egress ?? { mode: "off" },
   };
+  // The app process gets the same isolation, limits, hidden folders and egress as the project's commands.
   const app: AppSupervisorSettings = {
     ...options.app,
-    dataDir: options.dataDir,
     projectId: options.projectId,
     workspace: root,
     home,
@@ -133,6 +142,8 @@ interface LocalSettings {
   limits: SandboxLimits;
   limitMode: LimitMode;
   hide: string[];
+  dataDir: string;
+  egress: EgressSettings;
 }
 
 function errorCode(error: unknown): string | undefined {
@@ -254,6 +265,11 @@ class LocalSandbox implements Sandbox {
       diskFolders: [this.root, this.home],
       projectId: this.id,
     });
+    const egress =
+      check?.bwrapPath && this.settings.egress.mode === "registry"
+        ? await sandboxEgress(this.settings.dataDir, this.id, this.settings.egress)
+        : undefined;
+    const refusalsFrom = egress?.proxy.seq ?? 0;
     const stop = new AbortController();
     this.running.add(stop);
     try {
@@ -267,6 +283,7 @@ class LocalSandbox implements Sandbox {
           hide: this.settings.hide,
           tmpBytes: check.tmpSize ? Math.min(limits.diskBytes, limits.memoryBytes) : undefined,
           wrapper: confinement.inner,
+          ...(egress && { binds: egress.binds, env: egress.env, entry: egress.launch(command) }),
         });
         env = minimalEnv(SANDBOX_HOME);
       } else {
@@ -285,7 +302,14 @@ class LocalSandbox implements Sandbox {
         signal,
         guard: confinement.guard,
       });
-      return result.limit ? { ...result, limitAmount: limitAmount(result.limit, limits) } : result;
+      // Another command of the same project running at the same time may add its refusals here too: they share the
+      // project's proxy, and a refusal cannot tell which command's connection it was.
+      const refused = egress ? distinctRefusals(egress.proxy.refusalsSince(refusalsFrom)) : [];
+      return {
+        ...result,
+        ...(result.limit && { limitAmount: limitAmount(result.limit, limits) }),
+        ...(refused.length && { egressRefused: refused }),
+      };
     } finally {
       this.running.delete(stop);
       await confinement.dispose();
@@ -303,6 +327,7 @@ class LocalSandbox implements Sandbox {
     for (const stop of this.running) stop.abort();
     // The app first: it must not write into the folders being removed.
     await destroyAppSupervisor(this.appSettings);
+    await closeProjectEgressProxy(this.settings.dataDir, this.id);
     await removeFolder(this.root);
     await removeFolder(this.home);
   }

@@ -20,10 +20,17 @@ import {
   setRunningPreviewServer,
 } from "../app/preview.server";
 import { closeDatabase, getDatabase } from "../db";
-import { sandboxLimits } from "../inngest/agent/context";
+import { sandboxConfig, sandboxLimits } from "../inngest/agent/context";
 import { closeDemoReplayServer } from "../inngest/agent/demo";
 import { startRunReconciler } from "../inngest/reconcile";
-import { checkLocalIsolation, describeLimitSupport, localLimitSupport, stopAllAppProcesses } from "../sandbox";
+import {
+  checkLocalIsolation,
+  closeEgressProxies,
+  describeEgress,
+  describeLimitSupport,
+  localLimitSupport,
+  stopAllAppProcesses,
+} from "../sandbox";
 import { refuseOversizedBodies } from "./body-limit";
 import { insideAnyOf, unwatchedFolders } from "./dev-watch";
 import { startPreviewServer } from "./preview";
@@ -155,6 +162,7 @@ export async function startAppServer({
       await closeServer(httpServer);
       await closeVite();
       await closeDemoReplayServer();
+      await closeEgressProxies();
       await closeDatabase();
     },
   };
@@ -195,6 +203,8 @@ async function warnIfUnisolated(): Promise<void> {
   console.log(
     `sandbox limits per project (its commands and app process together):\n${limits.map((line) => `  ${line}`).join("\n")}`,
   );
+  const egress = sandboxConfig(env()).egress;
+  if (egress && LOCAL_SANDBOX_ISOLATION === "bubblewrap") console.log(await describeEgress(egress));
   if (LOCAL_SANDBOX_ISOLATION === "none") {
     console.warn("sandbox: LOCAL_SANDBOX_ISOLATION=none - the agent's commands run unisolated on this machine.");
     return;

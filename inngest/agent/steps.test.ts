@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseEnv } from "../../app/env.server";
 import { agentEntries, runEvents, runs } from "../../db/schema";
 import { startReplayServer } from "../../model-replay/server";
+import { closeEgressProxies } from "../../sandbox";
 import { createTestDatabase, type TestDatabase } from "../../tests/support/database";
 import { createBuilder } from "../../tests/support/fixtures";
 import { markRunStopping } from "../run-lifecycle";
@@ -42,6 +43,13 @@ beforeAll(async () => {
           { reply: { tool: "reply_to_user", message: "done" } },
         ],
       },
+      {
+        name: "blocked",
+        turns: [
+          { reply: { tool: "run_command", command: "curl -sS -m 10 https://example.com/ -o /dev/null" } },
+          { reply: { tool: "reply_to_user", message: "done" } },
+        ],
+      },
     ],
     port: 0,
   });
@@ -53,6 +61,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await closeEgressProxies();
   await replay?.close();
   await t?.drop();
   rmSync(dataDir, { recursive: true, force: true });
@@ -103,6 +112,30 @@ describe("step bodies run twice", () => {
     expect(results).toHaveLength(1);
     const rows = await db.select().from(runEvents).where(eq(runEvents.runId, run.id));
     expect(rows.filter((r) => r.type === "tool_result").map((r) => r.writes)).toEqual([1]);
+  });
+
+  it("act records the connections the sandbox refused as one run event, beside the tool result", async () => {
+    const { db } = t.database;
+    const { run } = await newRun("openai-compatible/blocked");
+    expect(await think(agent, run, 1)).toEqual({ next: "act" });
+    expect(await act(agent, run, 1)).toEqual({ next: "think" });
+    expect(await act(agent, run, 1)).toEqual({ next: "think" });
+    const rows = await db.select().from(runEvents).where(eq(runEvents.runId, run.id));
+    const refused = rows.filter((r) => r.type === "egress_refused");
+    expect(refused).toHaveLength(1);
+    expect(refused[0]!.data).toMatchObject({
+      iteration: 1,
+      tool: "run_command",
+      refused: [{ host: "example.com", port: 443, reason: "not on the allow-list" }],
+    });
+    const result = rows.find((r) => r.type === "tool_result");
+    expect(result!.data).toMatchObject({
+      ok: false,
+      summary: expect.stringMatching(/refused example.com:443/),
+      output: expect.stringMatching(
+        /may only reach registry\.npmjs\.org; refused: example\.com:443 \(not on the allow-list\)/,
+      ),
+    });
   });
 
   it("no iteration begins, and the model is not asked, once a stop is recorded", async () => {

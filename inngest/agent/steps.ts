@@ -365,6 +365,13 @@ async function saveOutcome(
         toolDescription: null,
       },
     );
+    if (outcome.egressRefused?.length) {
+      // The builder sees which connections the sandbox refused (the model reads them in the result's text).
+      const refused = outcome.egressRefused
+        .slice(0, 20)
+        .map(({ host, port, reason, at }) => ({ host, port, reason, at }));
+      await appendRunEvent(tx, event("egress_refused", { tool: action.tool, refused }));
+    }
     if (outcome.todos) {
       await appendRunEvent(tx, event("todos", { todos: outcome.todos }), { todos: outcome.todos as Todo[] });
     }

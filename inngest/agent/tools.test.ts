@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { openLocalSandbox, type Sandbox } from "../../sandbox";
+import { closeEgressProxies, openLocalSandbox, reachableHosts, type Sandbox } from "../../sandbox";
 import { compileError, describeAction, runTool } from "./tools";
 
 let dataDir: string;
@@ -184,6 +184,50 @@ describe("compileError", () => {
     expect(compileError(vite)).toBe(`${error.message}\n${error.frame}`.trim());
     expect(compileError("<html><body><h1>Internal Server Error</h1><p>boom</p></body></html>")).toBe(
       "Internal Server Error boom",
+    );
+  });
+});
+
+describe("runTool with the egress policy on", () => {
+  let connected: Sandbox;
+  const egress = { mode: "registry" as const, registryUrl: "https://registry.npmjs.org/" };
+  const network = { mode: "registry" as const, hosts: () => reachableHosts(egress) };
+
+  beforeAll(async () => {
+    connected = await openLocalSandbox({ dataDir, projectId: randomUUID(), egress });
+  });
+  afterAll(async () => {
+    await connected?.destroy();
+    await closeEgressProxies();
+  });
+
+  it("names the refused connection and what the sandbox may reach, in the result and its summary", async () => {
+    const outcome = await runTool(
+      connected,
+      { tool: "run_command", command: "curl -sS -m 5 https://example.com/ -o /dev/null" },
+      { mode: "build", limits: { ...limits, network } },
+    );
+    expect(outcome).toMatchObject({
+      ok: false,
+      summary: "Exit code 56; refused example.com:443 (not allowed from the sandbox)",
+      egressRefused: [{ host: "example.com", port: 443, reason: "not on the allow-list" }],
+    });
+    expect(outcome.content).toMatch(
+      /\(the sandbox may only reach registry\.npmjs\.org; refused: example\.com:443 \(not on the allow-list\)\)$/,
+    );
+  });
+
+  it("says what the sandbox may reach when a connection never reached the proxy (raw sockets)", async () => {
+    const raw = `node -e "require('net').connect(443, '104.16.0.35').on('error', (e) => { console.error(e.code); process.exit(1) })"`;
+    const outcome = await runTool(
+      connected,
+      { tool: "run_command", command: raw },
+      { mode: "build", limits: { ...limits, network } },
+    );
+    expect(outcome).toMatchObject({ ok: false, summary: "Exit code 1" });
+    expect(outcome.egressRefused).toBeUndefined();
+    expect(outcome.content).toMatch(
+      /ENETUNREACH[\s\S]*the sandbox may only reach registry\.npmjs\.org, through the HTTP proxy/,
     );
   });
 });

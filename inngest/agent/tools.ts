@@ -11,6 +11,7 @@ import {
   SandboxUnavailableError,
   type AppLogLine,
   type AppStatus,
+  type EgressRefusal,
   type ExecResult,
   type Sandbox,
 } from "../../sandbox";
@@ -19,6 +20,14 @@ import type { AgentAction, AgentMode } from "./model/next-action";
 export interface ToolLimits {
   commandTimeoutMs: number;
   maxOutputBytes: number;
+  /** What commands may reach, for the hints in results. Unset: no network ("off"). */
+  network?: NetworkReach;
+}
+
+export interface NetworkReach {
+  mode: "registry" | "off";
+  /** The hosts commands may reach, for people ("registry.npmjs.org", "pypi.org"), read when a hint is written. */
+  hosts(): string[];
 }
 
 export interface ToolOutcome {
@@ -32,6 +41,8 @@ export interface ToolOutcome {
   todos?: Todo[];
   /** The builder stopped the run while this action ran. */
   stopped?: boolean;
+  /** Connections the sandbox's egress policy refused while the command ran. */
+  egressRefused?: EgressRefusal[];
 }
 
 const READ_ONLY = new Set(["read_file", "list_files", "app_logs", "reply_to_user"]);
@@ -161,12 +172,47 @@ export function compileError(body: string): string {
   return text.slice(0, 1000);
 }
 
-/** Errors that mean a command tried to reach the network, which the sandbox does not have. */
+/** Errors that mean a command tried to reach the network directly, which the sandbox does not allow. */
 const NO_NETWORK =
   /\b(ENOTFOUND|EAI_AGAIN|ENETUNREACH|Could not resolve host|Temporary failure in name resolution|Network is unreachable)\b/;
 
 function triedNetwork(result: ExecResult): boolean {
   return result.exitCode !== 0 && NO_NETWORK.test(`${result.stderr}\n${result.stdout}`);
+}
+
+const MAX_REFUSALS_SHOWN = 5;
+
+function refusalList(refused: EgressRefusal[]): string {
+  const shown = refused.slice(0, MAX_REFUSALS_SHOWN).map((r) => `${r.host}:${r.port} (${r.reason})`);
+  const more = refused.length > MAX_REFUSALS_SHOWN ? ` and ${refused.length - MAX_REFUSALS_SHOWN} more` : "";
+  return `${shown.join(", ")}${more}`;
+}
+
+function reachable(network: NetworkReach): string {
+  const hosts = network.hosts();
+  return hosts.length ? hosts.join(", ") : "the package registry";
+}
+
+/**
+ * Why the network failed the command, for the model: which connections were refused and what the sandbox may
+ * reach; or, when nothing reached the proxy (a raw socket, a tool that ignores HTTPS_PROXY), what it may reach.
+ */
+function networkHint(result: ExecResult, network: NetworkReach | undefined): string | undefined {
+  const refused = result.egressRefused ?? [];
+  if (network?.mode === "registry") {
+    if (refused.length) return `(the sandbox may only reach ${reachable(network)}; refused: ${refusalList(refused)})`;
+    if (triedNetwork(result)) {
+      return (
+        `(the sandbox may only reach ${reachable(network)}, through the HTTP proxy set in HTTPS_PROXY: ` +
+        "npm install works; other hosts, raw TCP/UDP and tools that ignore the proxy variables fail)"
+      );
+    }
+    return undefined;
+  }
+  if (triedNetwork(result)) {
+    return "(the sandbox has no network: commands cannot download packages or reach other hosts)";
+  }
+  return undefined;
 }
 
 /** What a resource limit did to the command, for the model and the builder: "memory limit (1 GiB) reached". */
@@ -177,7 +223,7 @@ function limitReached(result: ExecResult): string | undefined {
   return result.limit === "cpu" ? `held back by its CPU limit${amount}` : `${name} limit${amount} reached`;
 }
 
-function formatExec(command: string, result: ExecResult): string {
+function formatExec(command: string, result: ExecResult, network: NetworkReach | undefined): string {
   const limit = limitReached(result);
   const status = result.timedOut
     ? `timed out and was killed${limit ? `, ${limit}` : ""}`
@@ -190,19 +236,26 @@ function formatExec(command: string, result: ExecResult): string {
   if (result.stdout) parts.push(`stdout:\n${result.stdout}`);
   if (result.stderr) parts.push(`stderr:\n${result.stderr}`);
   if (result.truncated) parts.push("(output was truncated)");
-  if (triedNetwork(result)) {
-    parts.push("(the sandbox has no network: commands cannot download packages or reach other hosts)");
-  }
+  const hint = networkHint(result, network);
+  if (hint) parts.push(hint);
   return parts.join("\n");
 }
 
 /** The run_command step's one-line result for the builder. */
-function execSummary(result: ExecResult): string {
+function execSummary(result: ExecResult, network: NetworkReach | undefined): string {
   const limit = limitReached(result);
   if (result.timedOut) return limit ? `Timed out, ${limit}` : "Timed out and killed";
   if (result.aborted) return "Killed (run stopped)";
   if (limit) return `Killed: ${limit}`;
-  if (triedNetwork(result)) return `Exit code ${result.exitCode}: the sandbox has no network`;
+  const refused = result.egressRefused ?? [];
+  if (refused.length) {
+    const first = refused[0]!;
+    const more = refused.length > 1 ? ` and ${refused.length - 1} more` : "";
+    return `Exit code ${result.exitCode}; refused ${first.host}:${first.port}${more} (not allowed from the sandbox)`;
+  }
+  if (triedNetwork(result) && network?.mode !== "registry") {
+    return `Exit code ${result.exitCode}: the sandbox has no network`;
+  }
   return `Exit code ${result.exitCode}`;
 }
 
@@ -285,13 +338,13 @@ export async function runTool(
         const after = await fileSet(sandbox);
         const created = [...after].filter((path) => !before.has(path));
         const ok = result.exitCode === 0 && !result.timedOut && !result.aborted && !result.limit;
-        const summary = execSummary(result);
         return {
           ok,
-          content: formatExec(action.command, result),
-          summary,
+          content: formatExec(action.command, result, limits.network),
+          summary: execSummary(result, limits.network),
           filesChanged: created,
           stopped: result.aborted,
+          ...(result.egressRefused?.length && { egressRefused: result.egressRefused }),
         };
       }
       case "todo_write": {

@@ -35,6 +35,7 @@ import {
   type LimitMode,
   type LimitSupport,
 } from "../confine";
+import { sandboxEgress, SANDBOX_EGRESS_SOCKET, type EgressSettings, type SandboxEgress } from "../egress";
 import { limitAmount, type ResourceLimit, type SandboxLimits } from "../limits";
 import { projectRuntimeDir } from "../runtime-dir";
 import { SandboxUnavailableError, type AppEndpoint, type AppLogs, type AppProcess, type AppStatus } from "../types";
@@ -64,8 +65,8 @@ export interface AppSupervisorSettings {
   /** Give up after this many crashes within crashWindowMs. Default 5 in 10 min. */
   maxCrashes?: number;
   crashWindowMs?: number;
-  /** The egress proxy's socket on the host, when there is one: the launcher forwards 127.0.0.1:3128 to it. */
-  egressSocket?: string;
+  /** The app's network under bubblewrap, as for commands (sandbox/egress): the launcher forwards 127.0.0.1:3128 to the project's proxy. Default off. */
+  egress?: EgressSettings;
 }
 
 export const DEFAULT_APP_IDLE_TIMEOUT_MS = 15 * 60_000;
@@ -73,7 +74,6 @@ export const DEFAULT_APP_START_TIMEOUT_MS = 60_000;
 const DEFAULT_BACKOFF_MS = [1000, 2000, 4000, 8000, 16000, 30000];
 /** Where the launcher's folder and the project's socket folder appear inside the sandbox. */
 const SANDBOX_RUNTIME_CODE = "/opt/dyno-runtime";
-const SANDBOX_EGRESS_SOCKET = "/run/dyno/egress.sock";
 const SOCKET_NAME = "app.sock";
 /** The launcher's listening socket, as its fd. */
 const LISTEN_FD = 4;
@@ -353,6 +353,18 @@ export class AppSupervisor implements AppProcess {
       diskPollMs: APP_DISK_POLL_MS,
     });
     const hints = { PORT: "3000", HOST: "127.0.0.1", BROWSER: "none" };
+    // The same egress as the project's commands: its proxy, the proxy variables, the registry; refusals reach the log.
+    let egress: SandboxEgress | undefined;
+    try {
+      egress =
+        check?.bwrapPath && settings.egress?.mode === "registry"
+          ? await sandboxEgress(settings.dataDir, settings.projectId, settings.egress)
+          : undefined;
+    } catch (error) {
+      await listener.close();
+      await confinement.dispose();
+      throw error;
+    }
     const launcherArgs = (code: string, egress: string | undefined) => [
       path.join(code, "app-launch.mjs"),
       "--listen-fd",
@@ -373,20 +385,15 @@ export class AppSupervisor implements AppProcess {
         hide: settings.hide,
         tmpBytes: check.tmpSize ? Math.min(settings.limits.diskBytes, settings.limits.memoryBytes) : undefined,
         wrapper: confinement.inner,
-        binds: [
-          { host: RUNTIME_CODE, sandbox: SANDBOX_RUNTIME_CODE, readOnly: true },
-          ...(settings.egressSocket ? [{ host: settings.egressSocket, sandbox: SANDBOX_EGRESS_SOCKET }] : []),
-        ],
-        env: hints,
-        argv: [
-          sandboxNodeBinary(),
-          ...launcherArgs(SANDBOX_RUNTIME_CODE, settings.egressSocket && SANDBOX_EGRESS_SOCKET),
-        ],
+        binds: [{ host: RUNTIME_CODE, sandbox: SANDBOX_RUNTIME_CODE, readOnly: true }, ...(egress?.binds ?? [])],
+        env: { ...hints, ...egress?.env },
+        entry: [sandboxNodeBinary(), ...launcherArgs(SANDBOX_RUNTIME_CODE, egress && SANDBOX_EGRESS_SOCKET)],
       });
       env = minimalEnv(SANDBOX_HOME);
     } else {
       const [wrapper, ...wrapperArgs] = confinement.inner;
-      const launcher = [sandboxNodeBinary(), ...launcherArgs(RUNTIME_CODE, settings.egressSocket)];
+      // Unisolated, the app has the host's network: there is no proxy to forward to.
+      const launcher = [sandboxNodeBinary(), ...launcherArgs(RUNTIME_CODE, undefined)];
       file = wrapper ?? launcher[0]!;
       args = wrapper ? [...wrapperArgs, ...launcher] : launcher.slice(1);
       env = { ...minimalEnv(settings.home, [path.dirname(sandboxNodeBinary())]), ...hints };
@@ -427,6 +434,12 @@ export class AppSupervisor implements AppProcess {
     });
     this.system(`started \`${command}\`${automatic ? ` (restart ${this.current.restarts})` : ""}`);
     this.ensureIdleTimer();
+    // The proxy is the project's (its commands use it too): what it refuses while the app runs is written down here.
+    const stopRefusals = egress?.proxy.onRefusal((refusal) => {
+      if (this.launch === launch)
+        this.system(`the sandbox refused a connection to ${refusal.host}:${refusal.port} (${refusal.reason})`);
+    });
+    void exited.then(() => stopRefusals?.());
 
     for (const [stream, name] of [
       [child.stdout, "stdout"],

@@ -148,7 +148,10 @@ function pointMonacoAtLocalCopy(app: string) {
   const config =
     "import { loader as dynoMonacoLoader } from '@monaco-editor/react';\n\n" +
     "// Patched by Dyno's engine build: Monaco from this server, not a CDN, so payload views work offline.\n" +
-    `dynoMonacoLoader.config({ paths: { vs: '${MONACO_LOCAL_PATH}' } });\n`;
+    "// An absolute URL: Monaco's workers start from a blob and cannot resolve a path. (No window in the prerender.)\n" +
+    "dynoMonacoLoader.config({\n" +
+    `  paths: { vs: (typeof window === 'undefined' ? '' : window.location.origin) + '${MONACO_LOCAL_PATH}' },\n` +
+    "});\n";
   writeFileSync(root, source.replace(anchor, anchor + config));
 }
 

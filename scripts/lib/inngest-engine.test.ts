@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
@@ -102,5 +102,20 @@ describe("a cached engine and its dashboard", () => {
     expect((await findOrBuildEngine(quiet)).dashboard).toEqual(failed);
     process.env.DYNO_ENGINE_UI = "1";
     await expect(findOrBuildEngine(quiet)).rejects.toThrow(/install Go/);
+  });
+});
+
+describe("engine build folders", () => {
+  it("removes the temp folders of builds whose process is gone, not those of a build still running", async () => {
+    delete process.env.INNGEST_BIN;
+    process.env.XDG_CACHE_HOME = scratch;
+    process.env.GO_BIN = path.join(scratch, "no-go-here");
+    const abandoned = path.join(scratch, "dyno", "build-2147483646-abc123");
+    const running = path.join(scratch, "dyno", `build-${process.pid}-def456`);
+    mkdirSync(path.join(abandoned, "pnpm-store"), { recursive: true });
+    mkdirSync(running, { recursive: true });
+    await expect(findOrBuildEngine(quiet)).rejects.toThrow(/install Go/);
+    expect(existsSync(abandoned)).toBe(false);
+    expect(existsSync(running)).toBe(true);
   });
 });

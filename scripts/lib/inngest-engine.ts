@@ -113,6 +113,7 @@ function describeMissing(status: DashboardStatus & { included: false }): string 
 }
 
 async function buildEngine(target: string, wish: ReturnType<typeof dashboardWish>, log: Log): Promise<DashboardStatus> {
+  removeAbandonedBuilds(dynoCacheRoot(), log);
   const go = process.env.GO_BIN || "go";
   const goVersion = spawnSync(go, ["version"], { encoding: "utf8" });
   if (goVersion.status !== 0) {
@@ -129,7 +130,7 @@ async function buildEngine(target: string, wish: ReturnType<typeof dashboardWish
 
   // In the cache folder, not /tmp: with the dashboard it holds ~1.1 GB (the pnpm store), often more than a tmpfs.
   mkdirSync(dynoCacheRoot(), { recursive: true });
-  const work = mkdtempSync(path.join(dynoCacheRoot(), "build-"));
+  const work = mkdtempSync(path.join(dynoCacheRoot(), `build-${process.pid}-`));
   try {
     log(`downloading ${MODULE}@v${INNGEST_ENGINE_VERSION} through the Go module proxy`);
     const download = spawnSync(go, ["mod", "download", "-json", `${MODULE}@v${INNGEST_ENGINE_VERSION}`], {
@@ -182,6 +183,27 @@ async function buildEngine(target: string, wish: ReturnType<typeof dashboardWish
     return dashboard;
   } finally {
     rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** Temp folders of builds whose process is gone (killed mid-build): ~1.1 GB each with the dashboard's store. */
+function removeAbandonedBuilds(root: string, log: Log) {
+  if (!existsSync(root)) return;
+  for (const entry of readdirSync(root)) {
+    const pid = /^build-(\d+)-/.exec(entry)?.[1];
+    if (!pid || processAlive(Number(pid))) continue;
+    log(`removing an abandoned engine build folder: ${path.join(root, entry)}`);
+    rmSync(path.join(root, entry), { recursive: true, force: true });
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: alive, someone else's.
+    return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

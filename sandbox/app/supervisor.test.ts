@@ -197,6 +197,36 @@ describe("the app process", () => {
     await sandbox.app.stop();
   });
 
+  it("reaches the package registry and nothing else, through the project's egress proxy, and logs what was refused", async () => {
+    const sandbox = await open({ egress: { mode: "registry", registryUrl: "https://registry.npmjs.org/" } });
+    // /get?<url> answers curl's HTTP status for the URL (000 when it could not connect), as a dev server's fetch would.
+    await writeServer(
+      sandbox,
+      [
+        `const { execFile } = require("child_process");`,
+        `require("http").createServer((req, res) => {`,
+        `  const url = decodeURIComponent(req.url.slice("/get?".length));`,
+        `  execFile("curl", ["-sS", "-m", "10", "-o", "/dev/null", "-w", "%{http_code}", url], (error, stdout) => res.end(String(stdout || "000")));`,
+        `}).listen(5173, "127.0.0.1", () => console.log("listening"));`,
+      ].join("\n"),
+    );
+    expect(await sandbox.app.start({ command: "node server.js" })).toMatchObject({ state: "running" });
+    const get = async (url: string) =>
+      (await getThrough(await sandbox.app.endpoint(), `/get?${encodeURIComponent(url)}`)).body;
+
+    expect(await get("https://registry.npmjs.org/is-number")).toBe("200");
+    expect(await get("https://example.com/")).toBe("000");
+    await waitUntil(async () => {
+      const { lines } = await sandbox.app.logs();
+      return lines.some(
+        (line) =>
+          line.stream === "system" &&
+          line.text === "the sandbox refused a connection to example.com:443 (not on the allow-list)",
+      );
+    }, "the refusal in the app's log");
+    await sandbox.app.stop();
+  });
+
   it("stops on destroy and leaves nothing behind", async () => {
     const sandbox = await open();
     const marker = `marker-${randomUUID()}`;

@@ -5,8 +5,8 @@
  * proxy connects from here). A builder is told plainly when it cannot, before
  * a run starts and fails halfway through `npm install`.
  */
-import { hostRegistryUrl } from "../../sandbox";
 import type { Demo } from "../../inngest/agent/demo";
+import { hostRegistryUrl } from "../../sandbox";
 import { env } from "../env.server";
 
 export class DemoUnavailableError extends Error {

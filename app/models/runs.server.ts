@@ -9,14 +9,14 @@ import { appendRunEvent } from "../../db/run-events";
 import { ACTIVE_RUN_STATUSES } from "../../db/run-status";
 import { messages, projects, runs, type Run } from "../../db/schema";
 import { DEMOS, type DemoName } from "../../inngest/agent/demo";
-import { DEMO_SCRIPT } from "../../model-replay/script";
-import { demoUnavailableReason, DemoUnavailableError } from "./demo.server";
 import { saveEntry } from "../../inngest/agent/entries";
 import { parseModelSpec } from "../../inngest/agent/model/config";
 import { agentPrompt, agentStop, inngest } from "../../inngest/client";
 import { reconcileRuns } from "../../inngest/reconcile";
 import { failRun, markRunStopping } from "../../inngest/run-lifecycle";
+import { DEMO_SCRIPT } from "../../model-replay/script";
 import { env } from "../env.server";
+import { demoUnavailableReason, DemoUnavailableError } from "./demo.server";
 import { PromptInput } from "./prompt";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

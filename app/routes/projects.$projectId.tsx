@@ -1,8 +1,11 @@
 import { type ActionFunctionArgs, type LoaderFunctionArgs, type MetaFunction, data } from "@remix-run/node";
 import { Form, Link, useActionData, useFetcher, useLoaderData, useRevalidator } from "@remix-run/react";
-import { useCallback, useEffect, useRef, useState } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState, type ReactNode } from "react";
 import { isFinished } from "../../db/run-status";
 import { requireUserId } from "~/auth/session.server";
+import { appProblem, fixBlockedReason, type AppProblem } from "~/builder/app-log";
+import { controlProjectApp, isAppIntent, loadAppPanel } from "~/builder/app-log.server";
+import { AppIndicator, AppLogsView } from "~/builder/app-logs";
 import { handleChatAction, loadBuilder } from "~/builder/builder.server";
 import { applyEvent, foldEvents, startLiveRun, type LiveRun } from "~/builder/live-run";
 import { LiveRunCard } from "~/builder/live-run-card";
@@ -15,16 +18,18 @@ import { AppHeader } from "~/components/app-header";
 import { CodeView, FileTree, fileBrowserLinks } from "~/components/file-browser";
 import { RenameProject } from "~/components/rename-project";
 import { db } from "~/db.server";
+import { useAppLog } from "~/hooks/use-app-log";
 import { useProjectEvents, type ProjectEvent } from "~/hooks/use-project-events";
 import { readForm } from "~/http/form.server";
 import { listProjectFiles, readProjectFile, type ProjectFile } from "~/models/project-files.server";
 import { requireProject } from "~/models/projects.server";
 import { previewUrlFor } from "~/preview.server";
+import logsStyles from "~/styles/logs.css?url";
 
-const VIEWS = ["preview", "files", "runs"] as const;
+const VIEWS = ["preview", "files", "runs", "logs"] as const;
 type View = (typeof VIEWS)[number];
 
-export const links = () => fileBrowserLinks;
+export const links = () => [...fileBrowserLinks, { rel: "stylesheet", href: logsStyles }];
 
 export const meta: MetaFunction<typeof loader> = ({ data }) => [
   { title: `${data?.builder.project.title ?? "Project"} · Dyno` },
@@ -37,11 +42,12 @@ export async function loader({ request, params }: LoaderFunctionArgs) {
   const view: View = VIEWS.find((v) => v === url.searchParams.get("view")) ?? "preview";
   const selected = url.searchParams.get("file");
   const runId = view === "runs" ? url.searchParams.get("run") : null;
-  const [builder, previewUrl, files, runDetail] = await Promise.all([
+  const [builder, previewUrl, files, runDetail, app] = await Promise.all([
     loadBuilder(db, project),
     previewUrlFor(request, project),
     view === "files" ? listProjectFiles(project) : null,
     runId !== null ? loadRunDetail(db, project, runId) : null,
+    loadAppPanel(project, { withLines: view === "logs" }),
   ]);
   let file: ProjectFile | null = null;
   let fileError: string | null = null;
@@ -53,13 +59,17 @@ export async function loader({ request, params }: LoaderFunctionArgs) {
       fileError = error.status === 404 ? `No file named “${selected}” in this project.` : await error.text();
     }
   }
-  return { builder, view, previewUrl, files, file, fileError, selected, runDetail };
+  return { builder, view, previewUrl, files, file, fileError, selected, runDetail, app };
 }
 
 export async function action({ request, params }: ActionFunctionArgs) {
   const userId = await requireUserId(request);
   const project = await requireProject(db, userId, params.projectId);
-  const result = await handleChatAction(db, userId, project, await readForm(request));
+  const form = await readForm(request);
+  const intent = form.get("intent");
+  const result = isAppIntent(intent)
+    ? await controlProjectApp(project, intent)
+    : await handleChatAction(db, userId, project, form);
   return data(result, { status: result.ok ? 200 : result.status });
 }
 
@@ -73,7 +83,8 @@ export default function BuilderRoute() {
 }
 
 function Builder() {
-  const { builder, view, previewUrl, files, file, fileError, selected, runDetail } = useLoaderData<typeof loader>();
+  const { builder, view, previewUrl, files, file, fileError, selected, runDetail, app } =
+    useLoaderData<typeof loader>();
   const actionData = useActionData<typeof action>();
   const revalidator = useRevalidator();
   const stopper = useFetcher<typeof action>();
@@ -102,6 +113,23 @@ function Builder() {
   const { connected } = useProjectEvents(builder.project.id, builder.cursor, onEvent);
 
   const active = live !== null && !isFinished(live.status);
+
+  // The app process: its state near the preview and in the Logs view, and what "Fix this" would send.
+  const appLog = useAppLog(builder.project.id, app);
+  const [handledSeq, setHandledSeq] = useState<number | null>(null);
+  const problem = useMemo(
+    () => appProblem(appLog.status, appLog.log.lines, handledSeq),
+    [appLog.status, appLog.log.lines, handledSeq],
+  );
+  const fixBlocked = fixBlockedReason(active, builder.modelProblem);
+  const onFixSent = useCallback((sent: AppProblem) => setHandledSeq(sent.upToSeq), []);
+  // The preview shows a "starting" page until the app listens: load it again once it does.
+  const appState = appLog.status.state;
+  const previousAppState = useRef(appState);
+  useEffect(() => {
+    if (appState === "running" && previousAppState.current !== "running") reloadPreviewSoon();
+    previousAppState.current = appState;
+  }, [appState, reloadPreviewSoon]);
   const stop = useCallback(() => {
     if (!live || !active) return;
     setStopRequestedFor(live.id);
@@ -210,7 +238,17 @@ function Builder() {
                 aria-current={view === v ? "page" : undefined}
                 className="tab"
               >
-                {v === "preview" ? "Preview" : v === "files" ? "Files" : `Runs (${builder.history.length})`}
+                {v === "preview" ? (
+                  "Preview"
+                ) : v === "files" ? (
+                  "Files"
+                ) : v === "runs" ? (
+                  `Runs (${builder.history.length})`
+                ) : (
+                  <>
+                    Logs <span className={`tab-dot tab-dot-${appState}`} aria-label={`(app ${appState})`} />
+                  </>
+                )}
               </Link>
             ))}
             <a className="tab tab-action" href={`/projects/${builder.project.id}/download`} download>
@@ -219,7 +257,22 @@ function Builder() {
           </nav>
 
           {view === "preview" ? (
-            <PreviewPanel url={previewUrl} version={previewVersion} onReload={() => setPreviewVersion((v) => v + 1)} />
+            <PreviewPanel
+              url={previewUrl}
+              version={previewVersion}
+              onReload={() => setPreviewVersion((v) => v + 1)}
+              indicator={
+                <AppIndicator status={appLog.status} problem={problem} fixBlocked={fixBlocked} onFixSent={onFixSent} />
+              }
+            />
+          ) : view === "logs" ? (
+            <AppLogsView
+              status={appLog.status}
+              log={appLog.log}
+              problem={problem}
+              fixBlocked={fixBlocked}
+              onFixSent={onFixSent}
+            />
           ) : view === "files" ? (
             <div className="files-panel">
               {files && files.files.length > 0 ? (
@@ -251,12 +304,29 @@ function Builder() {
   );
 }
 
-function PreviewPanel({ url, version, onReload }: { url: string | null; version: number; onReload: () => void }) {
+function PreviewPanel({
+  url,
+  version,
+  onReload,
+  indicator,
+}: {
+  url: string | null;
+  version: number;
+  onReload: () => void;
+  /** The app process's state, with links to its log and Fix this. */
+  indicator: ReactNode;
+}) {
   if (!url)
-    return <p className="empty">Nothing to preview yet. Once the agent writes an index.html, the app shows here.</p>;
+    return (
+      <div className="preview-panel">
+        <div className="preview-bar">{indicator}</div>
+        <p className="empty">Nothing to preview yet. Once the agent writes an index.html, the app shows here.</p>
+      </div>
+    );
   return (
     <div className="preview-panel">
       <div className="preview-bar">
+        {indicator}
         <span className="preview-url" title={url}>
           {url}
         </span>

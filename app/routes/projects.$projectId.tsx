@@ -173,10 +173,11 @@ function Builder() {
       ? "A run is queued. The box opens again when it ends (or stop it)."
       : "The agent is working. Wait for it to finish, or stop it (Esc)."
     : null;
-  // A rename's refusal shows beside the title; every other refusal under the prompt box.
+  // A rename's refusal shows beside the title, Restart's and Stop's in the Logs view, every other under the prompt box.
   const renameError = actionData && !actionData.ok && actionData.intent === "rename" ? actionData.error : undefined;
   const chatError =
-    actionData && !actionData.ok && actionData.intent !== "rename"
+    // Restart and Stop answer in the Logs view, where their buttons are.
+    actionData && !actionData.ok && actionData.intent !== "rename" && !actionData.intent.startsWith("app-")
       ? actionData.error
       : stopper.data && !stopper.data.ok
         ? stopper.data.error

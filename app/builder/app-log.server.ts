@@ -344,7 +344,9 @@ export function isAppIntent(intent: FormDataEntryValue | null): intent is AppInt
 }
 
 export type AppControlResult =
-  { ok: true; intent: AppIntent; message: string } | { ok: false; intent: AppIntent; error: string; status: number };
+  /** settled: the app got where it was asked to within the wait (the badge says so); false: still on its way. */
+  | { ok: true; intent: AppIntent; message: string; settled: boolean }
+  | { ok: false; intent: AppIntent; error: string; status: number };
 
 /**
  * Restarts or stops the project's app. Waits at most `waitMs` for it to get
@@ -374,6 +376,7 @@ export async function controlProjectApp(
       ok: true,
       intent,
       message: intent === "app-restart" ? "Restarting… the log below shows when it is up." : "Stopping…",
+      settled: false,
     };
   }
   if (outcome.kind === "failed") {
@@ -388,7 +391,7 @@ export async function controlProjectApp(
       status: 500,
     };
   }
-  return { ok: true, intent, message: statusSentence(outcome.status) };
+  return { ok: true, intent, message: statusSentence(outcome.status), settled: true };
 }
 
 /** One sentence for an action's answer. */

@@ -74,6 +74,20 @@ describe("appProblem and fixPrompt", () => {
     expect(prompt).toContain("```\n> vite\n[stderr] Error: Cannot find module 'x'\n```");
   });
 
+  it("quotes only what the crashed start printed, when the log holds earlier starts", () => {
+    const earlier = [line(0, "an earlier start", "stdout", T0 - 60_000), line(1, "GET /", "stdout", T0 - 50_000)];
+    const crash = [line(2, "started `npm run dev`", "system"), line(3, "Error: boom", "stderr")];
+    const problem = appProblem(
+      status({ state: "crashed", reason: "exited with code 1" }),
+      [...earlier, ...crash],
+      null,
+    )!;
+    expect(problem.lines.map((l) => l.seq)).toEqual([2, 3]);
+    // No start time known: the end of the whole log.
+    const unknown = appProblem(status({ state: "crashed", startedAt: null }), [...earlier, ...crash], null)!;
+    expect(unknown.lines.map((l) => l.seq)).toEqual([0, 1, 2, 3]);
+  });
+
   it("offers browser errors since the app's current start, and not again once sent", () => {
     const before = line(0, "old error", "browser", T0 - 60_000);
     const lines = [before, line(1, "GET /"), line(2, "TypeError: a is undefined", "browser"), line(3, "x", "browser")];

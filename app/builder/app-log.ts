@@ -13,6 +13,8 @@ export const FIX_PROMPT_MAX_CHARS = 4000;
 export const FIX_CRASH_LINES = 40;
 /** Browser errors a prompt quotes at most (the newest). */
 export const FIX_BROWSER_LINES = 10;
+/** A start's first lines may carry a time a little before startedAt (written by another process): allow this much. */
+const START_SLACK_MS = 1000;
 /** Characters of one quoted line. */
 const FIX_LINE_CHARS = 600;
 
@@ -83,14 +85,20 @@ export interface AppProblem {
 
 /**
  * The problem worth a "Fix this", if any. A crash wins over browser errors
- * (the page cannot run without the app). Browser errors count from the
- * current start of the app and after `handledSeq` (what a Fix this already
- * sent), so an old error is not offered again once handled.
+ * (the page cannot run without the app) and quotes the end of what the
+ * last start printed. Browser errors count from the current start of the app
+ * and after `handledSeq` (what a Fix this already sent), so an old error is
+ * not offered again once handled.
  */
 export function appProblem(status: AppLogStatus, lines: AppLogLine[], handledSeq: number | null): AppProblem | null {
   const last = lines.at(-1);
+  const since = status.startedAt ? Date.parse(status.startedAt) - START_SLACK_MS : Number.NEGATIVE_INFINITY;
+  const sinceStart = (line: AppLogLine) => !(Date.parse(line.at) < since);
   if (status.state === "crashed") {
-    const quoted = lines.filter((line) => line.stream !== "browser").slice(-FIX_CRASH_LINES);
+    // What the process said in its last start (the lines before it are another run's); all kept lines if none.
+    const output = lines.filter((line) => line.stream !== "browser");
+    const current = output.filter(sinceStart);
+    const quoted = (current.length > 0 ? current : output).slice(-FIX_CRASH_LINES);
     return {
       kind: "crash",
       title: `The app crashed${status.reason ? `: ${status.reason}` : ""}`,
@@ -98,10 +106,8 @@ export function appProblem(status: AppLogStatus, lines: AppLogLine[], handledSeq
       upToSeq: last?.seq ?? -1,
     };
   }
-  const since = status.startedAt ? Date.parse(status.startedAt) : Number.NEGATIVE_INFINITY;
   const errors = lines.filter(
-    (line) =>
-      line.stream === "browser" && (handledSeq === null || line.seq > handledSeq) && !(Date.parse(line.at) < since),
+    (line) => line.stream === "browser" && (handledSeq === null || line.seq > handledSeq) && sinceStart(line),
   );
   if (errors.length === 0) return null;
   return {

@@ -1,5 +1,5 @@
 import { Form, Link, useActionData, useFetcher } from "@remix-run/react";
-import { useEffect, useLayoutEffect, useRef, useState } from "react";
+import { useEffect, useLayoutEffect, useRef, useState, type UIEvent } from "react";
 import { appStateDetail, appStateLabel, fixPrompt, type AppLogBuffer, type AppProblem } from "./app-log";
 import type { AppLogLine, AppLogStatus } from "~/models/app-log";
 
@@ -9,6 +9,7 @@ interface ControlAnswer {
   intent: string;
   message?: string;
   error?: string;
+  settled?: boolean;
 }
 
 const STREAM_MARK: Record<AppLogLine["stream"], string | null> = {
@@ -84,7 +85,8 @@ export function AppLogsView({
           <code>{status.command}</code>
         </p>
       ) : null}
-      {answer ? (
+      {/* A settled answer only restates the badge; one still on its way, or a refusal, says something new. */}
+      {answer && !(answer.ok && answer.settled) ? (
         <p className={answer.ok ? "hint" : "error"} role={answer.ok ? "status" : "alert"}>
           {answer.ok ? answer.message : answer.error}
         </p>
@@ -107,16 +109,12 @@ function LogLines({ log }: { log: AppLogBuffer }) {
   const box = useRef<HTMLOListElement>(null);
   const pinned = useRef(true);
   const [behind, setBehind] = useState(false);
-  useEffect(() => {
-    const el = box.current;
-    if (!el) return;
-    const onScroll = () => {
-      pinned.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
-      if (pinned.current) setBehind(false);
-    };
-    el.addEventListener("scroll", onScroll, { passive: true });
-    return () => el.removeEventListener("scroll", onScroll);
-  }, []);
+  // On the element itself: the list mounts only once there are lines, after the first render.
+  const onScroll = (event: UIEvent<HTMLOListElement>) => {
+    const el = event.currentTarget;
+    pinned.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+    if (pinned.current) setBehind(false);
+  };
   useBrowserLayoutEffect(() => {
     const el = box.current;
     if (!el) return;
@@ -130,7 +128,7 @@ function LogLines({ log }: { log: AppLogBuffer }) {
   return (
     <div className="logs-body">
       {log.truncated ? <p className="hint logs-truncated">Older lines are not shown.</p> : null}
-      <ol className="app-log" ref={box} aria-label="App log" tabIndex={0}>
+      <ol className="app-log" ref={box} onScroll={onScroll} aria-label="App log" tabIndex={0}>
         {log.lines.map((line) => {
           const mark = STREAM_MARK[line.stream];
           return (

@@ -148,9 +148,12 @@ describe("the app in the builder", () => {
       // Restart: a second start's lines follow the first's, nothing repeated.
       await page.getByRole("button", { name: "Restart" }).click();
       await expect
-        .poll(async () => (await logLines(page).allTextContents()).filter((t) => t.includes("listening on")).length, {
-          timeout: 60_000,
-        })
+        .poll(
+          async () => (await logLines(page).allTextContents()).filter((t) => t === "booting the test server").length,
+          {
+            timeout: 60_000,
+          },
+        )
         .toBeGreaterThanOrEqual(2);
       await expect.poll(() => badge(page).getAttribute("data-state"), { timeout: 60_000 }).toBe("running");
       const seqs = await logLines(page).evaluateAll((items) => items.map((li) => Number(li.getAttribute("data-seq"))));
@@ -225,6 +228,10 @@ describe("the app in the builder", () => {
       await expect.poll(() => badge(page).getAttribute("data-state"), { timeout: 60_000 }).toBe("running");
       await expect.poll(() => page.locator(".fix-callout").count()).toBe(0);
       await screenshot(page, "app-logs-running-laptop");
+      // A long prompt in the conversation does not make the page taller than the screen (the chat scrolls on its own).
+      expect(await page.evaluate(() => document.documentElement.scrollHeight - window.innerHeight)).toBeLessThanOrEqual(
+        1,
+      );
 
       // The same view at phone width: no sideways scroll, the controls reachable.
       await page.setViewportSize({ width: 390, height: 844 });

@@ -228,13 +228,17 @@ describe("the app in the builder", () => {
       await expect.poll(() => badge(page).getAttribute("data-state"), { timeout: 60_000 }).toBe("running");
       await expect.poll(() => page.locator(".fix-callout").count()).toBe(0);
       await screenshot(page, "app-logs-running-laptop");
-      // A long prompt in the conversation does not make the page longer than the builder (the chat scrolls on its own).
+      // A conversation longer than its box does not make the page longer than the builder (the chat scrolls on its
+      // own): on a short screen the prompt, the card and the reply overflow it.
+      await page.setViewportSize({ width: 1280, height: 480 });
+      expect(await page.locator(".chat-scroll").evaluate((el) => el.scrollHeight > el.clientHeight)).toBe(true);
       const pastBuilder = await page.evaluate(
         () =>
           document.documentElement.scrollHeight -
           (document.querySelector(".builder")!.getBoundingClientRect().bottom + window.scrollY),
       );
       expect(pastBuilder).toBeLessThanOrEqual(1);
+      await page.setViewportSize({ width: 1280, height: 800 });
 
       // The same view at phone width: no sideways scroll, the controls reachable.
       await page.setViewportSize({ width: 390, height: 844 });

@@ -7,6 +7,7 @@
  * script. The running-app test needs the local app supervisor (sandbox.app)
  * and is skipped, saying so, while the provider has the placeholder.
  */
+import http from "node:http";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ReplayScript } from "../../model-replay/script";
@@ -39,6 +40,17 @@ http
   })
   .listen(port, "127.0.0.1", () => console.log("listening on " + port));
 `;
+
+/** A GET to the app over its unix socket, as the preview server reaches it. */
+function getOverSocket(socketPath: string, requestPath: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const request = http.get({ socketPath, path: requestPath, headers: { Host: "localhost" } }, (response) => {
+      response.resume();
+      response.on("end", resolve);
+    });
+    request.on("error", reject);
+  });
+}
 
 async function projectSandbox(projectId: string): Promise<Sandbox> {
   const { createAgentContext } = await import("../../inngest/agent/context");
@@ -160,6 +172,12 @@ describe("the app in the builder", () => {
       expect(new Set(seqs).size).toBe(seqs.length);
       expect(seqs.length).toBeGreaterThan(firstStart);
 
+      // Requests reach the app through its socket, as the preview's proxy does; the server logs them.
+      const endpoint = await sandbox.app.endpoint();
+      for (const requestPath of ["/", "/assets/app.js"]) {
+        if (endpoint?.kind === "socket") await getOverSocket(endpoint.path, requestPath);
+      }
+
       // A browser error (what the preview reports) is marked, and offered to the agent.
       await sandbox.app.appendLog("browser", "TypeError: Cannot read properties of undefined (reading 'map')");
       const browserLine = page.locator(".app-log .log-browser", { hasText: "reading 'map'" });
@@ -168,6 +186,7 @@ describe("the app in the builder", () => {
       await expect
         .poll(() => page.locator(".fix-callout").textContent())
         .toContain("The page threw an error in the browser");
+      await screenshot(page, "app-logs-browser-error-laptop");
 
       // Auto-scroll follows the end, and stops when the builder scrolls up to read.
       for (let i = 0; i < 60; i++) await sandbox.app.appendLog("system", `filler line ${i}`);

@@ -1,4 +1,4 @@
-import { Form, Link, useActionData, useFetcher } from "@remix-run/react";
+import { Form, Link, useActionData, useFetcher, useNavigation } from "@remix-run/react";
 import { useEffect, useLayoutEffect, useRef, useState, type UIEvent } from "react";
 import { appStateDetail, appStateLabel, fixPrompt, type AppLogBuffer, type AppProblem } from "./app-log";
 import type { AppLogLine, AppLogStatus } from "~/models/app-log";
@@ -182,6 +182,9 @@ export function FixThis({
   small?: boolean;
   onSent?: (problem: AppProblem) => void;
 }) {
+  // Sending: disabled until the run it starts disables it (a second click would only be refused, 409).
+  const navigation = useNavigation();
+  const sending = navigation.state === "submitting" && navigation.formData?.get("intent") === "prompt";
   return (
     <Form method="post" className="fix-form" onSubmit={() => onSent?.(problem)}>
       <input type="hidden" name="mode" value="build" />
@@ -191,10 +194,10 @@ export function FixThis({
         name="intent"
         value="prompt"
         className={small ? "small fix-button" : "fix-button"}
-        disabled={blocked !== null}
+        disabled={blocked !== null || sending}
         title={blocked ?? `Ask the agent to fix it: ${problem.title}`}
       >
-        Fix this
+        {sending ? "Sending…" : "Fix this"}
       </button>
     </Form>
   );

@@ -122,7 +122,11 @@ function Builder() {
     [appLog.status, appLog.log.lines, handledSeq],
   );
   const fixBlocked = fixBlockedReason(active, builder.modelProblem);
-  const onFixSent = useCallback((sent: AppProblem) => setHandledSeq(sent.upToSeq), []);
+  // Problems up to a Fix this count as handled once the server took the prompt (a refused one stays offered).
+  const fixInFlight = useRef<number | null>(null);
+  const onFixSent = useCallback((sent: AppProblem) => {
+    fixInFlight.current = sent.upToSeq;
+  }, []);
   // The preview shows a "starting" page until the app listens: load it again once it does.
   const appState = appLog.status.state;
   const previousAppState = useRef(appState);
@@ -166,6 +170,10 @@ function Builder() {
   const [sentOk, setSentOk] = useState(0);
   useEffect(() => {
     if (actionData?.ok && (actionData.intent === "prompt" || actionData.intent === "demo")) setSentOk((n) => n + 1);
+    if (actionData?.intent === "prompt" && fixInFlight.current !== null) {
+      if (actionData.ok) setHandledSeq(fixInFlight.current);
+      fixInFlight.current = null;
+    }
   }, [actionData]);
 
   const busyReason = active
@@ -185,8 +193,8 @@ function Builder() {
 
   return (
     <>
-      {/* Without JavaScript there is no event stream: refresh while a run is active. */}
-      {active ? (
+      {/* Without JavaScript there is no event stream: refresh while a run is active, or the app starts in Logs. */}
+      {active || (view === "logs" && appLog.status.state === "starting") ? (
         <noscript>
           <meta httpEquiv="refresh" content="3" />
         </noscript>

@@ -178,28 +178,35 @@ async function builtProject() {
   return { ...owner, sandbox };
 }
 
-/** Statuses from the stream until one matches. */
-async function statusUntil(client: EventStreamClient, state: string, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const status = await nextStatus(client, Math.max(1, deadline - Date.now()));
-    if (status.state === state) return status;
-  }
-}
+type Line = { seq: number; stream: string; text: string };
 
-/** Log lines from the stream until one's text matches, with the ids of the messages that carried them. */
-async function linesUntil(client: EventStreamClient, pattern: RegExp, timeoutMs = 30_000) {
+/**
+ * Reads the stream (statuses and lines alike, so nothing is skipped) until the status is `state` (when given) and a
+ * line's text matches `pattern` (when given). Every log message's id must be its last line's seq.
+ */
+async function readUntil(
+  client: EventStreamClient,
+  { state, pattern }: { state?: string; pattern?: RegExp },
+  timeoutMs = 30_000,
+) {
   const deadline = Date.now() + timeoutMs;
-  const lines: Array<{ seq: number; stream: string; text: string }> = [];
-  const ids: string[] = [];
-  for (;;) {
-    const message = await client.nextOf("log", Math.max(1, deadline - Date.now()));
-    const batch = JSON.parse(message.data) as { lines: typeof lines };
-    expect(message.id).toBe(String(batch.lines.at(-1)!.seq));
-    ids.push(message.id!);
-    lines.push(...batch.lines);
-    if (batch.lines.some((line) => pattern.test(line.text))) return { lines, ids };
+  const lines: Line[] = [];
+  let status: Record<string, unknown> | undefined;
+  let seenState = state === undefined;
+  let seenLine = pattern === undefined;
+  while (!(seenState && seenLine)) {
+    const message = await client.next(Math.max(1, deadline - Date.now()));
+    if (message.event === "status") {
+      status = JSON.parse(message.data) as Record<string, unknown>;
+      if (status.state === state) seenState = true;
+    } else if (message.event === "log") {
+      const batch = JSON.parse(message.data) as { lines: Line[] };
+      expect(message.id).toBe(String(batch.lines.at(-1)!.seq));
+      lines.push(...batch.lines);
+      if (pattern && batch.lines.some((line) => pattern.test(line.text))) seenLine = true;
+    }
   }
+  return { lines, status: status! };
 }
 
 describe("a running app", () => {
@@ -211,8 +218,7 @@ describe("a running app", () => {
       expect(await nextStatus(client)).toMatchObject({ state: "stopped", controllable: true });
       const answer = await post(project.id, cookie, { intent: "app-restart" });
       expect(answer.status).toBe(200);
-      await statusUntil(client, "running");
-      const { lines } = await linesUntil(client, /listening on/);
+      const { lines } = await readUntil(client, { state: "running", pattern: /listening on \d/ });
       expect(lines.map((line) => line.text)).toContain("booting the test server");
       const seqs = lines.map((line) => line.seq);
       expect([...seqs].sort((a, b) => a - b)).toEqual(seqs);
@@ -223,7 +229,7 @@ describe("a running app", () => {
       await sandbox.app.appendLog("browser", "TypeError: boom is not a function");
       const again = await connectEventStream(logUrl(project.id), { cookie, lastEventId: last });
       try {
-        const { lines: later } = await linesUntil(again, /TypeError: boom/);
+        const { lines: later } = await readUntil(again, { pattern: /TypeError: boom/ });
         expect(later.every((line) => line.seq > last)).toBe(true);
         expect(later.at(-1)).toMatchObject({ stream: "browser", text: "TypeError: boom is not a function" });
       } finally {
@@ -234,7 +240,7 @@ describe("a running app", () => {
       expect(stopped.status).toBe(200);
       const after = await connectEventStream(logUrl(project.id, `?after=${last}`), { cookie });
       try {
-        await statusUntil(after, "stopped");
+        await readUntil(after, { state: "stopped" });
       } finally {
         after.close();
       }
@@ -252,9 +258,8 @@ describe("a running app", () => {
     try {
       await nextStatus(client);
       await post(project.id, cookie, { intent: "app-restart" });
-      const crashed = await statusUntil(client, "crashed");
+      const { lines, status: crashed } = await readUntil(client, { state: "crashed", pattern: /Cannot find module/ });
       expect(crashed.reason).toBeTruthy();
-      const { lines } = await linesUntil(client, /Cannot find module/);
       expect(lines.find((line) => /Cannot find module/.test(line.text))?.stream).toBe("stderr");
     } finally {
       client.close();

@@ -139,6 +139,17 @@ describe("parseEnv", () => {
     expect(() => parseEnv({ SANDBOX_CPU_LIMIT: "0" })).toThrow(/SANDBOX_CPU_LIMIT/);
   });
 
+  it("reads the sandbox's egress policy: the registry only by default, more hosts as a list", () => {
+    expect(parseEnv({})).toMatchObject({ SANDBOX_EGRESS: "registry", SANDBOX_EGRESS_ALLOW: [] });
+    expect(
+      parseEnv({ SANDBOX_EGRESS: "off", SANDBOX_EGRESS_ALLOW: " pypi.org, files.pythonhosted.org:443,," }),
+    ).toMatchObject({
+      SANDBOX_EGRESS: "off",
+      SANDBOX_EGRESS_ALLOW: ["pypi.org", "files.pythonhosted.org:443"],
+    });
+    expect(() => parseEnv({ SANDBOX_EGRESS: "open" })).toThrow(/SANDBOX_EGRESS: .*'registry' \| 'off'/);
+  });
+
   it("reads how often and how patiently runs are reconciled with the engine", () => {
     expect(parseEnv({})).toMatchObject({ RUN_RECONCILE_INTERVAL: "1m", RUN_RECONCILE_GRACE: "1m" });
     expect(parseEnv({ RUN_RECONCILE_INTERVAL: "0s", RUN_RECONCILE_GRACE: "30s" })).toMatchObject({
@@ -155,6 +166,28 @@ describe("parseEnv", () => {
     expect(parseEnv({ APP_ORIGIN: "http://127.0.0.1:3000" }).APP_ORIGIN).toBe("http://127.0.0.1:3000");
     expect(() => parseEnv({ APP_ORIGIN: "dyno.example.test" })).toThrow(/APP_ORIGIN/);
     expect(() => parseEnv({ APP_ORIGIN: "ftp://dyno.example.test" })).toThrow(/APP_ORIGIN: an http/);
+  });
+
+  it("reads the completion webhook settings: the operator's URL and secret together, private targets refused by default", () => {
+    expect(parseEnv({}).DYNO_WEBHOOK_URL).toBeUndefined();
+    expect(parseEnv({}).DYNO_WEBHOOK_SECRET).toBeUndefined();
+    expect(parseEnv({})).toMatchObject({
+      WEBHOOK_ALLOW_PRIVATE: false,
+      WEBHOOK_TIMEOUT: "10s",
+      WEBHOOK_ATTEMPTS: 6,
+      WEBHOOK_RETRY_DELAY: "10s",
+    });
+    const secret = "s".repeat(16);
+    expect(
+      parseEnv({ DYNO_WEBHOOK_URL: "https://hooks.example.test/dyno", DYNO_WEBHOOK_SECRET: secret }),
+    ).toMatchObject({ DYNO_WEBHOOK_URL: "https://hooks.example.test/dyno", DYNO_WEBHOOK_SECRET: secret });
+    expect(() => parseEnv({ DYNO_WEBHOOK_URL: "https://hooks.example.test/dyno" })).toThrow(
+      /DYNO_WEBHOOK_SECRET: DYNO_WEBHOOK_URL and DYNO_WEBHOOK_SECRET go together/,
+    );
+    expect(() => parseEnv({ DYNO_WEBHOOK_SECRET: secret })).toThrow(/DYNO_WEBHOOK_URL: .*go together/);
+    expect(() => parseEnv({ DYNO_WEBHOOK_URL: "ftp://x.test/", DYNO_WEBHOOK_SECRET: secret })).toThrow(/an http/);
+    expect(parseEnv({ WEBHOOK_ALLOW_PRIVATE: "1" }).WEBHOOK_ALLOW_PRIVATE).toBe(true);
+    expect(() => parseEnv({ WEBHOOK_ATTEMPTS: "0" })).toThrow(/WEBHOOK_ATTEMPTS/);
   });
 
   it("reads durations in seconds, minutes, hours and days", () => {

@@ -164,8 +164,58 @@ const EnvSchema = z
     SANDBOX_CPU_LIMIT: z.coerce.number().min(0.01).max(1024).default(1),
     /** Disk use of a project's workspace (and, separately, its home folder with npm's cache); also the largest file. */
     SANDBOX_DISK_LIMIT: size("1g").pipe(z.number().min(1024 * 1024, "at least 1m")),
+
+    /**
+     * Completion webhooks (decision 025). The operator's webhook gets every project's run ends: both or neither of
+     * DYNO_WEBHOOK_URL and DYNO_WEBHOOK_SECRET (the HMAC key the receiver shares).
+     */
+    DYNO_WEBHOOK_URL: z
+      .string()
+      .url()
+      .refine((u) => /^https?:\/\//.test(u), "an http:// or https:// URL")
+      .optional()
+      .or(z.literal("").transform(() => undefined)),
+    DYNO_WEBHOOK_SECRET: z
+      .string()
+      .min(16, "at least 16 characters")
+      .optional()
+      .or(z.literal("").transform(() => undefined)),
+    /** 1: builders' webhooks may target loopback, private and link-local addresses (refused otherwise: SSRF). */
+    WEBHOOK_ALLOW_PRIVATE: z
+      .enum(["", "0", "1", "false", "true"], { message: "1 or 0" })
+      .optional()
+      .transform((v) => v === "1" || v === "true"),
+    /** One POST: connect, send and the receiver's answer. */
+    WEBHOOK_TIMEOUT: duration("10s"),
+    /** POSTs per delivery before it is recorded failed (the first and its retries). */
+    WEBHOOK_ATTEMPTS: z.coerce.number().int().min(1).max(21).default(6),
+    /** The wait before the first retry; each later one waits 4 times longer (capped at 1h). */
+    WEBHOOK_RETRY_DELAY: duration("10s"),
+    /**
+     * Egress of sandbox commands and the app process (decisions 019, 023). registry: the package registry (plus
+     * SANDBOX_EGRESS_ALLOW) and nothing else; off: no network at all. On Modal it applies to sandboxes created
+     * after it is set. (The egress branch adds the same two variables for the local provider: merge, keep one.)
+     */
+    SANDBOX_EGRESS: z.enum(["registry", "off"]).default("registry"),
+    /** More destinations, comma-separated: host or host:port (default port 443); Modal takes port 443 only. */
+    SANDBOX_EGRESS_ALLOW: z
+      .string()
+      .default("")
+      .transform((list) =>
+        list
+          .split(",")
+          .map((entry) => entry.trim())
+          .filter(Boolean),
+      ),
   })
   .superRefine((env, ctx) => {
+    if (!env.DYNO_WEBHOOK_URL !== !env.DYNO_WEBHOOK_SECRET) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: [env.DYNO_WEBHOOK_URL ? "DYNO_WEBHOOK_SECRET" : "DYNO_WEBHOOK_URL"],
+        message: "DYNO_WEBHOOK_URL and DYNO_WEBHOOK_SECRET go together: set both or neither",
+      });
+    }
     if (env.NODE_ENV !== "production") return;
     if (!env.SESSION_SECRET) {
       ctx.addIssue({

@@ -182,6 +182,55 @@ export const agentEntries = pgTable(
   ],
 );
 
+/**
+ * Where Dyno POSTs a signed `run.ended` payload when a run ends (decision 025).
+ * A builder's webhook belongs to one project; the operator's (DYNO_WEBHOOK_URL)
+ * is the one row without a project, kept in step with the environment, and
+ * its secret stays in the environment (secret is null).
+ */
+export const webhooks = pgTable(
+  "webhooks",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    projectId: uuid("project_id").references(() => projects.id, { onDelete: "cascade" }),
+    url: text("url").notNull(),
+    /** The HMAC key, sealed with a key derived from SESSION_SECRET (inngest/webhooks/secret-box.ts). */
+    secret: text("secret"),
+    createdAt: createdAt(),
+  },
+  (t) => [index("webhooks_project_idx").on(t.projectId)],
+);
+
+export const webhookDeliveryStatus = pgEnum("webhook_delivery_status", ["pending", "delivered", "failed"]);
+export type WebhookDeliveryStatus = (typeof webhookDeliveryStatus.enumValues)[number];
+
+/** One run's delivery to one webhook: unique, so a re-sent `run/ended` never delivers twice. */
+export const webhookDeliveries = pgTable(
+  "webhook_deliveries",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    webhookId: uuid("webhook_id")
+      .notNull()
+      .references(() => webhooks.id, { onDelete: "cascade" }),
+    runId: uuid("run_id")
+      .notNull()
+      .references(() => runs.id, { onDelete: "cascade" }),
+    event: text("event").notNull(),
+    status: webhookDeliveryStatus("status").notNull().default("pending"),
+    /** POSTs made so far (each one recorded as it ends). */
+    attempts: integer("attempts").notNull().default(0),
+    lastStatusCode: integer("last_status_code"),
+    lastError: text("last_error"),
+    createdAt: createdAt(),
+    lastAttemptAt: timestamp("last_attempt_at", { withTimezone: true }),
+    deliveredAt: timestamp("delivered_at", { withTimezone: true }),
+  },
+  (t) => [
+    uniqueIndex("webhook_deliveries_webhook_run_idx").on(t.webhookId, t.runId),
+    index("webhook_deliveries_run_idx").on(t.runId),
+  ],
+);
+
 export type User = typeof users.$inferSelect;
 export type Session = typeof sessions.$inferSelect;
 export type Project = typeof projects.$inferSelect;
@@ -189,3 +238,5 @@ export type Run = typeof runs.$inferSelect;
 export type RunEvent = typeof runEvents.$inferSelect;
 export type Message = typeof messages.$inferSelect;
 export type AgentEntry = typeof agentEntries.$inferSelect;
+export type Webhook = typeof webhooks.$inferSelect;
+export type WebhookDelivery = typeof webhookDeliveries.$inferSelect;

@@ -2,7 +2,7 @@ import { Inngest } from "inngest";
 import { env, isInngestDev } from "../app/env.server";
 import { StepStateMeter } from "./step-state";
 
-export { agentPrompt, agentStop } from "./events";
+export { agentPrompt, agentStop, runEnded } from "./events";
 
 export const INNGEST_APP_ID = "dyno";
 

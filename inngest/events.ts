@@ -22,3 +22,14 @@ export const agentStop = eventType("agent/stop", {
 
 export type AgentPromptData = z.infer<typeof agentPrompt.schema>;
 export type AgentStopData = z.infer<typeof agentStop.schema>;
+
+/** Sent once a run has ended (complete, failed, stopped), the event id `run-ended-<runId>`: webhooks hear it. */
+export const runEnded = eventType("run/ended", {
+  schema: z.object({
+    runId: z.string().uuid(),
+    projectId: z.string().uuid(),
+    status: z.enum(["complete", "failed", "stopped"]),
+  }),
+});
+
+export type RunEndedData = z.infer<typeof runEnded.schema>;

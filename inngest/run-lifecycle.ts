@@ -11,6 +11,7 @@ import { appendRunEvent } from "../db/run-events";
 import { stoppedAfter } from "../db/run-wording";
 import { messages, runs, type Run } from "../db/schema";
 import { saveEntry } from "./agent/entries";
+import { announceRunEnded } from "./webhooks/announce";
 
 /** Runs whose model spec is a bundled replay, not a real model (the offline demo, tests). */
 export function isReplay(model: string): boolean {
@@ -105,7 +106,7 @@ async function endRun(
 ): Promise<void> {
   const run = await loadRun(db, runId);
   const { status, data, error, message, notice } = end(run);
-  await db.transaction(async (tx) => {
+  const ended = await db.transaction(async (tx) => {
     const event = await appendRunEvent(
       tx,
       { runId, projectId: run.projectId, type: status, dedupeKey: status, data },
@@ -127,7 +128,10 @@ async function endRun(
         });
       }
     }
+    return event !== null;
   });
+  // After the commit, and only for the end that was recorded (a repeat sends the same event id again).
+  if (ended) await announceRunEnded(db, run, status);
 }
 
 export function completeRun(db: Db, runId: string, reply: string): Promise<void> {

@@ -5,6 +5,7 @@
 import type { SandboxLimits } from "./limits";
 import { openLocalSandbox } from "./local";
 import { openModalSandbox } from "./modal";
+import type { ModalEgressPolicy } from "./modal-egress";
 import type { Sandbox, SandboxProviderName } from "./types";
 
 export * from "./types";
@@ -13,6 +14,7 @@ export { localLimitSupport, openLocalSandbox, type LocalIsolation, type LocalSan
 export { describeLimitSupport } from "./confine";
 export { DEFAULT_SANDBOX_LIMITS, formatBytes, type ResourceLimit, type SandboxLimits } from "./limits";
 export { openModalSandbox, type ModalSandboxOptions } from "./modal";
+export { type ModalEgressPolicy, type SandboxEgress } from "./modal-egress";
 
 export interface SandboxConfig {
   provider: SandboxProviderName;
@@ -20,7 +22,7 @@ export interface SandboxConfig {
   localIsolation: "bubblewrap" | "none";
   /** Resource limits of each local command. Default DEFAULT_SANDBOX_LIMITS. */
   localLimits?: SandboxLimits;
-  modal: { tokenId?: string; tokenSecret?: string; image?: string };
+  modal: { tokenId?: string; tokenSecret?: string; image?: string; egress?: ModalEgressPolicy };
 }
 
 /**
@@ -49,6 +51,7 @@ export function openSandbox(
         tokenId: config.modal.tokenId,
         tokenSecret: config.modal.tokenSecret,
         image: config.modal.image,
+        egress: config.modal.egress,
       });
     default: {
       const unknown: never = config.provider;

@@ -53,3 +53,11 @@ export function readHeadArgv(file: string, maxBytes: number): string[] {
 export function listFilesArgv(folder: string, limit: number): string[] {
   return ["sh", "-c", LIST_FILES, "dyno-list", folder, String(limit)];
 }
+
+/**
+ * One operation of the app process's supervisor script (runtime/modal-app.mjs, written into the box by
+ * modal-app.ts): `node <script> <op> <stateDir> <args…>`, every input its own argument.
+ */
+export function appArgv(script: string, op: string, stateDir: string, args: readonly string[] = []): string[] {
+  return ["node", script, op, stateDir, ...args];
+}

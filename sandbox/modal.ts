@@ -10,8 +10,9 @@ import { randomUUID } from "node:crypto";
 import { posix } from "node:path";
 import type { ContainerProcess, ModalClient, Sandbox as ModalBox } from "modal";
 import { abortedResult, elapsed, execLimits, positive, refuseCommand, refusedResult } from "./exec-common";
-import { UnavailableAppProcess } from "./app-unavailable";
 import { fileReadOf } from "./file-content";
+import { MODAL_APP_PORT, ModalAppProcess, type AppBoxTransport, type ModalAppOptions } from "./modal-app";
+import { modalBoxEnv, modalNetworkParams, type ModalEgressPolicy } from "./modal-egress";
 import {
   execArgv,
   IS_FOLDER,
@@ -50,10 +51,20 @@ export interface ModalSandboxOptions {
   tokenSecret?: string;
   /** The Modal app the sandboxes belong to (created if missing). Default "dyno". */
   appName?: string;
-  /** Registry image; needs sh, coreutils and setsid (util-linux: any Debian/Ubuntu-based image). Default node:20-slim. */
+  /**
+   * Registry image; needs sh, coreutils and setsid (util-linux: any Debian/Ubuntu-based image), and node for the app
+   * process's supervisor. Default node:20-slim.
+   */
   image?: string;
-  /** The container port exposed through an encrypted tunnel for the preview. Default 3000. */
-  previewPort?: number;
+  /**
+   * The one container port exposed through an encrypted tunnel: the app process's (told to the command as PORT)
+   * and the preview's. Default 3000. A reattached sandbox keeps the ports it was created with.
+   */
+  appPort?: number;
+  /** Outbound network of a new sandbox (modal-egress.ts). Default { mode: "registry" }: the npm registry only. */
+  egress?: ModalEgressPolicy;
+  /** The app process's bounds (start timeout, idle stop, log size, restart backoff). */
+  app?: Omit<ModalAppOptions, "workdir" | "appPort">;
   /** Maximum lifetime of a new sandbox (Modal's limit is 24 h). Default 24 h. */
   lifetimeMs?: number;
   /** A new sandbox ends after this long with no activity. Default 30 min. */
@@ -62,7 +73,6 @@ export interface ModalSandboxOptions {
 
 const DEFAULT_APP_NAME = "dyno";
 const DEFAULT_IMAGE = "node:20-slim";
-const DEFAULT_PREVIEW_PORT = 3000;
 const DEFAULT_LIFETIME_MS = 24 * 60 * 60 * 1000;
 const DEFAULT_IDLE_TIMEOUT_MS = 30 * 60 * 1000;
 /** How long a kill command, or the output still in flight after an exit or kill, may take. */
@@ -98,12 +108,17 @@ export async function openModalSandbox(options: ModalSandboxOptions): Promise<Sa
         "(a token from https://modal.com/settings/tokens), or use SANDBOX_PROVIDER=local.",
     );
   }
-  const previewPort = options.previewPort ?? DEFAULT_PREVIEW_PORT;
+  const appPort = options.appPort ?? MODAL_APP_PORT;
+  const egress = options.egress ?? { mode: "registry" };
+  // Checked before any call to Modal: a policy Modal cannot express is refused, never widened.
+  const network = modalNetworkParams(egress);
+  const settings: BoxSettings = { appPort, env: modalBoxEnv(egress), app: options.app ?? {} };
   const { modal, client } = await modalClient(tokenId, tokenSecret);
 
   if (options.sandboxId) {
+    // A reattached sandbox keeps the network policy it was created with (decision 023).
     const existing = await reattach(modal, client, options.sandboxId);
-    if (existing) return new ModalSandbox(modal, existing, previewPort);
+    if (existing) return new ModalSandbox(modal, existing, settings);
   }
 
   const app = await client.apps.fromName(options.appName ?? DEFAULT_APP_NAME, { createIfMissing: true });
@@ -111,8 +126,10 @@ export async function openModalSandbox(options: ModalSandboxOptions): Promise<Sa
   const box = await client.sandboxes.create(app, image, {
     timeoutMs: options.lifetimeMs ?? DEFAULT_LIFETIME_MS,
     idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
-    encryptedPorts: [previewPort],
-    tags: { dyno_project: options.projectId },
+    encryptedPorts: [appPort],
+    ...network,
+    env: settings.env,
+    tags: { dyno_project: options.projectId, dyno_egress: egress.mode },
   });
   try {
     await box.filesystem.makeDirectory(MODAL_WORKDIR, { createParents: true });
@@ -120,7 +137,14 @@ export async function openModalSandbox(options: ModalSandboxOptions): Promise<Sa
     await box.terminate().catch(() => {});
     throw error;
   }
-  return new ModalSandbox(modal, box, previewPort);
+  return new ModalSandbox(modal, box, settings);
+}
+
+interface BoxSettings {
+  appPort: number;
+  /** Set on every exec too: a sandbox's own env is not documented to reach execs. */
+  env: Record<string, string>;
+  app: Omit<ModalAppOptions, "workdir" | "appPort">;
 }
 
 /** The sandbox with this id if it is still running; undefined if it has ended or is unknown. */
@@ -165,16 +189,31 @@ function wholeSeconds(ms: number): number {
 
 class ModalSandbox implements Sandbox {
   readonly provider = "modal" as const;
-  readonly app = new UnavailableAppProcess("the Modal provider cannot run an app process yet");
+  readonly app: ModalAppProcess;
   readonly id: string;
   private destroyed = false;
 
   constructor(
     private readonly modal: ModalSdk,
     private readonly box: ModalBox,
-    private readonly previewPort: number,
+    private readonly settings: BoxSettings,
   ) {
     this.id = box.sandboxId;
+    const transport: AppBoxTransport = {
+      run: async (argv, { maxOutputBytes }) => {
+        this.ensureUsable();
+        const result = await this.run(argv, maxOutputBytes);
+        return { exitCode: result.exitCode, stdout: result.bytes.toString("utf8"), stderr: result.stderr };
+      },
+      writeFile: async (absolutePath, content) => {
+        this.ensureUsable();
+        const made = await this.run(["mkdir", "-p", posix.dirname(absolutePath)], 4096);
+        if (made.exitCode !== 0) throw new Error(`Cannot create ${posix.dirname(absolutePath)}: ${made.stderr.trim()}`);
+        await this.box.filesystem.writeText(content, absolutePath);
+      },
+      tunnelUrl: async (port) => (await this.box.tunnels())[port]?.url ?? null,
+    };
+    this.app = new ModalAppProcess(transport, { ...settings.app, workdir: MODAL_WORKDIR, appPort: settings.appPort });
   }
 
   async writeFile(filePath: string, content: string): Promise<FileWrite> {
@@ -250,7 +289,7 @@ class ModalSandbox implements Sandbox {
     const child = await this.box.exec(execArgv(pidFile, command), {
       mode: "binary",
       workdir: MODAL_WORKDIR,
-      env: { TERM: "dumb" },
+      env: { ...this.settings.env, TERM: "dumb" },
       // Modal's own kill, a backstop should the follow-up kill below fail; it kills the main process only.
       timeoutMs: wholeSeconds(timeoutMs + 5_000),
     });
@@ -301,10 +340,10 @@ class ModalSandbox implements Sandbox {
   async preview(): Promise<PreviewLocation> {
     this.ensureUsable();
     const tunnels = await this.box.tunnels();
-    const tunnel = tunnels[this.previewPort];
+    const tunnel = tunnels[this.settings.appPort];
     if (!tunnel) {
       throw new SandboxUnavailableError(
-        `Modal sandbox ${this.id} has no tunnel for port ${this.previewPort} (it exposes ${Object.keys(tunnels).join(", ") || "none"})`,
+        `Modal sandbox ${this.id} has no tunnel for port ${this.settings.appPort} (it exposes ${Object.keys(tunnels).join(", ") || "none"})`,
       );
     }
     return { kind: "url", url: tunnel.url };
@@ -382,6 +421,7 @@ class ModalSandbox implements Sandbox {
     const child: ContainerProcess<Uint8Array> = await this.box.exec(argv, {
       mode: "binary",
       workdir: MODAL_WORKDIR,
+      env: this.settings.env,
       timeoutMs: 60_000,
     });
     const chunks: Buffer[] = [];

@@ -14,6 +14,7 @@ import { RunDetailView } from "~/builder/run-detail";
 import { loadRunDetail } from "~/builder/run-detail.server";
 import { RunHistory } from "~/builder/run-history";
 import { Transcript } from "~/builder/transcript";
+import { WebhooksPanel, type WebhookNotice } from "~/builder/webhooks-panel";
 import { AppHeader } from "~/components/app-header";
 import { CodeView, FileTree, fileBrowserLinks } from "~/components/file-browser";
 import { RenameProject } from "~/components/rename-project";
@@ -23,10 +24,11 @@ import { useProjectEvents, type ProjectEvent } from "~/hooks/use-project-events"
 import { readForm } from "~/http/form.server";
 import { listProjectFiles, readProjectFile, type ProjectFile } from "~/models/project-files.server";
 import { requireProject } from "~/models/projects.server";
+import { handleWebhookAction, isWebhookIntent, listWebhooks, MAX_WEBHOOKS_PER_PROJECT } from "~/models/webhooks.server";
 import { previewUrlFor } from "~/preview.server";
 import logsStyles from "~/styles/logs.css?url";
 
-const VIEWS = ["preview", "files", "runs", "logs"] as const;
+const VIEWS = ["preview", "files", "runs", "logs", "webhooks"] as const;
 type View = (typeof VIEWS)[number];
 
 export const links = () => [...fileBrowserLinks, { rel: "stylesheet", href: logsStyles }];
@@ -42,12 +44,13 @@ export async function loader({ request, params }: LoaderFunctionArgs) {
   const view: View = VIEWS.find((v) => v === url.searchParams.get("view")) ?? "preview";
   const selected = url.searchParams.get("file");
   const runId = view === "runs" ? url.searchParams.get("run") : null;
-  const [builder, previewUrl, files, runDetail, app] = await Promise.all([
+  const [builder, previewUrl, files, runDetail, app, webhooks] = await Promise.all([
     loadBuilder(db, project),
     previewUrlFor(request, project),
     view === "files" ? listProjectFiles(project) : null,
     runId !== null ? loadRunDetail(db, project, runId) : null,
     loadAppPanel(project, { withLines: view === "logs" }),
+    view === "webhooks" ? listWebhooks(db, project).then((list) => ({ list, max: MAX_WEBHOOKS_PER_PROJECT })) : null,
   ]);
   let file: ProjectFile | null = null;
   let fileError: string | null = null;
@@ -59,7 +62,7 @@ export async function loader({ request, params }: LoaderFunctionArgs) {
       fileError = error.status === 404 ? `No file named “${selected}” in this project.` : await error.text();
     }
   }
-  return { builder, view, previewUrl, files, file, fileError, selected, runDetail, app };
+  return { builder, view, previewUrl, files, file, fileError, selected, runDetail, app, webhooks };
 }
 
 export async function action({ request, params }: ActionFunctionArgs) {
@@ -69,7 +72,9 @@ export async function action({ request, params }: ActionFunctionArgs) {
   const intent = form.get("intent");
   const result = isAppIntent(intent)
     ? await controlProjectApp(project, intent)
-    : await handleChatAction(db, userId, project, form);
+    : isWebhookIntent(intent)
+      ? await handleWebhookAction(db, project, form)
+      : await handleChatAction(db, userId, project, form);
   return data(result, { status: result.ok ? 200 : result.status });
 }
 
@@ -83,7 +88,7 @@ export default function BuilderRoute() {
 }
 
 function Builder() {
-  const { builder, view, previewUrl, files, file, fileError, selected, runDetail, app } =
+  const { builder, view, previewUrl, files, file, fileError, selected, runDetail, app, webhooks } =
     useLoaderData<typeof loader>();
   const actionData = useActionData<typeof action>();
   const revalidator = useRevalidator();
@@ -183,9 +188,14 @@ function Builder() {
     : null;
   // A rename's refusal shows beside the title, Restart's and Stop's in the Logs view, every other under the prompt box.
   const renameError = actionData && !actionData.ok && actionData.intent === "rename" ? actionData.error : undefined;
+  const webhookNotice = webhookNoticeFrom(actionData);
   const chatError =
     // Restart and Stop answer in the Logs view, where their buttons are.
-    actionData && !actionData.ok && actionData.intent !== "rename" && !actionData.intent.startsWith("app-")
+    actionData &&
+    !actionData.ok &&
+    actionData.intent !== "rename" &&
+    !actionData.intent.startsWith("app-") &&
+    !isWebhookIntentName(actionData.intent)
       ? actionData.error
       : stopper.data && !stopper.data.ok
         ? stopper.data.error
@@ -253,10 +263,12 @@ function Builder() {
                   "Files"
                 ) : v === "runs" ? (
                   `Runs (${builder.history.length})`
-                ) : (
+                ) : v === "logs" ? (
                   <>
                     Logs <span className={`tab-dot tab-dot-${appState}`} aria-label={`(app ${appState})`} />
                   </>
+                ) : (
+                  "Webhooks"
                 )}
               </Link>
             ))}
@@ -302,6 +314,8 @@ function Builder() {
                 <p className="empty">Pick a file to read it.</p>
               ) : null}
             </div>
+          ) : view === "webhooks" ? (
+            <WebhooksPanel webhooks={webhooks?.list ?? []} notice={webhookNotice} max={webhooks?.max ?? 0} />
           ) : runDetail ? (
             <RunDetailView key={runDetail.summary.id} detail={runDetail} />
           ) : (
@@ -311,6 +325,17 @@ function Builder() {
       </div>
     </>
   );
+}
+
+/** The intents the Webhooks view posts (the names only: the browser bundle cannot import the server module). */
+const isWebhookIntentName = (intent: string) => intent.startsWith("webhook-");
+
+function webhookNoticeFrom(result: ReturnType<typeof useActionData<typeof action>>): WebhookNotice | null {
+  if (!result || !isWebhookIntentName(result.intent)) return null;
+  if (!result.ok) return { kind: "error", message: result.error };
+  if ("secret" in result && typeof result.secret === "string" && "url" in result)
+    return { kind: "added", url: String(result.url), secret: result.secret };
+  return { kind: "deleted" };
 }
 
 function PreviewPanel({

@@ -40,7 +40,12 @@ export function sandboxConfig(e: Env): SandboxConfig {
     dataDir: e.DYNO_DATA_DIR,
     localIsolation: e.LOCAL_SANDBOX_ISOLATION,
     localLimits: sandboxLimits(e),
-    modal: { tokenId: e.MODAL_TOKEN_ID, tokenSecret: e.MODAL_TOKEN_SECRET, image: e.MODAL_IMAGE },
+    modal: {
+      tokenId: e.MODAL_TOKEN_ID,
+      tokenSecret: e.MODAL_TOKEN_SECRET,
+      image: e.MODAL_IMAGE,
+      egress: { mode: e.SANDBOX_EGRESS, allow: e.SANDBOX_EGRESS_ALLOW },
+    },
   };
 }
 

@@ -9,6 +9,7 @@ import {
   appLogStream,
   appStatusMessage,
   boundLine,
+  loadAppPanel,
   NOTHING_BUILT,
   nextBatch,
   openAppLogStreams,
@@ -224,5 +225,31 @@ describe("appLogStream without an app", () => {
     });
     expect(await reader(response).ended()).toBe(true);
     expect(openAppLogStreams()).toBe(before);
+  });
+});
+
+describe("loadAppPanel", () => {
+  const modalProject = { id: "11111111-1111-4111-8111-111111111111", sandboxProvider: "modal", sandboxId: "sb-gone" };
+
+  it("does not open a remote sandbox outside the Logs view (opening an ended Modal box would create one)", async () => {
+    const panel = await loadAppPanel(modalProject, { withLines: false });
+    expect(panel).toEqual({
+      status: expect.objectContaining({ state: "stopped", unknown: true, controllable: false }),
+      lines: [],
+      cursor: null,
+      truncated: false,
+    });
+  });
+
+  it("in the Logs view, says why a sandbox cannot be opened, and a project with none has nothing to run", async () => {
+    const modal = await loadAppPanel(modalProject, { withLines: true });
+    expect(modal.status).toMatchObject({
+      state: "stopped",
+      controllable: false,
+      reason: expect.stringMatching(/MODAL_TOKEN_ID/),
+    });
+    expect(modal.status.unknown).toBeUndefined();
+    const none = await loadAppPanel({ ...modalProject, sandboxProvider: null, sandboxId: null }, { withLines: true });
+    expect(none).toMatchObject({ status: { reason: NOTHING_BUILT, controllable: false }, lines: [], cursor: -1 });
   });
 });

@@ -96,7 +96,15 @@ export interface AppPanelData {
   truncated: boolean;
 }
 
+/**
+ * Outside the Logs view the page loads only a local project's status. Opening a Modal sandbox whose box has ended
+ * creates a new one (sandbox/modal.ts), and the loader runs on every revalidation during a run; the page's stream
+ * (opened once per page) brings the status instead.
+ */
 export async function loadAppPanel(project: ProjectRef, { withLines }: { withLines: boolean }): Promise<AppPanelData> {
+  if (!withLines && project.sandboxProvider !== null && project.sandboxProvider !== "local") {
+    return { status: { ...idle("Not looked at yet."), unknown: true }, lines: [], cursor: null, truncated: false };
+  }
   const opened = await openProjectApp(project);
   // Status first: a line written between the two reads is in the log, never lost behind the cursor.
   const status = await appStatusOf(opened);

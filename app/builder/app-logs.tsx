@@ -216,8 +216,8 @@ export function AppIndicator({
   onFixSent?: (problem: AppProblem) => void;
 }) {
   return (
-    <span className="app-indicator" data-state={status.state}>
-      <AppStateBadge status={status} />
+    <span className="app-indicator" data-state={status.unknown ? "unknown" : status.state}>
+      {status.unknown ? <span className="hint">App</span> : <AppStateBadge status={status} />}
       <Link to="?view=logs" preventScrollReset className="small">
         Logs
       </Link>

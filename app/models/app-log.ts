@@ -12,6 +12,8 @@ export type { AppLogLine, AppState, AppStatus } from "../../sandbox/types";
 export interface AppLogStatus extends AppStatus {
   /** False when there is nothing to control: no workspace yet, or the sandbox cannot be opened (reason says why). */
   controllable: boolean;
+  /** Not looked at yet (the page's first render of a remote sandbox's project): show no state until the stream says. */
+  unknown?: boolean;
 }
 
 /** SSE event: the app's status (no `id:` line), sent first and on every change. */

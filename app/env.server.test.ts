@@ -105,20 +105,25 @@ describe("parseEnv", () => {
 
   it("reads the preview server's port and origin", () => {
     expect(parseEnv({}).PREVIEW_PORT).toBeUndefined();
-    expect(parseEnv({ PREVIEW_PORT: "4001", PREVIEW_ORIGIN: "https://preview.example.test" })).toMatchObject({
+    expect(parseEnv({ PREVIEW_PORT: "4001", PREVIEW_ORIGIN: "https://*.preview.example.test/" })).toMatchObject({
       PREVIEW_PORT: 4001,
-      PREVIEW_ORIGIN: "https://preview.example.test",
+      PREVIEW_ORIGIN: "https://*.preview.example.test",
     });
+    expect(parseEnv({ PREVIEW_ORIGIN: "" }).PREVIEW_ORIGIN).toBeUndefined();
     expect(() => parseEnv({ PREVIEW_PORT: "web" })).toThrow(/PREVIEW_PORT: a port number/);
     expect(() => parseEnv({ PREVIEW_ORIGIN: "preview" })).toThrow(/PREVIEW_ORIGIN/);
+    // One origin for every project (decision 009) is gone: each project needs a host of its own (decision 021).
+    expect(() => parseEnv({ PREVIEW_ORIGIN: "https://preview.example.test" })).toThrow(
+      /PREVIEW_ORIGIN: .*wildcard origin such as https:\/\/\*\.preview\.example\.com/,
+    );
   });
 
   it("reads the sandbox's resource limits, with defaults", () => {
     expect(parseEnv({})).toMatchObject({
-      SANDBOX_MEMORY_LIMIT: 1024 ** 3,
-      SANDBOX_PIDS_LIMIT: 256,
+      SANDBOX_MEMORY_LIMIT: 2 * 1024 ** 3,
+      SANDBOX_PIDS_LIMIT: 512,
       SANDBOX_CPU_LIMIT: 1,
-      SANDBOX_DISK_LIMIT: 1024 ** 3,
+      SANDBOX_DISK_LIMIT: 2 * 1024 ** 3,
     });
     expect(
       parseEnv({
@@ -139,6 +144,17 @@ describe("parseEnv", () => {
     expect(() => parseEnv({ SANDBOX_CPU_LIMIT: "0" })).toThrow(/SANDBOX_CPU_LIMIT/);
   });
 
+  it("reads the app process's timeouts and log bound, with defaults", () => {
+    expect(parseEnv({})).toMatchObject({ APP_IDLE_TIMEOUT: "15m", APP_START_TIMEOUT: "60s", APP_LOG_LIMIT: 2000 });
+    expect(parseEnv({ APP_IDLE_TIMEOUT: "2h", APP_START_TIMEOUT: "3m", APP_LOG_LIMIT: "500" })).toMatchObject({
+      APP_IDLE_TIMEOUT: "2h",
+      APP_START_TIMEOUT: "3m",
+      APP_LOG_LIMIT: 500,
+    });
+    expect(() => parseEnv({ APP_IDLE_TIMEOUT: "soon" })).toThrow(/APP_IDLE_TIMEOUT: a duration/);
+    expect(() => parseEnv({ APP_LOG_LIMIT: "5" })).toThrow(/APP_LOG_LIMIT/);
+  });
+
   it("reads the sandbox's egress policy: the registry only by default, more hosts as a list", () => {
     expect(parseEnv({})).toMatchObject({ SANDBOX_EGRESS: "registry", SANDBOX_EGRESS_ALLOW: [] });
     expect(
@@ -148,6 +164,15 @@ describe("parseEnv", () => {
       SANDBOX_EGRESS_ALLOW: ["pypi.org", "files.pythonhosted.org:443"],
     });
     expect(() => parseEnv({ SANDBOX_EGRESS: "open" })).toThrow(/SANDBOX_EGRESS: .*'registry' \| 'off'/);
+    expect(parseEnv({}).SANDBOX_REGISTRY_TOKEN).toBeUndefined();
+    expect(parseEnv({ SANDBOX_REGISTRY_TOKEN: "t" }).SANDBOX_REGISTRY_TOKEN).toBe("t");
+    expect(() => parseEnv({ SANDBOX_EGRESS_ALLOW: "https://pypi.org" })).toThrow(
+      /SANDBOX_EGRESS_ALLOW: "https:\/\/pypi.org" is not a host or host:port/,
+    );
+    // Modal takes what the local proxy does not (an IPv4 CIDR); each provider checks its own.
+    expect(parseEnv({ SANDBOX_PROVIDER: "modal", SANDBOX_EGRESS_ALLOW: "10.0.0.0/8" }).SANDBOX_EGRESS_ALLOW).toEqual([
+      "10.0.0.0/8",
+    ]);
   });
 
   it("reads how often and how patiently runs are reconciled with the engine", () => {

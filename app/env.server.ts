@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { parseAllowList } from "../sandbox/egress/policy";
+import { parsePreviewOriginTemplate } from "./preview-origin.server";
 
 /**
  * Every environment variable Dyno reads, parsed and validated in one place.
@@ -73,12 +75,22 @@ const EnvSchema = z
       .or(z.literal("").transform(() => undefined)),
     /** The preview server's port: built apps are served from a separate origin. Unset: PORT + 1 (0 with PORT=0). */
     PREVIEW_PORT: z.coerce.number({ message: "a port number" }).int().min(0).max(65535).optional(),
-    /** Public origin of the preview server (e.g. https://preview.example.com). Unset: the builder's hostname on PREVIEW_PORT. */
+    /**
+     * Preview origins (decision 021): a wildcard origin, one host per project, e.g. https://*.preview.example.com
+     * (wildcard DNS and certificate, a reverse proxy passing Host to PREVIEW_PORT). Unset: http://*.localhost:PREVIEW_PORT.
+     */
     PREVIEW_ORIGIN: z
       .string()
-      .url()
+      .superRefine((value, ctx) => {
+        if (!value) return;
+        try {
+          parsePreviewOriginTemplate(value);
+        } catch (error) {
+          ctx.addIssue({ code: z.ZodIssueCode.custom, message: (error as Error).message });
+        }
+      })
       .optional()
-      .or(z.literal("").transform(() => undefined)),
+      .transform((v) => (v ? v.trim().replace(/\/+$/, "") : undefined)),
 
     /** Inngest SDK settings (the SDK's own names). */
     INNGEST_DEV: z.string().optional(),
@@ -154,16 +166,26 @@ const EnvSchema = z
       .max(16 * 1024 * 1024)
       .default(64 * 1024),
     /**
-     * Resource limits for each local sandbox command (cgroups where the host allows, else rlimits and polling; the
-     * startup log says which). Memory counts all the command's processes and its /tmp.
+     * Resource limits for each local project: its commands and its app process together (one cgroup parent where
+     * the host allows, else rlimits and polling of the project's process trees; the startup log says which). Memory
+     * counts all the project's processes and their /tmp. Defaults sized for a 2-core, 24 GiB host running several
+     * projects (sandbox/limits.ts says why).
      */
-    SANDBOX_MEMORY_LIMIT: size("1g").pipe(z.number().min(32 * 1024 * 1024, "at least 32m")),
-    /** Processes and threads one command may have at once. */
-    SANDBOX_PIDS_LIMIT: z.coerce.number().int().min(8).max(1_000_000).default(256),
-    /** CPU cores one command may use (0.5 = half a core). */
+    SANDBOX_MEMORY_LIMIT: size("2g").pipe(z.number().min(32 * 1024 * 1024, "at least 32m")),
+    /** Processes and threads one project may have at once. */
+    SANDBOX_PIDS_LIMIT: z.coerce.number().int().min(8).max(1_000_000).default(512),
+    /** CPU cores one project may use (0.5 = half a core). */
     SANDBOX_CPU_LIMIT: z.coerce.number().min(0.01).max(1024).default(1),
     /** Disk use of a project's workspace (and, separately, its home folder with npm's cache); also the largest file. */
-    SANDBOX_DISK_LIMIT: size("1g").pipe(z.number().min(1024 * 1024, "at least 1m")),
+    SANDBOX_DISK_LIMIT: size("2g").pipe(z.number().min(1024 * 1024, "at least 1m")),
+    /**
+     * The project's app process (its dev server, decision 020): stopped after APP_IDLE_TIMEOUT without a preview
+     * visit or agent tool; a start that does not listen on a port within APP_START_TIMEOUT has failed; its log keeps
+     * the last APP_LOG_LIMIT lines (and at most 256 KiB).
+     */
+    APP_IDLE_TIMEOUT: duration("15m"),
+    APP_START_TIMEOUT: duration("60s"),
+    APP_LOG_LIMIT: z.coerce.number().int().min(100).max(100_000).default(2000),
 
     /**
      * Completion webhooks (decision 025). The operator's webhook gets every project's run ends: both or neither of
@@ -192,12 +214,15 @@ const EnvSchema = z
     /** The wait before the first retry; each later one waits 4 times longer (capped at 1h). */
     WEBHOOK_RETRY_DELAY: duration("10s"),
     /**
-     * Egress of sandbox commands and the app process (decisions 019, 023). registry: the package registry (plus
-     * SANDBOX_EGRESS_ALLOW) and nothing else; off: no network at all. On Modal it applies to sandboxes created
-     * after it is set. (The egress branch adds the same two variables for the local provider: merge, keep one.)
+     * Egress of sandbox commands and the app process (decisions 019, 023). registry: the package registry (the host
+     * npm's, plus SANDBOX_EGRESS_ALLOW) and nothing else, through Dyno's egress proxy (local) or Modal's allow-lists;
+     * off: no network at all. On Modal it applies to sandboxes created after it is set.
      */
     SANDBOX_EGRESS: z.enum(["registry", "off"]).default("registry"),
-    /** More destinations, comma-separated: host or host:port (default port 443); Modal takes port 443 only. */
+    /**
+     * More destinations, comma-separated: host or host:port (default port 443), e.g. pypi.org,files.pythonhosted.org;
+     * Modal takes port 443 only, and also IPv4 addresses and CIDRs. Checked for the configured provider below.
+     */
     SANDBOX_EGRESS_ALLOW: z
       .string()
       .default("")
@@ -207,8 +232,21 @@ const EnvSchema = z
           .map((entry) => entry.trim())
           .filter(Boolean),
       ),
+    /** A token npm inside the sandbox uses for the registry. Commands can read it: use a read-only, scoped token. */
+    SANDBOX_REGISTRY_TOKEN: optionalString(),
   })
   .superRefine((env, ctx) => {
+    if (env.SANDBOX_PROVIDER === "local") {
+      try {
+        parseAllowList(env.SANDBOX_EGRESS_ALLOW.join(","));
+      } catch (error) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ["SANDBOX_EGRESS_ALLOW"],
+          message: (error as Error).message,
+        });
+      }
+    }
     if (!env.DYNO_WEBHOOK_URL !== !env.DYNO_WEBHOOK_SECRET) {
       ctx.addIssue({
         code: z.ZodIssueCode.custom,

@@ -1,42 +1,58 @@
 import { createHmac, randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { isPreviewProjectId, previewToken, verifyPreviewToken } from "./preview-token.server";
+import { isPreviewProjectId, previewLabel, previewToken, projectIdForPreviewLabel } from "./preview-token.server";
 
 const SECRET = "token-test-secret-0123456789abcdef";
 
-describe("preview tokens", () => {
-  it("is base64url(HMAC-SHA256(secret, 'preview:' + projectId))", () => {
+describe("preview labels", () => {
+  it("is the dashless uuid and 20 lower-case base32 characters of HMAC-SHA256(secret, 'preview-origin:' + id)", () => {
     const id = randomUUID();
-    const expected = createHmac("sha256", SECRET).update(`preview:${id}`).digest("base64url");
+    const mac = createHmac("sha256", SECRET).update(`preview-origin:${id}`).digest();
+    // The first 100 bits, five at a time.
+    const bits = [...mac].map((b) => b.toString(2).padStart(8, "0")).join("");
+    const expected = Array.from(
+      { length: 20 },
+      (_, i) => "abcdefghijklmnopqrstuvwxyz234567"[parseInt(bits.slice(i * 5, i * 5 + 5), 2)],
+    ).join("");
     expect(previewToken(SECRET, id)).toBe(expected);
-    expect(previewToken(SECRET, id)).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const label = previewLabel(SECRET, id);
+    expect(label).toBe(`${id.replaceAll("-", "")}-${expected}`);
+    expect(label).toMatch(/^[0-9a-f]{32}-[a-z2-7]{20}$/);
+    expect(label.length).toBeLessThanOrEqual(63);
   });
 
-  it("differs per project and per secret", () => {
+  it("differs per project and per secret, and names the same project whatever the id's case", () => {
     const a = randomUUID();
     const b = randomUUID();
     expect(previewToken(SECRET, a)).not.toBe(previewToken(SECRET, b));
     expect(previewToken(SECRET, a)).not.toBe(previewToken(`${SECRET}x`, a));
+    expect(previewLabel(SECRET, a.toUpperCase())).toBe(previewLabel(SECRET, a));
   });
 
-  it("verifies the project's own token only", () => {
+  it("reads back the project a label names, and nothing from a wrong one", () => {
     const a = randomUUID();
     const b = randomUUID();
-    const token = previewToken(SECRET, a);
-    expect(verifyPreviewToken(SECRET, a, token)).toBe(true);
-    expect(verifyPreviewToken(SECRET, b, token)).toBe(false);
-    expect(verifyPreviewToken(`${SECRET}x`, a, token)).toBe(false);
-    expect(verifyPreviewToken(SECRET, a, "")).toBe(false);
-    expect(verifyPreviewToken(SECRET, a, token.slice(0, -1))).toBe(false);
-    expect(verifyPreviewToken(SECRET, a, `${token}A`)).toBe(false);
-    expect(verifyPreviewToken(SECRET, a, `${token.slice(0, -1)}${token.endsWith("A") ? "B" : "A"}`)).toBe(false);
-    // Multi-byte input of the same character count must not throw (timingSafeEqual wants equal byte lengths).
-    expect(verifyPreviewToken(SECRET, a, "é".repeat(43))).toBe(false);
-    expect(verifyPreviewToken("", a, token)).toBe(false);
+    const label = previewLabel(SECRET, a);
+    const [hex, token] = label.split("-") as [string, string];
+    expect(projectIdForPreviewLabel(SECRET, label)).toBe(a);
+    expect(projectIdForPreviewLabel(SECRET, label.toUpperCase())).toBe(a);
+    expect(projectIdForPreviewLabel(SECRET, `${b.replaceAll("-", "")}-${token}`)).toBeNull();
+    expect(projectIdForPreviewLabel(SECRET, `${hex}-${previewToken(SECRET, b)}`)).toBeNull();
+    expect(projectIdForPreviewLabel(`${SECRET}x`, label)).toBeNull();
+    expect(projectIdForPreviewLabel(SECRET, label.slice(0, -1))).toBeNull();
+    expect(projectIdForPreviewLabel(SECRET, `${label}a`)).toBeNull();
+    expect(
+      projectIdForPreviewLabel(SECRET, `${hex}-${token.slice(0, -1)}${token.endsWith("a") ? "b" : "a"}`),
+    ).toBeNull();
+    expect(projectIdForPreviewLabel(SECRET, `${a}-${token}`)).toBeNull();
+    expect(projectIdForPreviewLabel(SECRET, `${hex}-${"é".repeat(20)}`)).toBeNull();
+    expect(projectIdForPreviewLabel(SECRET, "")).toBeNull();
+    expect(projectIdForPreviewLabel("", label)).toBeNull();
   });
 
-  it("refuses to sign without a secret", () => {
+  it("refuses to sign without a secret or for a non-uuid", () => {
     expect(() => previewToken("", randomUUID())).toThrow(/secret/);
+    expect(() => previewToken(SECRET, "../etc")).toThrow(/uuid/);
   });
 
   it("takes uuids as project ids and nothing else", () => {

@@ -8,12 +8,13 @@ import { afterAll, describe, expect, it } from "vitest";
 const dataDir = mkdtempSync(path.join(os.tmpdir(), "dyno-preview-url-"));
 Object.assign(process.env, {
   DYNO_DATA_DIR: dataDir,
-  PREVIEW_ORIGIN: "https://preview.example.test/",
+  PREVIEW_ORIGIN: "https://*.preview.example.test/",
   SESSION_SECRET: "preview-url-test-secret-0123456789abcdef",
   MODAL_TOKEN_ID: "",
   MODAL_TOKEN_SECRET: "",
 });
-const { existingLocalWorkspace, previewToken, previewUrlFor, runningPreviewServer } = await import("./preview.server");
+const { existingLocalWorkspace, previewFrameSource, previewLabel, previewUrlFor, runningPreviewServer } =
+  await import("./preview.server");
 
 afterAll(() => {
   rmSync(dataDir, { recursive: true, force: true });
@@ -22,14 +23,28 @@ afterAll(() => {
 const request = new Request("http://127.0.0.1:3000/projects/x");
 
 describe("previewUrlFor", () => {
-  it("uses PREVIEW_ORIGIN when set, with the project's token", async () => {
+  it("uses PREVIEW_ORIGIN's wildcard when set, with the project's label", async () => {
     const id = randomUUID();
     mkdirSync(path.join(dataDir, "workspaces", id), { recursive: true });
     writeFileSync(path.join(dataDir, "workspaces", id, "index.html"), "<h1>hi</h1>");
     expect(runningPreviewServer()).toBeUndefined();
     const url = await previewUrlFor(request, { id, sandboxProvider: "local", sandboxId: id });
-    expect(url).toBe(
-      `https://preview.example.test/${id}/${previewToken("preview-url-test-secret-0123456789abcdef", id)}/`,
+    expect(url).toBe(`https://${previewLabel("preview-url-test-secret-0123456789abcdef", id)}.preview.example.test/`);
+    // The builder may frame every project's origin, and only those.
+    expect(previewFrameSource()).toBe("https://*.preview.example.test");
+  });
+
+  it("frames a workspace without index.html once it has an app to run (a dev script)", async () => {
+    const id = randomUUID();
+    const folder = path.join(dataDir, "workspaces", id);
+    mkdirSync(folder, { recursive: true });
+    writeFileSync(path.join(folder, "package.json"), JSON.stringify({ scripts: { build: "vite build" } }));
+    expect(await previewUrlFor(request, { id, sandboxProvider: "local", sandboxId: id })).toBeNull();
+    writeFileSync(path.join(folder, "package.json"), "{not json");
+    expect(await previewUrlFor(request, { id, sandboxProvider: "local", sandboxId: id })).toBeNull();
+    writeFileSync(path.join(folder, "package.json"), JSON.stringify({ scripts: { dev: "vite" } }));
+    expect(await previewUrlFor(request, { id, sandboxProvider: "local", sandboxId: id })).toBe(
+      `https://${previewLabel("preview-url-test-secret-0123456789abcdef", id)}.preview.example.test/`,
     );
   });
 

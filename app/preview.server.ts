@@ -1,20 +1,28 @@
 /**
- * Where a project's built app can be seen. Local projects are served by the
- * preview server (server/preview.ts) on an origin of its own; Modal projects
- * by their sandbox's tunnel (a separate origin already).
+ * Where a project's built app can be seen. Local projects are served by the preview server (server/preview.ts) on
+ * an origin of their own (`http://<label>.localhost:<preview port>`, or PREVIEW_ORIGIN's wildcard); Modal projects by
+ * their sandbox's tunnel (a separate origin already).
  */
-import { stat } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { eq } from "drizzle-orm";
 import { projects, type Project } from "../db/schema";
 import { localWorkspacePath } from "../sandbox/local";
+import type { AppProcess } from "../sandbox/types";
 import { sessionSecret } from "./auth/secret.server";
 import { db } from "./db.server";
 import { env } from "./env.server";
 import { openProjectSandbox } from "./models/project-files.server";
-import { isPreviewProjectId, previewToken } from "./preview-token.server";
+import {
+  localPreviewOriginTemplate,
+  parsePreviewOriginTemplate,
+  previewOriginOf,
+  previewOriginSource,
+  type PreviewOriginTemplate,
+} from "./preview-origin.server";
+import { isPreviewProjectId, previewLabel } from "./preview-token.server";
 
-export { previewToken, verifyPreviewToken } from "./preview-token.server";
+export { previewLabel, previewToken, projectIdForPreviewLabel } from "./preview-token.server";
 
 /**
  * The running preview server, as started by server/app.ts. On globalThis
@@ -50,14 +58,49 @@ export async function projectPreviewDirectory(projectId: string): Promise<string
   return existingLocalWorkspace(project.id);
 }
 
+/** How long the preview server reuses a project's app lookup: a dev server's page load makes hundreds of requests. */
+const APP_LOOKUP_TTL_MS = 2_000;
+const MAX_CACHED_APP_LOOKUPS = 1_000;
+const appLookups = new Map<string, { at: number; app: Promise<AppProcess | null> }>();
+
+/**
+ * The preview server's app: the app process of an existing local project with a workspace, else null (static
+ * files, or 404). Modal projects are previewed through their tunnel, never through this server.
+ */
+export function projectPreviewApp(projectId: string): Promise<AppProcess | null> {
+  const now = Date.now();
+  const cached = appLookups.get(projectId);
+  if (cached && now - cached.at < APP_LOOKUP_TTL_MS) return cached.app;
+  const app = lookUpApp(projectId);
+  appLookups.delete(projectId);
+  if (appLookups.size >= MAX_CACHED_APP_LOOKUPS) appLookups.delete(appLookups.keys().next().value!);
+  appLookups.set(projectId, { at: now, app });
+  return app;
+}
+
+async function lookUpApp(projectId: string): Promise<AppProcess | null> {
+  if (!isPreviewProjectId(projectId)) return null;
+  const [project] = await db
+    .select({ id: projects.id, sandboxProvider: projects.sandboxProvider, sandboxId: projects.sandboxId })
+    .from(projects)
+    .where(eq(projects.id, projectId));
+  if (!project || project.sandboxProvider !== "local") return null;
+  try {
+    return (await openProjectSandbox(project))?.app ?? null;
+  } catch (error) {
+    console.warn(`preview: no app for project ${projectId}:`, error instanceof Error ? error.message : error);
+    return null;
+  }
+}
+
 /**
  * The URL the builder page frames for the project, or null when there is
  * nothing to show yet (no workspace, the preview server is not running, the
- * Modal sandbox cannot be reached). Local: `<origin>/<id>/<token>/`, where
- * origin is PREVIEW_ORIGIN or this request's host on the preview server's port.
+ * Modal sandbox cannot be reached). Local: `<the project's preview origin>/`, once the workspace has an index.html
+ * or an app to run (a command set, or a package.json with a `dev` script).
  */
 export async function previewUrlFor(
-  request: Request,
+  _request: Request,
   project: Pick<Project, "id" | "sandboxProvider" | "sandboxId">,
 ): Promise<string | null> {
   if (project.sandboxProvider === "modal") {
@@ -75,20 +118,60 @@ export async function previewUrlFor(
     }
   }
   const workspace = await existingLocalWorkspace(project.id);
-  // A static preview starts at index.html: until the agent writes one, there is nothing to frame.
-  if (!workspace || !(await stat(path.join(workspace, "index.html")).catch(() => null))?.isFile()) return null;
-  const origin = previewOrigin(request);
+  if (!workspace) return null;
+  const origin = projectPreviewOrigin(project.id);
   if (!origin) return null;
-  return `${origin}/${project.id}/${previewToken(sessionSecret(), project.id)}/`;
+  if (!(await hasSomethingToShow(workspace, project))) return null;
+  return `${origin}/`;
 }
 
-/** The preview server's origin as the builder page at `request.url` frames it (also its CSP frame-src). */
-export function previewOrigin(request: Pick<Request, "url">): string | null {
+/** A static page to open, or an app to run. */
+async function hasSomethingToShow(
+  workspace: string,
+  project: Pick<Project, "id" | "sandboxProvider" | "sandboxId">,
+): Promise<boolean> {
+  if ((await stat(path.join(workspace, "index.html")).catch(() => null))?.isFile()) return true;
+  if (await hasDevScript(workspace)) return true;
+  if (project.sandboxProvider !== "local") return false;
+  try {
+    const status = await (await openProjectSandbox(project))?.app.status();
+    return Boolean(status?.command);
+  } catch {
+    return false;
+  }
+}
+
+const MAX_PACKAGE_JSON_BYTES = 1024 * 1024;
+
+/** The workspace's package.json names a `dev` script (what the app process runs when no command is set). */
+async function hasDevScript(workspace: string): Promise<boolean> {
+  const file = path.join(workspace, "package.json");
+  const info = await stat(file).catch(() => null);
+  if (!info?.isFile() || info.size > MAX_PACKAGE_JSON_BYTES) return false;
+  try {
+    const manifest = JSON.parse(await readFile(file, "utf8")) as { scripts?: Record<string, unknown> };
+    return typeof manifest?.scripts?.dev === "string" && manifest.scripts.dev.trim() !== "";
+  } catch {
+    return false;
+  }
+}
+
+/** The preview origins' template: PREVIEW_ORIGIN, else `http://*.localhost:<the running preview server's port>`. */
+export function previewOriginTemplate(): PreviewOriginTemplate | null {
   const configured = env().PREVIEW_ORIGIN;
-  if (configured) return configured.replace(/\/+$/, "");
+  if (configured) return parsePreviewOriginTemplate(configured);
   const running = runningPreviewServer();
-  if (!running) return null;
-  const url = new URL(request.url);
-  // hostname keeps IPv6 brackets; the port differs from the builder's, so the origin does too.
-  return `${url.protocol}//${url.hostname}:${running.port}`;
+  return running ? localPreviewOriginTemplate(running.port) : null;
+}
+
+/** The project's preview origin (no trailing slash), or null while there is no preview server. */
+export function projectPreviewOrigin(projectId: string): string | null {
+  const template = previewOriginTemplate();
+  return template ? previewOriginOf(template, previewLabel(sessionSecret(), projectId)) : null;
+}
+
+/** Every project's preview origin as one CSP source (the builder's frame-src), or null without a preview server. */
+export function previewFrameSource(): string | null {
+  const template = previewOriginTemplate();
+  return template ? previewOriginSource(template) : null;
 }

@@ -25,6 +25,8 @@ export interface ReplayServer {
   url: string;
   /** Chat completion requests received so far (retries and title requests included). */
   readonly requests: number;
+  /** The text of each of the last 20 requests' messages joined (newest last), for tests that check what the model was sent. */
+  readonly recentPrompts: readonly string[];
   close(): Promise<void>;
   /** Adds a script, or replaces the one with the same name (and resets its error injection). */
   addScript(script: ReplayScript): void;
@@ -109,6 +111,7 @@ export async function startReplayServer(options: ReplayServerOptions): Promise<R
   // Waits in progress, so close() does not hang on a scripted 30 s delay.
   const pending = new Set<AbortController>();
   let requests = 0;
+  const recentPrompts: string[] = [];
   let completionId = 0;
 
   /** Waits, unless the client hangs up (or the server closes) first: then nothing is written. */
@@ -136,6 +139,8 @@ export async function startReplayServer(options: ReplayServerOptions): Promise<R
     const { model, messages, stream, stream_options } = body as Record<string, unknown>;
     if (typeof model !== "string") throw new HttpProblem(400, "`model` must name a replay script.");
     if (!Array.isArray(messages)) throw new HttpProblem(400, "`messages` must be an array.");
+    recentPrompts.push((messages as ChatMessage[]).map(messageText).join("\n"));
+    if (recentPrompts.length > 20) recentPrompts.shift();
     const script = scripts.get(model);
     if (!script) {
       const known = [...scripts.keys()].join(", ") || "none";
@@ -210,6 +215,9 @@ export async function startReplayServer(options: ReplayServerOptions): Promise<R
     url: `http://${urlHost}:${address.port}/v1`,
     get requests() {
       return requests;
+    },
+    get recentPrompts() {
+      return recentPrompts;
     },
     addScript(script) {
       scripts.set(script.name, parseReplayScript(script, `replay script "${script.name}"`));

@@ -157,12 +157,23 @@ export interface BubblewrapOptions {
   tmpBytes?: number;
   /** Runs before `sh -c command`, inside the sandbox (e.g. prlimit and its options, ending in "--"). */
   wrapper?: string[];
+  /** More host folders to bind (the app launcher's code read-only, the project's socket folder read-write). */
+  binds?: { host: string; sandbox: string; readOnly?: boolean }[];
+  /** More environment variables (hints for the app process: PORT, HOST, BROWSER). */
+  env?: Record<string, string>;
+  /** What runs instead of `sh -c command` (after the wrapper): the app launcher with the command as its argument. */
+  entry?: string[];
 }
 
 /** The bwrap arguments (everything after the bwrap binary) that run `sh -c command` in `workspace`. */
 export function bubblewrapArgs(workspace: string, command: string, options: BubblewrapOptions = {}): string[] {
   const node = nodeInstall();
-  const env = minimalEnv(SANDBOX_HOME, node ? [path.join(node, "bin")] : []);
+  const env = { ...minimalEnv(SANDBOX_HOME, node ? [path.join(node, "bin")] : []), ...options.env };
+  const binds = (options.binds ?? []).flatMap((bind) => [
+    bind.readOnly ? "--ro-bind" : "--bind",
+    bind.host,
+    bind.sandbox,
+  ]);
   return [
     // Own user, pid, ipc, uts, cgroup and network namespaces: no network at all, only a private loopback.
     "--unshare-all",
@@ -185,6 +196,7 @@ export function bubblewrapArgs(workspace: string, command: string, options: Bubb
     "--bind",
     workspace,
     SANDBOX_WORKDIR,
+    ...binds,
     "--chdir",
     SANDBOX_WORKDIR,
     // The sandbox's own root is a tmpfs; read-only, so a write to /etc/x fails instead of vanishing silently.
@@ -194,10 +206,17 @@ export function bubblewrapArgs(workspace: string, command: string, options: Bubb
     ...Object.entries(env).flatMap(([name, value]) => ["--setenv", name, value]),
     "--",
     ...(options.wrapper ?? []),
-    "sh",
-    "-c",
-    command,
+    ...(options.entry ?? ["sh", "-c", command]),
   ];
+}
+
+/** The Node binary as the sandbox sees it (system folders and the Node install are bound at their host paths). */
+export function sandboxNodeBinary(): string {
+  try {
+    return realpathSync(process.execPath);
+  } catch {
+    return process.execPath;
+  }
 }
 
 /** The first `bwrap` on PATH, if any. */

@@ -4,9 +4,11 @@
  * Works with cgroup v1 (a hierarchy per controller, as on these machines) and
  * v2 (one unified hierarchy), using whichever mounts this process can write.
  * Every cgroup made here sits below the app's own cgroup, in `dyno/`, so the
- * app's own limits still hold and nothing outside is touched; each is named
- * `<app pid>-<uuid>` and removed when its command ends (left-overs of an app
- * that died are swept when the next app starts).
+ * app's own limits still hold and nothing outside is touched. A project's
+ * commands and its app process share one parent, `dyno/project-<id>/`, which
+ * carries the project's limits; each command (or app process) gets a child
+ * named `<app pid>-<uuid>`, removed when it ends (left-overs of an app that
+ * died are swept when the next app starts; an empty project parent too).
  */
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -179,10 +181,17 @@ async function probeFolder(folder: string, version: 1 | 2, controller: CgroupCon
   }
 }
 
-/** Removes empty command cgroups whose app process is gone (the app was killed mid-command). */
+/** Removes command cgroups whose app process is gone (the app was killed mid-command), and empty project parents. */
 async function sweepLeftovers(base: string): Promise<void> {
   const names = await readdir(base).catch(() => [] as string[]);
   for (const name of names) {
+    if (name.startsWith(PROJECT_PREFIX)) {
+      const group = path.join(base, name);
+      await sweepLeftovers(group);
+      // Fails (EBUSY) while a command or app process of another live Dyno process is inside: then it stays.
+      await rmdir(group).catch(() => {});
+      continue;
+    }
     const pid = Number(/^(\d+)-/.exec(name)?.[1]);
     if (!pid || isAlive(pid)) continue;
     const folder = path.join(base, name);
@@ -230,52 +239,136 @@ async function readCounters(file: string): Promise<Map<string, number>> {
 
 const CPU_PERIOD_US = 100_000;
 
+/** The project parents' name prefix: `project-<project id>`. */
+const PROJECT_PREFIX = "project-";
+const SAFE_GROUP = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
+
+/** The folder of a project's parent cgroup for one controller base. */
+function groupFolder(base: ControllerBase, projectId: string): string {
+  if (!SAFE_GROUP.test(projectId)) throw new Error(`not a safe cgroup name: ${JSON.stringify(projectId)}`);
+  return path.join(base.folder, `${PROJECT_PREFIX}${projectId}`);
+}
+
+async function writeLimit(
+  version: 1 | 2,
+  controller: CgroupController,
+  folder: string,
+  limits: SandboxLimits,
+): Promise<void> {
+  const set = (file: string, value: string | number) => writeFile(path.join(folder, file), String(value));
+  const quota = Math.max(1000, Math.round(limits.cpuCores * CPU_PERIOD_US));
+  if (version === 1) {
+    if (controller === "memory") {
+      await set("memory.limit_in_bytes", limits.memoryBytes);
+      // Memory + swap, where swap accounting exists: without it a hog would page out instead of stopping.
+      await set("memory.memsw.limit_in_bytes", limits.memoryBytes).catch(() => {});
+    }
+    if (controller === "pids") await set("pids.max", limits.processes);
+    if (controller === "cpu") {
+      await set("cpu.cfs_period_us", CPU_PERIOD_US);
+      await set("cpu.cfs_quota_us", quota);
+    }
+  } else {
+    if (controller === "memory") {
+      await set("memory.max", limits.memoryBytes);
+      await set("memory.swap.max", 0).catch(() => {});
+    }
+    if (controller === "pids") await set("pids.max", limits.processes);
+    if (controller === "cpu") await set("cpu.max", `${quota} ${CPU_PERIOD_US}`);
+  }
+}
+
+/**
+ * Makes (or updates) the project's parent cgroup in every controller and sets the project's limits on it. The
+ * limits are written each time, so a changed configuration applies from the next command. v1 refuses a memory limit
+ * above the current memsw limit, so a raised limit is retried with memsw written first.
+ */
+async function ensureProjectGroup(support: CgroupSupport, projectId: string, limits: SandboxLimits): Promise<void> {
+  for (const [controller, base] of Object.entries(support.controllers) as [CgroupController, ControllerBase][]) {
+    const folder = groupFolder(base, projectId);
+    await mkdir(folder, { recursive: true });
+    if (base.version === 2) {
+      // Children of the project parent need the controller handed down to them as well.
+      await writeFile(path.join(folder, "cgroup.subtree_control"), `+${controller}`).catch(() => {});
+    }
+    try {
+      await writeLimit(base.version, controller, folder, limits);
+    } catch (error) {
+      if (base.version !== 1 || controller !== "memory") throw error;
+      await writeFile(path.join(folder, "memory.memsw.limit_in_bytes"), String(limits.memoryBytes)).catch(() => {});
+      await writeLimit(base.version, controller, folder, limits);
+    }
+  }
+}
+
+/** Kills whatever is left in a project's cgroups and removes them (the project was deleted). */
+export async function removeProjectCgroups(support: CgroupSupport, projectId: string): Promise<void> {
+  for (const base of Object.values(support.controllers)) {
+    const folder = groupFolder(base, projectId);
+    const children = await readdir(folder, { withFileTypes: true }).catch(() => []);
+    for (const child of children.filter((entry) => entry.isDirectory())) {
+      const childFolder = path.join(folder, child.name);
+      await killMembers([childFolder]);
+      await removeWhenEmpty(childFolder);
+    }
+    await removeWhenEmpty(folder);
+  }
+}
+
+async function removeWhenEmpty(folder: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await rmdir(folder);
+      return;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || attempt >= 50) return;
+      await killMembers([folder]);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+}
+
 /** One command's cgroup(s): a folder per v1 controller, or one v2 folder for all. */
 export class CommandCgroup {
+  /** In a project: the project parent's cpu.stat and its counters when this cgroup was made (throttling is counted where the quota is). */
+  private cpuBaseline: { file: string; periods: number; throttled: number } | undefined;
+
   private constructor(private readonly folders: Map<CgroupController, { version: 1 | 2; folder: string }>) {}
 
-  /** Makes the command's cgroups with its limits set. Throws when the host refuses (the command then must not run). */
-  static async create(support: CgroupSupport, limits: SandboxLimits): Promise<CommandCgroup> {
+  /**
+   * Makes the command's cgroups. With a project, inside the project's parent, which carries the limits (shared by
+   * every command and the app process of the project); without, with the limits set on the command's own.
+   * Throws when the host refuses (the command then must not run).
+   */
+  static async create(
+    support: CgroupSupport,
+    limits: SandboxLimits,
+    options: { projectId?: string } = {},
+  ): Promise<CommandCgroup> {
     const name = `${process.pid}-${randomUUID()}`;
     const folders = new Map<CgroupController, { version: 1 | 2; folder: string }>();
     const cgroup = new CommandCgroup(folders);
+    const { projectId } = options;
     try {
+      if (projectId) await ensureProjectGroup(support, projectId, limits);
       for (const [controller, base] of Object.entries(support.controllers) as [CgroupController, ControllerBase][]) {
-        const folder = path.join(base.folder, name);
+        const parent = projectId ? groupFolder(base, projectId) : base.folder;
+        const folder = path.join(parent, name);
         if (![...folders.values()].some((f) => f.folder === folder)) await mkdir(folder);
         folders.set(controller, { version: base.version, folder });
-        await cgroup.setLimit(controller, limits);
+        if (!projectId) await writeLimit(base.version, controller, folder, limits);
+        if (projectId && controller === "cpu") {
+          const file = path.join(parent, "cpu.stat");
+          const stat = await readCounters(file);
+          cgroup.cpuBaseline = { file, periods: stat.get("nr_periods") ?? 0, throttled: stat.get("nr_throttled") ?? 0 };
+        }
       }
     } catch (error) {
       await cgroup.remove();
       throw error;
     }
     return cgroup;
-  }
-
-  private async setLimit(controller: CgroupController, limits: SandboxLimits): Promise<void> {
-    const { version, folder } = this.folders.get(controller)!;
-    const set = (file: string, value: string | number) => writeFile(path.join(folder, file), String(value));
-    const quota = Math.max(1000, Math.round(limits.cpuCores * CPU_PERIOD_US));
-    if (version === 1) {
-      if (controller === "memory") {
-        await set("memory.limit_in_bytes", limits.memoryBytes);
-        // Memory + swap, where swap accounting exists: without it a hog would page out instead of stopping.
-        await set("memory.memsw.limit_in_bytes", limits.memoryBytes).catch(() => {});
-      }
-      if (controller === "pids") await set("pids.max", limits.processes);
-      if (controller === "cpu") {
-        await set("cpu.cfs_period_us", CPU_PERIOD_US);
-        await set("cpu.cfs_quota_us", quota);
-      }
-    } else {
-      if (controller === "memory") {
-        await set("memory.max", limits.memoryBytes);
-        await set("memory.swap.max", 0).catch(() => {});
-      }
-      if (controller === "pids") await set("pids.max", limits.processes);
-      if (controller === "cpu") await set("cpu.max", `${quota} ${CPU_PERIOD_US}`);
-    }
   }
 
   /** The cgroup.procs files a process writes its own pid into to join, before it execs the command. */
@@ -302,6 +395,12 @@ export class CommandCgroup {
   async cpuThrottledShare(): Promise<number> {
     const cpu = this.folders.get("cpu");
     if (!cpu) return 0;
+    if (this.cpuBaseline) {
+      // Shared with the project's other processes: an approximation, good enough to tell "held back" from "slow".
+      const stat = await readCounters(this.cpuBaseline.file);
+      const periods = (stat.get("nr_periods") ?? 0) - this.cpuBaseline.periods;
+      return periods > 0 ? ((stat.get("nr_throttled") ?? 0) - this.cpuBaseline.throttled) / periods : 0;
+    }
     const stat = await readCounters(path.join(cpu.folder, "cpu.stat"));
     const periods = stat.get("nr_periods") ?? 0;
     return periods ? (stat.get("nr_throttled") ?? 0) / periods : 0;

@@ -117,10 +117,14 @@ export async function prepareConfinement(options: {
   /** Under bubblewrap, which gives the command its own user namespace (and so its own RLIMIT_NPROC count). */
   isolated: boolean;
   diskFolders: string[];
+  /** The project whose limits this shares (one parent cgroup per project: its commands and its app process). */
+  projectId?: string;
+  /** How often disk use is measured at least (a long-lived app process measures less often than a command). */
+  diskPollMs?: number;
 }): Promise<Confinement> {
   const { support, limits, isolated, diskFolders } = options;
   const cgroup = Object.keys(support.cgroups.controllers).length
-    ? await CommandCgroup.create(support.cgroups, limits)
+    ? await CommandCgroup.create(support.cgroups, limits, { projectId: options.projectId })
     : undefined;
   const has = (resource: Exclude<ResourceLimit, "disk">) =>
     Boolean(support.cgroups.controllers[RESOURCE_CONTROLLER[resource]]);
@@ -138,6 +142,8 @@ export async function prepareConfinement(options: {
     cgroup,
     watchTree: { memory: !has("memory"), processes: !has("processes") },
     diskFolders,
+    diskPollMs: options.diskPollMs,
+    projectId: options.projectId,
   });
   return {
     outer(file, args) {

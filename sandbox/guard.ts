@@ -25,6 +25,39 @@ export interface GuardOptions {
   watchTree: { memory: boolean; processes: boolean };
   /** Folders held to limits.diskBytes each (the workspace, the project's home). */
   diskFolders: string[];
+  /** The shortest interval between two disk measurements. Default DISK_POLL_MS. */
+  diskPollMs?: number;
+  /**
+   * The project the command belongs to: without cgroups, its limits hold for the trees of all the project's
+   * commands and its app process together, and the largest tree is the one ended when the sum goes over.
+   */
+  projectId?: string;
+}
+
+/** Root pids of the running, polled commands of each project (for limits without cgroups). */
+const PROJECT_TREES = Symbol.for("dyno.projectTrees");
+function projectTrees(): Map<string, Set<number>> {
+  const holder = globalThis as typeof globalThis & { [PROJECT_TREES]?: Map<string, Set<number>> };
+  holder[PROJECT_TREES] ??= new Map();
+  return holder[PROJECT_TREES];
+}
+
+/** This tree, and the project's trees summed (only this tree when it has no project, or is alone in it). */
+async function projectUsage(
+  pid: number,
+  projectId: string | undefined,
+): Promise<{ own: { tasks: number; rssBytes: number }; total: { tasks: number; rssBytes: number }; largest: boolean }> {
+  const own = await processTree(pid);
+  const others = projectId ? [...(projectTrees().get(projectId) ?? [])].filter((other) => other !== pid) : [];
+  const total = { ...own };
+  let largest = true;
+  for (const other of others) {
+    const tree = await processTree(other);
+    total.tasks += tree.tasks;
+    total.rssBytes += tree.rssBytes;
+    if (tree.rssBytes > own.rssBytes || (tree.rssBytes === own.rssBytes && other < pid)) largest = false;
+  }
+  return { own, total, largest };
 }
 
 /** Cgroup events and the process tree are checked this often. */
@@ -37,12 +70,14 @@ const PAGE_BYTES = 4096;
 
 export async function createGuard(options: GuardOptions): Promise<CommandGuard> {
   const { limits, cgroup, watchTree, diskFolders } = options;
+  const diskPollMs = options.diskPollMs ?? DISK_POLL_MS;
   // A command is never killed for disk it found in use, only for growing past the quota.
   const startUsage = await diskUsage(diskFolders);
   const diskAllowance = startUsage.map((bytes) => Math.max(bytes, limits.diskBytes));
   const overDisk = (usage: number[]) => usage.some((bytes, i) => bytes > diskAllowance[i]!);
 
   let watching = false;
+  let rootPid: number | undefined;
   let hit: ResourceLimit | undefined;
   let pollTimer: NodeJS.Timeout | undefined;
   let diskTimer: NodeJS.Timeout | undefined;
@@ -56,6 +91,13 @@ export async function createGuard(options: GuardOptions): Promise<CommandGuard> 
   return {
     start(pid, stop) {
       watching = true;
+      if (options.projectId && (watchTree.memory || watchTree.processes)) {
+        const trees = projectTrees();
+        const set = trees.get(options.projectId) ?? new Set<number>();
+        set.add(pid);
+        trees.set(options.projectId, set);
+        rootPid = pid;
+      }
       const report = (limit: ResourceLimit) => {
         if (!watching || hit) return;
         hit = limit;
@@ -66,10 +108,16 @@ export async function createGuard(options: GuardOptions): Promise<CommandGuard> 
         const kernel = await checkKernel();
         if (kernel) return report(kernel);
         if (watchTree.memory || watchTree.processes) {
-          const tree = await processTree(pid);
+          const { own, total, largest } = await projectUsage(pid, options.projectId);
           // Processes first: a fork bomb's shells also add up to a lot of (shared, so over-counted) resident memory.
-          if (watchTree.processes && tree.tasks >= limits.processes) return report("processes");
-          if (watchTree.memory && tree.rssBytes > limits.memoryBytes) return report("memory");
+          // A tree over the limit on its own always ends; over it together, the largest tree of the project ends.
+          if (watchTree.processes && (own.tasks >= limits.processes || (largest && total.tasks >= limits.processes)))
+            return report("processes");
+          if (
+            watchTree.memory &&
+            (own.rssBytes > limits.memoryBytes || (largest && total.rssBytes > limits.memoryBytes))
+          )
+            return report("memory");
         }
       };
       const pollLoop = () => {
@@ -80,15 +128,20 @@ export async function createGuard(options: GuardOptions): Promise<CommandGuard> 
           const started = performance.now();
           const usage = await diskUsage(diskFolders);
           if (overDisk(usage)) return report("disk");
-          if (watching && !hit) diskLoop(Math.max(DISK_POLL_MS, 3 * (performance.now() - started)));
+          if (watching && !hit) diskLoop(Math.max(diskPollMs, 3 * (performance.now() - started)));
         }, wait);
       };
       pollLoop();
-      if (diskFolders.length) diskLoop(DISK_POLL_MS);
+      if (diskFolders.length) diskLoop(diskPollMs);
     },
 
     async finish({ timedOut }) {
       watching = false;
+      if (options.projectId && rootPid !== undefined) {
+        const set = projectTrees().get(options.projectId);
+        set?.delete(rootPid);
+        if (set && !set.size) projectTrees().delete(options.projectId);
+      }
       clearTimeout(pollTimer);
       clearTimeout(diskTimer);
       if (hit) return hit;

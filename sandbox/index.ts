@@ -2,26 +2,34 @@
  * The agent's sandbox: one interface (types.ts), two providers. The local
  * provider is the default; Modal is chosen with SANDBOX_PROVIDER=modal.
  */
+import type { EgressSettings } from "./egress";
 import type { SandboxLimits } from "./limits";
-import { openLocalSandbox } from "./local";
+import { openLocalSandbox, type LocalSandboxOptions } from "./local";
 import { openModalSandbox } from "./modal";
 import type { ModalEgressPolicy } from "./modal-egress";
 import type { Sandbox, SandboxProviderName } from "./types";
 
 export * from "./types";
+export { stopAllAppProcesses } from "./app/registry";
+export { probeApp, type ProbeResult } from "./app/probe";
 export { checkLocalIsolation, type IsolationCheck } from "./bubblewrap";
 export { localLimitSupport, openLocalSandbox, type LocalIsolation, type LocalSandboxOptions } from "./local";
 export { describeLimitSupport } from "./confine";
 export { DEFAULT_SANDBOX_LIMITS, formatBytes, type ResourceLimit, type SandboxLimits } from "./limits";
 export { openModalSandbox, type ModalSandboxOptions } from "./modal";
 export { type ModalEgressPolicy, type SandboxEgress } from "./modal-egress";
+export { closeEgressProxies, describeEgress, reachableHosts, type EgressMode, type EgressSettings } from "./egress";
 
 export interface SandboxConfig {
   provider: SandboxProviderName;
   dataDir: string;
   localIsolation: "bubblewrap" | "none";
-  /** Resource limits of each local command. Default DEFAULT_SANDBOX_LIMITS. */
+  /** Resource limits of each local project (its commands and its app process together). Default DEFAULT_SANDBOX_LIMITS. */
   localLimits?: SandboxLimits;
+  /** The local app process: idle and start timeouts, log bounds. */
+  localApp?: LocalSandboxOptions["app"];
+  /** Local commands' and app processes' network (under bubblewrap). Default off. */
+  egress?: EgressSettings;
   modal: { tokenId?: string; tokenSecret?: string; image?: string; egress?: ModalEgressPolicy };
 }
 
@@ -43,6 +51,8 @@ export function openSandbox(
         projectId: project.id,
         isolation: config.localIsolation,
         limits: config.localLimits,
+        app: config.localApp,
+        egress: config.egress,
       });
     case "modal":
       return openModalSandbox({

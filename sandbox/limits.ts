@@ -21,7 +21,19 @@ export interface SandboxLimits {
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
-export const DEFAULT_SANDBOX_LIMITS: SandboxLimits = { memoryBytes: GiB, processes: 256, cpuCores: 1, diskBytes: GiB };
+/**
+ * Per project (its commands and its app process together), sized for a 2-core, 24 GiB host running several projects:
+ * 2 GiB holds a Vite dev server (~300 MB) with an `npm install` or a build beside it, and eight busy projects still
+ * leave the host memory of its own; 512 processes fit npm's and esbuild's workers many times over but stop a fork
+ * bomb early; 1 core each lets two projects use the whole machine and keeps the builder responsive while one
+ * compiles; 2 GiB of disk is twenty times a Vite + React app's node_modules (~100 MB).
+ */
+export const DEFAULT_SANDBOX_LIMITS: SandboxLimits = {
+  memoryBytes: 2 * GiB,
+  processes: 512,
+  cpuCores: 1,
+  diskBytes: 2 * GiB,
+};
 
 /** "1 GiB", "64 MiB", "1.5 GiB", "512 KiB". */
 export function formatBytes(bytes: number): string {

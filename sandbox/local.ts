@@ -4,10 +4,11 @@
  * under bubblewrap (bubblewrap.ts). File operations run in this process,
  * behind the path checks in paths.ts, never inside the sandbox.
  */
-import { constants, existsSync } from "node:fs";
+import { constants } from "node:fs";
 import { chmod, lstat, mkdir, open, readdir, realpath, rm, stat, type FileHandle } from "node:fs/promises";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { appSupervisor, destroyAppSupervisor } from "./app/registry";
+import type { AppSupervisorSettings } from "./app/supervisor";
 import {
   bubblewrapArgs,
   checkLocalIsolation,
@@ -15,9 +16,10 @@ import {
   minimalEnv,
   SANDBOX_HOME,
 } from "./bubblewrap";
+import { appCheckout } from "./checkout";
 import { detectLimitSupport, prepareConfinement, type LimitMode, type LimitSupport } from "./confine";
+import { closeProjectEgressProxy, distinctRefusals, sandboxEgress, type EgressSettings } from "./egress";
 import { abortedResult, execLimits, positive, refuseCommand, refusedResult } from "./exec-common";
-import { UnavailableAppProcess } from "./app-unavailable";
 import { fileReadOf } from "./file-content";
 import { DEFAULT_SANDBOX_LIMITS, limitAmount, type SandboxLimits } from "./limits";
 import { compareNames, resolveWorkspacePath } from "./paths";
@@ -30,6 +32,7 @@ import {
   SandboxFileError,
   SandboxPathError,
   SandboxUnavailableError,
+  type AppProcess,
   type ExecOptions,
   type ExecResult,
   type FileList,
@@ -57,6 +60,17 @@ export interface LocalSandboxOptions {
    * checkout (the folder holding this code's package.json).
    */
   hide?: string[];
+  /** The app process (its dev server): timeouts, log bounds, restart backoff. Defaults in sandbox/app/supervisor.ts. */
+  app?: Pick<
+    AppSupervisorSettings,
+    "idleTimeoutMs" | "startTimeoutMs" | "log" | "backoffMs" | "maxCrashes" | "crashWindowMs"
+  >;
+  /**
+   * Network for commands under bubblewrap. Default off (no network at all). "registry": only the package registry
+   * and the allow-list, through this process's egress proxy for the project (sandbox/egress). Without bubblewrap
+   * commands have the host's network and this does not apply.
+   */
+  egress?: EgressSettings;
 }
 
 /** A UUID, or any similar name that is safe as a single folder name. */
@@ -81,16 +95,7 @@ export function localHomePath(dataDir: string, projectId: string): string {
   return path.join(path.dirname(path.dirname(localWorkspacePath(dataDir, projectId))), "homes", projectId);
 }
 
-/** The app's checkout: the nearest folder above this module with a package.json. */
-let appCheckoutCache: string | undefined;
-export function appCheckout(): string {
-  if (appCheckoutCache) return appCheckoutCache;
-  let folder = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(folder, "package.json")) && path.dirname(folder) !== folder)
-    folder = path.dirname(folder);
-  appCheckoutCache = folder;
-  return folder;
-}
+export { appCheckout } from "./checkout";
 
 /** Opens (creating if needed) the project's workspace. Reattaching is opening the same folder again. */
 export async function openLocalSandbox(options: LocalSandboxOptions): Promise<Sandbox> {
@@ -99,13 +104,24 @@ export async function openLocalSandbox(options: LocalSandboxOptions): Promise<Sa
   const root = await realpath(folder);
   // Beside the workspace (so under the same real data folder), made by the first command.
   const home = path.join(path.dirname(path.dirname(root)), "homes", options.projectId);
-  return new LocalSandbox(options.projectId, root, home, {
+  const settings: LocalSettings = {
     isolation: options.isolation ?? "bubblewrap",
     bwrapPath: options.bwrapPath,
     limits: options.limits ?? DEFAULT_SANDBOX_LIMITS,
     limitMode: options.limitMode ?? "auto",
     hide: [...(options.hide ?? [appCheckout()]), process.cwd(), path.resolve(options.dataDir)],
-  });
+    dataDir: options.dataDir,
+    egress: options.egress ?? { mode: "off" },
+  };
+  // The app process gets the same isolation, limits, hidden folders and egress as the project's commands.
+  const app: AppSupervisorSettings = {
+    ...options.app,
+    projectId: options.projectId,
+    workspace: root,
+    home,
+    ...settings,
+  };
+  return new LocalSandbox(options.projectId, root, home, settings, app);
 }
 
 const limitSupport = new Map<LimitMode, Promise<LimitSupport>>();
@@ -126,6 +142,8 @@ interface LocalSettings {
   limits: SandboxLimits;
   limitMode: LimitMode;
   hide: string[];
+  dataDir: string;
+  egress: EgressSettings;
 }
 
 function errorCode(error: unknown): string | undefined {
@@ -134,7 +152,8 @@ function errorCode(error: unknown): string | undefined {
 
 class LocalSandbox implements Sandbox {
   readonly provider = "local" as const;
-  readonly app = new UnavailableAppProcess("the local provider cannot run an app process yet");
+  /** Shared by every LocalSandbox of the project in this Dyno process (sandbox/app/registry.ts). */
+  readonly app: AppProcess;
   private destroyed = false;
   /** Running commands, killed by destroy(). */
   private readonly running = new Set<AbortController>();
@@ -144,7 +163,10 @@ class LocalSandbox implements Sandbox {
     private readonly root: string,
     private readonly home: string,
     private readonly settings: LocalSettings,
-  ) {}
+    private readonly appSettings: AppSupervisorSettings,
+  ) {
+    this.app = appSupervisor(appSettings);
+  }
 
   async writeFile(filePath: string, content: string): Promise<FileWrite> {
     this.ensureUsable();
@@ -241,7 +263,13 @@ class LocalSandbox implements Sandbox {
       limits,
       isolated: Boolean(check),
       diskFolders: [this.root, this.home],
+      projectId: this.id,
     });
+    const egress =
+      check?.bwrapPath && this.settings.egress.mode === "registry"
+        ? await sandboxEgress(this.settings.dataDir, this.id, this.settings.egress)
+        : undefined;
+    const refusalsFrom = egress?.proxy.seq ?? 0;
     const stop = new AbortController();
     this.running.add(stop);
     try {
@@ -255,6 +283,7 @@ class LocalSandbox implements Sandbox {
           hide: this.settings.hide,
           tmpBytes: check.tmpSize ? Math.min(limits.diskBytes, limits.memoryBytes) : undefined,
           wrapper: confinement.inner,
+          ...(egress && { binds: egress.binds, env: egress.env, entry: egress.launch(command) }),
         });
         env = minimalEnv(SANDBOX_HOME);
       } else {
@@ -273,7 +302,14 @@ class LocalSandbox implements Sandbox {
         signal,
         guard: confinement.guard,
       });
-      return result.limit ? { ...result, limitAmount: limitAmount(result.limit, limits) } : result;
+      // Another command of the same project running at the same time may add its refusals here too: they share the
+      // project's proxy, and a refusal cannot tell which command's connection it was.
+      const refused = egress ? distinctRefusals(egress.proxy.refusalsSince(refusalsFrom)) : [];
+      return {
+        ...result,
+        ...(result.limit && { limitAmount: limitAmount(result.limit, limits) }),
+        ...(refused.length && { egressRefused: refused }),
+      };
     } finally {
       this.running.delete(stop);
       await confinement.dispose();
@@ -289,6 +325,9 @@ class LocalSandbox implements Sandbox {
     if (this.destroyed) return;
     this.destroyed = true;
     for (const stop of this.running) stop.abort();
+    // The app first: it must not write into the folders being removed.
+    await destroyAppSupervisor(this.appSettings);
+    await closeProjectEgressProxy(this.settings.dataDir, this.id);
     await removeFolder(this.root);
     await removeFolder(this.home);
   }

@@ -13,6 +13,7 @@ import {
   type EngineDevServer,
   type EnginePorts,
 } from "./lib/engine-process";
+import { describeDashboard } from "./lib/engine-ui";
 import { findOrBuildEngine } from "./lib/inngest-engine";
 
 const host = process.env.HOST ?? "127.0.0.1";
@@ -50,7 +51,9 @@ const enginePorts: EnginePorts = {
 };
 
 const engine = await findOrBuildEngine();
-console.log(`[engine] ${engine.source === "built" ? "built" : "using"} ${engine.bin} (${engine.version})`);
+console.log(
+  `[engine] ${engine.source === "built" ? "built" : "using"} ${engine.bin} (${engine.version}, ${describeDashboard(engine.dashboard)})`,
+);
 
 const { env } = await import("../app/env.server");
 const { startAppServer } = await import("../server/app");
@@ -76,12 +79,19 @@ try {
 
 console.log(`
   Dyno        ${app.url}   (sign up, then "Run the offline demo" in a project: no model key needed)
-  Previews    ${app.previewUrl}   (built apps, on their own origin)
-  Inngest     ${devServer.url}  (engine API; log: ${path.relative(process.cwd(), engineLog)})
+  Previews    ${app.previewOrigins}   (built apps, an origin per project)
+  Inngest     ${devServer.url}  (engine API; log: ${path.relative(process.cwd(), engineLog)})${dashboardLine(devServer.url)}
   Database    ${config.DATABASE_URL ? "Postgres at DATABASE_URL" : `embedded PGlite in ${path.join(config.DYNO_DATA_DIR, "pglite")}`}
 
   Ctrl-C stops both.
 `);
+
+/** The engine's dashboard (runs, events, functions, send event) when the build embeds it. */
+function dashboardLine(url: string): string {
+  const dashboard = engine.dashboard;
+  if (dashboard?.included === false) return `\n  Dashboard   none: ${dashboard.reason}`;
+  return `\n  Dashboard   ${url}   (Inngest's dev server UI: runs, events, functions, send event)`;
+}
 
 let stopping = false;
 async function shutdown(code: number) {

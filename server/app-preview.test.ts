@@ -14,7 +14,9 @@ import { openLocalSandbox } from "../sandbox";
 import { signedInCookie } from "../tests/support/accounts";
 import { reserveTestDatabase, type ReservedDatabase } from "../tests/support/database";
 import { createBuilder } from "../tests/support/fixtures";
+import { raw } from "../tests/support/preview-request";
 import type { AppServer } from "./app";
+import { REPORT_SCRIPT_TAG } from "./preview/report";
 
 describe("the app's preview server and zip download", () => {
   let reserved: ReservedDatabase;
@@ -25,7 +27,7 @@ describe("the app's preview server and zip download", () => {
   let mod: {
     getDatabase: typeof import("../db").getDatabase;
     previewUrlFor: typeof import("../app/preview.server").previewUrlFor;
-    previewToken: typeof import("../app/preview.server").previewToken;
+    previewLabel: typeof import("../app/preview.server").previewLabel;
     runningPreviewServer: typeof import("../app/preview.server").runningPreviewServer;
     sessionSecret: typeof import("../app/auth/secret.server").sessionSecret;
   };
@@ -47,7 +49,7 @@ describe("the app's preview server and zip download", () => {
     mod = {
       getDatabase: (await import("../db")).getDatabase,
       previewUrlFor: preview.previewUrlFor,
-      previewToken: preview.previewToken,
+      previewLabel: preview.previewLabel,
       runningPreviewServer: preview.runningPreviewServer,
       sessionSecret: (await import("../app/auth/secret.server")).sessionSecret,
     };
@@ -80,42 +82,70 @@ describe("the app's preview server and zip download", () => {
     expect(mod.runningPreviewServer()).toEqual({ port: app!.previewPort });
   });
 
+  /** A GET of a preview URL, sent to the listener with the URL's host: Node may not resolve *.localhost. */
+  const open = (url: string) => {
+    const { host, pathname } = new URL(url);
+    return raw({ port: app!.previewPort }, host, pathname);
+  };
+
   it("gives no preview URL for a project with no workspace, and creates none", async () => {
     const { db } = mod.getDatabase();
     const { project } = await createBuilder(db);
     const request = new Request(`${app!.url}/projects/${project.id}`);
     expect(await mod.previewUrlFor(request, project)).toBeNull();
     // Its link, if someone made one, finds nothing either.
-    const res = await fetch(`${app!.previewUrl}/${project.id}/${mod.previewToken(mod.sessionSecret(), project.id)}/`);
+    const res = await open(
+      `http://${mod.previewLabel(mod.sessionSecret(), project.id)}.localhost:${app!.previewPort}/`,
+    );
     expect(res.status).toBe(404);
     expect(existsSync(path.join(dataDir, "workspaces", project.id))).toBe(false);
   });
 
-  it("links a project's preview on the builder's host at the preview port, and serves it there", async () => {
+  it("links a project's preview on an origin of its own under localhost at the preview port, and serves it there", async () => {
     const { project } = await projectWithFiles({ "index.html": "<title>Todos</title>", "app.js": "1" });
     const url = await mod.previewUrlFor(new Request(`${app!.url}/projects/${project.id}`), project);
-    const token = mod.previewToken(mod.sessionSecret(), project.id);
-    expect(url).toBe(`http://127.0.0.1:${app!.previewPort}/${project.id}/${token}/`);
-    // The builder's hostname is kept (a browser on "localhost" gets "localhost"), only the port differs.
+    const label = mod.previewLabel(mod.sessionSecret(), project.id);
+    expect(url).toBe(`http://${label}.localhost:${app!.previewPort}/`);
+    expect(app!.previewOriginFor(project.id)).toBe(`http://${label}.localhost:${app!.previewPort}`);
+    // Whatever host the builder was opened on: *.localhost is loopback in every browser.
     const viaLocalhost = await mod.previewUrlFor(
       new Request(`http://localhost:${app!.port}/projects/${project.id}`),
       project,
     );
-    expect(viaLocalhost).toBe(`http://localhost:${app!.previewPort}/${project.id}/${token}/`);
+    expect(viaLocalhost).toBe(url);
 
-    const page = await fetch(url!);
+    const page = await open(url!);
     expect(page.status).toBe(200);
-    expect(await page.text()).toBe("<title>Todos</title>");
-    expect(page.headers.get("access-control-allow-origin")).toBeNull();
+    expect(page.body.toString()).toBe(`${REPORT_SCRIPT_TAG}<title>Todos</title>`);
+    expect(page.headers["access-control-allow-origin"]).toBeUndefined();
+    expect(page.headers["content-security-policy"]).toBe(
+      `frame-ancestors localhost:${app!.port} 127.0.0.1:${app!.port}`,
+    );
     expect(new URL(url!).origin).not.toBe(new URL(app!.url).origin);
+    // The listener's own address names no project.
+    expect((await raw({ port: app!.previewPort }, new URL(app!.previewUrl).host, "/")).status).toBe(404);
+  });
+
+  it("takes a page's error report on the project's origin (the app process stand-in keeps no log yet)", async () => {
+    const { project } = await projectWithFiles({ "index.html": "<p>hi</p>" });
+    const { host } = new URL((await mod.previewUrlFor(new Request(`${app!.url}/`), project))!);
+    const res = await raw(
+      { port: app!.previewPort },
+      host,
+      "/__dyno/errors",
+      "POST",
+      { "Content-Type": "application/json", Origin: `http://${host}` },
+      JSON.stringify({ kind: "error", message: "boom" }),
+    );
+    expect(res.status).toBe(204);
   });
 
   it("does not serve a workspace whose project row is gone", async () => {
     const { project } = await projectWithFiles({ "index.html": "orphan" });
     const url = await mod.previewUrlFor(new Request(`${app!.url}/`), project);
-    expect((await fetch(url!)).status).toBe(200);
+    expect((await open(url!)).status).toBe(200);
     await mod.getDatabase().db.delete(projects).where(eq(projects.id, project.id));
-    expect((await fetch(url!)).status).toBe(404);
+    expect((await open(url!)).status).toBe(404);
   });
 
   it("downloads the project as a zip for its builder only", async () => {

@@ -13,12 +13,24 @@ import { sessionSecret } from "../app/auth/secret.server";
 import { env, inngestDevInProductionWarning } from "../app/env.server";
 import { setListeningAddress } from "../app/inngest-serve.server";
 import { responseClosedSignal } from "../app/load-context";
-import { projectPreviewDirectory, setRunningPreviewServer } from "../app/preview.server";
+import {
+  projectPreviewApp,
+  projectPreviewDirectory,
+  previewOriginTemplate,
+  setRunningPreviewServer,
+} from "../app/preview.server";
 import { closeDatabase, getDatabase } from "../db";
-import { sandboxLimits } from "../inngest/agent/context";
+import { sandboxConfig, sandboxLimits } from "../inngest/agent/context";
 import { closeDemoReplayServer } from "../inngest/agent/demo";
 import { startRunReconciler } from "../inngest/reconcile";
-import { checkLocalIsolation, describeLimitSupport, localLimitSupport } from "../sandbox";
+import {
+  checkLocalIsolation,
+  closeEgressProxies,
+  describeEgress,
+  describeLimitSupport,
+  localLimitSupport,
+  stopAllAppProcesses,
+} from "../sandbox";
 import { refuseOversizedBodies } from "./body-limit";
 import { insideAnyOf, unwatchedFolders } from "./dev-watch";
 import { startPreviewServer } from "./preview";
@@ -38,9 +50,13 @@ export interface AppServerOptions {
 export interface AppServer {
   url: string;
   port: number;
-  /** The preview server (built apps, on an origin of their own): http://host:previewPort. */
+  /** Where the preview server listens: http://host:previewPort (each project's origin is a host name on it). */
   previewUrl: string;
   previewPort: number;
+  /** Every project's preview origin as a pattern: http://*.localhost:previewPort, or PREVIEW_ORIGIN. */
+  previewOrigins: string;
+  /** A project's preview origin: http://<label>.localhost:previewPort, or under PREVIEW_ORIGIN. */
+  previewOriginFor(projectId: string): string;
   close(): Promise<void>;
 }
 
@@ -110,7 +126,10 @@ export async function startAppServer({
       host,
       port: previewPortFor(port),
       secret: sessionSecret(),
+      // PREVIEW_ORIGIN's wildcard, else http://*.localhost:<its port> (no server registered yet: null here).
+      origin: previewOriginTemplate() ?? undefined,
       resolveDirectory: projectPreviewDirectory,
+      app: projectPreviewApp,
       frameAncestors: previewFrameAncestors(address.port),
     });
   } catch (error) {
@@ -131,14 +150,19 @@ export async function startAppServer({
     port: address.port,
     previewUrl: preview.url,
     previewPort: preview.port,
+    previewOrigins: preview.originSource,
+    previewOriginFor: preview.originFor,
     async close() {
       await reconciler.stop();
+      // The projects' dev servers end with the app (bubblewrap's --die-with-parent would end them anyway; this logs why).
+      await stopAllAppProcesses();
       setRunningPreviewServer(undefined);
       setListeningAddress(undefined);
       await preview.close();
       await closeServer(httpServer);
       await closeVite();
       await closeDemoReplayServer();
+      await closeEgressProxies();
       await closeDatabase();
     },
   };
@@ -176,7 +200,11 @@ async function warnIfUnisolated(): Promise<void> {
   if (SANDBOX_PROVIDER !== "local") return;
   // Which resource limits hold each command on this host, and how (cgroups, or rlimits and polling).
   const limits = describeLimitSupport(await localLimitSupport(), sandboxLimits(env()));
-  console.log(`sandbox limits per command:\n${limits.map((line) => `  ${line}`).join("\n")}`);
+  console.log(
+    `sandbox limits per project (its commands and app process together):\n${limits.map((line) => `  ${line}`).join("\n")}`,
+  );
+  const egress = sandboxConfig(env()).egress;
+  if (egress && LOCAL_SANDBOX_ISOLATION === "bubblewrap") console.log(await describeEgress(egress));
   if (LOCAL_SANDBOX_ISOLATION === "none") {
     console.warn("sandbox: LOCAL_SANDBOX_ISOLATION=none - the agent's commands run unisolated on this machine.");
     return;

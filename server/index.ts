@@ -8,7 +8,9 @@ const server = await startAppServer({
   host: HOST,
   port: PORT,
 });
-console.log(`Dyno is up at ${server.url} (previews of built apps: ${env().PREVIEW_ORIGIN ?? server.previewUrl})`);
+console.log(
+  `Dyno is up at ${server.url} (previews of built apps: ${server.previewOrigins}, listening at ${server.previewUrl})`,
+);
 
 let closing = false;
 for (const signal of ["SIGINT", "SIGTERM"] as const) {

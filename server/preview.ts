@@ -1,89 +1,108 @@
 /**
- * The preview server: serves each project's built files from a separate
- * origin (its own port), so a page the agent built cannot act as the signed-in
- * builder. Its scripts cannot read the builder's pages or call its API with
- * the builder's rights (the app refuses cross-origin writes and sends no CORS
- * headers), and, unlike a sandboxed iframe with an opaque origin, the page
- * keeps working storage (localStorage), which built apps use.
+ * The preview server: each project's built app on an origin of its own (decision 021, after 009), so a page the
+ * agent built cannot act as the signed-in builder (its scripts cannot read the builder's pages or call its API with
+ * the builder's rights: the app refuses cross-origin writes and sends no CORS headers), and no two projects share
+ * cookies or storage, while each page keeps a normal origin with working storage, which built apps use.
  *
- * URLs are `/<projectId>/<token>/<path…>`; the token comes from
- * app/preview-token.server.ts. Anything that is not a file inside the
- * project's folder answers 404, saying no more than that.
+ * The host names the project: `<label>.<domain>`, the label from app/preview-token.server.ts (the capability) under
+ * the template's domain (app/preview-origin.server.ts). Any other host answers 404, saying no more. Per request:
+ * the project's app process running -> proxied to it (./preview/proxy.ts); starting, crashed or stopped with a
+ * command -> a page that says so (./preview/pages.ts); no app -> the workspace's files at `/` (./preview/static.ts).
+ * HTML pages get the browser error reporter (./preview/report.ts).
  */
-import { constants, createReadStream } from "node:fs";
-import { open, realpath, stat, type FileHandle } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import path from "node:path";
-import { isPreviewProjectId, verifyPreviewToken } from "../app/preview-token.server";
+import type { Duplex } from "node:stream";
+import {
+  labelOfHost,
+  localPreviewOriginTemplate,
+  previewOriginOf,
+  previewOriginSource,
+  type PreviewOriginTemplate,
+} from "../app/preview-origin.server";
+import { previewLabel, projectIdForPreviewLabel } from "../app/preview-token.server";
+import type { AppProcess, AppStatus } from "../sandbox/types";
+import { isHtmlNavigation, notFound, splitTarget, text } from "./preview/http";
+import { CRASH_LOG_LINES, crashedPage, startingPage, unreachablePage } from "./preview/pages";
+import { proxyHttp, proxyUpgrade } from "./preview/proxy";
+import {
+  receiveReport,
+  REPORT_ERRORS_PATH,
+  REPORT_SCRIPT_PATH,
+  ReportRateLimit,
+  serveReportScript,
+} from "./preview/report";
+import { serveStatic } from "./preview/static";
+
+export { previewContentType } from "./preview/static";
 
 export interface PreviewServerOptions {
   /** Default 127.0.0.1. */
   host?: string;
   /** 0 picks a free port. */
   port: number;
-  /** Signs preview tokens (the app's session secret). */
+  /** Signs preview labels (the app's session secret). */
   secret: string;
+  /** The public origins (PREVIEW_ORIGIN, parsed). Unset: `http://*.localhost:<the port listened on>`. */
+  origin?: PreviewOriginTemplate;
   /**
-   * The folder holding the project's files, or null when the project does
-   * not exist or has no files yet (404). Called only with a uuid whose token
-   * checked out. Must not create anything.
+   * The folder holding the project's files, or null when the project does not exist or has no files yet (404).
+   * Called only with a uuid whose label checked out. Must not create anything.
    */
   resolveDirectory(projectId: string): Promise<string | null>;
+  /** The project's app process, or null when it has none (no sandbox). Called only with a checked uuid. Unset: static only. */
+  app?(projectId: string): Promise<AppProcess | null>;
   /**
-   * Who may frame the preview (a CSP frame-ancestors source list: the builder's origin), or
-   * undefined for no restriction. Built pages are meant to be seen inside the builder only.
+   * Who may frame the preview (a CSP frame-ancestors source list: the builder's origin), or undefined for no
+   * restriction. Built pages are meant to be seen inside the builder only.
    */
   frameAncestors?(req: IncomingMessage): string | undefined;
+  /** How many browser error reports each project may send (default: REPORT_BURST, then REPORTS_PER_MINUTE). */
+  reportLimit?: ReportRateLimit;
 }
 
 export interface PreviewServer {
-  /** http://host:port, no trailing slash. */
+  /** Where it listens: http://host:port, no trailing slash (connect here with a project's Host header). */
   url: string;
   port: number;
+  /** The origins' template, as a CSP source: `http://*.localhost:4001`. */
+  originSource: string;
+  /** A project's preview origin, no trailing slash. */
+  originFor(projectId: string): string;
   close(): Promise<void>;
 }
 
-const CONTENT_TYPES: Record<string, string> = {
-  ".html": "text/html; charset=utf-8",
-  ".htm": "text/html; charset=utf-8",
-  ".css": "text/css; charset=utf-8",
-  ".js": "text/javascript; charset=utf-8",
-  ".mjs": "text/javascript; charset=utf-8",
-  ".json": "application/json; charset=utf-8",
-  ".map": "application/json; charset=utf-8",
-  ".svg": "image/svg+xml",
-  ".png": "image/png",
-  ".jpg": "image/jpeg",
-  ".jpeg": "image/jpeg",
-  ".gif": "image/gif",
-  ".webp": "image/webp",
-  ".ico": "image/x-icon",
-  ".txt": "text/plain; charset=utf-8",
-  ".wasm": "application/wasm",
-};
-
-export function previewContentType(filePath: string): string {
-  return CONTENT_TYPES[path.extname(filePath).toLowerCase()] ?? "application/octet-stream";
+interface Context {
+  options: PreviewServerOptions;
+  template: PreviewOriginTemplate;
+  scheme: string;
+  reports: ReportRateLimit;
 }
-
-/** Headers on every answer: no sniffing a type we did not name, nothing cached, no referrer leaking the token. */
-const COMMON_HEADERS = {
-  "X-Content-Type-Options": "nosniff",
-  "Cache-Control": "no-store",
-  "Referrer-Policy": "no-referrer",
-} as const;
-
-// O_NONBLOCK: a FIFO someone left in the workspace must not hang the request.
-const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
 export async function startPreviewServer(options: PreviewServerOptions): Promise<PreviewServer> {
   const host = options.host ?? "127.0.0.1";
+  const context: Context = {
+    options,
+    template: options.origin!,
+    scheme: "http",
+    reports: options.reportLimit ?? new ReportRateLimit(),
+  };
   const server = createServer((req, res) => {
-    handle(req, res, options).catch((error: unknown) => {
+    handle(req, res, context).catch((error: unknown) => {
       console.error("preview: request failed:", error);
       if (!res.headersSent) text(res, 500, "Internal error");
       else res.destroy();
+    });
+  });
+  // Upgraded sockets leave the server's connection tracking: closeAllConnections would not end them.
+  const upgraded = new Set<Duplex>();
+  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    upgraded.add(socket);
+    socket.once("close", () => upgraded.delete(socket));
+    socket.on("error", () => socket.destroy());
+    upgrade(req, socket, head, context).catch((error: unknown) => {
+      console.error("preview: upgrade failed:", error);
+      refuseUpgrade(socket, 500, "Internal Server Error");
     });
   });
   await new Promise<void>((resolve, reject) => {
@@ -94,130 +113,108 @@ export async function startPreviewServer(options: PreviewServerOptions): Promise
     });
   });
   const { port } = server.address() as AddressInfo;
+  context.template = options.origin ?? localPreviewOriginTemplate(port);
+  context.scheme = context.template.protocol.slice(0, -1);
   return {
     url: `http://${host.includes(":") ? `[${host}]` : host}:${port}`,
     port,
-    close: () => closeServer(server),
+    originSource: previewOriginSource(context.template),
+    originFor: (projectId) => previewOriginOf(context.template, previewLabel(options.secret, projectId)),
+    close: () => {
+      for (const socket of upgraded) socket.destroy();
+      return closeServer(server);
+    },
   };
 }
 
-async function handle(req: IncomingMessage, res: ServerResponse, options: PreviewServerOptions): Promise<void> {
+/** The project the request's Host names, or null (another host, a wrong or missing label). */
+function projectOf(req: IncomingMessage, context: Context): string | null {
+  const label = labelOfHost(context.template, req.headers.host);
+  return label ? projectIdForPreviewLabel(context.options.secret, label) : null;
+}
+
+/** What to do with the app: serve the files (no app to run), or its state. */
+function servesStatically(status: AppStatus | null): boolean {
+  return !status || (status.state === "stopped" && status.command === null);
+}
+
+async function handle(req: IncomingMessage, res: ServerResponse, context: Context): Promise<void> {
+  const { options } = context;
   const ancestors = options.frameAncestors?.(req);
   if (ancestors) res.setHeader("Content-Security-Policy", `frame-ancestors ${ancestors}`);
-  if (req.method !== "GET" && req.method !== "HEAD") {
-    res.setHeader("Allow", "GET, HEAD");
-    return text(res, 405, "Method not allowed");
+  const projectId = projectOf(req, context);
+  if (!projectId) return notFound(res);
+  const { path } = splitTarget(req.url ?? "");
+
+  if (path === REPORT_SCRIPT_PATH) {
+    if (req.method !== "GET" && req.method !== "HEAD")
+      return text(res, 405, "Method not allowed", { Allow: "GET, HEAD" });
+    return serveReportScript(res);
   }
-  // The raw target, split before decoding: "%2f" inside a name must stay a character, never become a separator.
-  const target = req.url ?? "";
-  const queryAt = target.search(/[?#]/);
-  const rawPath = queryAt === -1 ? target : target.slice(0, queryAt);
-  const query = queryAt === -1 ? "" : target.slice(queryAt);
-  if (!rawPath.startsWith("/")) return notFound(res);
-  const [, projectId = "", token = "", ...rest] = rawPath.split("/");
-
-  if (!isPreviewProjectId(projectId) || !verifyPreviewToken(options.secret, projectId, token)) return notFound(res);
-  // `/<id>/<token>` -> `/<id>/<token>/`, so the page's relative URLs resolve inside the preview.
-  if (rest.length === 0) return redirect(res, `/${projectId}/${token}/${query}`);
-
-  const names = decodeNames(rest);
-  if (!names) return notFound(res);
-
-  const folder = await options.resolveDirectory(projectId);
-  if (!folder) return notFound(res);
-  const root = await realpath(folder).catch(() => null);
-  if (!root) return notFound(res);
-
-  let real = await realpath(path.join(root, ...names)).catch(() => null);
-  if (!real || !isInside(root, real)) return notFound(res);
-  const info = await stat(real).catch(() => null);
-  if (!info) return notFound(res);
-  if (info.isDirectory()) {
-    // A folder's page must be asked for with a trailing slash, or its relative links would resolve one level up.
-    if (!rawPath.endsWith("/")) return redirect(res, `${rawPath.slice(rawPath.lastIndexOf("/") + 1)}/${query}`);
-    real = await realpath(path.join(real, "index.html")).catch(() => null);
-    if (!real || !isInside(root, real)) return notFound(res);
-  }
-  await sendFile(req, res, real);
-}
-
-/** The decoded path names, or null when one is unsafe ("..", NUL, a separator hidden in an escape) or badly escaped. */
-function decodeNames(rest: string[]): string[] | null {
-  const names: string[] = [];
-  for (const raw of rest) {
-    let name: string;
-    try {
-      name = decodeURIComponent(raw);
-    } catch {
-      return null;
-    }
-    if (name === "" || name === ".") continue;
-    if (name === ".." || name.includes("/") || name.includes("\\") || name.includes("\0")) return null;
-    names.push(name);
-  }
-  return names;
-}
-
-function isInside(root: string, candidate: string): boolean {
-  return candidate === root || candidate.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
-}
-
-async function sendFile(req: IncomingMessage, res: ServerResponse, real: string): Promise<void> {
-  let handle: FileHandle;
-  try {
-    // The path is fully resolved already; O_NOFOLLOW refuses a link swapped in since.
-    handle = await open(real, OPEN_FLAGS);
-  } catch {
-    return notFound(res);
-  }
-  let streaming = false;
-  try {
-    const info = await handle.stat();
-    if (!info.isFile()) return notFound(res);
-    res.writeHead(200, {
-      ...COMMON_HEADERS,
-      "Content-Type": previewContentType(real),
-      "Content-Length": String(info.size),
+  if (path === REPORT_ERRORS_PATH) {
+    return receiveReport(req, res, projectId, context.reports, async (line) => {
+      const app = await options.app?.(projectId);
+      await app?.appendLog("browser", line);
     });
-    if (req.method === "HEAD" || info.size === 0) {
-      res.end();
-      return;
+  }
+  if (path.startsWith("/__dyno/")) return notFound(res);
+
+  const app = (await options.app?.(projectId)) ?? null;
+  const status = app ? await app.status() : null;
+  if (!app || !status || servesStatically(status))
+    return serveStatic(req, res, await options.resolveDirectory(projectId));
+  app.touch();
+  switch (status.state) {
+    case "running": {
+      const endpoint = await app.endpoint();
+      if (!endpoint) return startingPage(req, res, status);
+      if (endpoint.kind !== "socket") return unreachablePage(req, res);
+      return proxyHttp(
+        req,
+        res,
+        { socketPath: endpoint.path, port: status.port },
+        {
+          frameAncestors: ancestors,
+          scheme: context.scheme,
+          injectReport: isHtmlNavigation(req),
+          unreachable: () => unreachablePage(req, res),
+        },
+      );
     }
-    // The stream owns the handle from here (autoClose) and closes it however the response ends.
-    const stream = createReadStream("", { fd: handle, autoClose: true, start: 0, end: info.size - 1 });
-    streaming = true;
-    await new Promise<void>((resolve) => {
-      stream.once("error", () => {
-        res.destroy();
-        resolve();
+    case "starting":
+      return startingPage(req, res, status);
+    case "crashed": {
+      const logs = await app.logs({ maxLines: CRASH_LOG_LINES });
+      return crashedPage(req, res, status, logs.lines.slice(-CRASH_LOG_LINES));
+    }
+    case "stopped":
+      // Stopped with a command known (idle, or never started since the host restarted): this visit starts it.
+      app.start().catch((error: unknown) => {
+        console.warn(
+          `preview: could not start project ${projectId}'s app:`,
+          error instanceof Error ? error.message : error,
+        );
       });
-      res.once("close", () => {
-        stream.destroy();
-        resolve();
-      });
-      stream.pipe(res);
-    });
-  } finally {
-    if (!streaming) await handle.close();
+      return startingPage(req, res, status);
   }
 }
 
-function text(res: ServerResponse, status: number, body: string): void {
-  res.writeHead(status, {
-    ...COMMON_HEADERS,
-    "Content-Type": "text/plain; charset=utf-8",
-    "Content-Length": String(Buffer.byteLength(body)),
-  });
-  res.end(res.req.method === "HEAD" ? undefined : body);
+async function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, context: Context): Promise<void> {
+  const projectId = projectOf(req, context);
+  if (!projectId) return refuseUpgrade(socket, 404, "Not Found");
+  const app = (await context.options.app?.(projectId)) ?? null;
+  const status = app ? await app.status() : null;
+  const endpoint = app && status?.state === "running" ? await app.endpoint() : null;
+  if (!app || !status || endpoint?.kind !== "socket") return refuseUpgrade(socket, 503, "Service Unavailable");
+  app.touch();
+  proxyUpgrade(req, socket, head, { socketPath: endpoint.path, port: status.port }, context.scheme, () =>
+    refuseUpgrade(socket, 502, "Bad Gateway"),
+  );
 }
 
-function notFound(res: ServerResponse): void {
-  text(res, 404, "Not found");
-}
-
-function redirect(res: ServerResponse, location: string): void {
-  res.setHeader("Location", location);
-  text(res, 302, `Moved to ${location}`);
+function refuseUpgrade(socket: Duplex, status: number, reason: string): void {
+  if (!socket.writable) return void socket.destroy();
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
 }
 
 function closeServer(server: Server): Promise<void> {

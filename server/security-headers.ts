@@ -17,7 +17,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type express from "express";
 import helmet from "helmet";
 import { env } from "../app/env.server";
-import { previewOrigin } from "../app/preview.server";
+import { previewFrameSource } from "../app/preview.server";
 
 type Response = ServerResponse & { locals?: { cspNonce?: string } };
 
@@ -32,10 +32,8 @@ export function makeCspNonce(_req: express.Request, res: express.Response, next:
 
 export function securityHeaders(mode: "development" | "production"): express.RequestHandler {
   const nonce = (_req: IncomingMessage, res: Response) => `'nonce-${res.locals?.cspNonce ?? ""}'`;
-  const preview = (req: IncomingMessage) => {
-    const express = req as express.Request;
-    return previewOrigin({ url: `${express.protocol}://${express.headers.host ?? "localhost"}/` }) ?? "'none'";
-  };
+  // Every project's preview origin: `http://*.localhost:<preview port>` in development, PREVIEW_ORIGIN's wildcard.
+  const preview = () => previewFrameSource() ?? "'none'";
   return helmet({
     contentSecurityPolicy: {
       directives: {
@@ -68,9 +66,10 @@ export function securityHeaders(mode: "development" | "production"): express.Req
 
 /**
  * The preview server's frame-ancestors: only the builder may frame a built page. APP_ORIGIN when set; else,
- * without PREVIEW_ORIGIN, the builder is the host the preview was asked on, at the app's port (no scheme: a CSP
- * source without one matches the preview's own scheme and its https upgrade). With PREVIEW_ORIGIN but no
- * APP_ORIGIN the builder's origin is unknown here: no restriction, and the startup log says so.
+ * without PREVIEW_ORIGIN, the builder is on this machine's loopback at the app's port (`*.localhost` preview origins
+ * resolve to loopback only, so a builder elsewhere could not show them anyway; no scheme: a CSP source without one
+ * matches the preview's own scheme and its https upgrade). With PREVIEW_ORIGIN but no APP_ORIGIN the builder's
+ * origin is unknown here: no restriction, and the startup log says so.
  */
 export function previewFrameAncestors(appPort: number): (req: IncomingMessage) => string | undefined {
   const { APP_ORIGIN, PREVIEW_ORIGIN } = env();
@@ -81,11 +80,6 @@ export function previewFrameAncestors(appPort: number): (req: IncomingMessage) =
     );
     return () => undefined;
   }
-  return (req) => {
-    try {
-      return `${new URL(`http://${req.headers.host ?? ""}`).hostname}:${appPort}`;
-    } catch {
-      return "'none'"; // a Host header that names no host
-    }
-  };
+  const loopback = `localhost:${appPort} 127.0.0.1:${appPort}`;
+  return () => loopback;
 }

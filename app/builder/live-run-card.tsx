@@ -163,6 +163,10 @@ function StepLine({ step }: { step: LiveStep }) {
       {step.summary && step.summary !== step.description ? (
         <span className="step-summary"> → {step.summary}</span>
       ) : null}
+      {step.refused?.length ? (
+        // The sandbox's egress policy refused these: the builder sees why a download failed.
+        <p className="step-refused">Blocked by the sandbox&apos;s network policy: {step.refused.join(", ")}</p>
+      ) : null}
       {output ? (
         // A failed step opens on why it failed; the others stay one line until asked.
         <details className="step-output" open={step.ok === false || undefined}>

@@ -144,6 +144,28 @@ describe("the live card's fold", () => {
   });
 });
 
+describe("connections the sandbox refused", () => {
+  it("shows them on the step that ran the command", () => {
+    const run = foldEvents(seed, [
+      ev("starting"),
+      ev("tool_call", { iteration: 1, tool: "run_command", description: "Run `curl https://example.com`" }),
+      ev("tool_result", { iteration: 1, tool: "run_command", ok: false, summary: "Exit code 56" }),
+      ev("egress_refused", {
+        iteration: 1,
+        tool: "run_command",
+        refused: [
+          { host: "example.com", port: 443, reason: "not on the allow-list", at: "2026-12-01T00:00:00.000Z" },
+          { bogus: true },
+        ],
+      }),
+    ]);
+    expect(run.steps[0]).toMatchObject({ ok: false, refused: ["example.com:443 (not on the allow-list)"] });
+    // A malformed or stray event changes nothing.
+    const stray = foldEvents(seed, [ev("egress_refused", { iteration: 4, refused: "x" })]);
+    expect(stray.steps).toEqual([]);
+  });
+});
+
 describe("a finished step's output under its line", () => {
   const step = { iteration: 1, tool: "run_command", description: "Run `ls`" };
   it("shows a multi-line result and any failure's message, not a one-line success that restates the summary", () => {

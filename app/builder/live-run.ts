@@ -27,6 +27,8 @@ export interface LiveStep {
   summary?: string;
   /** The tool's result text as the model read it (a command's status, stdout and stderr), bounded. */
   output?: string;
+  /** Connections the sandbox refused while it ran: "example.com:443 (not on the allow-list)". */
+  refused?: string[];
 }
 
 export interface LiveRun {
@@ -108,6 +110,18 @@ export function applyEvent(run: LiveRun, event: ProjectEvent): LiveRun {
               ...run.steps,
               { iteration, tool: str(data.tool) ?? "tool", description: "Unusable model output", ...outcome },
             ];
+      break;
+    }
+    case "egress_refused": {
+      const iteration = num(data.iteration, run.iteration);
+      const refused = (Array.isArray(data.refused) ? data.refused : [])
+        .map((item: unknown) => {
+          const { host, port, reason } = (item ?? {}) as Record<string, unknown>;
+          return typeof host === "string" ? `${host}:${num(port, 0)} (${str(reason) ?? "refused"})` : undefined;
+        })
+        .filter((line): line is string => line !== undefined);
+      const index = run.steps.findLastIndex((s) => s.iteration === iteration);
+      if (index >= 0 && refused.length) next.steps = run.steps.map((s, i) => (i === index ? { ...s, refused } : s));
       break;
     }
     case "todos":

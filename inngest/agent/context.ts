@@ -9,7 +9,8 @@ import { durationMs, env, type Env } from "../../app/env.server";
 import { getDatabase } from "../../db";
 import type { Database } from "../../db/client";
 import { projects } from "../../db/schema";
-import { openSandbox, type Sandbox, type SandboxConfig, type SandboxLimits } from "../../sandbox";
+import { openSandbox, reachableHosts, type Sandbox, type SandboxConfig, type SandboxLimits } from "../../sandbox";
+import { parseAllowList } from "../../sandbox/egress/policy";
 import { demoReplayBaseUrl } from "./demo";
 import { createClientRegistry } from "./model/client";
 import { parseModelSpec, type ModelConfig } from "./model/config";
@@ -40,6 +41,17 @@ export function sandboxConfig(e: Env): SandboxConfig {
     dataDir: e.DYNO_DATA_DIR,
     localIsolation: e.LOCAL_SANDBOX_ISOLATION,
     localLimits: sandboxLimits(e),
+    localApp: {
+      idleTimeoutMs: durationMs(e.APP_IDLE_TIMEOUT),
+      startTimeoutMs: durationMs(e.APP_START_TIMEOUT),
+      log: { maxLines: e.APP_LOG_LIMIT },
+    },
+    egress: {
+      mode: e.SANDBOX_EGRESS,
+      // Checked when the environment was parsed (for the local provider, which is the only one that reads this).
+      allow: e.SANDBOX_PROVIDER === "local" ? parseAllowList(e.SANDBOX_EGRESS_ALLOW.join(",")) : [],
+      registryToken: e.SANDBOX_REGISTRY_TOKEN,
+    },
     modal: {
       tokenId: e.MODAL_TOKEN_ID,
       tokenSecret: e.MODAL_TOKEN_SECRET,
@@ -47,6 +59,14 @@ export function sandboxConfig(e: Env): SandboxConfig {
       egress: { mode: e.SANDBOX_EGRESS, allow: e.SANDBOX_EGRESS_ALLOW },
     },
   };
+}
+
+/** What the agent's commands may reach, for hints in tool results; undefined when there is no network policy. */
+export function networkReach(e: Env): ToolLimits["network"] {
+  const { egress } = sandboxConfig(e);
+  // Only local commands under bubblewrap go through the egress proxy; Modal and unisolated commands are not described.
+  if (e.SANDBOX_PROVIDER !== "local" || e.LOCAL_SANDBOX_ISOLATION !== "bubblewrap" || !egress) return undefined;
+  return { mode: egress.mode, hosts: () => reachableHosts(egress) };
 }
 
 export function createAgentContext(e: Env = env(), database: Database = getDatabase()): AgentContext {
@@ -71,7 +91,11 @@ export function createAgentContext(e: Env = env(), database: Database = getDatab
       }
       return sandbox;
     },
-    limits: { commandTimeoutMs: durationMs(e.SANDBOX_COMMAND_TIMEOUT), maxOutputBytes: e.SANDBOX_OUTPUT_LIMIT },
+    limits: {
+      commandTimeoutMs: durationMs(e.SANDBOX_COMMAND_TIMEOUT),
+      maxOutputBytes: e.SANDBOX_OUTPUT_LIMIT,
+      network: networkReach(e),
+    },
     modelTimeoutMs,
     maxRepairs: e.AGENT_MAX_REPAIRS,
   };

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseEnv } from "../../app/env.server";
 import { agentEntries, runEvents, runs } from "../../db/schema";
 import { startReplayServer } from "../../model-replay/server";
+import { closeEgressProxies } from "../../sandbox";
 import { createTestDatabase, type TestDatabase } from "../../tests/support/database";
 import { createBuilder } from "../../tests/support/fixtures";
 import { markRunStopping } from "../run-lifecycle";
@@ -34,6 +35,21 @@ beforeAll(async () => {
           { reply: { tool: "reply_to_user", message: "done" } },
         ],
       },
+      {
+        name: "watch",
+        turns: [
+          { reply: { tool: "run_command", command: "true" } },
+          { reply: { tool: "run_command", command: "true" } },
+          { reply: { tool: "reply_to_user", message: "done" } },
+        ],
+      },
+      {
+        name: "blocked",
+        turns: [
+          { reply: { tool: "run_command", command: "curl -sS -m 10 https://example.com/ -o /dev/null" } },
+          { reply: { tool: "reply_to_user", message: "done" } },
+        ],
+      },
     ],
     port: 0,
   });
@@ -45,12 +61,13 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await closeEgressProxies();
   await replay?.close();
   await t?.drop();
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-async function newRun() {
+async function newRun(model = "openai-compatible/append") {
   const { db } = t.database;
   const { user, project } = await createBuilder(db);
   const [run] = await db
@@ -59,7 +76,7 @@ async function newRun() {
       userId: user.id,
       projectId: project.id,
       prompt: "append a line",
-      model: "openai-compatible/append",
+      model,
       maxIterations: 5,
     })
     .returning();
@@ -97,11 +114,78 @@ describe("step bodies run twice", () => {
     expect(rows.filter((r) => r.type === "tool_result").map((r) => r.writes)).toEqual([1]);
   });
 
+  it("act records the connections the sandbox refused as one run event, beside the tool result", async () => {
+    const { db } = t.database;
+    const { run } = await newRun("openai-compatible/blocked");
+    expect(await think(agent, run, 1)).toEqual({ next: "act" });
+    expect(await act(agent, run, 1)).toEqual({ next: "think" });
+    expect(await act(agent, run, 1)).toEqual({ next: "think" });
+    const rows = await db.select().from(runEvents).where(eq(runEvents.runId, run.id));
+    const refused = rows.filter((r) => r.type === "egress_refused");
+    expect(refused).toHaveLength(1);
+    expect(refused[0]!.data).toMatchObject({
+      iteration: 1,
+      tool: "run_command",
+      refused: [{ host: "example.com", port: 443, reason: "not on the allow-list" }],
+    });
+    const result = rows.find((r) => r.type === "tool_result");
+    expect(result!.data).toMatchObject({
+      ok: false,
+      summary: expect.stringMatching(/refused example.com:443/),
+      output: expect.stringMatching(
+        /may only reach registry\.npmjs\.org; refused: example\.com:443 \(not on the allow-list\)/,
+      ),
+    });
+  });
+
   it("no iteration begins, and the model is not asked, once a stop is recorded", async () => {
     const { run } = await newRun();
     await markRunStopping(t.database.db, run);
     const before = replay.requests;
     expect(await think(agent, run, 1)).toEqual({ next: "stop" });
     expect(replay.requests).toBe(before);
+  });
+});
+
+describe("the app process in the model's context", () => {
+  it("sends the app's state and the log lines since the previous think, each once", async () => {
+    const { run, project } = await newRun("openai-compatible/watch");
+    const sandbox = await agent.sandbox(project.id);
+    await sandbox.writeFile(
+      "server.js",
+      `require("http").createServer((q, s) => s.end("ok")).listen(5173, () => console.error("compile error: first"));`,
+    );
+    try {
+      expect(await sandbox.app.start({ command: "node server.js" })).toMatchObject({ state: "running" });
+      // The stderr line is written by then or very soon after.
+      for (let i = 0; i < 100 && !(await sandbox.app.logs()).lines.some((l) => l.text.includes("first")); i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+
+      expect(await think(agent, run, 1)).toEqual({ next: "act" });
+      const first = replay.recentPrompts.at(-1)!;
+      expect(first).toContain(
+        "The app process (dev server): running, listening on port 5173, command `node server.js`",
+      );
+      expect(first).toContain("stderr: compile error: first");
+      expect(first).toContain("system: listening on port 5173");
+      expect(first).not.toContain("stdout:");
+
+      expect(await act(agent, run, 1)).toEqual({ next: "think" });
+      await sandbox.app.appendLog("browser", "Uncaught TypeError: x is undefined");
+      expect(await think(agent, run, 2)).toEqual({ next: "act" });
+      const second = replay.recentPrompts.at(-1)!;
+      expect(second).toContain("browser: Uncaught TypeError: x is undefined");
+      expect(second).not.toContain("compile error: first");
+
+      // Where the second think stopped reading is saved with its action, for the next one (and a re-run) to start from.
+      const [saved] = await t.database.db
+        .select()
+        .from(agentEntries)
+        .where(and(eq(agentEntries.runId, run.id), eq(agentEntries.iteration, 2), eq(agentEntries.kind, "action")));
+      expect(saved!.payload.appLogSeq).toBe((await sandbox.app.logs()).nextSeq);
+    } finally {
+      await sandbox.app.stop();
+    }
   });
 });

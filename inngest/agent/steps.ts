@@ -11,6 +11,7 @@ import { appendRunEvent } from "../../db/run-events";
 import { projects, runs, UNTITLED_PROJECT, type Todo } from "../../db/schema";
 import { RunFailedError, RunRetryableError } from "../run-failure";
 import { beginIteration, markRunStarted, RunNotFoundError, type StartedRun } from "../run-lifecycle";
+import { appContextFor, lastAppLogSeq } from "./app-context";
 import type { AgentContext } from "./context";
 import { renderConversation } from "./conversation";
 import { findEntry, projectEntries, recountTokens, saveEntry, unusableActionsInARow } from "./entries";
@@ -149,7 +150,10 @@ async function askModel(agent: AgentContext, run: AgentRun, iteration: number): 
       () => [],
     );
     const [snapshot] = await db.select({ todos: runs.todos }).from(runs).where(eq(runs.id, run.id));
-    const conversation = renderConversation(await projectEntries(db, run.projectId));
+    const entries = await projectEntries(db, run.projectId);
+    const conversation = renderConversation(entries);
+    // The app's state and the log lines since the previous think; where this think stopped reading is saved with it.
+    const app = await appContextFor(sandbox, lastAppLogSeq(entries));
     const timeout = AbortSignal.timeout(agent.modelTimeoutMs);
     let result: NextActionResult;
     try {
@@ -163,6 +167,7 @@ async function askModel(agent: AgentContext, run: AgentRun, iteration: number): 
           max_iterations: run.maxIterations,
           files,
           todos: snapshot?.todos ?? [],
+          ...(app.context ? { app: app.context } : {}),
         },
         conversation,
         signal: AbortSignal.any([watch.signal, timeout]),
@@ -185,7 +190,9 @@ async function askModel(agent: AgentContext, run: AgentRun, iteration: number): 
     }
     if (stoppedBy(watch.signal)) return { next: "stop" };
     // The answer is in hand (and paid for): a database blip must not make the step ask again.
-    return await savingThrough(run, `think-${iteration}`, () => saveThought(agent, run, iteration, result));
+    return await savingThrough(run, `think-${iteration}`, () =>
+      saveThought(agent, run, iteration, result, app.nextSeq),
+    );
   } finally {
     watch.close();
   }
@@ -196,9 +203,12 @@ async function saveThought(
   run: AgentRun,
   iteration: number,
   result: NextActionResult,
+  appLogSeq: number | undefined,
 ): Promise<Thought> {
   const { db } = agent.database;
   const base = { runId: run.id, projectId: run.projectId, iteration };
+  // Where the app's log was read up to for this question: the next think starts there.
+  const seen = appLogSeq === undefined ? {} : { appLogSeq };
   const event = (type: string, key: string, data: Record<string, unknown>) => ({
     runId: run.id,
     projectId: run.projectId,
@@ -216,7 +226,7 @@ async function saveThought(
         await saveEntry(tx, {
           ...base,
           kind: "action",
-          payload: { problem: result.problem, raw: result.raw, usage: result.usage },
+          payload: { problem: result.problem, raw: result.raw, usage: result.usage, ...seen },
         });
         await saveEntry(tx, {
           ...base,
@@ -232,7 +242,7 @@ async function saveThought(
         await saveEntry(tx, {
           ...base,
           kind: "reply",
-          payload: { message: result.action.message, usage: result.usage },
+          payload: { message: result.action.message, usage: result.usage, ...seen },
         });
         written = await appendRunEvent(tx, event("reply", "reply", { message: result.action.message }), {
           currentTool: null,
@@ -245,7 +255,7 @@ async function saveThought(
         await saveEntry(tx, {
           ...base,
           kind: "action",
-          payload: { action: result.action, usage: result.usage, ...(refused ? { refused } : {}) },
+          payload: { action: result.action, usage: result.usage, ...seen, ...(refused ? { refused } : {}) },
         });
         written = await appendRunEvent(tx, event("tool_call", "call", { tool: result.action.tool, description }), {
           currentTool: result.action.tool,
@@ -355,6 +365,13 @@ async function saveOutcome(
         toolDescription: null,
       },
     );
+    if (outcome.egressRefused?.length) {
+      // The builder sees which connections the sandbox refused (the model reads them in the result's text).
+      const refused = outcome.egressRefused
+        .slice(0, 20)
+        .map(({ host, port, reason, at }) => ({ host, port, reason, at }));
+      await appendRunEvent(tx, event("egress_refused", { tool: action.tool, refused }));
+    }
     if (outcome.todos) {
       await appendRunEvent(tx, event("todos", { todos: outcome.todos }), { todos: outcome.todos as Todo[] });
     }

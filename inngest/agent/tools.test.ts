@@ -3,8 +3,8 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { openLocalSandbox, type Sandbox } from "../../sandbox";
-import { describeAction, runTool } from "./tools";
+import { closeEgressProxies, openLocalSandbox, reachableHosts, type Sandbox } from "../../sandbox";
+import { compileError, describeAction, runTool } from "./tools";
 
 let dataDir: string;
 let sandbox: Sandbox;
@@ -106,6 +106,129 @@ describe("run_command under the sandbox's limits", () => {
     const outcome = await runTool(limited, { tool: "run_command", command: lookup }, { mode: "build", limits });
     expect(outcome).toMatchObject({ ok: false, summary: "Exit code 1: the sandbox has no network" });
     expect(outcome.content).toMatch(/the sandbox has no network/);
+  });
+});
+
+describe("start_app and app_logs", () => {
+  let app: Sandbox;
+  beforeAll(async () => {
+    app = await openLocalSandbox({ dataDir, projectId: randomUUID() });
+  });
+  afterAll(() => app?.destroy());
+
+  // Answers 500 with a compile error for anything under /src/broken, as Vite does for a module that does not compile.
+  const server = [
+    `require("http").createServer((req, res) => {`,
+    `  if (req.url.startsWith("/src/broken")) { res.statusCode = 500; console.error("[vite] Internal server error: Unexpected token"); return res.end("SyntaxError: Unexpected token (1:4)"); }`,
+    `  res.end("ok");`,
+    `}).listen(5173, () => console.log("ready"));`,
+  ].join("\n");
+
+  it("starts the app and says where it listens, with its log", async () => {
+    await app.writeFile("server.js", server);
+    await app.writeFile("package.json", JSON.stringify({ scripts: { dev: "node server.js" } }));
+    const outcome = await runTool(app, { tool: "start_app" }, { mode: "build", limits });
+    expect(outcome).toMatchObject({ ok: true, summary: "Running on port 5173", filesChanged: [] });
+    expect(outcome.content).toMatch(/^The app is running \(`npm run dev`\), listening on port 5173\./);
+    expect(outcome.content).toMatch(/system: listening on port 5173/);
+  });
+
+  it("asks the dev server for a module it just wrote, so a compile error shows at once", async () => {
+    const broken = await runTool(
+      app,
+      { tool: "write_file", path: "src/broken.js", content: "let = ;" },
+      { mode: "build", limits },
+    );
+    expect(broken.ok).toBe(true);
+    expect(broken.content).toMatch(
+      /failed to compile it \(HTTP 500 for \/src\/broken\.js\):\nSyntaxError: Unexpected token/,
+    );
+    const fine = await runTool(
+      app,
+      { tool: "write_file", path: "src/fine.js", content: "export {}" },
+      { mode: "build", limits },
+    );
+    expect(fine.content).toBe("Created src/fine.js (9 bytes).");
+  });
+
+  it("reads the app's log, in ask mode too", async () => {
+    const outcome = await runTool(app, { tool: "app_logs", lines: 5 }, { mode: "ask", limits });
+    expect(outcome).toMatchObject({ ok: true, summary: "5 log lines" });
+    expect(outcome.content).toMatch(/stderr: \[vite\] Internal server error: Unexpected token/);
+  });
+
+  it("says why a start failed", async () => {
+    const outcome = await runTool(app, { tool: "start_app", command: "node nowhere.js" }, { mode: "build", limits });
+    expect(outcome).toMatchObject({
+      ok: false,
+      summary: "Not running: exited with code 1 before it listened on a port",
+    });
+    expect(outcome.content).toMatch(
+      /^The app is not running \(`node nowhere.js`\): exited with code 1 before it listened on a port\./,
+    );
+    expect(outcome.content).toMatch(/stderr: .*Cannot find module/);
+    const refused = await runTool(app, { tool: "start_app" }, { mode: "ask", limits });
+    expect(refused).toMatchObject({ ok: false, summary: "start_app refused (ask mode is read-only)" });
+  });
+});
+
+describe("compileError", () => {
+  it("reads the message and code frame from Vite's error page, and strips other pages to text", () => {
+    const error = {
+      message:
+        'Transform failed with 1 error:\n/workspace/src/App.jsx:1:16: ERROR: Unexpected end of file before a closing "div" tag',
+      stack: "    at failureErrorWithLog (/workspace/node_modules/esbuild/lib/main.js:1472:15)",
+      frame: "\n1  |  const x = <div>;\n   |                  ^\n",
+    };
+    const vite = `<!DOCTYPE html>\n<html><head><title>Error</title>\n<script type="module">\n  const error = ${JSON.stringify(error)}\n  try {} catch {}\n</script></head></html>`;
+    expect(compileError(vite)).toBe(`${error.message}\n${error.frame}`.trim());
+    expect(compileError("<html><body><h1>Internal Server Error</h1><p>boom</p></body></html>")).toBe(
+      "Internal Server Error boom",
+    );
+  });
+});
+
+describe("runTool with the egress policy on", () => {
+  let connected: Sandbox;
+  const egress = { mode: "registry" as const, registryUrl: "https://registry.npmjs.org/" };
+  const network = { mode: "registry" as const, hosts: () => reachableHosts(egress) };
+
+  beforeAll(async () => {
+    connected = await openLocalSandbox({ dataDir, projectId: randomUUID(), egress });
+  });
+  afterAll(async () => {
+    await connected?.destroy();
+    await closeEgressProxies();
+  });
+
+  it("names the refused connection and what the sandbox may reach, in the result and its summary", async () => {
+    const outcome = await runTool(
+      connected,
+      { tool: "run_command", command: "curl -sS -m 5 https://example.com/ -o /dev/null" },
+      { mode: "build", limits: { ...limits, network } },
+    );
+    expect(outcome).toMatchObject({
+      ok: false,
+      summary: "Exit code 56; refused example.com:443 (not allowed from the sandbox)",
+      egressRefused: [{ host: "example.com", port: 443, reason: "not on the allow-list" }],
+    });
+    expect(outcome.content).toMatch(
+      /\(the sandbox may only reach registry\.npmjs\.org; refused: example\.com:443 \(not on the allow-list\)\)$/,
+    );
+  });
+
+  it("says what the sandbox may reach when a connection never reached the proxy (raw sockets)", async () => {
+    const raw = `node -e "require('net').connect(443, '104.16.0.35').on('error', (e) => { console.error(e.code); process.exit(1) })"`;
+    const outcome = await runTool(
+      connected,
+      { tool: "run_command", command: raw },
+      { mode: "build", limits: { ...limits, network } },
+    );
+    expect(outcome).toMatchObject({ ok: false, summary: "Exit code 1" });
+    expect(outcome.egressRefused).toBeUndefined();
+    expect(outcome.content).toMatch(
+      /ENETUNREACH[\s\S]*the sandbox may only reach registry\.npmjs\.org, through the HTTP proxy/,
+    );
   });
 });
 

@@ -5,9 +5,13 @@
  */
 import type { Todo } from "../../db/schema";
 import {
+  probeApp,
   SandboxFileError,
   SandboxPathError,
   SandboxUnavailableError,
+  type AppLogLine,
+  type AppStatus,
+  type EgressRefusal,
   type ExecResult,
   type Sandbox,
 } from "../../sandbox";
@@ -16,6 +20,14 @@ import type { AgentAction, AgentMode } from "./model/next-action";
 export interface ToolLimits {
   commandTimeoutMs: number;
   maxOutputBytes: number;
+  /** What commands may reach, for the hints in results. Unset: no network ("off"). */
+  network?: NetworkReach;
+}
+
+export interface NetworkReach {
+  mode: "registry" | "off";
+  /** The hosts commands may reach, for people ("registry.npmjs.org", "pypi.org"), read when a hint is written. */
+  hosts(): string[];
 }
 
 export interface ToolOutcome {
@@ -29,9 +41,18 @@ export interface ToolOutcome {
   todos?: Todo[];
   /** The builder stopped the run while this action ran. */
   stopped?: boolean;
+  /** Connections the sandbox's egress policy refused while the command ran. */
+  egressRefused?: EgressRefusal[];
 }
 
-const READ_ONLY = new Set(["read_file", "list_files", "reply_to_user"]);
+const READ_ONLY = new Set(["read_file", "list_files", "app_logs", "reply_to_user"]);
+
+/** Log lines a start_app result shows; app_logs shows DEFAULT_LOG_LINES unless asked, at most MAX_LOG_LINES. */
+const START_LOG_LINES = 20;
+const DEFAULT_LOG_LINES = 50;
+const MAX_LOG_LINES = 200;
+/** Files whose request makes a dev server compile them (Vite transforms these on request). */
+const MODULE_FILE = /\.(m?[jt]sx?|vue|svelte|css|scss|less)$/;
 
 function kib(bytes: number): string {
   return bytes < 1024 ? `${bytes} B` : `${(bytes / 1024).toFixed(1)} KiB`;
@@ -57,17 +78,141 @@ export function describeAction(action: AgentAction): string {
       const done = action.todos.filter((t) => t.status === "completed").length;
       return `Update the todo list (${done}/${action.todos.length} done)`;
     }
+    case "start_app":
+      return action.command ? `Start the app: \`${oneLine(action.command, 70)}\`` : "Start the app";
+    case "app_logs":
+      return "Read the app's log";
     case "reply_to_user":
       return "Reply";
   }
 }
 
-/** Errors that mean a command tried to reach the network, which the sandbox does not have. */
+/** "12:00:01 stderr: text", one per line. */
+export function formatLogLines(lines: AppLogLine[]): string {
+  return lines.map((line) => `${line.at.slice(11, 19)} ${line.stream}: ${line.text}`).join("\n");
+}
+
+/** The app's state in one sentence, for the model and the builder. */
+export function describeAppStatus(status: AppStatus): string {
+  const command = status.command ? ` (\`${status.command}\`)` : "";
+  switch (status.state) {
+    case "running":
+      return `The app is running${command}, listening on port ${status.port}.`;
+    case "starting":
+      return `The app is still starting${command}: it does not listen on a port yet.`;
+    case "crashed":
+      return `The app is not running${command}: ${status.reason ?? "it crashed"}${status.nextRestartAt ? "; it restarts by itself shortly" : ""}.`;
+    case "stopped":
+      return `The app is stopped${command}${status.reason ? `: ${status.reason}` : ""}.`;
+  }
+}
+
+async function startApp(
+  sandbox: Sandbox,
+  command: string | null | undefined,
+  signal?: AbortSignal,
+): Promise<ToolOutcome> {
+  const before = (await sandbox.app.logs({ maxLines: 1 })).nextSeq;
+  const status = await sandbox.app.restart({ ...(command ? { command } : {}), ...(signal ? { signal } : {}) });
+  const { lines } = await sandbox.app.logs({ sinceSeq: before, maxLines: START_LOG_LINES });
+  const ok = status.state === "running";
+  const log = lines.length ? `\nIts log since this start:\n${formatLogLines(lines)}` : "";
+  const summary =
+    status.state === "running"
+      ? `Running on port ${status.port}`
+      : oneLine(`Not running: ${status.reason ?? status.state}`);
+  return { ok, content: `${describeAppStatus(status)}${log}`, summary, filesChanged: [] };
+}
+
+async function appLogs(sandbox: Sandbox, requested: number | null | undefined): Promise<ToolOutcome> {
+  const maxLines = Math.min(Math.max(Math.floor(requested ?? DEFAULT_LOG_LINES), 1), MAX_LOG_LINES);
+  const [status, logs] = await Promise.all([sandbox.app.status(), sandbox.app.logs({ maxLines })]);
+  const body = logs.lines.length ? formatLogLines(logs.lines) : "(the log is empty)";
+  return {
+    ok: true,
+    content: `${describeAppStatus(status)}\n${logs.truncated ? "[… older lines not shown …]\n" : ""}${body}`,
+    summary: `${logs.lines.length} log line${logs.lines.length === 1 ? "" : "s"}`,
+    filesChanged: [],
+  };
+}
+
+/**
+ * After a module is written while the app runs, asks the dev server for it, so it compiles now: a compile error
+ * then shows up in this result (and the app's log), not only when a browser loads the page.
+ */
+async function probeWrittenModule(sandbox: Sandbox, filePath: string): Promise<string> {
+  if (!MODULE_FILE.test(filePath)) return "";
+  const endpoint = await sandbox.app.endpoint().catch(() => null);
+  if (!endpoint) return "";
+  const probe = await probeApp(endpoint, `/${filePath}`);
+  if (!probe || probe.status < 500) return "";
+  return `\nThe running dev server failed to compile it (HTTP ${probe.status} for /${filePath}):\n${compileError(probe.excerpt)}`;
+}
+
+/**
+ * The error in a dev server's error answer: Vite's page carries it as JSON (`const error = {…}`: message and code
+ * frame); anything else is shown as text without its markup, cut short.
+ */
+export function compileError(body: string): string {
+  const json = /const error = (\{.*\})\s*\n/.exec(body)?.[1];
+  if (json) {
+    try {
+      const error = JSON.parse(json) as { message?: unknown; frame?: unknown };
+      const parts = [error.message, error.frame].filter((part): part is string => typeof part === "string");
+      if (parts.length) return parts.join("\n").trim().slice(0, 1500);
+    } catch {
+      // not Vite's shape after all
+    }
+  }
+  const text = body
+    .replace(/<(script|style)[\s\S]*?<\/\1>/gi, " ")
+    .replace(/<[^>]+>/g, " ")
+    .replace(/\s+/g, " ")
+    .trim();
+  return text.slice(0, 1000);
+}
+
+/** Errors that mean a command tried to reach the network directly, which the sandbox does not allow. */
 const NO_NETWORK =
   /\b(ENOTFOUND|EAI_AGAIN|ENETUNREACH|Could not resolve host|Temporary failure in name resolution|Network is unreachable)\b/;
 
 function triedNetwork(result: ExecResult): boolean {
   return result.exitCode !== 0 && NO_NETWORK.test(`${result.stderr}\n${result.stdout}`);
+}
+
+const MAX_REFUSALS_SHOWN = 5;
+
+function refusalList(refused: EgressRefusal[]): string {
+  const shown = refused.slice(0, MAX_REFUSALS_SHOWN).map((r) => `${r.host}:${r.port} (${r.reason})`);
+  const more = refused.length > MAX_REFUSALS_SHOWN ? ` and ${refused.length - MAX_REFUSALS_SHOWN} more` : "";
+  return `${shown.join(", ")}${more}`;
+}
+
+function reachable(network: NetworkReach): string {
+  const hosts = network.hosts();
+  return hosts.length ? hosts.join(", ") : "the package registry";
+}
+
+/**
+ * Why the network failed the command, for the model: which connections were refused and what the sandbox may
+ * reach; or, when nothing reached the proxy (a raw socket, a tool that ignores HTTPS_PROXY), what it may reach.
+ */
+function networkHint(result: ExecResult, network: NetworkReach | undefined): string | undefined {
+  const refused = result.egressRefused ?? [];
+  if (network?.mode === "registry") {
+    if (refused.length) return `(the sandbox may only reach ${reachable(network)}; refused: ${refusalList(refused)})`;
+    if (triedNetwork(result)) {
+      return (
+        `(the sandbox may only reach ${reachable(network)}, through the HTTP proxy set in HTTPS_PROXY: ` +
+        "npm install works; other hosts, raw TCP/UDP and tools that ignore the proxy variables fail)"
+      );
+    }
+    return undefined;
+  }
+  if (triedNetwork(result)) {
+    return "(the sandbox has no network: commands cannot download packages or reach other hosts)";
+  }
+  return undefined;
 }
 
 /** What a resource limit did to the command, for the model and the builder: "memory limit (1 GiB) reached". */
@@ -78,7 +223,7 @@ function limitReached(result: ExecResult): string | undefined {
   return result.limit === "cpu" ? `held back by its CPU limit${amount}` : `${name} limit${amount} reached`;
 }
 
-function formatExec(command: string, result: ExecResult): string {
+function formatExec(command: string, result: ExecResult, network: NetworkReach | undefined): string {
   const limit = limitReached(result);
   const status = result.timedOut
     ? `timed out and was killed${limit ? `, ${limit}` : ""}`
@@ -91,19 +236,26 @@ function formatExec(command: string, result: ExecResult): string {
   if (result.stdout) parts.push(`stdout:\n${result.stdout}`);
   if (result.stderr) parts.push(`stderr:\n${result.stderr}`);
   if (result.truncated) parts.push("(output was truncated)");
-  if (triedNetwork(result)) {
-    parts.push("(the sandbox has no network: commands cannot download packages or reach other hosts)");
-  }
+  const hint = networkHint(result, network);
+  if (hint) parts.push(hint);
   return parts.join("\n");
 }
 
 /** The run_command step's one-line result for the builder. */
-function execSummary(result: ExecResult): string {
+function execSummary(result: ExecResult, network: NetworkReach | undefined): string {
   const limit = limitReached(result);
   if (result.timedOut) return limit ? `Timed out, ${limit}` : "Timed out and killed";
   if (result.aborted) return "Killed (run stopped)";
   if (limit) return `Killed: ${limit}`;
-  if (triedNetwork(result)) return `Exit code ${result.exitCode}: the sandbox has no network`;
+  const refused = result.egressRefused ?? [];
+  if (refused.length) {
+    const first = refused[0]!;
+    const more = refused.length > 1 ? ` and ${refused.length - 1} more` : "";
+    return `Exit code ${result.exitCode}; refused ${first.host}:${first.port}${more} (not allowed from the sandbox)`;
+  }
+  if (triedNetwork(result) && network?.mode !== "registry") {
+    return `Exit code ${result.exitCode}: the sandbox has no network`;
+  }
   return `Exit code ${result.exitCode}`;
 }
 
@@ -121,6 +273,8 @@ export async function runTool(
   { mode, signal, limits }: { mode: AgentMode; signal?: AbortSignal; limits: ToolLimits },
 ): Promise<ToolOutcome> {
   const none = { filesChanged: [] as string[] };
+  // Any tool the agent runs is activity: the app process's idle timer starts over.
+  sandbox.app.touch();
   if (mode === "ask" && !READ_ONLY.has(action.tool)) {
     return {
       ok: false,
@@ -133,9 +287,10 @@ export async function runTool(
     switch (action.tool) {
       case "write_file": {
         const written = await sandbox.writeFile(action.path, action.content);
+        const compiled = await probeWrittenModule(sandbox, written.path);
         return {
           ok: true,
-          content: `${written.created ? "Created" : "Updated"} ${written.path} (${written.bytes} bytes).`,
+          content: `${written.created ? "Created" : "Updated"} ${written.path} (${written.bytes} bytes).${compiled}`,
           summary: `${written.created ? "Created" : "Updated"} ${written.path}`,
           filesChanged: [written.path],
         };
@@ -183,19 +338,23 @@ export async function runTool(
         const after = await fileSet(sandbox);
         const created = [...after].filter((path) => !before.has(path));
         const ok = result.exitCode === 0 && !result.timedOut && !result.aborted && !result.limit;
-        const summary = execSummary(result);
         return {
           ok,
-          content: formatExec(action.command, result),
-          summary,
+          content: formatExec(action.command, result, limits.network),
+          summary: execSummary(result, limits.network),
           filesChanged: created,
           stopped: result.aborted,
+          ...(result.egressRefused?.length && { egressRefused: result.egressRefused }),
         };
       }
       case "todo_write": {
         const todos = action.todos.map((t) => ({ id: t.id, content: t.content, status: t.status }));
         return { ok: true, content: "Todo list updated.", summary: describeAction(action), todos, ...none };
       }
+      case "start_app":
+        return await startApp(sandbox, action.command, signal);
+      case "app_logs":
+        return await appLogs(sandbox, action.lines);
       case "reply_to_user":
         // Replies end the loop before act; reaching here is a bug in the caller.
         throw new Error("reply_to_user is not a tool to run");
@@ -204,7 +363,9 @@ export async function runTool(
     if (
       error instanceof SandboxPathError ||
       error instanceof SandboxFileError ||
-      error instanceof SandboxUnavailableError
+      error instanceof SandboxUnavailableError ||
+      // start_app's command refused (empty, a NUL byte, too long).
+      error instanceof RangeError
     ) {
       return { ok: false, content: `Error: ${error.message}`, summary: oneLine(error.message), ...none };
     }

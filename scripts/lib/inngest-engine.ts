@@ -3,10 +3,11 @@
  * downloading anything from GitHub. Order:
  *   1. INNGEST_BIN
  *   2. a working `inngest-cli` install (on PATH or in node_modules/.bin)
- *   3. a cached build: $XDG_CACHE_HOME/dyno/inngest-v<version>/inngest
+ *   3. a cached build: $XDG_CACHE_HOME/dyno/inngest-v<version>-<ui revision>/inngest
  *   4. a build from the Go module source at the pinned tag, through the Go
- *      module proxy, cached for the next start.
- * See docs/decisions/001-inngest-engine-from-go-source.md for why.
+ *      module proxy, with the dev server's dashboard built from the UI source
+ *      in the same module (best effort, see engine-ui.ts), cached for the next start.
+ * See docs/decisions/001-inngest-engine-from-go-source.md and 024-engine-dashboard.md for why.
  */
 import { spawn, spawnSync } from "node:child_process";
 import {
@@ -23,6 +24,14 @@ import {
 } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import {
+  buildDashboardInto,
+  dashboardWish,
+  ENGINE_UI_REVISION,
+  readDashboardMarker,
+  writeDashboardMarker,
+  type DashboardStatus,
+} from "./engine-ui";
 
 /** The pinned engine: first tag that supports the SDK's checkpointing. */
 export const INNGEST_ENGINE_VERSION = "1.13.5";
@@ -34,14 +43,22 @@ export interface Engine {
   bin: string;
   source: EngineSource;
   version: string;
+  /** Whether the dev server's dashboard is embedded; undefined for engines Dyno did not build. */
+  dashboard: DashboardStatus | undefined;
 }
 
 type Log = (line: string) => void;
 const defaultLog: Log = (line) => console.error(`[engine] ${line}`);
 
-export function engineCacheDir(version = INNGEST_ENGINE_VERSION): string {
+/** The folder Dyno's engine builds share (the builds, and their temporary folders while they run). */
+export function dynoCacheRoot(): string {
   const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache");
-  return path.join(base, "dyno", `inngest-v${version}`);
+  return path.join(base, "dyno");
+}
+
+/** Where the engine build is cached. The UI revision is in the key so builds from before the dashboard are redone. */
+export function engineCacheDir(version = INNGEST_ENGINE_VERSION): string {
+  return path.join(dynoCacheRoot(), `inngest-v${version}-${ENGINE_UI_REVISION}`);
 }
 
 /** Runs `<bin> version`; returns what it printed, or undefined if it does not run. */
@@ -62,28 +79,41 @@ export async function findOrBuildEngine({ log = defaultLog }: { log?: Log } = {}
   if (explicit) {
     const version = engineVersion(explicit);
     if (!version) throw new Error(`INNGEST_BIN=${explicit} does not run (tried \`${explicit} version\`)`);
-    return { bin: explicit, source: "INNGEST_BIN", version };
+    return { bin: explicit, source: "INNGEST_BIN", version, dashboard: readDashboardMarker(explicit) };
   }
 
   for (const candidate of ["inngest-cli", path.resolve("node_modules/.bin/inngest-cli")]) {
     const version = engineVersion(candidate);
-    if (version) return { bin: candidate, source: "inngest-cli", version };
+    // The released CLI embeds the dashboard.
+    if (version) return { bin: candidate, source: "inngest-cli", version, dashboard: { included: true } };
   }
 
   const cached = path.join(engineCacheDir(), "inngest");
+  const wish = dashboardWish();
   if (existsSync(cached)) {
     const version = engineVersion(cached);
-    if (version) return { bin: cached, source: "cache", version };
-    log(`cached engine at ${cached} does not run; rebuilding`);
+    const dashboard = readDashboardMarker(cached);
+    const rebuild = !version
+      ? "does not run"
+      : dashboard?.included === false && (dashboard.skipped ? wish !== "skip" : wish === "required")
+        ? `was built ${describeMissing(dashboard)} and DYNO_ENGINE_UI ${wish === "required" ? "is 1" : "is not 0"}`
+        : undefined;
+    if (!rebuild) return { bin: cached, source: "cache", version: version!, dashboard };
+    log(`cached engine at ${cached} ${rebuild}; rebuilding`);
   }
 
-  await buildEngine(cached, log);
+  const dashboard = await buildEngine(cached, wish, log);
   const version = engineVersion(cached);
   if (!version) throw new Error(`built engine at ${cached} does not run`);
-  return { bin: cached, source: "built", version };
+  return { bin: cached, source: "built", version, dashboard };
 }
 
-async function buildEngine(target: string, log: Log): Promise<void> {
+function describeMissing(status: DashboardStatus & { included: false }): string {
+  return status.skipped ? "without the dashboard (skipped)" : "without the dashboard (its build failed)";
+}
+
+async function buildEngine(target: string, wish: ReturnType<typeof dashboardWish>, log: Log): Promise<DashboardStatus> {
+  removeAbandonedBuilds(dynoCacheRoot(), log);
   const go = process.env.GO_BIN || "go";
   const goVersion = spawnSync(go, ["version"], { encoding: "utf8" });
   if (goVersion.status !== 0) {
@@ -98,7 +128,9 @@ async function buildEngine(target: string, log: Log): Promise<void> {
   );
   log(`using ${goVersion.stdout.trim()}`);
 
-  const work = mkdtempSync(path.join(os.tmpdir(), "dyno-inngest-build-"));
+  // In the cache folder, not /tmp: with the dashboard it holds ~1.1 GB (the pnpm store), often more than a tmpfs.
+  mkdirSync(dynoCacheRoot(), { recursive: true });
+  const work = mkdtempSync(path.join(dynoCacheRoot(), `build-${process.pid}-`));
   try {
     log(`downloading ${MODULE}@v${INNGEST_ENGINE_VERSION} through the Go module proxy`);
     const download = spawnSync(go, ["mod", "download", "-json", `${MODULE}@v${INNGEST_ENGINE_VERSION}`], {
@@ -123,6 +155,19 @@ async function buildEngine(target: string, log: Log): Promise<void> {
     mkdirSync(docs, { recursive: true });
     writeFileSync(path.join(docs, "README.md"), "Docs are not bundled in this build.\n");
 
+    let dashboard: DashboardStatus;
+    if (wish === "skip") {
+      dashboard = { included: false, reason: "skipped: DYNO_ENGINE_UI=0", skipped: true };
+      log("dashboard: skipped (DYNO_ENGINE_UI=0)");
+    } else {
+      dashboard = await buildDashboardInto(src, { work, log });
+      if (!dashboard.included) {
+        if (wish === "required") throw new Error(`${dashboard.reason}\n(DYNO_ENGINE_UI=1 requires the dashboard)`);
+        log(`WARNING: building the engine without its dashboard: ${dashboard.reason}`);
+        dashboard = { ...dashboard, reason: dashboard.reason.split("\n")[0] ?? dashboard.reason };
+      }
+    }
+
     mkdirSync(path.dirname(target), { recursive: true });
     const partial = `${target}.partial-${process.pid}`;
     const ldflags = `-s -w -X ${MODULE}/pkg/inngest/version.Version=${INNGEST_ENGINE_VERSION}`;
@@ -132,10 +177,33 @@ async function buildEngine(target: string, log: Log): Promise<void> {
       env: engineEnv({ ...process.env, GOFLAGS: "-buildvcs=false", CGO_ENABLED: process.env.CGO_ENABLED ?? "1" }),
       log,
     });
+    writeDashboardMarker(target, dashboard);
     renameSync(partial, target);
     log(`built ${target} in ${Math.round((Date.now() - started) / 1000)}s`);
+    return dashboard;
   } finally {
     rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** Temp folders of builds whose process is gone (killed mid-build): ~1.1 GB each with the dashboard's store. */
+function removeAbandonedBuilds(root: string, log: Log) {
+  if (!existsSync(root)) return;
+  for (const entry of readdirSync(root)) {
+    const pid = /^build-(\d+)-/.exec(entry)?.[1];
+    if (!pid || processAlive(Number(pid))) continue;
+    log(`removing an abandoned engine build folder: ${path.join(root, entry)}`);
+    rmSync(path.join(root, entry), { recursive: true, force: true });
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: alive, someone else's.
+    return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

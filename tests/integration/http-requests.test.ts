@@ -175,6 +175,7 @@ describe("cross-origin writes", () => {
     const refused: Array<Record<string, string>> = [
       { Origin: `https://${own.host}` },
       { Origin: `http://${own.hostname}:${previewPort}` },
+      { Origin: `http://${"a".repeat(32)}-${"b".repeat(20)}.localhost:${previewPort}` },
       { Origin: `http://localhost:${own.port}` },
       { Origin: "null" },
       { "Sec-Fetch-Site": "cross-site" },
@@ -218,7 +219,8 @@ describe("security headers", () => {
       expect(nonce, csp).toBeTruthy();
       expect(directives.get("script-src")).not.toContain("'unsafe-inline'");
       expect(directives.get("frame-ancestors")).toEqual(["'none'"]);
-      expect(directives.get("frame-src")).toContain(`http://${new URL(app.url).hostname}:${previewPort}`);
+      // Every project's preview origin, and no other: http://<label>.localhost:<preview port>.
+      expect(directives.get("frame-src")).toContain(`http://*.localhost:${previewPort}`);
       expect(directives.get("object-src")).toEqual(["'none'"]);
       expect(response.headers.get("X-Frame-Options")).toBe("DENY");
       expect(response.headers.get("X-Content-Type-Options")).toBe("nosniff");

@@ -527,6 +527,8 @@ describe("cross-origin writes", () => {
       "null",
       `${stack.app.url.replace("127.0.0.1", "localhost")}`,
       stack.app.previewUrl,
+      // A project's preview origin: a built page's own writes to the builder are refused too.
+      stack.app.previewOriginFor(randomUUID()),
     ]) {
       const response = await post("/projects", me, { intent: "create", title: "CSRF" }, { Origin: origin });
       expect(response.status, origin).toBe(403);

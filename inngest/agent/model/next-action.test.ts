@@ -34,6 +34,8 @@ const ACTIONS_OF_EVERY_KIND: AgentAction[] = [
   { tool: "read_file", path: "index.html" },
   { tool: "list_files", path: "src" },
   { tool: "run_command", command: "ls -la && node --check app.js", timeout_seconds: 30 },
+  { tool: "start_app", command: "npm run dev -- --host 127.0.0.1" },
+  { tool: "app_logs", lines: 80 },
   { tool: "reply_to_user", message: "**Done.** Open the preview." },
 ];
 
@@ -146,7 +148,7 @@ describe("nextAction against the replay server", () => {
       expect(result).toMatchObject({ ok: false, problem: "unknown_tool" });
       if (result.ok) throw new Error("unreachable");
       expect(result.error).toBe(
-        `There is no tool named "${tool}". The available tools are write_file, read_file, list_files, run_command, todo_write, reply_to_user. ` +
+        `There is no tool named "${tool}". The available tools are write_file, read_file, list_files, run_command, todo_write, start_app, app_logs, reply_to_user. ` +
           "Reply with exactly one JSON object for one of them.",
       );
       expectUsage(result);
@@ -158,7 +160,7 @@ describe("nextAction against the replay server", () => {
     expect(result).toMatchObject({ ok: false, problem: "unknown_tool" });
     if (result.ok) throw new Error("unreachable");
     expect(result.error).toContain('The tool "write_file" is not allowed in ask mode: ask mode is read-only.');
-    expect(result.error).toContain("read_file, list_files, reply_to_user");
+    expect(result.error).toContain("read_file, list_files, app_logs, reply_to_user");
   });
 
   it("accepts read-only tools in ask mode", async () => {

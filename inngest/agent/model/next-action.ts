@@ -15,12 +15,14 @@ import {
 } from "@boundaryml/baml";
 import {
   b,
+  type AppLogs,
   type ConversationTurn,
   type ListFiles,
   type ProjectContext,
   type ReadFile,
   type ReplyToUser,
   type RunCommand,
+  type StartApp,
   type TodoWrite,
   type WriteFile,
 } from "../../../baml_client";
@@ -29,10 +31,10 @@ import type { ModelConfig } from "./config";
 import { withModelRetry } from "./retry";
 
 export { isModelError, isPermanentModelError, providerMessage } from "./retry";
-export type { ConversationTurn, ProjectContext } from "../../../baml_client";
+export type { AppContext, ConversationTurn, ProjectContext } from "../../../baml_client";
 
 export type AgentMode = "build" | "ask";
-export type AgentAction = WriteFile | ReadFile | ListFiles | RunCommand | TodoWrite | ReplyToUser;
+export type AgentAction = WriteFile | ReadFile | ListFiles | RunCommand | TodoWrite | StartApp | AppLogs | ReplyToUser;
 export type ToolName = AgentAction["tool"];
 
 export const TOOL_NAMES: readonly ToolName[] = [
@@ -41,10 +43,12 @@ export const TOOL_NAMES: readonly ToolName[] = [
   "list_files",
   "run_command",
   "todo_write",
+  "start_app",
+  "app_logs",
   "reply_to_user",
 ];
 /** Ask mode looks but does not touch. */
-export const READ_ONLY_TOOLS: readonly ToolName[] = ["read_file", "list_files", "reply_to_user"];
+export const READ_ONLY_TOOLS: readonly ToolName[] = ["read_file", "list_files", "app_logs", "reply_to_user"];
 
 export function toolsFor(mode: AgentMode): readonly ToolName[] {
   return mode === "ask" ? READ_ONLY_TOOLS : TOOL_NAMES;

@@ -96,6 +96,9 @@ describe("appProblem and fixPrompt", () => {
     expect(fixPrompt(problem)).toContain("[browser] TypeError: a is undefined\n[browser] x");
     expect(fixPrompt(problem)).not.toContain("old error");
     expect(appProblem(status(), lines, 3)).toBeNull();
+    // A stack line under an error is part of it.
+    const stack = [line(1, "Uncaught Error: boom", "browser"), line(2, "    at http://x/:1:17", "browser")];
+    expect(appProblem(status(), stack, null)).toMatchObject({ title: "The page threw an error in the browser" });
     expect(appProblem(status(), [line(1)], null)).toBeNull();
   });
 

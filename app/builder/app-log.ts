@@ -110,12 +110,11 @@ export function appProblem(status: AppLogStatus, lines: AppLogLine[], handledSeq
     (line) => line.stream === "browser" && (handledSeq === null || line.seq > handledSeq) && sinceStart(line),
   );
   if (errors.length === 0) return null;
+  // An indented line ("    at f (…)") continues the error above it (its stack), it is not another error.
+  const count = Math.max(1, errors.filter((line) => !/^\s/.test(line.text)).length);
   return {
     kind: "browser",
-    title:
-      errors.length === 1
-        ? "The page threw an error in the browser"
-        : `The page threw ${errors.length} errors in the browser`,
+    title: count === 1 ? "The page threw an error in the browser" : `The page threw ${count} errors in the browser`,
     lines: errors.slice(-FIX_BROWSER_LINES),
     upToSeq: errors.at(-1)!.seq,
   };

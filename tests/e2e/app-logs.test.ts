@@ -36,7 +36,12 @@ console.log("booting the test server");
 http
   .createServer((request, response) => {
     console.log("GET " + request.url);
-    response.end("<!doctype html><h1>hello from the app</h1>");
+    const error = fs.existsSync("page-error.txt") ? fs.readFileSync("page-error.txt", "utf8").trim() : null;
+    response.setHeader("Content-Type", "text/html; charset=utf-8");
+    response.end(
+      "<!doctype html><title>Tiny</title><h1>hello from the app</h1>" +
+        (error ? "<script>throw new Error(" + JSON.stringify(error) + ")</script>" : ""),
+    );
   })
   .listen(port, "127.0.0.1", () => console.log("listening on " + port));
 `;
@@ -178,15 +183,25 @@ describe("the app in the builder", () => {
         if (endpoint?.kind === "socket") await getOverSocket(endpoint.path, requestPath);
       }
 
-      // A browser error (what the preview reports) is marked, and offered to the agent.
-      await sandbox.app.appendLog("browser", "TypeError: Cannot read properties of undefined (reading 'map')");
+      // The page throws in the browser: the preview (through the app's origin) reports it to the app's log, and the
+      // preview's bar offers it to the agent.
+      await sandbox.writeFile("page-error.txt", "Cannot read properties of undefined (reading 'map')");
+      await page.getByRole("link", { name: "Preview" }).click();
+      await expect.poll(() => page.locator(".preview-bar .app-badge").textContent()).toBe("App running");
+      const previewFix = page.locator(".preview-bar").getByRole("button", { name: "Fix this" });
+      await expect.poll(() => previewFix.count(), { timeout: 30_000 }).toBe(1);
+      expect(await page.frameLocator(".preview-frame").locator("h1").textContent()).toBe("hello from the app");
+      await screenshot(page, "app-logs-preview-browser-error-laptop");
+      await page.locator(".preview-bar").getByRole("link", { name: "Logs" }).click();
+      await page.waitForURL(/view=logs/);
       const browserLine = page.locator(".app-log .log-browser", { hasText: "reading 'map'" });
-      await expect.poll(() => browserLine.count(), { timeout: 10_000 }).toBe(1);
-      expect(await browserLine.locator(".log-stream").textContent()).toBe("browser");
+      await expect.poll(() => browserLine.count(), { timeout: 10_000 }).toBeGreaterThan(0);
+      expect(await browserLine.first().locator(".log-stream").textContent()).toBe("browser");
       await expect
         .poll(() => page.locator(".fix-callout").textContent())
         .toContain("The page threw an error in the browser");
       await screenshot(page, "app-logs-browser-error-laptop");
+      await sandbox.exec("rm page-error.txt");
 
       // Auto-scroll follows the end, and stops when the builder scrolls up to read.
       for (let i = 0; i < 60; i++) await sandbox.app.appendLog("system", `filler line ${i}`);
@@ -268,7 +283,8 @@ describe("the app in the builder", () => {
       // Stop.
       await page.getByRole("button", { name: "Stop" }).click();
       await expect.poll(() => badge(page).getAttribute("data-state"), { timeout: 30_000 }).toBe("stopped");
-      expect(errors).toEqual([]);
+      // The built page's own error (thrown on purpose in the frame) is the only one.
+      expect(errors.filter((message) => !message.includes("reading 'map'"))).toEqual([]);
     } finally {
       await sandbox?.app.stop().catch(() => {});
       await browserContext.close();

@@ -18,7 +18,14 @@ export { describeLimitSupport } from "./confine";
 export { DEFAULT_SANDBOX_LIMITS, formatBytes, type ResourceLimit, type SandboxLimits } from "./limits";
 export { openModalSandbox, type ModalSandboxOptions } from "./modal";
 export { type ModalEgressPolicy, type SandboxEgress } from "./modal-egress";
-export { closeEgressProxies, describeEgress, reachableHosts, type EgressMode, type EgressSettings } from "./egress";
+export {
+  closeEgressProxies,
+  describeEgress,
+  hostRegistryUrl,
+  reachableHosts,
+  type EgressMode,
+  type EgressSettings,
+} from "./egress";
 
 export interface SandboxConfig {
   provider: SandboxProviderName;

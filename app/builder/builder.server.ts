@@ -7,11 +7,14 @@ import { and, asc, desc, eq, lte, max } from "drizzle-orm";
 import { ZodError } from "zod";
 import type { Db } from "../../db/client";
 import { messages, runEvents, runs, type Project, type Run } from "../../db/schema";
+import { isDemoName } from "../../inngest/agent/demo";
 import { parseModelSpec } from "../../inngest/agent/model/config";
+import { DEMO_SCRIPT } from "../../model-replay/script";
 import { env } from "../env.server";
 import type { ProjectEvent } from "../models/project-events";
 import { renameProject } from "../models/projects.server";
 import {
+  DemoUnavailableError,
   EngineUnavailableError,
   isUuid,
   ModelNotConfiguredError,
@@ -168,7 +171,9 @@ export function notStoppableMessage(status: Run["status"]): string {
 
 /** The builder page's form intents: prompt, demo, retry, stop, rename. */
 export async function handleChatAction(db: Db, userId: string, project: Project, form: FormData): Promise<ChatResult> {
-  const intent = String(form.get("intent") ?? "prompt");
+  const requested = String(form.get("intent") ?? "prompt");
+  // "demo:<name>" picks one of the bundled demos (a button carries one value); plain "demo" is the todo page.
+  const intent = requested.startsWith("demo:") ? "demo" : requested;
   try {
     switch (intent) {
       case "prompt": {
@@ -181,7 +186,10 @@ export async function handleChatAction(db: Db, userId: string, project: Project,
         return { ok: true, intent };
       }
       case "demo": {
-        await startDemoRun(db, { userId, projectId: project.id, onlyWhenIdle: true });
+        const demo = requested.startsWith("demo:") ? requested.slice("demo:".length) : DEMO_SCRIPT;
+        if (!isDemoName(demo))
+          return { ok: false, intent, error: `There is no demo named “${String(demo)}”.`, status: 400 };
+        await startDemoRun(db, { userId, projectId: project.id, onlyWhenIdle: true, demo });
         return { ok: true, intent };
       }
       case "retry": {
@@ -225,6 +233,7 @@ export async function handleChatAction(db: Db, userId: string, project: Project,
       error instanceof NotFoundError ||
       error instanceof RunActiveError ||
       error instanceof EngineUnavailableError ||
+      error instanceof DemoUnavailableError ||
       error instanceof ModelNotConfiguredError
     ) {
       return { ok: false, intent, error: error.message, status: "status" in error ? Number(error.status) : 400 };

@@ -24,7 +24,7 @@ export function PromptBox({
 }) {
   const navigation = useNavigation();
   const submitting =
-    navigation.state === "submitting" && ["prompt", "demo"].includes(String(navigation.formData?.get("intent")));
+    navigation.state === "submitting" && /^(prompt|demo)(:|$)/.test(String(navigation.formData?.get("intent")));
   const textarea = useRef<HTMLTextAreaElement>(null);
   useEffect(() => {
     if (sentOk && textarea.current) textarea.current.value = "";
@@ -88,9 +88,20 @@ export function PromptBox({
       {noModel ? (
         <NoModelNotice problem={modelProblem} demoDisabled={disabled} />
       ) : (
-        <p className="hint">
+        <p className="hint demo-buttons">
           <button type="submit" name="intent" value="demo" className="ghost small" formNoValidate disabled={disabled}>
             Run the offline demo (replay, no model)
+          </button>
+          <button
+            type="submit"
+            name="intent"
+            value="demo:vite-react"
+            className="ghost small"
+            formNoValidate
+            disabled={disabled}
+            title="A replay that installs packages from the npm registry and starts a Vite dev server"
+          >
+            Vite + React demo (replay, installs packages)
           </button>
         </p>
       )}
@@ -122,11 +133,22 @@ function NoModelNotice({ problem, demoDisabled }: { problem: string; demoDisable
       </ul>
       <p>
         The <em>Models</em> section of Dyno&apos;s <code>README.md</code> has the details. Meanwhile, watch the agent
-        work on a replay of a recorded session that builds a todo page:
+        work on a replay of a recorded session: a static todo page (needs no network), or a Vite + React app whose
+        packages come from the npm registry and whose dev server runs in the preview.
       </p>
-      <p>
+      <p className="demo-buttons">
         <button type="submit" name="intent" value="demo" formNoValidate disabled={demoDisabled}>
           Run the offline demo
+        </button>
+        <button
+          type="submit"
+          name="intent"
+          value="demo:vite-react"
+          className="ghost"
+          formNoValidate
+          disabled={demoDisabled}
+        >
+          Vite + React demo (installs packages)
         </button>
       </p>
     </div>

@@ -8,13 +8,15 @@ import { pgSafeText } from "../../db/pg-safe";
 import { appendRunEvent } from "../../db/run-events";
 import { ACTIVE_RUN_STATUSES } from "../../db/run-status";
 import { messages, projects, runs, type Run } from "../../db/schema";
-import { DEMO } from "../../inngest/agent/demo";
+import { DEMOS, type DemoName } from "../../inngest/agent/demo";
 import { saveEntry } from "../../inngest/agent/entries";
 import { parseModelSpec } from "../../inngest/agent/model/config";
 import { agentPrompt, agentStop, inngest } from "../../inngest/client";
 import { reconcileRuns } from "../../inngest/reconcile";
 import { failRun, markRunStopping } from "../../inngest/run-lifecycle";
+import { DEMO_SCRIPT } from "../../model-replay/script";
 import { env } from "../env.server";
+import { demoUnavailableReason, DemoUnavailableError } from "./demo.server";
 import { PromptInput } from "./prompt";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -32,6 +34,7 @@ export class EngineUnavailableError extends Error {
 }
 
 export { ModelNotConfiguredError } from "../../inngest/agent/model/config";
+export { DemoUnavailableError } from "./demo.server";
 
 /** A second prompt while one runs is refused: the page says so and keeps the box disabled until the run ends. */
 export class RunActiveError extends Error {
@@ -133,16 +136,27 @@ export async function startRun(db: Db, request: PromptRequest): Promise<Run> {
   return run;
 }
 
-/** Runs the bundled offline demo (a replay of a scripted session, no model needed). */
-export function startDemoRun(
+/**
+ * Runs one of the bundled offline demos (a replay of a scripted session, no model needed); the todo page unless
+ * told. A demo that cannot run here (the Vite one without the registry) is refused with the reason.
+ */
+export async function startDemoRun(
   db: Db,
-  { userId, projectId, onlyWhenIdle }: { userId: string; projectId: string; onlyWhenIdle?: boolean },
+  {
+    userId,
+    projectId,
+    onlyWhenIdle,
+    demo = DEMO_SCRIPT,
+  }: { userId: string; projectId: string; onlyWhenIdle?: boolean; demo?: DemoName },
 ): Promise<Run> {
+  const chosen = DEMOS[demo];
+  const unavailable = await demoUnavailableReason(chosen);
+  if (unavailable) throw new DemoUnavailableError(unavailable);
   return startRun(db, {
     userId,
     projectId,
-    input: { prompt: DEMO.prompt, mode: "build" },
-    model: DEMO.model,
+    input: { prompt: chosen.prompt, mode: "build" },
+    model: chosen.model,
     onlyWhenIdle,
   });
 }

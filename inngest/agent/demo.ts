@@ -1,22 +1,47 @@
 /**
- * The offline demo: a bundled replay script served by the model stand-in
+ * The offline demos: bundled replay scripts served by the model stand-in
  * inside this process, so `npm run dev` shows the whole agent working with
- * no model key. Runs that use it carry the model spec "replay/<script>" and
+ * no model key. Runs that use one carry the model spec "replay/<script>" and
  * are labelled as replays wherever they are shown.
+ *
+ * - todo-page: a static page; needs no network at all.
+ * - vite-react: a Vite + React + TypeScript app whose packages come from the
+ *   npm registry (through the sandbox's egress policy), then its dev server.
  */
 import { BUNDLED_SCRIPTS_DIR, DEMO_SCRIPT, parseReplayScript } from "../../model-replay/script";
-import demoScript from "../../model-replay/scripts/todo-page.json";
+import todoPageScript from "../../model-replay/scripts/todo-page.json";
+import viteReactScript from "../../model-replay/scripts/vite-react.json";
 import { startReplayServer } from "../../model-replay/server";
 
-// The script's own prompt: the replay server starts the script over at it, so every demo run replays from the start.
-const { name, prompt } = parseReplayScript(demoScript, `replay script ${DEMO_SCRIPT}.json`);
-if (name !== DEMO_SCRIPT || !prompt)
-  throw new Error(`The demo script ${DEMO_SCRIPT}.json must be named "${DEMO_SCRIPT}" and have a prompt.`);
+export interface Demo {
+  /** The run's model spec: replay/<script>. */
+  model: string;
+  /** The script's own prompt: the replay server starts the script over at it, so every demo run replays from the start. */
+  prompt: string;
+  /** Installs packages: it needs the package registry (and the sandbox's egress policy on). */
+  needsRegistry: boolean;
+}
 
-export const DEMO = {
-  model: `replay/${DEMO_SCRIPT}`,
-  prompt,
-} as const;
+function demoFrom(data: unknown, script: string, needsRegistry: boolean): Demo {
+  const { name, prompt } = parseReplayScript(data, `replay script ${script}.json`);
+  if (name !== script || !prompt)
+    throw new Error(`The demo script ${script}.json must be named "${script}" and have a prompt.`);
+  return { model: `replay/${script}`, prompt, needsRegistry };
+}
+
+export const DEMOS = {
+  [DEMO_SCRIPT]: demoFrom(todoPageScript, DEMO_SCRIPT, false),
+  "vite-react": demoFrom(viteReactScript, "vite-react", true),
+} as const satisfies Record<string, Demo>;
+
+export type DemoName = keyof typeof DEMOS;
+
+/** The first demo, the one that needs nothing: a static todo page. */
+export const DEMO = DEMOS[DEMO_SCRIPT];
+
+export function isDemoName(name: unknown): name is DemoName {
+  return typeof name === "string" && Object.hasOwn(DEMOS, name);
+}
 
 const key = Symbol.for("dyno.demoReplayServer");
 type Holder = { [key]?: Promise<{ url: string; close(): Promise<void> }> };

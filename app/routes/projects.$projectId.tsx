@@ -21,7 +21,7 @@ import { readForm } from "~/http/form.server";
 import { listProjectFiles, readProjectFile, type ProjectFile } from "~/models/project-files.server";
 import { requireProject } from "~/models/projects.server";
 import { handleWebhookAction, isWebhookIntent, listWebhooks, MAX_WEBHOOKS_PER_PROJECT } from "~/models/webhooks.server";
-import { previewUrlFor } from "~/preview.server";
+import { previewServesApp, previewUrlFor } from "~/preview.server";
 
 const VIEWS = ["preview", "files", "runs", "webhooks"] as const;
 type View = (typeof VIEWS)[number];
@@ -56,7 +56,9 @@ export async function loader({ request, params }: LoaderFunctionArgs) {
       fileError = error.status === 404 ? `No file named “${selected}” in this project.` : await error.text();
     }
   }
-  return { builder, view, previewUrl, files, file, fileError, selected, runDetail, webhooks };
+  // A dev server updates its own page (HMR): the builder does not reload the frame after a change then.
+  const previewLive = previewUrl !== null && (await previewServesApp(project));
+  return { builder, view, previewUrl, previewLive, files, file, fileError, selected, runDetail, webhooks };
 }
 
 export async function action({ request, params }: ActionFunctionArgs) {
@@ -79,7 +81,7 @@ export default function BuilderRoute() {
 }
 
 function Builder() {
-  const { builder, view, previewUrl, files, file, fileError, selected, runDetail, webhooks } =
+  const { builder, view, previewUrl, previewLive, files, file, fileError, selected, runDetail, webhooks } =
     useLoaderData<typeof loader>();
   const actionData = useActionData<typeof action>();
   const revalidator = useRevalidator();
@@ -92,7 +94,13 @@ function Builder() {
 
   // Revalidate once per burst of events, not once per event.
   const revalidateSoon = useDebounced(() => revalidator.revalidate(), 250);
-  const reloadPreviewSoon = useDebounced(() => setPreviewVersion((v) => v + 1), 400);
+  // A static preview is reloaded to show a change; a dev server's page (previewLive) shows it itself, and a reload
+  // would lose its state and the hot update.
+  const previewLiveRef = useRef(previewLive);
+  previewLiveRef.current = previewLive;
+  const reloadPreviewSoon = useDebounced(() => {
+    if (!previewLiveRef.current) setPreviewVersion((v) => v + 1);
+  }, 400);
 
   const onEvent = useCallback(
     (event: ProjectEvent) => {

@@ -59,24 +59,26 @@ function useScript(prompt: string, turns: Turn[]) {
   stack.replay.addScript({ name: SCRIPT, prompt, turns } as ReplayScript);
 }
 
-async function sendPrompt(text: string) {
-  const box = page.getByRole("textbox", { name: "Prompt" });
-  await box.click();
-  await box.fill(text);
-  await box.press("Enter");
+const liveCard = () => page.locator(".live-card");
+const replies = () => page.locator(".message-assistant");
+
+/** Runs `start` (a prompt sent, a button clicked) and waits for that run's reply and its live card's "complete". */
+async function runToCompletion(start: () => Promise<void>, timeout: number) {
+  // The card still says "complete" for the previous run until the new one shows: the new reply is what tells them apart.
+  const before = await replies().count();
+  await start();
+  await expect.poll(() => replies().count(), { timeout, interval: 250 }).toBe(before + 1);
+  await expect.poll(() => liveCard().getAttribute("data-status")).toBe("complete");
+  await expect.poll(() => page.getByRole("textbox", { name: "Prompt" }).isDisabled()).toBe(false);
 }
 
-const liveCard = () => page.locator(".live-card");
-
-/** Waits for the live card of the run just started to say it completed. */
-async function waitForRunToComplete(timeout: number) {
-  await expect
-    .poll(async () => ((await liveCard().count()) ? await liveCard().getAttribute("data-status") : null), {
-      timeout,
-      interval: 250,
-    })
-    .toBe("complete");
-  await expect.poll(() => page.getByRole("textbox", { name: "Prompt" }).isDisabled()).toBe(false);
+async function sendPrompt(text: string, timeout = 60_000) {
+  await runToCompletion(async () => {
+    const box = page.getByRole("textbox", { name: "Prompt" });
+    await box.click();
+    await box.fill(text);
+    await box.press("Enter");
+  }, timeout);
 }
 
 /** The preview iframe's document. */
@@ -138,9 +140,8 @@ describe("the Vite + React demo in the builder", () => {
       await gotoHydrated(page, page.url());
       projectId = page.url().split("/").at(-1)!;
 
-      await page.getByRole("button", { name: /Vite \+ React demo/ }).click();
       // npm install from the registry and a dev server start: a minute is plenty here, CI may be slower.
-      await waitForRunToComplete(240_000);
+      await runToCompletion(() => page.getByRole("button", { name: /Vite \+ React demo/ }).click(), 240_000);
       expect((await appProcess().status()).state).toBe("running");
 
       const src = await page.locator("iframe.preview-frame").getAttribute("src");
@@ -169,10 +170,13 @@ describe("the Vite + React demo in the builder", () => {
       turn.reply("The heading now reads **My habits**."),
     ]);
     await sendPrompt("Call the page My habits");
-    await waitForRunToComplete(60_000);
 
     await expect.poll(previewHeading, { timeout: 30_000 }).toBe("My habits");
-    // The same document: a full reload would have dropped the marker. React Fast Refresh kept the ticked day too.
+    // The builder reloads a static preview 400 ms after a run's last change; give such a reload time to happen.
+    await page.waitForTimeout(2_000);
+    // The same document: a full reload (or a new frame) would have dropped the marker. React Fast Refresh kept the
+    // ticked day too.
+    expect(frame.isDetached(), "the builder replaced the preview frame").toBe(false);
     expect(await frame.evaluate(() => (window as unknown as { __marker?: number }).__marker)).toBe(1);
     expect(await preview().locator("tbody tr").first().locator("button.day").last().getAttribute("aria-pressed")).toBe(
       "true",
@@ -187,17 +191,14 @@ describe("the Vite + React demo in the builder", () => {
       const broken = withHeading("Broken</h2");
       useScript("Break the heading", [turn.write("src/App.tsx", broken), turn.reply("I wrote a broken heading.")]);
       await sendPrompt("Break the heading");
-      await waitForRunToComplete(60_000);
 
-      // The model's next request carries Vite's error: in the write_file result when the probe that follows a write
-      // saw it, and in the app's state ("New in its log since your last step") in any case.
+      // The write_file result says it did not compile, with Vite's message, and the model reads it next.
       const afterWrite = lastPromptWith("Break the heading");
       expect(afterWrite).toMatch(
-        /New in its log since your last step:[\s\S]*Internal server error[\s\S]*src\/App\.tsx/,
+        /Updated src\/App\.tsx \(\d+ bytes\)\.\nThe running dev server failed to compile it \(HTTP 500 for \/src\/App\.tsx\):\n[\s\S]*src\/App\.tsx:\d+:\d+/,
       );
       // The app's log has Vite's error, naming the file.
-      await expect.poll(appLogText, { timeout: 15_000 }).toMatch(/App\.tsx/);
-      expect(await appLogText()).toMatch(/error/i);
+      await expect.poll(appLogText, { timeout: 15_000 }).toMatch(/Internal server error[\s\S]*src\/App\.tsx/);
       // Vite's overlay in the preview says so too.
       await expect.poll(() => preview().locator("vite-error-overlay").count(), { timeout: 30_000 }).toBe(1);
       await screenshot(page, "vite-demo-compile-error");
@@ -207,10 +208,11 @@ describe("the Vite + React demo in the builder", () => {
         turn.reply("Fixed: the heading is **Habits, fixed**."),
       ]);
       await sendPrompt("Fix the heading");
-      await waitForRunToComplete(60_000);
       const afterFix = lastPromptWith("Fix the heading");
-      expect(afterFix).toMatch(/Updated src\/App\.tsx/);
-      expect(afterFix).not.toMatch(/failed to compile/);
+      // This run's part of the conversation (the broken write's result is earlier in it).
+      const fixTurn = afterFix.slice(afterFix.lastIndexOf("Fix the heading"));
+      expect(fixTurn).toMatch(/Updated src\/App\.tsx \(\d+ bytes\)\.\n/);
+      expect(fixTurn).not.toMatch(/failed to compile/);
       await expect.poll(previewHeading, { timeout: 30_000 }).toBe("Habits, fixed");
       await expect.poll(() => preview().locator("vite-error-overlay").count(), { timeout: 30_000 }).toBe(0);
     },

@@ -43,6 +43,8 @@ describe.each(availableDrivers())("run events on %s", (driver) => {
       "runs",
       "sessions",
       "users",
+      "webhook_deliveries",
+      "webhooks",
     ]);
   });
 

@@ -1,8 +1,11 @@
 import { type ActionFunctionArgs, type LoaderFunctionArgs, type MetaFunction, data } from "@remix-run/node";
 import { Form, Link, useActionData, useFetcher, useLoaderData, useRevalidator } from "@remix-run/react";
-import { useCallback, useEffect, useRef, useState } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState, type ReactNode } from "react";
 import { isFinished } from "../../db/run-status";
 import { requireUserId } from "~/auth/session.server";
+import { appProblem, fixBlockedReason, type AppProblem } from "~/builder/app-log";
+import { controlProjectApp, isAppIntent, loadAppPanel } from "~/builder/app-log.server";
+import { AppIndicator, AppLogsView } from "~/builder/app-logs";
 import { handleChatAction, loadBuilder } from "~/builder/builder.server";
 import { applyEvent, foldEvents, startLiveRun, type LiveRun } from "~/builder/live-run";
 import { LiveRunCard } from "~/builder/live-run-card";
@@ -16,17 +19,19 @@ import { AppHeader } from "~/components/app-header";
 import { CodeView, FileTree, fileBrowserLinks } from "~/components/file-browser";
 import { RenameProject } from "~/components/rename-project";
 import { db } from "~/db.server";
+import { useAppLog } from "~/hooks/use-app-log";
 import { useProjectEvents, type ProjectEvent } from "~/hooks/use-project-events";
 import { readForm } from "~/http/form.server";
 import { listProjectFiles, readProjectFile, type ProjectFile } from "~/models/project-files.server";
 import { requireProject } from "~/models/projects.server";
 import { handleWebhookAction, isWebhookIntent, listWebhooks, MAX_WEBHOOKS_PER_PROJECT } from "~/models/webhooks.server";
 import { previewServesApp, previewUrlFor } from "~/preview.server";
+import logsStyles from "~/styles/logs.css?url";
 
-const VIEWS = ["preview", "files", "runs", "webhooks"] as const;
+const VIEWS = ["preview", "files", "runs", "logs", "webhooks"] as const;
 type View = (typeof VIEWS)[number];
 
-export const links = () => fileBrowserLinks;
+export const links = () => [...fileBrowserLinks, { rel: "stylesheet", href: logsStyles }];
 
 export const meta: MetaFunction<typeof loader> = ({ data }) => [
   { title: `${data?.builder.project.title ?? "Project"} · Dyno` },
@@ -39,11 +44,12 @@ export async function loader({ request, params }: LoaderFunctionArgs) {
   const view: View = VIEWS.find((v) => v === url.searchParams.get("view")) ?? "preview";
   const selected = url.searchParams.get("file");
   const runId = view === "runs" ? url.searchParams.get("run") : null;
-  const [builder, previewUrl, files, runDetail, webhooks] = await Promise.all([
+  const [builder, previewUrl, files, runDetail, app, webhooks] = await Promise.all([
     loadBuilder(db, project),
     previewUrlFor(request, project),
     view === "files" ? listProjectFiles(project) : null,
     runId !== null ? loadRunDetail(db, project, runId) : null,
+    loadAppPanel(project, { withLines: view === "logs" }),
     view === "webhooks" ? listWebhooks(db, project).then((list) => ({ list, max: MAX_WEBHOOKS_PER_PROJECT })) : null,
   ]);
   let file: ProjectFile | null = null;
@@ -58,16 +64,19 @@ export async function loader({ request, params }: LoaderFunctionArgs) {
   }
   // A dev server updates its own page (HMR): the builder does not reload the frame after a change then.
   const previewLive = previewUrl !== null && (await previewServesApp(project));
-  return { builder, view, previewUrl, previewLive, files, file, fileError, selected, runDetail, webhooks };
+  return { builder, view, previewUrl, previewLive, files, file, fileError, selected, runDetail, app, webhooks };
 }
 
 export async function action({ request, params }: ActionFunctionArgs) {
   const userId = await requireUserId(request);
   const project = await requireProject(db, userId, params.projectId);
   const form = await readForm(request);
-  const result = isWebhookIntent(form.get("intent"))
-    ? await handleWebhookAction(db, project, form)
-    : await handleChatAction(db, userId, project, form);
+  const intent = form.get("intent");
+  const result = isAppIntent(intent)
+    ? await controlProjectApp(project, intent)
+    : isWebhookIntent(intent)
+      ? await handleWebhookAction(db, project, form)
+      : await handleChatAction(db, userId, project, form);
   return data(result, { status: result.ok ? 200 : result.status });
 }
 
@@ -81,7 +90,7 @@ export default function BuilderRoute() {
 }
 
 function Builder() {
-  const { builder, view, previewUrl, previewLive, files, file, fileError, selected, runDetail, webhooks } =
+  const { builder, view, previewUrl, previewLive, files, file, fileError, selected, runDetail, app, webhooks } =
     useLoaderData<typeof loader>();
   const actionData = useActionData<typeof action>();
   const revalidator = useRevalidator();
@@ -117,6 +126,27 @@ function Builder() {
   const { connected } = useProjectEvents(builder.project.id, builder.cursor, onEvent);
 
   const active = live !== null && !isFinished(live.status);
+
+  // The app process: its state near the preview and in the Logs view, and what "Fix this" would send.
+  const appLog = useAppLog(builder.project.id, app);
+  const [handledSeq, setHandledSeq] = useState<number | null>(null);
+  const problem = useMemo(
+    () => appProblem(appLog.status, appLog.log.lines, handledSeq),
+    [appLog.status, appLog.log.lines, handledSeq],
+  );
+  const fixBlocked = fixBlockedReason(active, builder.modelProblem);
+  // Problems up to a Fix this count as handled once the server took the prompt (a refused one stays offered).
+  const fixInFlight = useRef<number | null>(null);
+  const onFixSent = useCallback((sent: AppProblem) => {
+    fixInFlight.current = sent.upToSeq;
+  }, []);
+  // The preview shows a "starting" page until the app listens: load it again once it does.
+  const appState = appLog.status.state;
+  const previousAppState = useRef(appState);
+  useEffect(() => {
+    if (appState === "running" && previousAppState.current !== "running") reloadPreviewSoon();
+    previousAppState.current = appState;
+  }, [appState, reloadPreviewSoon]);
   const stop = useCallback(() => {
     if (!live || !active) return;
     setStopRequestedFor(live.id);
@@ -153,6 +183,10 @@ function Builder() {
   const [sentOk, setSentOk] = useState(0);
   useEffect(() => {
     if (actionData?.ok && (actionData.intent === "prompt" || actionData.intent === "demo")) setSentOk((n) => n + 1);
+    if (actionData?.intent === "prompt" && fixInFlight.current !== null) {
+      if (actionData.ok) setHandledSeq(fixInFlight.current);
+      fixInFlight.current = null;
+    }
   }, [actionData]);
 
   const busyReason = active
@@ -160,11 +194,16 @@ function Builder() {
       ? "A run is queued. The box opens again when it ends (or stop it)."
       : "The agent is working. Wait for it to finish, or stop it (Esc)."
     : null;
-  // A rename's refusal shows beside the title; every other refusal under the prompt box.
+  // A rename's refusal shows beside the title, Restart's and Stop's in the Logs view, every other under the prompt box.
   const renameError = actionData && !actionData.ok && actionData.intent === "rename" ? actionData.error : undefined;
   const webhookNotice = webhookNoticeFrom(actionData);
   const chatError =
-    actionData && !actionData.ok && actionData.intent !== "rename" && !isWebhookIntentName(actionData.intent)
+    // Restart and Stop answer in the Logs view, where their buttons are.
+    actionData &&
+    !actionData.ok &&
+    actionData.intent !== "rename" &&
+    !actionData.intent.startsWith("app-") &&
+    !isWebhookIntentName(actionData.intent)
       ? actionData.error
       : stopper.data && !stopper.data.ok
         ? stopper.data.error
@@ -172,8 +211,8 @@ function Builder() {
 
   return (
     <>
-      {/* Without JavaScript there is no event stream: refresh while a run is active. */}
-      {active ? (
+      {/* Without JavaScript there is no event stream: refresh while a run is active, or the app starts in Logs. */}
+      {active || (view === "logs" && appLog.status.state === "starting") ? (
         <noscript>
           <meta httpEquiv="refresh" content="3" />
         </noscript>
@@ -226,13 +265,19 @@ function Builder() {
                 aria-current={view === v ? "page" : undefined}
                 className="tab"
               >
-                {v === "preview"
-                  ? "Preview"
-                  : v === "files"
-                    ? "Files"
-                    : v === "runs"
-                      ? `Runs (${builder.history.length})`
-                      : "Webhooks"}
+                {v === "preview" ? (
+                  "Preview"
+                ) : v === "files" ? (
+                  "Files"
+                ) : v === "runs" ? (
+                  `Runs (${builder.history.length})`
+                ) : v === "logs" ? (
+                  <>
+                    Logs <span className={`tab-dot tab-dot-${appState}`} aria-label={`(app ${appState})`} />
+                  </>
+                ) : (
+                  "Webhooks"
+                )}
               </Link>
             ))}
             <a className="tab tab-action" href={`/projects/${builder.project.id}/download`} download>
@@ -241,7 +286,22 @@ function Builder() {
           </nav>
 
           {view === "preview" ? (
-            <PreviewPanel url={previewUrl} version={previewVersion} onReload={() => setPreviewVersion((v) => v + 1)} />
+            <PreviewPanel
+              url={previewUrl}
+              version={previewVersion}
+              onReload={() => setPreviewVersion((v) => v + 1)}
+              indicator={
+                <AppIndicator status={appLog.status} problem={problem} fixBlocked={fixBlocked} onFixSent={onFixSent} />
+              }
+            />
+          ) : view === "logs" ? (
+            <AppLogsView
+              status={appLog.status}
+              log={appLog.log}
+              problem={problem}
+              fixBlocked={fixBlocked}
+              onFixSent={onFixSent}
+            />
           ) : view === "files" ? (
             <div className="files-panel">
               {files && files.files.length > 0 ? (
@@ -286,12 +346,29 @@ function webhookNoticeFrom(result: ReturnType<typeof useActionData<typeof action
   return { kind: "deleted" };
 }
 
-function PreviewPanel({ url, version, onReload }: { url: string | null; version: number; onReload: () => void }) {
+function PreviewPanel({
+  url,
+  version,
+  onReload,
+  indicator,
+}: {
+  url: string | null;
+  version: number;
+  onReload: () => void;
+  /** The app process's state, with links to its log and Fix this. */
+  indicator: ReactNode;
+}) {
   if (!url)
-    return <p className="empty">Nothing to preview yet. Once the agent writes an index.html, the app shows here.</p>;
+    return (
+      <div className="preview-panel">
+        <div className="preview-bar">{indicator}</div>
+        <p className="empty">Nothing to preview yet. Once the agent writes an index.html, the app shows here.</p>
+      </div>
+    );
   return (
     <div className="preview-panel">
       <div className="preview-bar">
+        {indicator}
         <span className="preview-url" title={url}>
           {url}
         </span>

@@ -103,13 +103,11 @@ function Builder() {
 
   // Revalidate once per burst of events, not once per event.
   const revalidateSoon = useDebounced(() => revalidator.revalidate(), 250);
+  const reloadPreviewSoon = useDebounced(() => setPreviewVersion((v) => v + 1), 400);
   // A static preview is reloaded to show a change; a dev server's page (previewLive) shows it itself, and a reload
   // would lose its state and the hot update.
   const previewLiveRef = useRef(previewLive);
   previewLiveRef.current = previewLive;
-  const reloadPreviewSoon = useDebounced(() => {
-    if (!previewLiveRef.current) setPreviewVersion((v) => v + 1);
-  }, 400);
 
   const onEvent = useCallback(
     (event: ProjectEvent) => {
@@ -119,7 +117,7 @@ function Builder() {
         return applyEvent(startLiveRun({ id: event.runId, mode: "build", maxIterations: 0 }), event);
       });
       if (REVALIDATE_ON.has(event.type)) revalidateSoon();
-      if (event.type === "files_changed" || event.type === "complete") reloadPreviewSoon();
+      if ((event.type === "files_changed" || event.type === "complete") && !previewLiveRef.current) reloadPreviewSoon();
     },
     [revalidateSoon, reloadPreviewSoon],
   );

@@ -199,6 +199,17 @@ describe("the Vite + React demo in the builder", () => {
       );
       // The app's log has Vite's error, naming the file.
       await expect.poll(appLogText, { timeout: 15_000 }).toMatch(/Internal server error[\s\S]*src\/App\.tsx/);
+      // And the builder's Logs view shows it (another tab: this one keeps the preview open).
+      const logs = await context.newPage();
+      try {
+        await gotoHydrated(logs, `${stack.app.url}/projects/${projectId}?view=logs`);
+        await expect
+          .poll(() => logs.getByLabel("App log").textContent(), { timeout: 15_000 })
+          .toMatch(/Internal server error[\s\S]*src\/App\.tsx/);
+        await screenshot(logs, "vite-demo-logs-compile-error");
+      } finally {
+        await logs.close();
+      }
       // Vite's overlay in the preview says so too.
       await expect.poll(() => preview().locator("vite-error-overlay").count(), { timeout: 30_000 }).toBe(1);
       await screenshot(page, "vite-demo-compile-error");
@@ -250,14 +261,26 @@ describe("the Vite + React demo in the builder", () => {
     try {
       await phone.setViewportSize(PHONE);
       await gotoHydrated(phone, `${stack.app.url}/projects/${projectId}`);
+      await expect
+        .poll(
+          () =>
+            phone
+              .frameLocator("iframe.preview-frame")
+              .locator("h1")
+              .textContent({ timeout: 2_000 })
+              .catch(() => null),
+          { timeout: 30_000 },
+        )
+        .toBe("Habits, fixed");
       await screenshot(phone, "vite-demo-phone-builder");
       const src = await phone.locator("iframe.preview-frame").getAttribute("src");
       await phone.goto(src!);
       await expect.poll(() => phone.locator("h1").textContent(), { timeout: 30_000 }).toBe("Habits, fixed");
-      const overflow = await phone.evaluate(
-        () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+      // Nothing scrolls sideways: not the page, not the card with the week's table.
+      const overflow = await phone.evaluate(() =>
+        [document.documentElement, document.querySelector(".card")!].map((el) => el.scrollWidth - el.clientWidth),
       );
-      expect(overflow).toBeLessThanOrEqual(0);
+      expect(overflow).toEqual([0, 0]);
       await screenshot(phone, "vite-demo-phone-app");
     } finally {
       await phone.close();

@@ -125,6 +125,26 @@ export async function previewUrlFor(
   return `${origin}/`;
 }
 
+/**
+ * Whether the project's preview is its app process (a dev server): such a server updates its page itself (Vite's
+ * hot module reload, or a full reload it decides on), so the builder leaves the frame alone after a change instead
+ * of reloading it, which would throw away the page's state and the point of the hot update. Modal previews and
+ * static sites: false.
+ */
+export async function previewServesApp(
+  project: Pick<Project, "id" | "sandboxProvider" | "sandboxId">,
+): Promise<boolean> {
+  if (project.sandboxProvider !== "local") return false;
+  const workspace = await existingLocalWorkspace(project.id);
+  if (!workspace) return false;
+  if (await hasDevScript(workspace)) return true;
+  try {
+    return Boolean((await (await openProjectSandbox(project))?.app.status())?.command);
+  } catch {
+    return false;
+  }
+}
+
 /** A static page to open, or an app to run. */
 async function hasSomethingToShow(
   workspace: string,

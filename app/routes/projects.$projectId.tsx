@@ -25,7 +25,7 @@ import { readForm } from "~/http/form.server";
 import { listProjectFiles, readProjectFile, type ProjectFile } from "~/models/project-files.server";
 import { requireProject } from "~/models/projects.server";
 import { handleWebhookAction, isWebhookIntent, listWebhooks, MAX_WEBHOOKS_PER_PROJECT } from "~/models/webhooks.server";
-import { previewUrlFor } from "~/preview.server";
+import { previewServesApp, previewUrlFor } from "~/preview.server";
 import logsStyles from "~/styles/logs.css?url";
 
 const VIEWS = ["preview", "files", "runs", "logs", "webhooks"] as const;
@@ -62,7 +62,9 @@ export async function loader({ request, params }: LoaderFunctionArgs) {
       fileError = error.status === 404 ? `No file named “${selected}” in this project.` : await error.text();
     }
   }
-  return { builder, view, previewUrl, files, file, fileError, selected, runDetail, app, webhooks };
+  // A dev server updates its own page (HMR): the builder does not reload the frame after a change then.
+  const previewLive = previewUrl !== null && (await previewServesApp(project));
+  return { builder, view, previewUrl, previewLive, files, file, fileError, selected, runDetail, app, webhooks };
 }
 
 export async function action({ request, params }: ActionFunctionArgs) {
@@ -88,7 +90,7 @@ export default function BuilderRoute() {
 }
 
 function Builder() {
-  const { builder, view, previewUrl, files, file, fileError, selected, runDetail, app, webhooks } =
+  const { builder, view, previewUrl, previewLive, files, file, fileError, selected, runDetail, app, webhooks } =
     useLoaderData<typeof loader>();
   const actionData = useActionData<typeof action>();
   const revalidator = useRevalidator();
@@ -102,6 +104,10 @@ function Builder() {
   // Revalidate once per burst of events, not once per event.
   const revalidateSoon = useDebounced(() => revalidator.revalidate(), 250);
   const reloadPreviewSoon = useDebounced(() => setPreviewVersion((v) => v + 1), 400);
+  // A static preview is reloaded to show a change; a dev server's page (previewLive) shows it itself, and a reload
+  // would lose its state and the hot update.
+  const previewLiveRef = useRef(previewLive);
+  previewLiveRef.current = previewLive;
 
   const onEvent = useCallback(
     (event: ProjectEvent) => {
@@ -111,7 +117,7 @@ function Builder() {
         return applyEvent(startLiveRun({ id: event.runId, mode: "build", maxIterations: 0 }), event);
       });
       if (REVALIDATE_ON.has(event.type)) revalidateSoon();
-      if (event.type === "files_changed" || event.type === "complete") reloadPreviewSoon();
+      if ((event.type === "files_changed" || event.type === "complete") && !previewLiveRef.current) reloadPreviewSoon();
     },
     [revalidateSoon, reloadPreviewSoon],
   );

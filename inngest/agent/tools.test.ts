@@ -172,6 +172,72 @@ describe("start_app and app_logs", () => {
   });
 });
 
+describe("the probe after a write, against a dev server that caches what it compiled", () => {
+  let app: Sandbox;
+  beforeAll(async () => {
+    app = await openLocalSandbox({ dataDir, projectId: randomUUID() });
+  });
+  afterAll(() => app?.destroy());
+
+  // As Vite does: a module is compiled once and answered from that (ETag, 304 to If-None-Match) until the file
+  // watcher says it changed; here the watcher takes 300 ms, as Vite's can on a busy machine. A module that does not
+  // compile is a 500 and is not kept.
+  const server = [
+    `const fs = require("fs");`,
+    `const compiled = new Map();`,
+    `let version = 0;`,
+    `fs.mkdirSync("src", { recursive: true });`,
+    `fs.watch("src", (_event, name) => setTimeout(() => compiled.delete("/src/" + name), 300));`,
+    `require("http").createServer((req, res) => {`,
+    `  let module = compiled.get(req.url);`,
+    `  if (!module) {`,
+    `    let source;`,
+    `    try { source = fs.readFileSync("." + req.url, "utf8"); } catch { res.statusCode = 404; return res.end(); }`,
+    `    if (source.includes("let = ;")) { res.statusCode = 500; console.error("[vite] Internal server error: Unexpected token"); return res.end("SyntaxError: Unexpected token (1:4)"); }`,
+    `    module = { etag: 'W/"' + ++version + '"', code: source };`,
+    `    compiled.set(req.url, module);`,
+    `  }`,
+    `  if (req.headers["if-none-match"] === module.etag) { res.statusCode = 304; return res.end(); }`,
+    `  res.setHeader("ETag", module.etag);`,
+    `  res.end(module.code);`,
+    `}).listen(5173, () => console.log("ready"));`,
+  ].join("\n");
+
+  it("reports the compile error of a module it had compiled before, not the old module's 200", async () => {
+    await app.writeFile("server.js", server);
+    await app.writeFile("package.json", JSON.stringify({ scripts: { dev: "node server.js" } }));
+    expect(await runTool(app, { tool: "start_app" }, { mode: "build", limits })).toMatchObject({ ok: true });
+
+    const first = await runTool(
+      app,
+      { tool: "write_file", path: "src/cached.js", content: "export const a = 1;" },
+      { mode: "build", limits },
+    );
+    expect(first.content).toBe("Created src/cached.js (19 bytes).");
+    const broken = await runTool(
+      app,
+      { tool: "write_file", path: "src/cached.js", content: "let = ;" },
+      { mode: "build", limits },
+    );
+    expect(broken.content).toMatch(
+      /^Updated src\/cached\.js \(7 bytes\)\.\nThe running dev server failed to compile it \(HTTP 500 for \/src\/cached\.js\)/,
+    );
+    const fixed = await runTool(
+      app,
+      { tool: "write_file", path: "src/cached.js", content: "export const a = 2;" },
+      { mode: "build", limits },
+    );
+    expect(fixed.content).toBe("Updated src/cached.js (19 bytes).");
+    // A good module rewritten: compiled anew, no error.
+    const again = await runTool(
+      app,
+      { tool: "write_file", path: "./src/cached.js", content: "export const a = 3;" },
+      { mode: "build", limits },
+    );
+    expect(again.content).toBe("Updated src/cached.js (19 bytes).");
+  });
+});
+
 describe("compileError", () => {
   it("reads the message and code frame from Vite's error page, and strips other pages to text", () => {
     const error = {

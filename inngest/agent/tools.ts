@@ -3,6 +3,7 @@
  * the model reads next, failures included: a bad path, a missing file or a
  * failing command is something for the model to fix, not a crashed run.
  */
+import path from "node:path";
 import type { Todo } from "../../db/schema";
 import {
   probeApp,
@@ -136,15 +137,41 @@ async function appLogs(sandbox: Sandbox, requested: number | null | undefined): 
   };
 }
 
+/** How long after a write the probe waits for the dev server to notice the change (its file watcher). */
+const PROBE_SETTLE_MS = 2000;
+const PROBE_RETRY_MS = 50;
+
+/**
+ * Before a module is rewritten while the app runs: the ETag of what the dev server compiled from it so far, or
+ * undefined (not a module, no app, never compiled, no ETag, failing already).
+ */
+async function probeBeforeWrite(sandbox: Sandbox, requested: string): Promise<string | undefined> {
+  // The path as the write will resolve it; anything outside the workspace the write refuses anyway.
+  const filePath = path.posix.normalize(requested).replace(/^\/+/, "");
+  if (!MODULE_FILE.test(filePath) || filePath.startsWith("..")) return undefined;
+  const endpoint = await sandbox.app.endpoint().catch(() => null);
+  if (!endpoint) return undefined;
+  const probe = await probeApp(endpoint, `/${filePath}`);
+  return probe?.status === 200 ? probe.etag : undefined;
+}
+
 /**
  * After a module is written while the app runs, asks the dev server for it, so it compiles now: a compile error
- * then shows up in this result (and the app's log), not only when a browser loads the page.
+ * then shows up in this result (and the app's log), not only when a browser loads the page. A dev server answers
+ * from what it compiled until its file watcher sees the change (Vite: tens of ms, more on a busy machine), so a
+ * module it had compiled (`before`, its ETag) is asked for with If-None-Match until the answer is no longer 304,
+ * for at most PROBE_SETTLE_MS: an immediate GET would get the old module's 200 and miss the error.
  */
-async function probeWrittenModule(sandbox: Sandbox, filePath: string): Promise<string> {
+async function probeWrittenModule(sandbox: Sandbox, filePath: string, before: string | undefined): Promise<string> {
   if (!MODULE_FILE.test(filePath)) return "";
   const endpoint = await sandbox.app.endpoint().catch(() => null);
   if (!endpoint) return "";
-  const probe = await probeApp(endpoint, `/${filePath}`);
+  const deadline = Date.now() + PROBE_SETTLE_MS;
+  let probe = await probeApp(endpoint, `/${filePath}`, 5000, { ifNoneMatch: before });
+  while (before && probe?.status === 304 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, PROBE_RETRY_MS));
+    probe = await probeApp(endpoint, `/${filePath}`, 5000, { ifNoneMatch: before });
+  }
   if (!probe || probe.status < 500) return "";
   return `\nThe running dev server failed to compile it (HTTP ${probe.status} for /${filePath}):\n${compileError(probe.excerpt)}`;
 }
@@ -286,8 +313,9 @@ export async function runTool(
   try {
     switch (action.tool) {
       case "write_file": {
+        const before = await probeBeforeWrite(sandbox, action.path);
         const written = await sandbox.writeFile(action.path, action.content);
-        const compiled = await probeWrittenModule(sandbox, written.path);
+        const compiled = await probeWrittenModule(sandbox, written.path, before);
         return {
           ok: true,
           content: `${written.created ? "Created" : "Updated"} ${written.path} (${written.bytes} bytes).${compiled}`,

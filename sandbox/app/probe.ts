@@ -10,15 +10,24 @@ export interface ProbeResult {
   status: number;
   /** The start of the body (at most 16 KiB). */
   excerpt: string;
+  /** The answer's ETag, if any: Vite's names the compiled module, and answers 304 to it until the module changes. */
+  etag?: string;
 }
 
 const MAX_EXCERPT = 16 * 1024;
 
-export function probeApp(endpoint: AppEndpoint, path: string, timeoutMs = 5000): Promise<ProbeResult | undefined> {
+export function probeApp(
+  endpoint: AppEndpoint,
+  path: string,
+  timeoutMs = 5000,
+  { ifNoneMatch }: { ifNoneMatch?: string } = {},
+): Promise<ProbeResult | undefined> {
   const target = path.startsWith("/") ? path : `/${path}`;
-  if (endpoint.kind === "url") return probeUrl(new URL(target, endpoint.url), timeoutMs);
+  const conditional: Record<string, string> = ifNoneMatch ? { "if-none-match": ifNoneMatch } : {};
+  if (endpoint.kind === "url") return probeUrl(new URL(target, endpoint.url), timeoutMs, conditional);
   return new Promise((resolve) => {
-    const options = { socketPath: endpoint.path, path: target, headers: { host: "localhost" }, timeout: timeoutMs };
+    const headers = { host: "localhost", ...conditional };
+    const options = { socketPath: endpoint.path, path: target, headers, timeout: timeoutMs };
     const request = http.get(options, (response) => {
       let excerpt = "";
       response.setEncoding("utf8");
@@ -26,7 +35,8 @@ export function probeApp(endpoint: AppEndpoint, path: string, timeoutMs = 5000):
         if (excerpt.length < MAX_EXCERPT) excerpt += chunk.slice(0, MAX_EXCERPT - excerpt.length);
         else response.destroy();
       });
-      const done = () => resolve({ status: response.statusCode ?? 0, excerpt });
+      const etag = typeof response.headers.etag === "string" ? response.headers.etag : undefined;
+      const done = () => resolve({ status: response.statusCode ?? 0, excerpt, ...(etag && { etag }) });
       response.on("end", done);
       response.on("close", done);
     });
@@ -36,11 +46,16 @@ export function probeApp(endpoint: AppEndpoint, path: string, timeoutMs = 5000):
   });
 }
 
-async function probeUrl(url: URL, timeoutMs: number): Promise<ProbeResult | undefined> {
+async function probeUrl(
+  url: URL,
+  timeoutMs: number,
+  headers: Record<string, string>,
+): Promise<ProbeResult | undefined> {
   try {
-    const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), headers });
     const text = await response.text();
-    return { status: response.status, excerpt: text.slice(0, MAX_EXCERPT) };
+    const etag = response.headers.get("etag") ?? undefined;
+    return { status: response.status, excerpt: text.slice(0, MAX_EXCERPT), ...(etag && { etag }) };
   } catch {
     return undefined;
   }

@@ -338,6 +338,23 @@ describe("preview server in front of a running app", () => {
     expect(app.starts).toBe(starts + 1);
   });
 
+  it("does not start an app nobody has started yet: the agent may still be installing its packages", async () => {
+    app.state = "stopped";
+    app.reason = null;
+    app.startedAt = null;
+    const starts = app.starts;
+    try {
+      const page = await raw(preview, host, "/", "GET", navigation);
+      expect(page.status).toBe(503);
+      expect(page.body.toString()).toContain("Your app is not running yet");
+      expect(app.starts).toBe(starts);
+      const plain = await raw(preview, host, "/src/main.ts", "GET", { "Sec-Fetch-Dest": "script" });
+      expect(plain.body.toString()).toBe("The app has not been started yet.");
+    } finally {
+      app.startedAt = new Date(0).toISOString();
+    }
+  });
+
   it("names a crash's reason and the last log lines, escaped, and who can restart it", async () => {
     app.state = "crashed";
     app.reason = "exited with code 1";

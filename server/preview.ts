@@ -23,7 +23,7 @@ import {
 import { previewLabel, projectIdForPreviewLabel } from "../app/preview-token.server";
 import type { AppProcess, AppStatus } from "../sandbox/types";
 import { isHtmlNavigation, notFound, splitTarget, text } from "./preview/http";
-import { CRASH_LOG_LINES, crashedPage, startingPage, unreachablePage } from "./preview/pages";
+import { CRASH_LOG_LINES, crashedPage, notStartedPage, startingPage, unreachablePage } from "./preview/pages";
 import { proxyHttp, proxyUpgrade } from "./preview/proxy";
 import {
   receiveReport,
@@ -188,7 +188,9 @@ async function handle(req: IncomingMessage, res: ServerResponse, context: Contex
       return crashedPage(req, res, status, logs.lines.slice(-CRASH_LOG_LINES));
     }
     case "stopped":
-      // Stopped with a command known (idle, or never started since the host restarted): this visit starts it.
+      // Never started: the agent may still be writing it or installing its packages; it starts it, not a visit.
+      if (status.startedAt === null) return notStartedPage(req, res, status);
+      // Stopped after it ran (idle, or Dyno restarted since): this visit starts it again.
       app.start().catch((error: unknown) => {
         console.warn(
           `preview: could not start project ${projectId}'s app:`,

@@ -85,6 +85,26 @@ export function crashedPage(req: IncomingMessage, res: ServerResponse, status: A
   );
 }
 
+/**
+ * 503 for an app nobody has started yet (the agent may still be installing its packages): a start now would only
+ * fail and fill the log with it. Refreshes, so the page appears once the agent or the builder starts it.
+ */
+export function notStartedPage(req: IncomingMessage, res: ServerResponse, status: AppStatus): void {
+  const command = status.command ? ` (<code>${escapeHtml(status.command)}</code>)` : "";
+  answer(
+    req,
+    res,
+    503,
+    CRASHED_REFRESH_SECONDS,
+    page(
+      "Your app is not running yet",
+      CRASHED_REFRESH_SECONDS,
+      `<h1 data-dyno-state="not-started">Your app is not running yet</h1><p>The agent starts it${command} when it is ready, or press Start in the builder's Logs view. This page refreshes by itself.</p>`,
+    ),
+    "The app has not been started yet.",
+  );
+}
+
 /** 502 when it says it runs but does not answer (it just died, or it listens elsewhere). */
 export function unreachablePage(req: IncomingMessage, res: ServerResponse): void {
   answer(

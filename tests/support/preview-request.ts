@@ -54,6 +54,8 @@ export class TestApp implements AppProcess {
   state: AppStatus["state"] = "running";
   command: string | null = "npm run dev";
   reason: string | null = null;
+  /** When it was last started; null: never (the agent has not called start_app yet). */
+  startedAt: string | null = new Date(0).toISOString();
   socketPath = "";
   lines: AppLogLine[] = [];
   touches = 0;
@@ -65,7 +67,7 @@ export class TestApp implements AppProcess {
       state: this.state,
       command: this.command,
       port: this.state === "running" ? TestApp.PORT : null,
-      startedAt: null,
+      startedAt: this.startedAt,
       restarts: 0,
       reason: this.reason,
       nextRestartAt: null,

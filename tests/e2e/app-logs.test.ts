@@ -4,14 +4,13 @@
  * auto-scroll that lets the builder read back), the state beside the preview,
  * and "Fix this", which sends the error to the agent as a prompt (the replay
  * model answers). The workspace is a tiny node http server as its `dev`
- * script. The running-app test needs the local app supervisor (sandbox.app)
- * and is skipped, saying so, while the provider has the placeholder.
+ * script, run by the local app supervisor.
  */
 import http from "node:http";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ReplayScript } from "../../model-replay/script";
-import { SandboxUnavailableError, type Sandbox } from "../../sandbox";
+import type { Sandbox } from "../../sandbox";
 import { collectPageErrors, gotoHydrated, launchBrowser, screenshot } from "../support/browser";
 import { turn } from "../support/model";
 import { startStack, type Stack } from "../support/stack";
@@ -21,7 +20,6 @@ const PASSWORD = "a long enough password";
 
 let stack: Stack;
 let browser: Browser;
-let supervisor = false;
 
 const SERVER_JS = `
 const http = require("node:http");
@@ -65,18 +63,6 @@ async function projectSandbox(projectId: string): Promise<Sandbox> {
 beforeAll(async () => {
   stack = await startStack({ env: { AGENT_MODEL: `openai-compatible/${SCRIPT}` } });
   browser = await launchBrowser();
-  const { createBuilder } = await import("../support/fixtures");
-  const { project } = await createBuilder(stack.database.db);
-  const sandbox = await projectSandbox(project.id);
-  try {
-    await sandbox.app.start();
-    supervisor = true;
-  } catch (error) {
-    if (!(error instanceof SandboxUnavailableError)) throw error;
-    console.log(`[app-logs e2e] no app supervisor here yet (${error.message}): the running-app test is skipped`);
-  } finally {
-    await sandbox.app.stop().catch(() => {});
-  }
 });
 
 afterAll(async () => {
@@ -142,8 +128,7 @@ describe("the app in the builder", () => {
     }
   });
 
-  it("streams the running app's log live, restarts it, and sends a crash and a browser error with Fix this", async (context) => {
-    if (!supervisor) context.skip();
+  it("streams the running app's log live, restarts it, and sends a crash and a browser error with Fix this", async () => {
     const browserContext = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const page = await browserContext.newPage();
     const errors = collectPageErrors(page);
@@ -293,8 +278,7 @@ describe("the app in the builder", () => {
     }
   });
 
-  it("works without JavaScript: the log as the page rendered it, and Start as a plain form", async (context) => {
-    if (!supervisor) context.skip();
+  it("works without JavaScript: the log as the page rendered it, and Start as a plain form", async () => {
     const signUpContext = await browser.newContext();
     const signUpPage = await signUpContext.newPage();
     const projectId = await signUpAndCreateProject(signUpPage);

@@ -2,35 +2,21 @@
  * The app process over real HTTP: GET /projects/:projectId/app-log (SSE)
  * and the Restart / Stop intents of the builder page's action, on the app
  * server (Express, Remix, the Vite module graph), with the project's real
- * local sandbox. Owner only; wrong ids and malformed requests are refused.
- * The part that runs an app needs the local app supervisor (sandbox.app); it
- * is skipped, saying so, while the provider still has the placeholder.
+ * local sandbox and its app supervisor. Owner only; wrong ids and malformed
+ * requests are refused.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Project } from "../../db/schema";
-import { SandboxUnavailableError, type Sandbox } from "../../sandbox";
+import type { Sandbox } from "../../sandbox";
 import { signedInCookie } from "../support/accounts";
 import { createBuilder } from "../support/fixtures";
 import { connectEventStream, type EventStreamClient } from "../support/sse";
 import { startStack, type Stack } from "../support/stack";
 
 let stack: Stack;
-/** Whether sandbox.app can run a process here (the local supervisor), or is the placeholder that refuses to. */
-let supervisor = false;
 
 beforeAll(async () => {
   stack = await startStack();
-  const { project } = await createBuilder(stack.database.db);
-  const sandbox = await projectSandbox(project);
-  try {
-    await sandbox.app.start();
-    supervisor = true;
-  } catch (error) {
-    if (!(error instanceof SandboxUnavailableError)) throw error;
-    console.log(`[app-log] no app supervisor here yet (${error.message}): the running-app tests are skipped`);
-  } finally {
-    await sandbox.app.stop().catch(() => {});
-  }
 });
 
 afterAll(async () => {
@@ -131,22 +117,6 @@ describe("Restart and Stop", () => {
     });
     expect(json.status).toBe(415);
   });
-
-  it("without a supervisor, a built project's stream is stopped and Restart says why it cannot start", async (context) => {
-    if (supervisor) context.skip();
-    const { project, cookie } = await builder();
-    await projectSandbox(project);
-    const client = await connectEventStream(logUrl(project.id), { cookie });
-    try {
-      expect(await nextStatus(client)).toMatchObject({ state: "stopped", controllable: true });
-    } finally {
-      client.close();
-    }
-    const answer = await post(project.id, cookie, { intent: "app-restart" });
-    expect(answer.status).toBe(503);
-    expect(answer.html).toMatch(/role="alert"[^>]*>[^<]*cannot run an app process/);
-    expect((await post(project.id, cookie, { intent: "app-stop" })).status).toBe(200);
-  });
 });
 
 const SERVER_JS = `
@@ -210,8 +180,7 @@ async function readUntil(
 }
 
 describe("a running app", () => {
-  it("Restart starts it; the stream shows starting, running and its lines; a reconnect resumes after the last one", async (context) => {
-    if (!supervisor) context.skip();
+  it("Restart starts it; the stream shows starting, running and its lines; a reconnect resumes after the last one", async () => {
     const { project, cookie, sandbox } = await builtProject();
     const client = await connectEventStream(logUrl(project.id), { cookie });
     try {
@@ -250,8 +219,7 @@ describe("a running app", () => {
     }
   });
 
-  it("a crash streams as crashed with its reason and the error on stderr", async (context) => {
-    if (!supervisor) context.skip();
+  it("a crash streams as crashed with its reason and the error on stderr", async () => {
     const { project, cookie, sandbox } = await builtProject();
     await sandbox.writeFile("crash.txt", "Cannot find module './routes'");
     const client = await connectEventStream(logUrl(project.id), { cookie });

@@ -103,13 +103,14 @@ export async function recordPrompt(
     if (!created) throw new Error("run insert returned no row");
     await saveEntry(tx, { runId: created.id, projectId, iteration: 0, kind: "user", payload: { prompt, mode } });
     await tx.insert(messages).values({ projectId, runId: created.id, role: "user", content: prompt });
-    await tx.update(projects).set({ updatedAt: new Date() }).where(eq(projects.id, projectId));
     await appendRunEvent(tx, {
       runId: created.id,
       projectId,
       type: "queued",
       data: { mode, model: modelSpec, maxIterations: created.maxIterations },
     });
+    // After the event: the project's event lock comes before the project's row, as in every writer.
+    await tx.update(projects).set({ updatedAt: new Date() }).where(eq(projects.id, projectId));
     return created;
   });
 }

@@ -89,13 +89,8 @@ export async function nameProject(agent: AgentContext, run: AgentRun): Promise<{
     watch.close();
   }
   await db.transaction(async (tx) => {
-    const user = await findEntry(tx, run.id, 0, "user");
-    if (user) await saveEntry(tx, { ...user, payload: { ...user.payload, usage } });
-    await recountTokens(tx, run.id);
-    await tx
-      .update(projects)
-      .set({ title: pgSafeText(title), updatedAt: new Date() })
-      .where(and(eq(projects.id, run.projectId), eq(projects.title, UNTITLED_PROJECT)));
+    // The event first: it takes the project's event lock before any row lock, the order every writer keeps (a Stop
+    // takes the lock, then the run's row); the other way round, the two deadlocked.
     await appendRunEvent(tx, {
       runId: run.id,
       projectId: run.projectId,
@@ -103,6 +98,13 @@ export async function nameProject(agent: AgentContext, run: AgentRun): Promise<{
       dedupeKey: "title",
       data: { title },
     });
+    const user = await findEntry(tx, run.id, 0, "user");
+    if (user) await saveEntry(tx, { ...user, payload: { ...user.payload, usage } });
+    await recountTokens(tx, run.id);
+    await tx
+      .update(projects)
+      .set({ title: pgSafeText(title), updatedAt: new Date() })
+      .where(and(eq(projects.id, run.projectId), eq(projects.title, UNTITLED_PROJECT)));
   });
   return { title };
 }

@@ -110,7 +110,9 @@ export function runProcess(file: string, args: string[], options: RunOptions): P
       const verdict = options.guard ? options.guard.finish({ timedOut }) : Promise.resolve(undefined);
       verdict.then((limit) => {
         resolve({
-          exitCode: killed ? null : code,
+          // An OOM kill is a kill whichever process the kernel picked: the command itself (a null code) or a process
+          // under bubblewrap, which then exits 137 like any shell whose child died of SIGKILL.
+          exitCode: killed || limit === "memory" ? null : code,
           stdout: stdout.text(),
           stderr: stderr.text(),
           truncated: stdout.truncated || stderr.truncated,

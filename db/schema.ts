@@ -231,6 +231,16 @@ export const webhookDeliveries = pgTable(
   ],
 );
 
+/**
+ * Sign-in and sign-up attempt counters (rate-limiter-flexible's Drizzle store): in the database, so every app
+ * replica counts against the same budget and a restart forgets nothing.
+ */
+export const rateLimits = pgTable("rate_limits", {
+  key: text("key").primaryKey(),
+  points: integer("points").notNull().default(0),
+  expire: timestamp("expire", { withTimezone: true }),
+});
+
 export type User = typeof users.$inferSelect;
 export type Session = typeof sessions.$inferSelect;
 export type Project = typeof projects.$inferSelect;

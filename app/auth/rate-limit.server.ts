@@ -1,27 +1,15 @@
 /**
  * Failed sign-ins per email and per client address, and sign-up attempts per
- * client address. In memory: one app process serves the UI; a restart
- * forgets the counts.
+ * client address. The counts live in the database (the rate_limits table,
+ * through rate-limiter-flexible's Drizzle store): every app replica spends
+ * the same budget, and a restart forgets nothing.
  */
-import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
+import { RateLimiterDrizzle, RateLimiterRes } from "rate-limiter-flexible";
+import type { Database } from "../../db/client";
+import { rateLimits } from "../../db/schema";
+import { db } from "../db.server";
 
 const WINDOW_SECONDS = 15 * 60;
-const limiters = [
-  {
-    key: (email: string, _address: string) => email,
-    limiter: new RateLimiterMemory({ keyPrefix: "login-email", points: 5, duration: WINDOW_SECONDS }),
-  },
-  {
-    key: (_email: string, address: string) => address,
-    limiter: new RateLimiterMemory({ keyPrefix: "login-ip", points: 30, duration: WINDOW_SECONDS }),
-  },
-];
-
-/**
- * Every sign-up attempt that gets as far as hashing the password (a new account or an email that has one):
- * the hash costs CPU, and "that email has an account" must not be asked of the app without bound.
- */
-const signupLimiter = new RateLimiterMemory({ keyPrefix: "signup-ip", points: 50, duration: WINDOW_SECONDS });
 
 export class TooManyAttemptsError extends Error {
   readonly status = 429;
@@ -34,30 +22,65 @@ export class TooManyAttemptsError extends Error {
   }
 }
 
-/** Counts a sign-up attempt from the address; throws TooManyAttemptsError once its budget is spent. */
-export async function countSignupAttempt(address: string): Promise<void> {
-  try {
-    await signupLimiter.consume(address);
-  } catch (error) {
-    if (error instanceof RateLimiterRes) throw new TooManyAttemptsError(error.msBeforeNext / 1000, "sign-up");
-    throw error;
-  }
+export interface AttemptLimits {
+  /** Counts a sign-up attempt from the address; throws TooManyAttemptsError once its budget is spent. */
+  countSignupAttempt(address: string): Promise<void>;
+  /** Throws TooManyAttemptsError while the email's or the address's budget of failures is spent. */
+  checkLoginAllowed(email: string, address: string): Promise<void>;
+  /** Counts a failed sign-in against both budgets. */
+  countFailedLogin(email: string, address: string): Promise<void>;
+  /** A successful sign-in clears the email's count. */
+  clearFailedLogins(email: string): Promise<void>;
 }
 
-/** Throws TooManyAttemptsError while the email's or the address's budget of failures is spent. */
-export async function checkLoginAllowed(email: string, address: string): Promise<void> {
-  for (const { key, limiter } of limiters) {
-    const res = await limiter.get(key(email, address));
-    if (res && res.consumedPoints >= limiter.points) throw new TooManyAttemptsError(res.msBeforeNext / 1000);
-  }
+/** The attempt budgets, counted in `store` (the app's database, or a test's). */
+export function createAttemptLimits(store: Database["db"]): AttemptLimits {
+  const limiter = (keyPrefix: string, points: number) =>
+    new RateLimiterDrizzle({ storeClient: store, schema: rateLimits, keyPrefix, points, duration: WINDOW_SECONDS });
+  const perEmail = limiter("login-email", 5);
+  const perAddress = limiter("login-ip", 30);
+  /**
+   * Every sign-up attempt that gets as far as hashing the password (a new account or an email that has one):
+   * the hash costs CPU, and "that email has an account" must not be asked of the app without bound.
+   */
+  const signups = limiter("signup-ip", 50);
+  const logins = [
+    { key: (email: string, _address: string) => email, limiter: perEmail },
+    { key: (_email: string, address: string) => address, limiter: perAddress },
+  ];
+
+  return {
+    async countSignupAttempt(address) {
+      try {
+        await signups.consume(address);
+      } catch (error) {
+        if (error instanceof RateLimiterRes) throw new TooManyAttemptsError(error.msBeforeNext / 1000, "sign-up");
+        throw error;
+      }
+    },
+    async checkLoginAllowed(email, address) {
+      for (const { key, limiter } of logins) {
+        const res = await limiter.get(key(email, address));
+        if (res && res.consumedPoints >= limiter.points) throw new TooManyAttemptsError(res.msBeforeNext / 1000);
+      }
+    },
+    async countFailedLogin(email, address) {
+      for (const { key, limiter } of logins) await limiter.penalty(key(email, address));
+    },
+    async clearFailedLogins(email) {
+      await perEmail.delete(email);
+    },
+  };
 }
 
-/** Counts a failed sign-in against both budgets. */
-export async function countFailedLogin(email: string, address: string): Promise<void> {
-  for (const { key, limiter } of limiters) await limiter.penalty(key(email, address));
-}
+// Made on first use: importing this module must not open the database.
+let appLimits: AttemptLimits | undefined;
+const limits = () => (appLimits ??= createAttemptLimits(db));
 
-/** A successful sign-in clears the email's count. */
-export async function clearFailedLogins(email: string): Promise<void> {
-  await limiters[0]!.limiter.delete(email);
-}
+export const countSignupAttempt: AttemptLimits["countSignupAttempt"] = (address) =>
+  limits().countSignupAttempt(address);
+export const checkLoginAllowed: AttemptLimits["checkLoginAllowed"] = (email, address) =>
+  limits().checkLoginAllowed(email, address);
+export const countFailedLogin: AttemptLimits["countFailedLogin"] = (email, address) =>
+  limits().countFailedLogin(email, address);
+export const clearFailedLogins: AttemptLimits["clearFailedLogins"] = (email) => limits().clearFailedLogins(email);

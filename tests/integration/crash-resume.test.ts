@@ -9,7 +9,6 @@
  * (DATABASE_URL): embedded PGlite allows one process per folder.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { asc, eq } from "drizzle-orm";
@@ -19,6 +18,7 @@ import { createDatabase, type Database } from "../../db/client";
 import { agentEntries, runEvents, runs } from "../../db/schema";
 import { startEngineDevServer, type EngineDevServer } from "../../scripts/lib/engine-process";
 import { startAppProcess, type AppProcess } from "../support/app-process";
+import { startCuttableLink } from "../support/cuttable-link";
 import { reserveTestDatabase, type ReservedDatabase } from "../support/database";
 import { createBuilder } from "../support/fixtures";
 import { scripted, startTestModel, turn, type ReplayServer } from "../support/model";
@@ -207,33 +207,3 @@ describe.skipIf(!hasPostgres)("crash and resume (needs DATABASE_URL)", () => {
     }
   });
 });
-
-/** A TCP link to Postgres that can go down (every connection cut, new ones refused) and come back on the same port. */
-async function startCuttableLink(targetPort: number, targetHost: string) {
-  const sockets = new Set<net.Socket>();
-  let server: net.Server | undefined;
-  const port = await getPort({ host: "127.0.0.1" });
-  const up = () =>
-    new Promise<void>((resolve, reject) => {
-      server = net.createServer((client) => {
-        const upstream = net.connect(targetPort, targetHost);
-        for (const socket of [client, upstream]) {
-          sockets.add(socket);
-          socket.on("error", () => {});
-          socket.on("close", () => sockets.delete(socket));
-        }
-        client.pipe(upstream).pipe(client);
-        client.on("close", () => upstream.destroy());
-        upstream.on("close", () => client.destroy());
-      });
-      server.once("error", reject);
-      server.listen(port, "127.0.0.1", () => resolve());
-    });
-  const down = () => {
-    server?.close();
-    server = undefined;
-    for (const socket of sockets) socket.destroy();
-  };
-  await up();
-  return { port, up, down, close: async () => down() };
-}

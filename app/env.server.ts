@@ -42,6 +42,17 @@ const EnvSchema = z
   .object({
     NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
     HOST: z.string().default("127.0.0.1"),
+    /**
+     * How many reverse proxies (nginx, a load balancer) stand in front of the app and append to X-Forwarded-For:
+     * the client's address (rate limits) and scheme are read through that many hops. 0: the socket's own peer, and
+     * forwarded headers are ignored (a client could write them itself).
+     */
+    TRUST_PROXY: z.coerce
+      .number({ message: "a number of proxy hops (0-10)" })
+      .int("a number of proxy hops (0-10)")
+      .min(0, "a number of proxy hops (0-10)")
+      .max(10, "a number of proxy hops (0-10)")
+      .default(0),
     PORT: z.coerce.number({ message: "a port number" }).int().min(0).max(65535).default(3000),
     /**
      * The builder's public origin as browsers see it (e.g. https://dyno.example.com): writes must come from it.

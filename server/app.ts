@@ -75,6 +75,9 @@ export async function startAppServer({
 
   const app = express();
   app.disable("x-powered-by");
+  // Behind TRUST_PROXY proxies, req.ip and req.protocol come from the hops they append (X-Forwarded-For/-Proto).
+  const { TRUST_PROXY } = env();
+  if (TRUST_PROXY > 0) app.set("trust proxy", TRUST_PROXY);
   // Headers first, so refusals carry them too; then the cheap refusals, before anything reads a body.
   app.use(makeCspNonce, securityHeaders(mode));
   app.use(refuseCrossOriginWrites);
@@ -180,7 +183,7 @@ function previewPortFor(appPort: number): number {
 /** What loaders and actions get besides the request (see app/load-context.ts). */
 function getLoadContext(req: express.Request, res: express.Response): AppLoadContext {
   return {
-    clientAddress: req.socket.remoteAddress ?? "unknown",
+    clientAddress: req.ip ?? req.socket.remoteAddress ?? "unknown",
     cspNonce: res.locals.cspNonce as string,
     responseClosed: responseClosedSignal(res),
   };

@@ -85,7 +85,7 @@ describe("the app process", () => {
 
     const supervisor = sandbox.app as AppSupervisor;
     await supervisor.flush();
-    // A new Dyno process reads the state file: the command is kept, nothing runs.
+    // Another Dyno process (a replica, or the next one after a restart) sees the same app and its command.
     const fresh = new AppSupervisor({
       dataDir,
       projectId: sandbox.id,
@@ -96,8 +96,10 @@ describe("the app process", () => {
       limitMode: "auto",
       hide: [],
     });
-    expect(await fresh.status()).toMatchObject({ state: "stopped", command: "node b.js" });
+    expect(await fresh.status()).toMatchObject({ state: "running", command: "node b.js", port: 4001 });
     await sandbox.app.stop();
+    // Nothing runs now; the command is kept for the next start.
+    expect(await fresh.status()).toMatchObject({ state: "stopped", command: "node b.js" });
   });
 
   it("says why a start failed, without restarting behind the agent's back", async () => {

@@ -9,10 +9,14 @@
  *
  * One supervisor per (data folder, project) per Dyno process, in a registry on globalThis (registry.ts): sandboxes are
  * opened per step, and Vite's dev server loads modules in a second graph, yet all of them must share one process.
+ * One app process per project per host: the supervisor that runs it owns it (ownership.ts) and the supervisors of
+ * other Dyno processes on the host (replicas) forward to it, so any replica's step, Stop, preview and Logs view
+ * reach the same dev server. Only the owner writes the log and the state file.
  * Nothing is reattached across a restart of Dyno: bubblewrap's --die-with-parent (and the launcher watching its stdin)
  * end the app with Dyno, and the next preview visit or agent tool starts it again.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
@@ -39,7 +43,8 @@ import { sandboxEgress, SANDBOX_EGRESS_SOCKET, type EgressSettings, type Sandbox
 import { limitAmount, type ResourceLimit, type SandboxLimits } from "../limits";
 import { projectRuntimeDir } from "../runtime-dir";
 import { SandboxUnavailableError, type AppEndpoint, type AppLogs, type AppProcess, type AppStatus } from "../types";
-import { AppLogStore, LineSplitter, type AppLogBounds } from "./log-store";
+import { AppLogStore, LineSplitter, readAppLogFile, type AppLogBounds } from "./log-store";
+import { askOwner, claimOwnership, controlKey, ownerAddress, type OwnerRequest, type OwnerServer } from "./ownership";
 
 export interface AppSupervisorSettings {
   dataDir: string;
@@ -102,8 +107,13 @@ interface SavedState {
   command: string | null;
   status: AppStatus;
   ownerPid: number;
+  /** The supervisor that wrote it (one per Dyno process and project). */
+  ownerId?: string;
   nextSeq: number;
 }
+
+/** A forwarded touch() at most this often (and at most a quarter of the idle timeout): it is minutes long. */
+const TOUCH_FORWARD_MS = 5_000;
 
 /** "15 min", "30 s", "2 h". */
 export function formatDuration(ms: number): string {
@@ -143,7 +153,12 @@ export class AppSupervisor implements AppProcess {
   private settings: AppSupervisorSettings;
   private readonly folder: string;
   private readonly runtimeFolder: string;
-  private readonly log: AppLogStore;
+  private log: AppLogStore;
+  private readonly id = randomUUID();
+  /** Set while this process owns the project's app process on this host (it runs it, or will restart it). */
+  private ownership: OwnerServer | undefined;
+  private claiming: Promise<boolean> | undefined;
+  private lastForwardedTouch = 0;
   private savedCommand: string | null = null;
   private current: AppStatus;
   private launch: Launch | undefined;
@@ -162,19 +177,17 @@ export class AppSupervisor implements AppProcess {
     this.log = AppLogStore.open(this.folder, settings.log);
     const saved = readSavedState(this.folder);
     this.savedCommand = saved?.command ?? null;
-    // Nothing survives a restart of Dyno (--die-with-parent): whatever the file says ran is stopped now.
     this.current = {
       state: "stopped",
       command: null,
       port: null,
-      startedAt: saved?.status.startedAt ?? null,
+      startedAt: null,
       restarts: 0,
-      reason:
-        saved && saved.status.state !== "stopped" && saved.ownerPid !== process.pid
-          ? "Dyno restarted; it starts again on the next preview visit or start_app"
-          : (saved?.status.reason ?? null),
+      reason: null,
       nextRestartAt: null,
     };
+    // Nothing survives a restart of Dyno (--die-with-parent): whatever the file says ran is stopped now.
+    this.adoptSavedState();
   }
 
   /** A later sandbox of the same project may carry newer settings (limits, timeouts): they apply from the next start. */
@@ -183,8 +196,37 @@ export class AppSupervisor implements AppProcess {
   }
 
   async status(): Promise<AppStatus> {
+    if (!this.ownership) {
+      const remote = await this.forward({ op: "status" });
+      if (remote) return remote as AppStatus;
+      this.adoptSavedState();
+    }
+    return this.localStatus();
+  }
+
+  private localStatus(): AppStatus {
     this.adoptSavedCommand();
     return { ...this.current, command: this.current.command ?? this.wouldRun() };
+  }
+
+  /**
+   * Nobody owns the app now: what the state file says is the latest word (another process may have run and stopped
+   * it since), except that a process that died while it ran or restarted it left a state that no longer holds.
+   */
+  private adoptSavedState(): void {
+    const saved = readSavedState(this.folder);
+    if (!saved || saved.ownerId === this.id) return;
+    const active = saved.status.state === "starting" || saved.status.state === "running" || saved.status.nextRestartAt;
+    this.current = active
+      ? {
+          ...saved.status,
+          state: "stopped",
+          port: null,
+          restarts: 0,
+          nextRestartAt: null,
+          reason: "Dyno restarted; it starts again on the next preview visit or start_app",
+        }
+      : saved.status;
   }
 
   /**
@@ -194,7 +236,7 @@ export class AppSupervisor implements AppProcess {
   private adoptSavedCommand(): void {
     if (this.launch || this.destroyed) return;
     const saved = readSavedState(this.folder);
-    if (saved && saved.ownerPid !== process.pid && saved.command) this.savedCommand = saved.command;
+    if (saved && saved.ownerId !== this.id && saved.command) this.savedCommand = saved.command;
   }
 
   start(options: { command?: string; signal?: AbortSignal } = {}): Promise<AppStatus> {
@@ -207,34 +249,52 @@ export class AppSupervisor implements AppProcess {
     return this.startOrRestart(options, true);
   }
 
-  stop(reason = "stopped on request"): Promise<AppStatus> {
-    return this.serially(async () => {
+  async stop(reason = "stopped on request"): Promise<AppStatus> {
+    const remote = await this.asOwner({ op: "stop", reason });
+    if (remote.forwarded) return remote.value as AppStatus;
+    const status = await this.serially(async () => {
       await this.stopNow(reason);
-      return this.status();
+      return this.localStatus();
     });
+    await this.releaseIfIdle();
+    return status;
   }
 
   async logs(options: { sinceSeq?: number; maxLines?: number } = {}): Promise<AppLogs> {
-    return this.log.read(options);
+    if (this.ownership) return this.log.read(options);
+    const remote = await this.forward({ op: "logs", ...options });
+    if (remote) return remote as AppLogs;
+    // Nobody runs it: the log on disk is the latest (whoever ran it last wrote it).
+    return readAppLogFile(this.folder, { ...options, bounds: this.settings.log });
   }
 
   async appendLog(stream: "system" | "browser", text: string): Promise<void> {
     if (typeof text !== "string") return;
+    const remote = await this.asOwner({ op: "appendLog", stream, text });
+    if (remote.forwarded) return;
     for (const line of text.split("\n").slice(0, 50)) if (line.trim()) this.log.append(stream, line);
+    await this.releaseIfIdle();
   }
 
   touch(): void {
     this.lastActivity = Date.now();
+    const every = Math.min(TOUCH_FORWARD_MS, (this.settings.idleTimeoutMs ?? DEFAULT_APP_IDLE_TIMEOUT_MS) / 4);
+    if (this.ownership || this.lastActivity - this.lastForwardedTouch < every) return;
+    this.lastForwardedTouch = this.lastActivity;
+    void this.forward({ op: "touch" }).catch(() => {});
   }
 
   async endpoint(): Promise<AppEndpoint | null> {
-    if (this.current.state !== "running") return null;
+    if ((await this.status()).state !== "running") return null;
+    // The owner made the socket at this host path: any process on the host reaches the app through it.
     return { kind: "socket", path: path.join(this.runtimeFolder, SOCKET_NAME) };
   }
 
   /** Stops the app and removes what it kept (the project is being deleted). */
   async destroy(): Promise<void> {
     await this.stop("the project was deleted");
+    // Held while the folders go, so no other process starts the app in them meanwhile.
+    await this.claim();
     this.destroyed = true;
     clearInterval(this.idleTimer);
     await this.flush();
@@ -243,6 +303,110 @@ export class AppSupervisor implements AppProcess {
     await rm(this.runtimeFolder, { recursive: true, force: true });
     const support = await limitSupport(this.settings.limitMode);
     await removeProjectCgroups(support.cgroups, this.settings.projectId).catch(() => {});
+    await this.release();
+  }
+
+  // ---- ownership (one app process per project per host) ----
+
+  private get address(): string {
+    return ownerAddress(this.settings.dataDir, this.settings.projectId);
+  }
+
+  /** Asks the owner, if another process owns the app; undefined when none does (or this one does). */
+  private async forward(request: OwnerRequest, options: { signal?: AbortSignal } = {}): Promise<unknown> {
+    if (this.ownership || this.destroyed) return undefined;
+    const startTimeoutMs = this.settings.startTimeoutMs ?? DEFAULT_APP_START_TIMEOUT_MS;
+    const timeoutMs =
+      request.op === "start" || request.op === "restart"
+        ? startTimeoutMs + 2 * STOP_GRACE_MS
+        : request.op === "stop"
+          ? 2 * STOP_GRACE_MS
+          : undefined;
+    return askOwner(this.address, controlKey(this.settings.dataDir), request, { ...options, timeoutMs });
+  }
+
+  /**
+   * Forwards the request to the owner, or, when no process owns the app, makes this one the owner so it can act
+   * itself (a race for the name has one winner; the loser forwards to it).
+   */
+  private async asOwner(
+    request: OwnerRequest,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<{ forwarded: true; value: unknown } | { forwarded: false }> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if (this.ownership) return { forwarded: false };
+      const value = await this.forward(request, options);
+      if (value !== undefined) return { forwarded: true, value };
+      if (options.signal?.aborted) return { forwarded: false };
+      if (await this.claim()) return { forwarded: false };
+    }
+    throw new SandboxUnavailableError("Could not reach the Dyno process running this project's app; try again");
+  }
+
+  /** Takes the project's name on this host; false when another process holds it. */
+  private claim(): Promise<boolean> {
+    if (this.ownership) return Promise.resolve(true);
+    this.claiming ??= (async () => {
+      try {
+        const server = await claimOwnership(this.address, controlKey(this.settings.dataDir), (request) =>
+          this.answer(request),
+        );
+        if (!server) return false;
+        this.ownership = server;
+        // Whoever owned it last wrote the log and the state: pick both up before writing either.
+        this.log.close();
+        this.log = AppLogStore.open(this.folder, this.settings.log);
+        this.adoptSavedState();
+        this.adoptSavedCommand();
+        return true;
+      } finally {
+        this.claiming = undefined;
+      }
+    })();
+    return this.claiming;
+  }
+
+  /** Another process's request, answered as if it were this process's own call. */
+  private async answer(request: OwnerRequest): Promise<unknown> {
+    switch (request.op) {
+      case "status":
+        return this.localStatus();
+      case "start":
+      case "restart":
+        this.touch();
+        return this.startOrRestart(
+          request.command === undefined ? {} : { command: String(request.command) },
+          request.op === "restart",
+        );
+      case "stop":
+        return this.stop(typeof request.reason === "string" ? request.reason.slice(0, 500) : undefined);
+      case "logs":
+        return this.log.read({
+          ...(typeof request.sinceSeq === "number" && { sinceSeq: request.sinceSeq }),
+          ...(typeof request.maxLines === "number" && { maxLines: request.maxLines }),
+        });
+      case "appendLog":
+        return this.appendLog(request.stream === "system" ? "system" : "browser", String(request.text ?? ""));
+      case "touch":
+        this.lastActivity = Date.now();
+        return null;
+      default:
+        throw new RangeError("unknown request");
+    }
+  }
+
+  /** Gives the name up once nothing runs or waits to restart here, so any process may start the app next. */
+  private async releaseIfIdle(): Promise<void> {
+    if (!this.ownership || this.launch || this.restartTimer || this.current.state === "starting") return;
+    await this.release();
+  }
+
+  private async release(): Promise<void> {
+    const ownership = this.ownership;
+    if (!ownership) return;
+    await this.flush();
+    this.ownership = undefined;
+    await ownership.close();
   }
 
   // ---- internals ----
@@ -277,6 +441,11 @@ export class AppSupervisor implements AppProcess {
       if (command.includes("\0")) throw new RangeError("The app command contains a NUL byte");
       if (Buffer.byteLength(command) > 8192) throw new RangeError("The app command is over 8 KiB");
     }
+    const remote = await this.asOwner(
+      { op: forceRestart ? "restart" : "start", ...(command !== undefined && { command }) },
+      options.signal ? { signal: options.signal } : {},
+    );
+    if (remote.forwarded) return remote.value as AppStatus;
     const launch = await this.serially(async () => {
       this.adoptSavedCommand();
       if (command !== undefined && command !== this.savedCommand) {
@@ -290,7 +459,8 @@ export class AppSupervisor implements AppProcess {
       return this.spawnApp(false);
     });
     if (launch) await waitOrAbort(launch.ready, options.signal);
-    return this.status();
+    await this.releaseIfIdle();
+    return this.localStatus();
   }
 
   private async stopNow(reason: string | null): Promise<void> {
@@ -500,6 +670,13 @@ export class AppSupervisor implements AppProcess {
   }
 
   private async onExit(launch: Launch, code: number | null, signal: NodeJS.Signals | null): Promise<void> {
+    await this.recordExit(launch, code, signal);
+    // Ended for good (no restart pending): another process may run it next. Not awaited: a stop in the queue is
+    // waiting for this exit to be recorded.
+    void this.serially(() => this.releaseIfIdle());
+  }
+
+  private async recordExit(launch: Launch, code: number | null, signal: NodeJS.Signals | null): Promise<void> {
     clearTimeout(launch.startTimer);
     const limit = await launch.confinement.guard.finish({ timedOut: false });
     await launch.confinement.dispose();
@@ -603,6 +780,7 @@ export class AppSupervisor implements AppProcess {
       command: this.savedCommand,
       status: this.current,
       ownerPid: process.pid,
+      ownerId: this.id,
       nextSeq: this.log.seq,
     };
     this.saving = this.saving.then(async () => {

@@ -2,7 +2,7 @@
  * `npm run topology`: Dyno as it runs beyond a laptop, on this machine. The self-hosted Inngest engine
  * (`inngest start`) on Postgres + Redis, TOPOLOGY_REPLICAS app replicas (default 2) in production mode behind one
  * round-robin address, one Postgres for the app. Needs a Postgres server (DATABASE_URL's server; the two databases
- * are created when missing) and Redis (REDIS_URL); builds the app and the engine when they are missing.
+ * are created when missing) and Redis (REDIS_URL); builds the app, and the engine when it is missing.
  * Ctrl-C stops everything. Logs: DYNO_DATA_DIR/topology/logs/.
  */
 import { execFileSync } from "node:child_process";
@@ -77,10 +77,9 @@ if (!Number.isInteger(replicas) || replicas < 1 || replicas > 8) fail("TOPOLOGY_
 await ensureDatabase(databaseUrl);
 await ensureDatabase(engineDatabaseUrl);
 await ensureRedis(redisUrl);
-if (!existsSync("build/server/index.js")) {
-  console.log("Building the app (npm run build)…");
-  execFileSync("npm", ["run", "build"], { stdio: "inherit" });
-}
+// Always: a build left from older code would run that code in production mode (a few seconds).
+console.log("Building the app (npm run build)…");
+execFileSync("npm", ["run", "build"], { stdio: "ignore" });
 const engine = await findOrBuildEngine();
 const { eventKey, signingKey, sessionSecret } = keys();
 const topology = await startTopology({

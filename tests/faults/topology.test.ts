@@ -8,7 +8,9 @@
  * Needs a Postgres server (DATABASE_URL) and Redis at 127.0.0.1:6379 (REDIS_URL), as the topology does.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { request as httpRequest } from "node:http";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -38,8 +40,8 @@ describe.skipIf(!hasPostgres)("faults on the production topology (needs DATABASE
   let link: Awaited<ReturnType<typeof startCuttableLink>>;
 
   beforeAll(async () => {
-    // Production mode serves the built app.
-    if (!existsSync("build/server/index.js")) execFileSync("npm", ["run", "build"], { stdio: "ignore" });
+    // Production mode serves the built app: built now, so it is this checkout's code (a few seconds).
+    execFileSync("npm", ["run", "build"], { stdio: "ignore" });
     appDb = await reserveTestDatabase("postgres");
     engineDb = await reserveTestDatabase("postgres");
     database = createDatabase(appDb.options);
@@ -207,6 +209,61 @@ describe.skipIf(!hasPostgres)("faults on the production topology (needs DATABASE
     for (const stream of streams) stream.close();
     await topology.replicas[1]!.restart();
   });
+
+  it("previews the app one replica started through every replica's preview server, with one dev server, and starts it on a survivor when its replica dies", async () => {
+    const { user, project } = await createBuilder(database.db);
+    const marker = `topology-app-${randomUUID()}`;
+    const { createAgentContext } = await import("../../inngest/agent/context");
+    const sandbox = await createAgentContext().sandbox(project.id);
+    await sandbox.writeFile("package.json", JSON.stringify({ scripts: { dev: `node server.js ${marker}` } }));
+    await sandbox.writeFile(
+      "server.js",
+      `require("node:http").createServer((q, s) => s.end("hello from " + process.pid)).listen(3000, "127.0.0.1");`,
+    );
+    const { signedInCookie } = await import("../support/accounts");
+    const cookie = await signedInCookie(user.id);
+    // Restart in the Logs view, through the balancer: one replica starts it.
+    const restart = await fetch(`${topology.url}/projects/${project.id}?view=logs`, {
+      method: "POST",
+      headers: { Cookie: cookie },
+      body: new URLSearchParams({ intent: "app-restart" }),
+      redirect: "manual",
+    });
+    expect(restart.status).toBe(200);
+    await restart.body?.cancel();
+
+    const { previewLabel } = await import("../../app/preview-token.server");
+    const host = `${previewLabel(topology.keys.sessionSecret, project.id)}.localhost:${topology.previewPort}`;
+    const visit = () => getWithHost(topology.previewPort, host);
+    const served = async () => {
+      const deadline = Date.now() + 60_000;
+      let answer = await visit();
+      while (!(answer.status === 200 && /^hello from/.test(answer.body)) && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        answer = await visit();
+      }
+      return answer;
+    };
+    // "The app is starting" until it listens.
+    await served();
+    // Round-robin: four visits reach both replicas' preview servers; all see the one app.
+    const bodies = await Promise.all([visit(), visit(), visit(), visit()]);
+    const appPids = await serverPids(marker);
+    expect(appPids).toHaveLength(1);
+    for (const answer of bodies)
+      expect(answer).toMatchObject({ status: 200, body: expect.stringMatching(/^hello from \d+$/) });
+
+    // The replica running it dies, and the app with it; the next visit starts it on the survivor.
+    const owner = await replicaRunning(topology, `server.js ${marker}`);
+    await owner.kill("SIGKILL");
+    const answer = await served();
+    expect(answer).toMatchObject({ status: 200, body: expect.stringMatching(/^hello from \d+$/) });
+    const survivorPids = await serverPids(marker);
+    expect(survivorPids).toHaveLength(1);
+    expect(survivorPids[0]).not.toBe(appPids[0]);
+    await owner.restart();
+    await sandbox.app.stop();
+  });
 });
 
 /** The replica whose process tree runs a command line containing `marker` (the step in flight). */
@@ -300,5 +357,32 @@ function redisCommand(url: string, index: number, command: string): Promise<stri
     });
     socket.on("error", reject);
     socket.write(`SELECT ${index}\r\n${command}\r\n`);
+  });
+}
+
+/** The app's own server processes (node server.js <marker>). */
+async function serverPids(marker: string): Promise<number[]> {
+  const found: number[] = [];
+  for (const pid of readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ");
+      if (cmdline.startsWith("node") && cmdline.includes(marker)) found.push(Number(pid));
+    } catch {
+      // gone
+    }
+  }
+  return found;
+}
+
+/** GET / from 127.0.0.1:<port> with the Host of a preview origin (Node does not resolve *.localhost itself). */
+function getWithHost(port: number, host: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: "127.0.0.1", port, path: "/", headers: { Host: host }, agent: false }, (res) => {
+      let body = "";
+      res.setEncoding("utf8").on("data", (chunk: string) => (body += chunk));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on("error", reject);
+    req.end();
   });
 }

@@ -9,7 +9,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import net from "node:net";
 import os from "node:os";
@@ -210,6 +210,35 @@ describe.skipIf(!hasPostgres)("faults on the production topology (needs DATABASE
     await topology.replicas[1]!.restart();
   });
 
+  it("stops a run from the other replica than the one running its step: the command is killed, nothing after it runs", async () => {
+    const { user, project, run } = await start(
+      [turn.run("sleep 40 && echo late > late.txt"), turn.write("never.txt", "never"), turn.reply("Done.")],
+      "stop me from anywhere",
+    );
+    await waitForRunEvent(database, {
+      projectId: project.id,
+      runId: run.id,
+      until: (row) => row.type === "tool_call",
+      timeoutMs: 60_000,
+    });
+    const running = await replicaRunning(topology, "sleep 40 && echo late");
+    const other = topology.replicas.find((replica) => replica !== running)!;
+    const { signedInCookie } = await import("../support/accounts");
+    const stop = await fetch(`${other.url}/projects/${project.id}`, {
+      method: "POST",
+      headers: { Cookie: await signedInCookie(user.id) },
+      body: new URLSearchParams({ intent: "stop", runId: run.id }),
+      redirect: "manual",
+    });
+    expect(stop.status).toBeLessThan(400);
+    await stop.body?.cancel();
+    // Well before the command's 40 s: the replica running it heard the stop through Postgres.
+    expect((await waitForRunToFinish(database, run, 20_000)).type).toBe("stopped");
+    await waitUntilGone("sleep 40 && echo late");
+    expect(existsSync(path.join(dataDir, "workspaces", project.id, "late.txt"))).toBe(false);
+    expect(existsSync(path.join(dataDir, "workspaces", project.id, "never.txt"))).toBe(false);
+  });
+
   it("previews the app one replica started through every replica's preview server, with one dev server, and starts it on a survivor when its replica dies", async () => {
     const { user, project } = await createBuilder(database.db);
     const marker = `topology-app-${randomUUID()}`;
@@ -385,4 +414,21 @@ function getWithHost(port: number, host: string): Promise<{ status: number; body
     req.on("error", reject);
     req.end();
   });
+}
+
+/** Waits until no process runs a command line containing `marker`. */
+async function waitUntilGone(marker: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const left = readdirSync("/proc").some((pid) => {
+      try {
+        return /^\d+$/.test(pid) && readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(marker);
+      } catch {
+        return false;
+      }
+    });
+    if (!left) return;
+    if (Date.now() > deadline) throw new Error(`"${marker}" still runs`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }

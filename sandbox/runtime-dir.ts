@@ -9,16 +9,20 @@ import { realpathSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 
-/** The runtime folder for a data folder: /tmp/dyno-<12 hex of its real path>. Not created here. */
-export function sandboxRuntimeDir(dataDir: string): string {
+/** 12 hex digits naming a data folder on this host (a hash of its real path): what Dyno processes sharing it share. */
+export function dataDirDigest(dataDir: string): string {
   let real: string;
   try {
     real = realpathSync(dataDir);
   } catch {
     real = path.resolve(dataDir);
   }
-  const digest = createHash("sha256").update(real).digest("hex").slice(0, 12);
-  return path.join(os.tmpdir(), `dyno-${digest}`);
+  return createHash("sha256").update(real).digest("hex").slice(0, 12);
+}
+
+/** The runtime folder for a data folder: /tmp/dyno-<its digest>. Not created here. */
+export function sandboxRuntimeDir(dataDir: string): string {
+  return path.join(os.tmpdir(), `dyno-${dataDirDigest(dataDir)}`);
 }
 
 /** A project's own runtime folder (its sockets): <runtime>/<projectId>. */

@@ -3,14 +3,13 @@
  * bubblewrap by --die-with-parent, unisolated by the launcher noticing its stdin close. The next Dyno process finds
  * the app stopped and starts it again.
  */
-import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type LocalIsolation, openLocalSandbox } from "../local";
-import { getThrough, processesWith, serverScript, waitUntil } from "./test-apps";
+import { getThrough, processesWith, serverScript, startDynoProcess, waitUntil } from "./test-apps";
 
 let dataDir: string;
 
@@ -22,25 +21,8 @@ afterAll(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
-function startChild(projectId: string, isolation: LocalIsolation, command: string) {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", "sandbox/app/orphan-child.ts", dataDir, projectId, isolation, command],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
-  let output = "";
-  const ready = new Promise<string>((resolve, reject) => {
-    child.stdout.on("data", (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /ready (.*)\n/.exec(output);
-      if (match) resolve(match[1]!);
-    });
-    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    child.once("exit", (code) => reject(new Error(`child exited (${code}) before it was ready:\n${output}`)));
-  });
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  return { child, ready, exited };
-}
+const startChild = (projectId: string, isolation: LocalIsolation, command: string) =>
+  startDynoProcess(dataDir, projectId, isolation, command);
 
 describe.each<LocalIsolation>(["bubblewrap", "none"])("a Dyno process killed while its app runs (%s)", (isolation) => {
   it("leaves no process of the app behind, and the next Dyno process starts it again", async () => {

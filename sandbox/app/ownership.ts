@@ -9,10 +9,11 @@
  * namespace: the sandbox's own (bubblewrap --unshare-net) cannot see them. Each request carries a key from a file
  * only Dyno's user can read, so another local user cannot drive the apps either.
  */
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
+import { randomBytes, timingSafeEqual } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
+import { dataDirDigest } from "../runtime-dir";
 
 /** Requests and replies are single JSON lines; a log read of 2,000 long lines stays well under this. */
 const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
@@ -29,16 +30,9 @@ export type OwnerRequest =
 
 export type OwnerReply = { ok: true; value: unknown } | { ok: false; error: string; kind?: string };
 
-/** The abstract socket name of a project's owner: a hash of the data folder's real path, then the project id. */
+/** The abstract socket name of a project's owner: the data folder's digest, then the project id. */
 export function ownerAddress(dataDir: string, projectId: string): string {
-  let real: string;
-  try {
-    real = realpathSync(dataDir);
-  } catch {
-    real = path.resolve(dataDir);
-  }
-  const folder = createHash("sha256").update(real).digest("hex").slice(0, 16);
-  return `\0dyno-app/${folder}/${projectId}`;
+  return `\0dyno-app/${dataDirDigest(dataDir)}/${projectId}`;
 }
 
 /** The data folder's control key, made on first use (mode 0600). */

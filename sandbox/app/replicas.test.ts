@@ -4,7 +4,6 @@
  * its log as it is written, adds browser lines to it and keeps it from idling; when the owner dies, the next process
  * to ask starts it itself. The owner is a real child process (orphan-child.ts), the other one is this test.
  */
-import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
@@ -13,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openLocalSandbox } from "../local";
 import type { Sandbox } from "../types";
 import { askOwner, controlKey, ownerAddress } from "./ownership";
-import { getThrough, processesWith, serverScript, waitUntil } from "./test-apps";
+import { getThrough, processesWith, serverScript, startDynoProcess, waitUntil } from "./test-apps";
 
 let dataDir: string;
 
@@ -26,34 +25,8 @@ afterAll(async () => {
 });
 
 /** Another Dyno process on this host that starts the project's app and keeps running it. */
-function startOwner(projectId: string, command: string, idleTimeoutMs?: number) {
-  const child = spawn(
-    process.execPath,
-    [
-      "--import",
-      "tsx",
-      "sandbox/app/orphan-child.ts",
-      dataDir,
-      projectId,
-      "bubblewrap",
-      command,
-      ...(idleTimeoutMs ? [String(idleTimeoutMs)] : []),
-    ],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
-  let output = "";
-  const ready = new Promise<string>((resolve, reject) => {
-    child.stdout.on("data", (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /ready (.*)\n/.exec(output);
-      if (match) resolve(match[1]!);
-    });
-    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    child.once("exit", (code) => reject(new Error(`owner exited (${code}) before it was ready:\n${output}`)));
-  });
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  return { child, ready, exited };
-}
+const startOwner = (projectId: string, command: string, idleTimeoutMs?: number) =>
+  startDynoProcess(dataDir, projectId, "bubblewrap", command, idleTimeoutMs);
 
 /** The pids of the app's own server process (node server.js <marker>), not bwrap's or the launcher's. */
 const serverPids = (marker: string) => processesWith(`server.js ${marker}`, "node");

@@ -2,6 +2,7 @@
  * Test helpers for the app process: small node servers written into a workspace (no Vite needed), HTTP over the
  * app's unix socket, and a /proc scan for the processes carrying a test's unique marker.
  */
+import { spawn } from "node:child_process";
 import { readdir, readFile } from "node:fs/promises";
 import http from "node:http";
 import type { AppEndpoint, AppStatus, Sandbox } from "../types";
@@ -85,4 +86,45 @@ export async function waitForState(
     `${what} (app status: ${JSON.stringify(await sandbox.app.status())})`,
     timeoutMs,
   );
+}
+
+/**
+ * Another Dyno process on this host (orphan-child.ts) that opens the project's sandbox, starts its app with
+ * `command` and keeps running it until killed; `ready` gives the status it printed.
+ */
+export function startDynoProcess(
+  dataDir: string,
+  projectId: string,
+  isolation: "bubblewrap" | "none",
+  command: string,
+  idleTimeoutMs?: number,
+) {
+  const child = spawn(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      "sandbox/app/orphan-child.ts",
+      dataDir,
+      projectId,
+      isolation,
+      command,
+      ...(idleTimeoutMs ? [String(idleTimeoutMs)] : []),
+    ],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let output = "";
+  const ready = new Promise<string>((resolve, reject) => {
+    child.stdout.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /ready (.*)\n/.exec(output);
+      if (match) resolve(match[1]!);
+    });
+    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    child.once("exit", (code) =>
+      reject(new Error(`the Dyno process exited (${code}) before it was ready:\n${output}`)),
+    );
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  return { child, ready, exited };
 }

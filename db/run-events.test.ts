@@ -39,6 +39,7 @@ describe.each(availableDrivers())("run events on %s", (driver) => {
       "agent_entries",
       "messages",
       "projects",
+      "rate_limits",
       "run_events",
       "runs",
       "sessions",

@@ -288,20 +288,21 @@ describe.each<LimitMode>(["auto", "rlimits"])("the app process under the project
   });
 
   it("holds the project's commands and its app process to one limit together", async () => {
-    const limits = { ...DEFAULT_SANDBOX_LIMITS, memoryBytes: 128 * MiB };
-    // ~100 MB each (Node itself and 60 MB): either fits the limit alone, both together do not.
-    const command = `node -e "globalThis.b = Buffer.alloc(60e6, 1); setTimeout(() => console.log('done'), 1500)"`;
+    const limits = { ...DEFAULT_SANDBOX_LIMITS, memoryBytes: 512 * MiB };
+    // 300 MB each, and Node itself (counted ~45 MB a process when polled, less by a cgroup, which shares pages):
+    // either fits the limit alone with 130 MB or more to spare, both together are over it either way.
+    const command = `node -e "globalThis.b = Buffer.alloc(300e6, 1); setTimeout(() => console.log('done'), 1500)"`;
     const alone = await open({ limits, limitMode });
     expect(await alone.exec(command, { timeoutMs: 20_000 })).toMatchObject({ exitCode: 0, stdout: "done\n" });
 
     const shared = await open({ limits, limitMode });
-    await writeServer(shared, serverScript("holder", { holdBytes: 60e6 }));
+    await writeServer(shared, serverScript("holder", { holdBytes: 300e6 }));
     expect(await shared.app.start({ command: "node server.js" })).toMatchObject({ state: "running" });
     const result = await shared.exec(command, { timeoutMs: 20_000 });
     const app = await waitForState(shared, (s) => s.state !== "starting", "settled");
     // Whichever of the two was larger was ended, for the project's memory limit.
-    const commandEnded = result.limit === "memory" && result.limitAmount === "128 MiB";
-    const appEnded = app.state === "crashed" && app.reason === "memory limit (128 MiB) reached";
+    const commandEnded = result.limit === "memory" && result.limitAmount === "512 MiB";
+    const appEnded = app.state === "crashed" && app.reason === "memory limit (512 MiB) reached";
     expect(commandEnded || appEnded, JSON.stringify({ result, app })).toBe(true);
     await shared.app.stop();
   });

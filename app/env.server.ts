@@ -134,6 +134,20 @@ const EnvSchema = z
     AGENT_MODEL_TIMEOUT: duration("3m"),
     /** Model replies in a row that may fail to parse (or name an unknown tool) before the run fails. */
     AGENT_MAX_REPAIRS: z.coerce.number().int().min(0).max(20).default(3),
+    /**
+     * The context window (tokens) of a model the built-in table does not know; the prompt is kept under it
+     * (inngest/agent/context-budget.ts). AGENT_CONTEXT_WINDOWS sets it per model: "openai-compatible/llama3=8192,…".
+     */
+    AGENT_CONTEXT_TOKENS: z.coerce.number().int().min(2000).max(10_000_000).default(32_000),
+    AGENT_CONTEXT_WINDOWS: z
+      .string()
+      .default("")
+      .refine((v) => v.trim() === "" || /^\s*[^=,\s]+=\d+\s*(,\s*[^=,\s]+=\d+\s*)*$/.test(v), {
+        message: "model=tokens pairs separated by commas, e.g. openai-compatible/llama3=8192",
+      }),
+    /** Stuck detection (inngest/agent/stuck.ts): repeats of one pattern before the agent is told, and before the run stops. */
+    AGENT_STUCK_WARN_AFTER: z.coerce.number().int().min(2).max(100).default(3),
+    AGENT_STUCK_STOP_AFTER: z.coerce.number().int().min(2).max(100).default(5),
 
     /**
      * The model, chosen at run time: openai/<model>, anthropic/<model>,
@@ -246,6 +260,13 @@ const EnvSchema = z
           message: (error as Error).message,
         });
       }
+    }
+    if (env.AGENT_STUCK_STOP_AFTER <= env.AGENT_STUCK_WARN_AFTER) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ["AGENT_STUCK_STOP_AFTER"],
+        message: "must be greater than AGENT_STUCK_WARN_AFTER: the agent is told before the run stops",
+      });
     }
     if (!env.DYNO_WEBHOOK_URL !== !env.DYNO_WEBHOOK_SECRET) {
       ctx.addIssue({

@@ -155,9 +155,19 @@ export const messages = pgTable(
 /**
  * user: the prompt; action: the model's chosen tool call (or its unusable
  * output); result: what the tool returned; reply: the final answer;
- * stopped: a notice that the builder stopped the run, so the model sees it.
+ * stopped: a notice that the builder stopped the run, so the model sees it;
+ * summary: a compaction of the earlier conversation (the entries it covers
+ * are kept); note: Dyno telling the agent something plainly (it is repeating itself).
  */
-export const agentEntryKind = pgEnum("agent_entry_kind", ["user", "action", "result", "reply", "stopped"]);
+export const agentEntryKind = pgEnum("agent_entry_kind", [
+  "user",
+  "action",
+  "result",
+  "reply",
+  "stopped",
+  "summary",
+  "note",
+]);
 export type AgentEntryKind = (typeof agentEntryKind.enumValues)[number];
 
 /** What the model sees, one row per (run, iteration, kind): upserts keep retried steps idempotent. */

@@ -11,9 +11,11 @@ import type { Database } from "../../db/client";
 import { projects } from "../../db/schema";
 import { openSandbox, reachableHosts, type Sandbox, type SandboxConfig, type SandboxLimits } from "../../sandbox";
 import { parseAllowList } from "../../sandbox/egress/policy";
+import { parseContextWindows, type ContextSettings } from "./context-budget";
 import { demoReplayBaseUrl } from "./demo";
 import { createClientRegistry } from "./model/client";
 import { parseModelSpec, type ModelConfig } from "./model/config";
+import type { StuckThresholds } from "./stuck";
 import type { ToolLimits } from "./tools";
 
 export interface AgentContext {
@@ -24,6 +26,9 @@ export interface AgentContext {
   limits: ToolLimits;
   modelTimeoutMs: number;
   maxRepairs: number;
+  /** Context windows, for the prompt's budget (context-budget.ts). */
+  context: ContextSettings;
+  stuck: StuckThresholds;
 }
 
 export function sandboxLimits(e: Env): SandboxLimits {
@@ -98,5 +103,7 @@ export function createAgentContext(e: Env = env(), database: Database = getDatab
     },
     modelTimeoutMs,
     maxRepairs: e.AGENT_MAX_REPAIRS,
+    context: { defaultTokens: e.AGENT_CONTEXT_TOKENS, perModel: parseContextWindows(e.AGENT_CONTEXT_WINDOWS) },
+    stuck: { warnAfter: e.AGENT_STUCK_WARN_AFTER, stopAfter: e.AGENT_STUCK_STOP_AFTER },
   };
 }

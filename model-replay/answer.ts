@@ -107,7 +107,15 @@ export function summaryDigest(messages: readonly ChatMessage[]): string {
     const askedLine = /^Builder asked: (.*)$/.exec(line)?.[1];
     if (askedLine) asked.push(askedLine);
   }
-  for (const match of text.matchAll(/"tool":"write_file","path":"([^"]+)"/g)) files.push(match[1]!);
+  for (const line of text.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    try {
+      const action = JSON.parse(line) as { tool?: unknown; path?: unknown };
+      if (action.tool === "write_file" && typeof action.path === "string") files.push(action.path);
+    } catch {
+      // Not an action the agent wrote (or not all on one line): not a file written.
+    }
+  }
   // The builder's turns in the request: what follows a "## The builder, …" heading that is no tool result or note.
   for (const match of text.matchAll(/## The builder, a tool result or a note from Dyno\n+([^\n]+)/g)) {
     const first = match[1]!.trim();

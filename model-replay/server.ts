@@ -25,7 +25,7 @@ export interface ReplayServer {
   url: string;
   /** Chat completion requests received so far (retries and title requests included). */
   readonly requests: number;
-  /** The text of each of the last 20 requests' messages joined (newest last), for tests that check what the model was sent. */
+  /** The text of each of the last 100 requests' messages joined (newest last), for tests that check what the model was sent. */
   readonly recentPrompts: readonly string[];
   /** Every request's script, kind and prompt size (the last 10,000), for tests and benchmarks of prompt size. */
   readonly requestLog: readonly ReplayRequest[];
@@ -45,6 +45,8 @@ export interface ReplayRequest {
 }
 
 const MAX_REQUEST_LOG = 10_000;
+/** Enough for a test to read every request of a long scripted run. */
+const MAX_RECENT_PROMPTS = 100;
 
 const MAX_BODY_BYTES = 32 * 1024 * 1024;
 
@@ -155,7 +157,7 @@ export async function startReplayServer(options: ReplayServerOptions): Promise<R
     if (typeof model !== "string") throw new HttpProblem(400, "`model` must name a replay script.");
     if (!Array.isArray(messages)) throw new HttpProblem(400, "`messages` must be an array.");
     recentPrompts.push((messages as ChatMessage[]).map(messageText).join("\n"));
-    if (recentPrompts.length > 20) recentPrompts.shift();
+    if (recentPrompts.length > MAX_RECENT_PROMPTS) recentPrompts.shift();
     const script = scripts.get(model);
     if (!script) {
       const known = [...scripts.keys()].join(", ") || "none";

@@ -77,11 +77,10 @@ describe("findStuck", () => {
   it("finds the same reply again and again, even when the results differ", () => {
     const found = finding([1, 2, 3, 4].map((i) => run("curl -s localhost:5173", false, `attempt ${i} refused`)));
     expect(found).toMatchObject({ pattern: "repeated_replies", repeats: 4 });
+    // Unusable output is AGENT_MAX_REPAIRS' business, not this.
     expect(
       finding(["Sure!", "Sure!", "Sure!"].map((raw) => ({ action: raw, ok: false, content: "Reply with JSON" }))),
-    ).toMatchObject({
-      repeats: 3,
-    });
+    ).toBeUndefined();
   });
 
   it("does not flag running the tests after each edit (files changed between, results differ)", () => {

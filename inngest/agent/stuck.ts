@@ -5,8 +5,8 @@
  * - alternating_actions: two actions taking turns (A, B, A, B …), each with the same result as before;
  * - repeated_failure: the same command failing with the same output, with no file changed in between
  *   (other steps, such as reading files, may come between the attempts);
- * - repeated_replies: the model's reply (the action it wrote, or its unusable output) the same several times in a
- *   row, whatever the results.
+ * - repeated_replies: the model's reply (the action it wrote) the same several times in a row, whatever the results.
+ * Output the model got wrong is left out: AGENT_MAX_REPAIRS bounds that already.
  * The agent is first told (a note in its next turn, at `warnAfter` repeats), then, if it goes on (`stopAfter`), the
  * run ends with the reason. Pure: the same entries give the same verdict, so a retried think decides alike.
  */
@@ -25,7 +25,7 @@ export type StuckPattern = "repeated_action" | "alternating_actions" | "repeated
 export interface StepRecord {
   iteration: number;
   tool: string;
-  /** The action as the model wrote it (its JSON, or the unusable raw text). */
+  /** The action as the model wrote it (its JSON). */
   action: string;
   /** The result's text, with timings and timestamps blanked out (they differ between identical runs). */
   result: string;
@@ -59,8 +59,7 @@ function quoted(text: string, max = 80): string {
   return `\`${line.length > max ? `${line.slice(0, max - 1)}…` : line}\``;
 }
 
-function labelOf(action: Record<string, unknown> | undefined, raw: unknown): string {
-  if (!action) return `replied ${quoted(typeof raw === "string" ? raw : "")} (unusable output)`;
+function labelOf(action: Record<string, unknown>): string {
   const tool = String(action.tool);
   if (tool === "run_command") return `ran ${quoted(String(action.command ?? ""))}`;
   if (tool === "write_file") return `wrote ${quoted(String(action.path ?? ""))}`;
@@ -68,7 +67,7 @@ function labelOf(action: Record<string, unknown> | undefined, raw: unknown): str
   return `called ${tool}`;
 }
 
-/** The run's tool steps, in order, from its entries (actions without a result yet are left out). */
+/** The run's tool steps, in order, from its entries (unusable output, and actions without a result yet, left out). */
 export function stepsOf(entries: readonly AgentEntry[], runId: string): StepRecord[] {
   const results = new Map<number, AgentEntry>();
   for (const entry of entries)
@@ -77,19 +76,19 @@ export function stepsOf(entries: readonly AgentEntry[], runId: string): StepReco
   for (const entry of entries) {
     if (entry.runId !== runId || entry.kind !== "action") continue;
     const result = results.get(entry.iteration);
-    if (!result) continue;
     const action = entry.payload.action as Record<string, unknown> | undefined;
-    const tool = action ? String(action.tool) : "unusable_output";
+    if (!result || !action) continue;
+    const tool = String(action.tool);
     const ok = result.payload.ok === true;
     const changed = result.payload.filesChanged;
     steps.push({
       iteration: entry.iteration,
       tool,
-      action: action ? JSON.stringify(action) : String(entry.payload.raw ?? ""),
+      action: JSON.stringify(action),
       result: normalizedResult(String(result.payload.content ?? "")),
       ok,
       changedFiles: typeof changed === "number" ? changed > 0 : tool === "write_file" && ok,
-      label: labelOf(action, entry.payload.raw),
+      label: labelOf(action),
     });
   }
   return steps.sort((a, b) => a.iteration - b.iteration);

@@ -145,6 +145,22 @@ const EnvSchema = z
       .refine((v) => v.trim() === "" || /^\s*[^=,\s]+=\d+\s*(,\s*[^=,\s]+=\d+\s*)*$/.test(v), {
         message: "model=tokens pairs separated by commas, e.g. openai-compatible/llama3=8192",
       }),
+    /**
+     * Token budgets (input + output; 0: no limit), checked before each step (inngest/agent/budget.ts): per run,
+     * and per builder per day (the runs they created since midnight UTC).
+     */
+    AGENT_RUN_TOKEN_BUDGET: z.coerce.number().int().min(0).default(2_000_000),
+    AGENT_DAILY_TOKEN_BUDGET: z.coerce.number().int().min(0).default(20_000_000),
+    /** Prices for the cost estimate, USD per million tokens: "openai/gpt-4.1=2/8,my-model=0.5/1.5" (over the built-in table). */
+    AGENT_PRICES: z
+      .string()
+      .default("")
+      .refine(
+        (v) =>
+          v.trim() === "" ||
+          v.split(",").every((pair) => /^\s*[^=,\s]+\s*=\s*\d+(\.\d+)?\s*\/\s*\d+(\.\d+)?\s*$/.test(pair)),
+        { message: "model=input/output pairs (USD per million tokens) separated by commas, e.g. openai/gpt-4.1=2/8" },
+      ),
     /** Stuck detection (inngest/agent/stuck.ts): repeats of one pattern before the agent is told, and before the run stops. */
     AGENT_STUCK_WARN_AFTER: z.coerce.number().int().min(2).max(100).default(3),
     AGENT_STUCK_STOP_AFTER: z.coerce.number().int().min(2).max(100).default(5),

@@ -98,7 +98,11 @@ export const runs = pgTable(
     startedAt: timestamp("started_at", { withTimezone: true }),
     finishedAt: timestamp("finished_at", { withTimezone: true }),
   },
-  (t) => [index("runs_project_idx").on(t.projectId, t.createdAt)],
+  (t) => [
+    index("runs_project_idx").on(t.projectId, t.createdAt),
+    // A builder's runs of the day, for the daily token budget (inngest/agent/budget.ts).
+    index("runs_user_idx").on(t.userId, t.createdAt),
+  ],
 );
 
 /**

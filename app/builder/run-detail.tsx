@@ -2,6 +2,7 @@ import { Link } from "@remix-run/react";
 import { foldEvents } from "./live-run";
 import { LiveRunCard } from "./live-run-card";
 import type { RunDetail } from "./run-detail.server";
+import { formatCost } from "./cost";
 import { duration, tokens } from "./run-history";
 import { RelativeTime } from "~/components/relative-time";
 
@@ -35,6 +36,10 @@ export function RunDetailView({ detail }: { detail: RunDetail }) {
           <dd>
             {tokens(summary.inputTokens)} / {tokens(summary.outputTokens)}
           </dd>
+        </div>
+        <div>
+          <dt>Cost (est.)</dt>
+          <dd>{formatCost(summary.costUsd)}</dd>
         </div>
       </dl>
       <LiveRunCard run={run} readOnly />

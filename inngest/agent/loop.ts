@@ -39,7 +39,7 @@ export async function runAgentLoop(agent: AgentContext, runId: string, step: Ste
       if (compacted.next === "stop") return stopped(iteration);
       thought = await step(`think-${iteration}-compacted`, () => think(agent, run, iteration, { compacted: true }));
     }
-    if (thought.next === "stuck") {
+    if (thought.next === "fail") {
       const { reason } = thought;
       await step("finish", () => failRun(db, runId, reason));
       return { runId, iterations: iteration };

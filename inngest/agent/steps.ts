@@ -12,6 +12,7 @@ import { projects, runs, UNTITLED_PROJECT, type AgentEntry, type Todo } from "..
 import { RunFailedError, RunRetryableError } from "../run-failure";
 import { beginIteration, markRunStarted, RunNotFoundError, type StartedRun } from "../run-lifecycle";
 import { appContextFor, lastAppLogSeq } from "./app-context";
+import { estimatedCost, overBudget, priceOf, tokensUsed, usageWith } from "./budget";
 import { planConversation } from "./compaction";
 import type { AgentContext } from "./context";
 import { contextWindowOf, conversationBudget, estimateTokens, promptBudget } from "./context-budget";
@@ -115,8 +116,8 @@ export type Thought =
   | { next: "act" | "reply" | "repair" | "stop" }
   /** The prompt is over its budget: compact the conversation through this entry, then think again. */
   | { next: "compact"; through: number }
-  /** The agent went on repeating itself after it was told: end the run with this reason. */
-  | { next: "stuck"; reason: string };
+  /** End the run failed with this reason, before asking the model: it is stuck, or over its token budget. */
+  | { next: "fail"; reason: string };
 
 /** Thrown inside a transaction to undo it when the run stopped meanwhile. */
 class RunNotRunning extends Error {}
@@ -167,7 +168,7 @@ async function checkStuck(
   entries: AgentEntry[],
 ): Promise<Thought | undefined> {
   const verdict = stuckVerdict(findStuck(stepsOf(entries, run.id)), agent.stuck, warnedPatterns(entries, run.id));
-  if (verdict.kind === "stop") return { next: "stuck", reason: stuckReason(verdict.finding) };
+  if (verdict.kind === "stop") return { next: "fail", reason: stuckReason(verdict.finding) };
   if (verdict.kind === "ok") return undefined;
   const { pattern, repeats, description } = verdict.finding;
   const message = stuckNote(verdict.finding, agent.stuck);
@@ -208,6 +209,9 @@ async function askModel(
       () => [],
     );
     const [snapshot] = await db.select({ todos: runs.todos }).from(runs).where(eq(runs.id, run.id));
+    // Checked before each question to the model: a run over budget ends here, between steps.
+    const beyondBudget = overBudget(await tokensUsed(db, run), agent.budgets);
+    if (beyondBudget) return { next: "fail", reason: beyondBudget };
     let entries = await projectEntries(db, run.projectId);
     const stuck = await checkStuck(agent, run, iteration, entries);
     if (stuck) return stuck;
@@ -280,16 +284,20 @@ async function saveThought(
   const base = { runId: run.id, projectId: run.projectId, iteration };
   // Where the app's log was read up to for this question: the next think starts there.
   const seen = appLogSeq === undefined ? {} : { appLogSeq };
-  const event = (type: string, key: string, data: Record<string, unknown>) => ({
-    runId: run.id,
-    projectId: run.projectId,
-    type,
-    dedupeKey: `${key}-${iteration}`,
-    data: { iteration, ...data },
-    onlyIfStatus: ["running"] as const,
-  });
   try {
     return await db.transaction(async (tx) => {
+      // The run's tokens and estimated cost so far, shown on the live card with the step.
+      const tokens = await usageWith(tx, run.id, iteration, result.usage);
+      const costUsd = estimatedCost(tokens, priceOf(run.model, agent.prices));
+      const usage = { ...tokens, ...(costUsd !== undefined ? { costUsd } : {}) };
+      const event = (type: string, key: string, data: Record<string, unknown>) => ({
+        runId: run.id,
+        projectId: run.projectId,
+        type,
+        dedupeKey: `${key}-${iteration}`,
+        data: { iteration, ...data, usage },
+        onlyIfStatus: ["running"] as const,
+      });
       let thought: Thought;
       let written;
       if (!result.ok) {

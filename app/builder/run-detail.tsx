@@ -1,8 +1,8 @@
 import { Link } from "@remix-run/react";
+import { formatCost } from "./cost";
 import { foldEvents } from "./live-run";
 import { LiveRunCard } from "./live-run-card";
 import type { RunDetail } from "./run-detail.server";
-import { formatCost } from "./cost";
 import { duration, tokens } from "./run-history";
 import { RelativeTime } from "~/components/relative-time";
 

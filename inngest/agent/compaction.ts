@@ -8,8 +8,7 @@
  * and budget give the same plan, so a retried think sends the same prompt.
  */
 import type { AgentEntry } from "../../db/schema";
-import type { ConversationBudget } from "./context-budget";
-import { estimateTokens } from "./context-budget";
+import { type ConversationBudget, estimateTokens } from "./context-budget";
 import { renderConversation, renderEntries, verbatimEntries, type ConversationTurn } from "./conversation";
 
 /** The newest results are never trimmed: the model is usually acting on them. */

@@ -198,7 +198,11 @@ async function askModel(
   options: ThinkOptions,
 ): Promise<Thought> {
   const { db } = agent.database;
-  if (!(await beginIteration(db, run, iteration))) return { next: "stop" };
+  // After a compaction the iteration has begun already (think-i recorded it): only check that the run still runs.
+  const running = options.compacted
+    ? (await db.select({ status: runs.status }).from(runs).where(eq(runs.id, run.id)))[0]?.status === "running"
+    : await beginIteration(db, run, iteration);
+  if (!running) return { next: "stop" };
 
   const watch = watchForStop(agent.database, run);
   try {

@@ -111,6 +111,8 @@ describe("a long session under a small context window", () => {
     const compacted = events.filter((e) => e.type === "compacted");
     expect(compacted.map((e) => e.data.iteration)).toEqual(summaryRows.map((e) => e.iteration));
     expect(compacted.every((e) => e.writes === 1 && Number(e.data.turns) > 0)).toBe(true);
+    // A compacted iteration began once: no row was written twice (that would mean a step re-ran).
+    expect(events.filter((e) => e.writes !== 1)).toEqual([]);
 
     // The summaries' tokens count in the run's usage.
     const [row] = await db.select().from(runs).where(eq(runs.id, run.id));

@@ -158,15 +158,16 @@ export async function think(
 }
 
 /**
- * Tells the agent, in a note before its next turn, that it is repeating itself; or, when it went on after being told,
- * says to end the run. Undefined: carry on. The note is an entry (run, iteration, "note"), so a retried think sends it again.
+ * Tells the agent, in a note before its next turn, that it is repeating itself ("noted"); or, when it went on after
+ * being told, says to end the run. Undefined: carry on. The note is an entry (run, iteration, "note"), so a retried
+ * think sends it again.
  */
 async function checkStuck(
   agent: AgentContext,
   run: AgentRun,
   iteration: number,
   entries: AgentEntry[],
-): Promise<Thought | undefined> {
+): Promise<Thought | "noted" | undefined> {
   const verdict = stuckVerdict(findStuck(stepsOf(entries, run.id)), agent.stuck, warnedPatterns(entries, run.id));
   if (verdict.kind === "stop") return { next: "fail", reason: stuckReason(verdict.finding) };
   if (verdict.kind === "ok") return undefined;
@@ -179,6 +180,7 @@ async function checkStuck(
       type: "stuck_warning",
       dedupeKey: `stuck-${iteration}`,
       data: { iteration, pattern, repeats, description },
+      onlyIfStatus: ["running"],
     });
     await saveEntry(tx, {
       runId: run.id,
@@ -188,7 +190,7 @@ async function checkStuck(
       payload: { message, pattern, repeats },
     });
   });
-  return undefined;
+  return "noted";
 }
 
 async function askModel(
@@ -218,9 +220,9 @@ async function askModel(
     if (beyondBudget) return { next: "fail", reason: beyondBudget };
     let entries = await projectEntries(db, run.projectId);
     const stuck = await checkStuck(agent, run, iteration, entries);
-    if (stuck) return stuck;
-    // A note may have been added: it is part of what the model reads.
-    entries = await projectEntries(db, run.projectId);
+    if (typeof stuck === "object") return stuck;
+    // The note is part of what the model reads.
+    if (stuck === "noted") entries = await projectEntries(db, run.projectId);
     // The app's state and the log lines since the previous think; where this think stopped reading is saved with it.
     const app = await appContextFor(sandbox, lastAppLogSeq(entries));
     const context = {

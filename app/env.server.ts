@@ -138,7 +138,7 @@ const EnvSchema = z
      * The context window (tokens) of a model the built-in table does not know; the prompt is kept under it
      * (inngest/agent/context-budget.ts). AGENT_CONTEXT_WINDOWS sets it per model: "openai-compatible/llama3=8192,…".
      */
-    AGENT_CONTEXT_TOKENS: z.coerce.number().int().min(2000).max(10_000_000).default(32_000),
+    AGENT_CONTEXT_TOKENS: z.coerce.number().int().min(4000).max(10_000_000).default(32_000),
     AGENT_CONTEXT_WINDOWS: z
       .string()
       .default("")

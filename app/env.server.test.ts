@@ -215,6 +215,37 @@ describe("parseEnv", () => {
     expect(() => parseEnv({ WEBHOOK_ATTEMPTS: "0" })).toThrow(/WEBHOOK_ATTEMPTS/);
   });
 
+  it("reads the long-project settings: context windows, budgets, prices and stuck thresholds, with defaults", () => {
+    expect(parseEnv({})).toMatchObject({
+      AGENT_CONTEXT_TOKENS: 32_000,
+      AGENT_CONTEXT_WINDOWS: "",
+      AGENT_RUN_TOKEN_BUDGET: 2_000_000,
+      AGENT_DAILY_TOKEN_BUDGET: 20_000_000,
+      AGENT_PRICES: "",
+      AGENT_STUCK_WARN_AFTER: 3,
+      AGENT_STUCK_STOP_AFTER: 5,
+    });
+    expect(
+      parseEnv({
+        AGENT_CONTEXT_WINDOWS: "openai-compatible/llama3.1=8192, gpt-4o=128000",
+        AGENT_PRICES: "openai/gpt-4.1=2/8,llama3.1=0/0",
+        AGENT_RUN_TOKEN_BUDGET: "0",
+      }),
+    ).toMatchObject({ AGENT_RUN_TOKEN_BUDGET: 0 });
+    const bad = () =>
+      parseEnv({
+        AGENT_CONTEXT_TOKENS: "1000",
+        AGENT_CONTEXT_WINDOWS: "llama3=big",
+        AGENT_PRICES: "gpt-4.1=2",
+        AGENT_STUCK_WARN_AFTER: "4",
+        AGENT_STUCK_STOP_AFTER: "4",
+      });
+    expect(bad).toThrow(/AGENT_CONTEXT_TOKENS: /);
+    expect(bad).toThrow(/AGENT_CONTEXT_WINDOWS: model=tokens pairs/);
+    expect(bad).toThrow(/AGENT_PRICES: model=input\/output pairs/);
+    expect(bad).toThrow(/AGENT_STUCK_STOP_AFTER: must be greater than AGENT_STUCK_WARN_AFTER/);
+  });
+
   it("reads durations in seconds, minutes, hours and days", () => {
     expect([durationMs("45s"), durationMs("90m"), durationMs("2h"), durationMs("1d")]).toEqual([
       45_000, 5_400_000, 7_200_000, 86_400_000,

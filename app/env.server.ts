@@ -145,6 +145,36 @@ const EnvSchema = z
     AGENT_MODEL_TIMEOUT: duration("3m"),
     /** Model replies in a row that may fail to parse (or name an unknown tool) before the run fails. */
     AGENT_MAX_REPAIRS: z.coerce.number().int().min(0).max(20).default(3),
+    /**
+     * The context window (tokens) of a model the built-in table does not know; the prompt is kept under it
+     * (inngest/agent/context-budget.ts). AGENT_CONTEXT_WINDOWS sets it per model: "openai-compatible/llama3=8192,…".
+     */
+    AGENT_CONTEXT_TOKENS: z.coerce.number().int().min(4000).max(10_000_000).default(32_000),
+    AGENT_CONTEXT_WINDOWS: z
+      .string()
+      .default("")
+      .refine((v) => v.trim() === "" || /^\s*[^=,\s]+=\d+\s*(,\s*[^=,\s]+=\d+\s*)*$/.test(v), {
+        message: "model=tokens pairs separated by commas, e.g. openai-compatible/llama3=8192",
+      }),
+    /**
+     * Token budgets (input + output; 0: no limit), checked before each step (inngest/agent/budget.ts): per run,
+     * and per builder per day (the runs they created since midnight UTC).
+     */
+    AGENT_RUN_TOKEN_BUDGET: z.coerce.number().int().min(0).default(2_000_000),
+    AGENT_DAILY_TOKEN_BUDGET: z.coerce.number().int().min(0).default(20_000_000),
+    /** Prices for the cost estimate, USD per million tokens: "openai/gpt-4.1=2/8,my-model=0.5/1.5" (over the built-in table). */
+    AGENT_PRICES: z
+      .string()
+      .default("")
+      .refine(
+        (v) =>
+          v.trim() === "" ||
+          v.split(",").every((pair) => /^\s*[^=,\s]+\s*=\s*\d+(\.\d+)?\s*\/\s*\d+(\.\d+)?\s*$/.test(pair)),
+        { message: "model=input/output pairs (USD per million tokens) separated by commas, e.g. openai/gpt-4.1=2/8" },
+      ),
+    /** Stuck detection (inngest/agent/stuck.ts): repeats of one pattern before the agent is told, and before the run stops. */
+    AGENT_STUCK_WARN_AFTER: z.coerce.number().int().min(2).max(100).default(3),
+    AGENT_STUCK_STOP_AFTER: z.coerce.number().int().min(2).max(100).default(5),
 
     /**
      * The model, chosen at run time: openai/<model>, anthropic/<model>,
@@ -257,6 +287,13 @@ const EnvSchema = z
           message: (error as Error).message,
         });
       }
+    }
+    if (env.AGENT_STUCK_STOP_AFTER <= env.AGENT_STUCK_WARN_AFTER) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ["AGENT_STUCK_STOP_AFTER"],
+        message: "must be greater than AGENT_STUCK_WARN_AFTER: the agent is told before the run stops",
+      });
     }
     if (!env.DYNO_WEBHOOK_URL !== !env.DYNO_WEBHOOK_SECRET) {
       ctx.addIssue({

@@ -98,7 +98,11 @@ export const runs = pgTable(
     startedAt: timestamp("started_at", { withTimezone: true }),
     finishedAt: timestamp("finished_at", { withTimezone: true }),
   },
-  (t) => [index("runs_project_idx").on(t.projectId, t.createdAt)],
+  (t) => [
+    index("runs_project_idx").on(t.projectId, t.createdAt),
+    // A builder's runs of the day, for the daily token budget (inngest/agent/budget.ts).
+    index("runs_user_idx").on(t.userId, t.createdAt),
+  ],
 );
 
 /**
@@ -155,9 +159,19 @@ export const messages = pgTable(
 /**
  * user: the prompt; action: the model's chosen tool call (or its unusable
  * output); result: what the tool returned; reply: the final answer;
- * stopped: a notice that the builder stopped the run, so the model sees it.
+ * stopped: a notice that the builder stopped the run, so the model sees it;
+ * summary: a compaction of the earlier conversation (the entries it covers
+ * are kept); note: Dyno telling the agent something plainly (it is repeating itself).
  */
-export const agentEntryKind = pgEnum("agent_entry_kind", ["user", "action", "result", "reply", "stopped"]);
+export const agentEntryKind = pgEnum("agent_entry_kind", [
+  "user",
+  "action",
+  "result",
+  "reply",
+  "stopped",
+  "summary",
+  "note",
+]);
 export type AgentEntryKind = (typeof agentEntryKind.enumValues)[number];
 
 /** What the model sees, one row per (run, iteration, kind): upserts keep retried steps idempotent. */

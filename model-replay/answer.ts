@@ -2,8 +2,8 @@
  * What the replay server answers to one chat request: pure, apart from the
  * attempt counters used for error injection. The turn is chosen from the
  * request alone (how many assistant messages it carries since the script
- * began), never from server state, so a durable step retried after a crash
- * gets the same reply.
+ * began, plus the turns a compaction summary says it stands for), never from
+ * server state, so a durable step retried after a crash gets the same reply.
  */
 import type { ReplayScript } from "./script";
 
@@ -12,13 +12,22 @@ export const TITLE_REQUEST_PHRASE = "a short title for this project";
 
 export const DEFAULT_TITLE = "Untitled project";
 
+/** Compaction requests (BAML's SummarizeSession) carry this phrase in their first message. */
+export const SUMMARY_REQUEST_PHRASE = "Summarize the earlier part of this coding session";
+
+/**
+ * A compacted conversation opens with a summary that says how many of the model's turns it stands for
+ * (inngest/agent/conversation.ts, compactedTurnsMarker): they count as turns taken.
+ */
+export const COMPACTED_TURNS = /\[(\d+) earlier turns of yours are summarized here/;
+
 export interface ChatMessage {
   role?: unknown;
   content?: unknown;
 }
 
 export type ReplayAnswer =
-  | { kind: "reply"; content: string; delayMs: number; turn: number | "title" | "ended" }
+  | { kind: "reply"; content: string; delayMs: number; turn: number | "title" | "summary" | "ended" }
   | { kind: "error"; status: number; message: string; turn: number };
 
 /** The text of a message: a string, or the text parts of an OpenAI content array. */
@@ -59,9 +68,62 @@ export function scriptStart(script: Pick<ReplayScript, "prompt">, messages: read
   return last + 1;
 }
 
-/** The index of the script turn a request asks for: one per assistant message since the script began. */
+export function isSummaryRequest(messages: readonly ChatMessage[]): boolean {
+  const first = messages[0];
+  return first !== undefined && messageText(first).includes(SUMMARY_REQUEST_PHRASE);
+}
+
+/**
+ * The index of the script turn a request asks for: one per assistant message since the script began, plus the
+ * turns a compaction summary in those messages stands for.
+ */
 export function turnIndex(script: Pick<ReplayScript, "prompt">, messages: readonly ChatMessage[]): number {
-  return messages.slice(scriptStart(script, messages)).filter((message) => message.role === "assistant").length;
+  let turns = 0;
+  for (const message of messages.slice(scriptStart(script, messages))) {
+    if (message.role === "assistant") turns++;
+    else if (message.role === "user") turns += Number(COMPACTED_TURNS.exec(messageText(message))?.[1] ?? 0);
+  }
+  return turns;
+}
+
+const MAX_DIGEST_ITEMS = 40;
+
+function unique(items: Iterable<string>): string[] {
+  return [...new Set(items)].slice(-MAX_DIGEST_ITEMS);
+}
+
+/**
+ * The stand-in's summary when the script gives none: the facts a summary must keep, gathered mechanically from the
+ * request (the files written, the builder's requests) and merged with the summary so far, so they survive any number
+ * of compactions while its size stays bounded.
+ */
+export function summaryDigest(messages: readonly ChatMessage[]): string {
+  const text = messages.map(messageText).join("\n");
+  const files: string[] = [];
+  const asked: string[] = [];
+  for (const line of text.split("\n")) {
+    const filesLine = /^Files written: (.*)$/.exec(line)?.[1];
+    if (filesLine) files.push(...filesLine.split(", ").filter(Boolean));
+    const askedLine = /^Builder asked: (.*)$/.exec(line)?.[1];
+    if (askedLine) asked.push(askedLine);
+  }
+  for (const line of text.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    try {
+      const action = JSON.parse(line) as { tool?: unknown; path?: unknown };
+      if (action.tool === "write_file" && typeof action.path === "string") files.push(action.path);
+    } catch {
+      // Not an action the agent wrote (or not all on one line): not a file written.
+    }
+  }
+  // The builder's turns in the request: what follows a "## The builder, …" heading that is no tool result or note.
+  for (const match of text.matchAll(/## The builder, a tool result or a note from Dyno\n+([^\n]+)/g)) {
+    const first = match[1]!.trim();
+    if (!/^(Result of |Your last reply|\[|\(This action)/.test(first)) asked.push(first.slice(0, 200));
+  }
+  return [`Files written: ${unique(files.sort()).join(", ")}`, ...unique(asked).map((a) => `Builder asked: ${a}`)].join(
+    "\n",
+  );
 }
 
 /** Counts the attempts at each (script, turn), so `errors` fire on the first attempts only. */
@@ -95,6 +157,9 @@ export function planAnswer(
 ): ReplayAnswer {
   if (isTitleRequest(messages)) {
     return { kind: "reply", content: script.title ?? DEFAULT_TITLE, delayMs: 0, turn: "title" };
+  }
+  if (isSummaryRequest(messages)) {
+    return { kind: "reply", content: script.summary ?? summaryDigest(messages), delayMs: 0, turn: "summary" };
   }
   const index = turnIndex(script, messages);
   const turn = script.turns[index];

@@ -37,6 +37,8 @@ export const ReplayScriptSchema = z
     description: z.string().optional(),
     /** The answer to a title request (GenerateTitle). */
     title: z.string().optional(),
+    /** The answer to a compaction request (SummarizeSession); unset, a digest of the request (answer.ts). */
+    summary: z.string().optional(),
     /**
      * The prompt that starts this script. When set, the script starts over at
      * every user turn carrying it, so each run sent this prompt replays from

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
-import { TITLE_REQUEST_PHRASE } from "./answer";
+import { compactedTurnsMarker } from "../inngest/agent/conversation";
+import { SUMMARY_REQUEST_PHRASE, summaryDigest, TITLE_REQUEST_PHRASE } from "./answer";
 import type { ReplayScript } from "./script";
 import { startReplayServer, type ReplayServer } from "./server";
 
@@ -135,6 +136,50 @@ describe("replay server", () => {
     expect(await replyText("basic", titleRequest)).toBe("Todo page");
     expect(await replyText("untitled", titleRequest)).toBe("Untitled project");
     expect(JSON.parse(await replyText("basic", conversation(0)))).toEqual({ tool: "list_files" });
+  });
+
+  it("counts the turns a compaction summary stands for, as the agent renders it", async () => {
+    const compacted: Message[] = [
+      { role: "system", content: "You are a coding agent." },
+      { role: "user", content: `${compactedTurnsMarker(2)}\n\nListed the files twice.` },
+    ];
+    expect(JSON.parse(await replyText("basic", compacted)).message).toBe("Done.");
+    const oneMore = [...conversation(0).slice(0, 1), { role: "user", content: `${compactedTurnsMarker(1)}\n\n…` }];
+    expect(await replyText("basic", oneMore)).toBe("this is not json");
+  });
+
+  it("answers summary requests with the script's summary or a digest of the request, without using a turn", async () => {
+    const request = (text: string) => [
+      { role: "system", content: `${SUMMARY_REQUEST_PHRASE}. You are helping Dyno.` },
+      { role: "user", content: text },
+    ];
+    const own = await startReplayServer({
+      scripts: [{ name: "summarized", summary: "## Files\n- `recipes.js`: the recipe list", turns: [] }],
+    });
+    onTestFinished(() => own.close());
+    expect(await replyTextAt("summarized", request("anything"), own.url)).toBe(
+      "## Files\n- `recipes.js`: the recipe list",
+    );
+    const turns =
+      "# The summary so far\nFiles written: a.html\nBuilder asked: Build a recipe box\n" +
+      "## The builder, a tool result or a note from Dyno\nAdd tags to recipes\n" +
+      '## The agent\'s action\n{"tool":"write_file","path":"tags.js","content":"x"}\n' +
+      "## The builder, a tool result or a note from Dyno\nResult of write_file:\nWrote tags.js";
+    const digest = await replyText("basic", request(turns));
+    expect(digest).toBe(summaryDigest(request(turns)));
+    expect(digest).toBe(
+      "Files written: a.html, tags.js\nBuilder asked: Build a recipe box\nBuilder asked: Add tags to recipes",
+    );
+    expect(JSON.parse(await replyText("basic", conversation(0)))).toEqual({ tool: "list_files" });
+  });
+
+  it("logs every request's kind and prompt size", async () => {
+    const before = server.requestLog.length;
+    await replyText("basic", conversation(1));
+    const [logged] = server.requestLog.slice(before);
+    expect(logged).toMatchObject({ model: "basic", turn: 1, lastMessage: "Result of list_files: (empty)" });
+    const chars = conversation(1).reduce((sum, m) => sum + String(m.content).length, 0);
+    expect(logged!.promptTokens).toBe(Math.ceil(chars / 4));
   });
 
   it("answers the scripted HTTP errors on the first attempts of a turn, then the reply", async () => {

@@ -25,12 +25,28 @@ export interface ReplayServer {
   url: string;
   /** Chat completion requests received so far (retries and title requests included). */
   readonly requests: number;
-  /** The text of each of the last 20 requests' messages joined (newest last), for tests that check what the model was sent. */
+  /** The text of each of the last 100 requests' messages joined (newest last), for tests that check what the model was sent. */
   readonly recentPrompts: readonly string[];
+  /** Every request's script, kind and prompt size (the last 10,000), for tests and benchmarks of prompt size. */
+  readonly requestLog: readonly ReplayRequest[];
   close(): Promise<void>;
   /** Adds a script, or replaces the one with the same name (and resets its error injection). */
   addScript(script: ReplayScript): void;
 }
+
+export interface ReplayRequest {
+  model: string;
+  /** The script turn answered (a number), or what else the request was. */
+  turn: number | "title" | "summary" | "ended";
+  /** Prompt tokens as the usage reports them: the messages' characters / 4. */
+  promptTokens: number;
+  /** The first characters of the request's last message (the newest turn), to tell requests apart. */
+  lastMessage: string;
+}
+
+const MAX_REQUEST_LOG = 10_000;
+/** Enough for a test to read every request of a long scripted run. */
+const MAX_RECENT_PROMPTS = 100;
 
 const MAX_BODY_BYTES = 32 * 1024 * 1024;
 
@@ -112,6 +128,7 @@ export async function startReplayServer(options: ReplayServerOptions): Promise<R
   const pending = new Set<AbortController>();
   let requests = 0;
   const recentPrompts: string[] = [];
+  const requestLog: ReplayRequest[] = [];
   let completionId = 0;
 
   /** Waits, unless the client hangs up (or the server closes) first: then nothing is written. */
@@ -140,7 +157,7 @@ export async function startReplayServer(options: ReplayServerOptions): Promise<R
     if (typeof model !== "string") throw new HttpProblem(400, "`model` must name a replay script.");
     if (!Array.isArray(messages)) throw new HttpProblem(400, "`messages` must be an array.");
     recentPrompts.push((messages as ChatMessage[]).map(messageText).join("\n"));
-    if (recentPrompts.length > 20) recentPrompts.shift();
+    if (recentPrompts.length > MAX_RECENT_PROMPTS) recentPrompts.shift();
     const script = scripts.get(model);
     if (!script) {
       const known = [...scripts.keys()].join(", ") || "none";
@@ -148,11 +165,19 @@ export async function startReplayServer(options: ReplayServerOptions): Promise<R
     }
 
     const answer = planAnswer(script, messages as ChatMessage[], attempts);
+    const promptChars = (messages as ChatMessage[]).reduce((sum, message) => sum + messageText(message).length, 0);
+    const last = (messages as ChatMessage[]).at(-1);
+    requestLog.push({
+      model,
+      turn: answer.turn,
+      promptTokens: Math.ceil(promptChars / 4),
+      lastMessage: last ? messageText(last).slice(0, 200) : "",
+    });
+    if (requestLog.length > MAX_REQUEST_LOG) requestLog.shift();
     const delay = latencyMs + (answer.kind === "reply" ? answer.delayMs : 0);
     if (!(await waitUnlessGone(delay, res))) return;
     if (answer.kind === "error") return sendError(res, answer.status, answer.message);
 
-    const promptChars = (messages as ChatMessage[]).reduce((sum, message) => sum + messageText(message).length, 0);
     const usage = {
       prompt_tokens: Math.ceil(promptChars / 4),
       completion_tokens: approximateTokens(answer.content),
@@ -218,6 +243,9 @@ export async function startReplayServer(options: ReplayServerOptions): Promise<R
     },
     get recentPrompts() {
       return recentPrompts;
+    },
+    get requestLog() {
+      return requestLog;
     },
     addScript(script) {
       scripts.set(script.name, parseReplayScript(script, `replay script "${script.name}"`));

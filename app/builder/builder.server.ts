@@ -7,6 +7,7 @@ import { and, asc, desc, eq, lte, max } from "drizzle-orm";
 import { ZodError } from "zod";
 import type { Db } from "../../db/client";
 import { messages, runEvents, runs, type Project, type Run } from "../../db/schema";
+import { estimatedCost, parsePrices, priceOf } from "../../inngest/agent/budget";
 import { isDemoName } from "../../inngest/agent/demo";
 import { parseModelSpec } from "../../inngest/agent/model/config";
 import { DEMO_SCRIPT } from "../../model-replay/script";
@@ -38,6 +39,8 @@ export interface RunSummary {
   maxIterations: number;
   inputTokens: number;
   outputTokens: number;
+  /** Estimated from AGENT_PRICES and the built-in table (inngest/agent/budget.ts); null when the model's price is unknown. */
+  costUsd: number | null;
   error: string | null;
   createdAt: string;
   /** Null while running (or if it never started). */
@@ -135,6 +138,7 @@ export function summarize(run: Run): RunSummary {
     maxIterations: run.maxIterations,
     inputTokens: run.inputTokens,
     outputTokens: run.outputTokens,
+    costUsd: estimatedCost(run, priceOf(run.model, parsePrices(env().AGENT_PRICES))) ?? null,
     error: run.error,
     createdAt: run.createdAt.toISOString(),
     durationMs: run.startedAt && run.finishedAt ? run.finishedAt.getTime() - run.startedAt.getTime() : null,

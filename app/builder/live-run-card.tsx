@@ -1,6 +1,8 @@
 import { Form } from "@remix-run/react";
 import { isFinished } from "../../db/run-status";
+import { formatCost } from "./cost";
 import { currentStep, progressOf, shownOutput, type LiveRun, type LiveStep } from "./live-run";
+import { tokens } from "./run-history";
 import { RunStatusBadge } from "~/components/run-status";
 
 const TODO_MARK = { pending: "○", in_progress: "◐", completed: "●" } as const;
@@ -81,6 +83,12 @@ export function LiveRunCard({
       <div className="live-progress" data-iteration={run.iteration}>
         <label htmlFor={`progress-${run.id}`}>{progress.label}</label>
         <progress id={`progress-${run.id}`} max={progress.max} value={progress.value} />
+        {run.usage ? (
+          <span className="live-usage">
+            {tokens(run.usage.inputTokens)} in / {tokens(run.usage.outputTokens)} out tokens · about{" "}
+            {formatCost(run.usage.costUsd)}
+          </span>
+        ) : null}
       </div>
 
       {active ? (
@@ -106,6 +114,16 @@ export function LiveRunCard({
         <p className="error live-error" role="alert">
           {run.error}
         </p>
+      ) : null}
+
+      {run.notices.length > 0 ? (
+        <ul className="live-notices" aria-label="Notices">
+          {run.notices.map((notice) => (
+            <li key={`${notice.kind}-${notice.iteration}`} className={`live-notice notice-${notice.kind}`}>
+              <span className="notice-step">Step {notice.iteration}:</span> {notice.text}
+            </li>
+          ))}
+        </ul>
       ) : null}
 
       {run.todos.length > 0 ? (

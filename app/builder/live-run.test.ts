@@ -199,6 +199,32 @@ describe("a finished step's output under its line", () => {
   });
 });
 
+describe("the live card's notices", () => {
+  it("says when the conversation was compacted and when the agent was told it repeats itself, each once", () => {
+    const starting = ev("starting", {});
+    const compacted = ev("compacted", { iteration: 12, turns: 9, summarizedTurns: 9, summaryTokens: 340 });
+    const stuck = ev("stuck_warning", {
+      iteration: 14,
+      pattern: "repeated_action",
+      repeats: 3,
+      description: "ran `npm test` 3 times in a row with the same result",
+    });
+    const run = foldEvents(seed, [starting, compacted, stuck, compacted]);
+    expect(run.notices).toEqual([
+      {
+        iteration: 12,
+        kind: "compacted",
+        text: "The conversation was compacted to fit the model's context: 9 earlier steps summarized in about 340 tokens. The full history is kept.",
+      },
+      {
+        iteration: 14,
+        kind: "stuck",
+        text: "The agent seemed to be going round in circles (it ran `npm test` 3 times in a row with the same result); Dyno told it to change course.",
+      },
+    ]);
+  });
+});
+
 describe("the live card's progress", () => {
   const at = (status: string, iteration: number, maxIterations = 50) =>
     progressOf({ ...foldEvents(seed, []), status: status as never, iteration, maxIterations });

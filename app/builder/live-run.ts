@@ -31,6 +31,16 @@ export interface LiveStep {
   refused?: string[];
 }
 
+/**
+ * Something Dyno did to keep a long run going that the builder should know about: the conversation was compacted
+ * (older turns summarized to stay under the model's context window), or the agent was told it is repeating itself.
+ */
+export interface LiveNotice {
+  iteration: number;
+  kind: "compacted" | "stuck";
+  text: string;
+}
+
 export interface LiveRun {
   id: string;
   status: RunStatus;
@@ -45,6 +55,9 @@ export interface LiveRun {
   files: string[];
   reply?: string;
   error?: string;
+  notices: LiveNotice[];
+  /** Tokens the run has used so far and their estimated cost (USD; absent when the model's price is unknown). */
+  usage?: { inputTokens: number; outputTokens: number; costUsd?: number };
   /** A step was interrupted (app restart, database away) and is being run again: its attempt, from 2. */
   resuming?: { attempt: number };
   /** The highest event id folded in: later deliveries of older ids are ignored. */
@@ -58,7 +71,17 @@ export interface LiveRunSeed {
 }
 
 export function startLiveRun(seed: LiveRunSeed): LiveRun {
-  return { ...seed, status: "queued", iteration: 0, thinking: false, steps: [], todos: [], files: [], lastEventId: 0 };
+  return {
+    ...seed,
+    status: "queued",
+    iteration: 0,
+    thinking: false,
+    steps: [],
+    todos: [],
+    files: [],
+    notices: [],
+    lastEventId: 0,
+  };
 }
 
 const num = (value: unknown, fallback: number) => (typeof value === "number" ? value : fallback);
@@ -72,6 +95,14 @@ export function applyEvent(run: LiveRun, event: ProjectEvent): LiveRun {
   const { data } = event;
   // A late event (a step finishing as the stop lands) must not undo the end.
   const finished = isFinished(run.status);
+  const usage = data.usage as Record<string, unknown> | undefined;
+  if (usage && typeof usage.inputTokens === "number" && typeof usage.outputTokens === "number") {
+    next.usage = {
+      inputTokens: usage.inputTokens,
+      outputTokens: usage.outputTokens,
+      ...(typeof usage.costUsd === "number" ? { costUsd: usage.costUsd } : {}),
+    };
+  }
   switch (event.type) {
     case "queued":
       next.mode = data.mode === "ask" ? "ask" : "build";
@@ -130,6 +161,19 @@ export function applyEvent(run: LiveRun, event: ProjectEvent): LiveRun {
     case "files_changed": {
       const files = Array.isArray(data.files) ? data.files.filter((f): f is string => typeof f === "string") : [];
       next.files = [...new Set([...run.files, ...files])].sort();
+      break;
+    }
+    case "compacted": {
+      const turns = num(data.turns, 0);
+      const text =
+        `The conversation was compacted to fit the model's context: ${turns} earlier step${turns === 1 ? "" : "s"} ` +
+        `summarized in about ${num(data.summaryTokens, 0)} tokens. The full history is kept.`;
+      next.notices = [...run.notices, { iteration: num(data.iteration, run.iteration), kind: "compacted", text }];
+      break;
+    }
+    case "stuck_warning": {
+      const text = `The agent seemed to be going round in circles (it ${str(data.description) ?? "repeated itself"}); Dyno told it to change course.`;
+      next.notices = [...run.notices, { iteration: num(data.iteration, run.iteration), kind: "stuck", text }];
       break;
     }
     case "reply":

@@ -1,4 +1,5 @@
 import { Link } from "@remix-run/react";
+import { formatCost } from "./cost";
 import { foldEvents } from "./live-run";
 import { LiveRunCard } from "./live-run-card";
 import type { RunDetail } from "./run-detail.server";
@@ -35,6 +36,10 @@ export function RunDetailView({ detail }: { detail: RunDetail }) {
           <dd>
             {tokens(summary.inputTokens)} / {tokens(summary.outputTokens)}
           </dd>
+        </div>
+        <div>
+          <dt>Cost (est.)</dt>
+          <dd>{formatCost(summary.costUsd)}</dd>
         </div>
       </dl>
       <LiveRunCard run={run} readOnly />

@@ -1,5 +1,6 @@
 import { Form, Link } from "@remix-run/react";
 import type { RunSummary } from "./builder.server";
+import { formatCost } from "./cost";
 import { RelativeTime } from "~/components/relative-time";
 import { RunStatusBadge } from "~/components/run-status";
 
@@ -14,7 +15,7 @@ export const tokens = (n: number) => (n >= 1000 ? `${(n / 1000).toFixed(1)}k` : 
 /** Where a run's detail (its steps, outputs and files) opens: the Runs tab of the builder page. */
 export const runDetailHref = (runId: string) => `?view=runs&run=${runId}`;
 
-/** Every run of the project, newest first: status, duration, iterations, tokens; each opens to its detail. */
+/** Every run of the project, newest first: status, duration, iterations, tokens, cost; each opens to its detail. */
 export function RunHistory({ runs, canRetry }: { runs: RunSummary[]; canRetry: boolean }) {
   if (runs.length === 0) return <p className="empty">No runs yet.</p>;
   return (
@@ -28,6 +29,7 @@ export function RunHistory({ runs, canRetry }: { runs: RunSummary[]; canRetry: b
             <th scope="col">Duration</th>
             <th scope="col">Iterations</th>
             <th scope="col">Tokens (in / out)</th>
+            <th scope="col">Cost (est.)</th>
             <th scope="col">Started</th>
           </tr>
         </thead>
@@ -60,6 +62,7 @@ export function RunHistory({ runs, canRetry }: { runs: RunSummary[]; canRetry: b
               <td>
                 {tokens(run.inputTokens)} / {tokens(run.outputTokens)}
               </td>
+              <td>{formatCost(run.costUsd)}</td>
               <td>
                 <RelativeTime date={run.createdAt} />
               </td>

@@ -11,9 +11,12 @@ import type { Database } from "../../db/client";
 import { projects } from "../../db/schema";
 import { openSandbox, reachableHosts, type Sandbox, type SandboxConfig, type SandboxLimits } from "../../sandbox";
 import { parseAllowList } from "../../sandbox/egress/policy";
+import { parsePrices, type Price, type TokenBudgets } from "./budget";
+import { parseContextWindows, type ContextSettings } from "./context-budget";
 import { demoReplayBaseUrl } from "./demo";
 import { createClientRegistry } from "./model/client";
 import { parseModelSpec, type ModelConfig } from "./model/config";
+import type { StuckThresholds } from "./stuck";
 import type { ToolLimits } from "./tools";
 
 export interface AgentContext {
@@ -24,6 +27,12 @@ export interface AgentContext {
   limits: ToolLimits;
   modelTimeoutMs: number;
   maxRepairs: number;
+  /** Context windows, for the prompt's budget (context-budget.ts). */
+  context: ContextSettings;
+  stuck: StuckThresholds;
+  budgets: TokenBudgets;
+  /** AGENT_PRICES, for the cost estimate (budget.ts). */
+  prices: ReadonlyMap<string, Price>;
 }
 
 export function sandboxLimits(e: Env): SandboxLimits {
@@ -98,5 +107,9 @@ export function createAgentContext(e: Env = env(), database: Database = getDatab
     },
     modelTimeoutMs,
     maxRepairs: e.AGENT_MAX_REPAIRS,
+    context: { defaultTokens: e.AGENT_CONTEXT_TOKENS, perModel: parseContextWindows(e.AGENT_CONTEXT_WINDOWS) },
+    stuck: { warnAfter: e.AGENT_STUCK_WARN_AFTER, stopAfter: e.AGENT_STUCK_STOP_AFTER },
+    budgets: { runTokens: e.AGENT_RUN_TOKEN_BUDGET, dailyTokens: e.AGENT_DAILY_TOKEN_BUDGET },
+    prices: parsePrices(e.AGENT_PRICES),
   };
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { AgentEntry } from "../../db/schema";
-import { MAX_TURN_CHARS, renderConversation } from "./conversation";
+import { compactedTurnsMarker, MAX_TURN_CHARS, renderConversation, trimResult, verbatimEntries } from "./conversation";
 
 let nextId = 1;
 function entry(
@@ -62,5 +62,50 @@ describe("renderConversation", () => {
     expect(turn!.content.startsWith("start")).toBe(true);
     expect(turn!.content.endsWith("end")).toBe(true);
     expect(turn!.content).toMatch(/characters omitted/);
+  });
+
+  it("sends the latest summary in place of the entries it covers, saying how many turns it stands for", () => {
+    const prompt = entry("r1", 0, "user", { prompt: "Build a recipe box" });
+    const a1 = entry("r1", 1, "action", { action: { tool: "write_file", path: "a.html", content: "<p>" } });
+    const r1 = entry("r1", 1, "result", { tool: "write_file", ok: true, content: "Created a.html" });
+    const a2 = entry("r1", 2, "action", { action: { tool: "read_file", path: "a.html" } });
+    const r2 = entry("r1", 2, "result", { tool: "read_file", ok: true, content: "<p>" });
+    const old = entry("r1", 2, "summary", { summary: "older", coversThrough: prompt.id, summarizedTurns: 0 });
+    const summary = entry("r1", 3, "summary", { summary: "Built a.html.", coversThrough: r1.id, summarizedTurns: 1 });
+    const a3 = entry("r1", 3, "action", { action: { tool: "list_files" } });
+    const entries = [prompt, a1, r1, a2, r2, old, summary, a3];
+    expect(verbatimEntries(entries)).toEqual([a2, r2, a3]);
+    const turns = renderConversation(entries);
+    expect(turns.map((t) => t.role)).toEqual(["user", "assistant", "user", "assistant", "user"]);
+    expect(turns[0]!.content).toBe(`${compactedTurnsMarker(1)}\n\nBuilt a.html.`);
+    expect(turns[0]!.content).toMatch(/^\[1 earlier turns of yours are summarized here/);
+    expect(turns[1]!.content).toBe('{"tool":"read_file","path":"a.html"}');
+  });
+
+  it("sends a note from Dyno as part of the next user turn", () => {
+    const turns = renderConversation([
+      entry("r1", 0, "user", { prompt: "go" }),
+      entry("r1", 1, "action", { action: { tool: "run_command", command: "false" } }),
+      entry("r1", 1, "result", { tool: "run_command", ok: false, content: "exit 1" }),
+      entry("r1", 2, "note", { message: "[Note from Dyno: stop repeating.]" }),
+    ]);
+    expect(turns.at(-1)!.content).toBe("Result of run_command (failed):\nexit 1\n\n[Note from Dyno: stop repeating.]");
+  });
+
+  it("trims the results it is told to, keeping their start and end", () => {
+    const long = `head${"y".repeat(5_000)}tail`;
+    const result = entry("r1", 1, "result", { tool: "read_file", ok: true, content: long });
+    const entries = [
+      entry("r1", 0, "user", { prompt: "go" }),
+      entry("r1", 1, "action", { action: { tool: "read_file", path: "x" } }),
+      result,
+    ];
+    expect(renderConversation(entries).at(-1)!.content).toContain(long);
+    const trimmed = renderConversation(entries, { trimmed: new Set([result.id]) }).at(-1)!.content;
+    expect(trimmed).toBe(`Result of read_file:\n${trimResult(long)}`);
+    expect(trimmed.length).toBeLessThan(1_000);
+    expect(trimmed).toMatch(/^Result of read_file:\nhead/);
+    expect(trimmed).toMatch(/tail$/);
+    expect(trimResult("short")).toBe("short");
   });
 });

@@ -3,6 +3,10 @@
  * the model reads. Pure: the same entries always render the same turns, so a
  * think step retried after a crash asks the model the same question (and the
  * replay stand-in, which counts assistant turns, gives the same answer).
+ *
+ * Once the conversation has been compacted (compaction.ts), the latest
+ * summary entry stands in for every entry up to the one it covers; the
+ * entries stay in Postgres, they are only no longer sent.
  */
 import type { AgentEntry } from "../../db/schema";
 
@@ -20,11 +24,36 @@ function cap(text: string): string {
   return `${text.slice(0, MAX_TURN_CHARS / 2)}\n[… ${omitted} characters omitted …]\n${text.slice(-MAX_TURN_CHARS / 2)}`;
 }
 
+/**
+ * Opens the summary turn. It says how many assistant turns the summary stands for, so the count of the model's turns
+ * survives compaction (the replay stand-in, model-replay/answer.ts, reads it to pick its next scripted turn).
+ */
+export function compactedTurnsMarker(turns: number): string {
+  return `[${turns} earlier turns of yours are summarized here; Dyno keeps the full history.]`;
+}
+
+/** An older tool result cut to its start and end when the conversation is over its budget. */
+export const TRIMMED_RESULT_CHARS = 600;
+
+export function trimResult(text: string): string {
+  if (text.length <= TRIMMED_RESULT_CHARS + 200) return text;
+  const omitted = text.length - TRIMMED_RESULT_CHARS;
+  return (
+    `${text.slice(0, TRIMMED_RESULT_CHARS / 2)}\n[… ${omitted} characters of this older result trimmed; ` +
+    `run the command or read the file again if you need them …]\n${text.slice(-TRIMMED_RESULT_CHARS / 2)}`
+  );
+}
+
+export interface RenderOptions {
+  /** Ids of result entries to send trimmed (trimResult). */
+  trimmed?: ReadonlySet<number>;
+}
+
 function str(value: unknown): string {
   return typeof value === "string" ? value : JSON.stringify(value ?? null);
 }
 
-function render(entry: AgentEntry): ConversationTurn {
+function render(entry: AgentEntry, options: RenderOptions): ConversationTurn {
   const p = entry.payload;
   switch (entry.kind) {
     case "user":
@@ -35,18 +64,50 @@ function render(entry: AgentEntry): ConversationTurn {
     case "result":
       return p.problem
         ? { role: "user", content: `Your last reply could not be used: ${str(p.content)}` }
-        : { role: "user", content: `Result of ${str(p.tool)}${p.ok ? "" : " (failed)"}:\n${str(p.content)}` };
+        : {
+            role: "user",
+            content: `Result of ${str(p.tool)}${p.ok ? "" : " (failed)"}:\n${
+              options.trimmed?.has(entry.id) ? trimResult(str(p.content)) : str(p.content)
+            }`,
+          };
     case "reply":
       return { role: "assistant", content: JSON.stringify({ tool: "reply_to_user", message: p.message }) };
     case "stopped":
+    case "note":
       return { role: "user", content: str(p.message) };
+    case "summary":
+      return { role: "user", content: `${compactedTurnsMarker(Number(p.summarizedTurns) || 0)}\n\n${str(p.summary)}` };
   }
 }
 
-export function renderConversation(entries: readonly AgentEntry[]): ConversationTurn[] {
+/** The project's latest summary, if its conversation was compacted. */
+export function latestSummary(entries: readonly AgentEntry[]): AgentEntry | undefined {
+  return entries.findLast((entry) => entry.kind === "summary");
+}
+
+/** The entries sent verbatim: those after what the latest summary covers, without the summaries themselves. */
+export function verbatimEntries(entries: readonly AgentEntry[]): AgentEntry[] {
+  const summary = latestSummary(entries);
+  const covered = summary ? entries.findIndex((entry) => entry.id === summary.payload.coversThrough) : -1;
+  return entries.slice(covered + 1).filter((entry) => entry.kind !== "summary");
+}
+
+/** How many assistant turns these entries render to (one per action or reply). */
+export function assistantTurnsIn(entries: readonly AgentEntry[]): number {
+  return entries.filter((entry) => entry.kind === "action" || entry.kind === "reply").length;
+}
+
+/** The turns the model reads: the latest summary (if any), then the entries after it. */
+export function renderConversation(entries: readonly AgentEntry[], options: RenderOptions = {}): ConversationTurn[] {
+  const summary = latestSummary(entries);
+  return renderEntries(summary ? [summary, ...verbatimEntries(entries)] : entries, options);
+}
+
+/** Renders these entries as they are (no summary lookup): the compaction step renders the part it summarizes. */
+export function renderEntries(entries: readonly AgentEntry[], options: RenderOptions = {}): ConversationTurn[] {
   const turns: ConversationTurn[] = [];
   entries.forEach((entry, index) => {
-    const turn = render(entry);
+    const turn = render(entry, options);
     const previous = turns.at(-1);
     if (previous?.role === "user" && turn.role === "user") {
       // Models expect turns to alternate: a stop notice followed by the next prompt is one user turn.

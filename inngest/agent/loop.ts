@@ -4,6 +4,7 @@
  * benchmark passes a plain call, so both run exactly the same sequence.
  */
 import { completeRun, failRun, markRunStopped } from "../run-lifecycle";
+import { compact } from "./compact";
 import type { AgentContext } from "./context";
 import { act, nameProject, savedReply, startAgentRun, think } from "./steps";
 
@@ -30,7 +31,19 @@ export async function runAgentLoop(agent: AgentContext, runId: string, step: Ste
   if (run.needsTitle) await step("title", () => nameProject(agent, run));
 
   for (let iteration = 1; iteration <= run.maxIterations; iteration++) {
-    const thought = await step(`think-${iteration}`, () => think(agent, run, iteration));
+    let thought = await step(`think-${iteration}`, () => think(agent, run, iteration));
+    if (thought.next === "compact") {
+      // The prompt is over its budget: its own step folds the older turns into a summary, then the think is asked again.
+      const { through } = thought;
+      const compacted = await step(`compact-${iteration}`, () => compact(agent, run, iteration, through));
+      if (compacted.next === "stop") return stopped(iteration);
+      thought = await step(`think-${iteration}-compacted`, () => think(agent, run, iteration, { compacted: true }));
+    }
+    if (thought.next === "fail") {
+      const { reason } = thought;
+      await step("finish", () => failRun(db, runId, reason));
+      return { runId, iterations: iteration };
+    }
     if (thought.next === "stop") return stopped(iteration);
     if (thought.next === "reply") {
       await step("finish", async () => completeRun(db, runId, await savedReply(agent, runId, iteration)));

@@ -8,12 +8,14 @@ import { and, eq, ne } from "drizzle-orm";
 import { pgSafeText } from "../../db/pg-safe";
 import { retryOnConnectionError } from "../../db/retry-connection";
 import { appendRunEvent } from "../../db/run-events";
-import { projects, runs, UNTITLED_PROJECT, type Todo } from "../../db/schema";
+import { projects, runs, UNTITLED_PROJECT, type AgentEntry, type Todo } from "../../db/schema";
 import { RunFailedError, RunRetryableError } from "../run-failure";
 import { beginIteration, markRunStarted, RunNotFoundError, type StartedRun } from "../run-lifecycle";
 import { appContextFor, lastAppLogSeq } from "./app-context";
+import { estimatedCost, overBudget, priceOf, tokensUsed, usageWith } from "./budget";
+import { planConversation } from "./compaction";
 import type { AgentContext } from "./context";
-import { renderConversation } from "./conversation";
+import { contextWindowOf, conversationBudget, estimateTokens, promptBudget } from "./context-budget";
 import { findEntry, projectEntries, recountTokens, saveEntry, unusableActionsInARow } from "./entries";
 import { ModelNotConfiguredError } from "./model/config";
 import {
@@ -28,6 +30,7 @@ import {
 } from "./model/next-action";
 import { stepOutput } from "./step-output";
 import { stoppedBy, watchForStop } from "./stop-signal";
+import { findStuck, stepsOf, stuckNote, stuckReason, stuckVerdict, warnedPatterns } from "./stuck";
 import { describeAction, runTool, type ToolOutcome } from "./tools";
 import { unstorableTarget } from "./unstorable-action";
 
@@ -109,7 +112,12 @@ export async function nameProject(agent: AgentContext, run: AgentRun): Promise<{
   return { title };
 }
 
-export type Thought = { next: "act" | "reply" | "repair" | "stop" };
+export type Thought =
+  | { next: "act" | "reply" | "repair" | "stop" }
+  /** The prompt is over its budget: compact the conversation through this entry, then think again. */
+  | { next: "compact"; through: number }
+  /** End the run failed with this reason, before asking the model: it is stuck, or over its token budget. */
+  | { next: "fail"; reason: string };
 
 /** Thrown inside a transaction to undo it when the run stopped meanwhile. */
 class RunNotRunning extends Error {}
@@ -119,14 +127,24 @@ function thoughtOf(payload: Record<string, unknown>, kind: "action" | "reply"): 
   return { next: payload.problem ? "repair" : "act" };
 }
 
+export interface ThinkOptions {
+  /** The conversation was just compacted for this iteration: send it even if it is still over budget. */
+  compacted?: boolean;
+}
+
 /** think-i: asks the model for the next action and saves it. */
-export async function think(agent: AgentContext, run: AgentRun, iteration: number): Promise<Thought> {
+export async function think(
+  agent: AgentContext,
+  run: AgentRun,
+  iteration: number,
+  options: ThinkOptions = {},
+): Promise<Thought> {
   const { db } = agent.database;
   // A step re-executed after the model answered must not ask again.
   const saved = (await findEntry(db, run.id, iteration, "reply")) ?? (await findEntry(db, run.id, iteration, "action"));
   const thought = saved
     ? thoughtOf(saved.payload, saved.kind as "action" | "reply")
-    : await askModel(agent, run, iteration);
+    : await askModel(agent, run, iteration, options);
   if (thought.next === "repair") {
     const inARow = await unusableActionsInARow(db, run.id);
     if (inARow > agent.maxRepairs) {
@@ -139,9 +157,54 @@ export async function think(agent: AgentContext, run: AgentRun, iteration: numbe
   return thought;
 }
 
-async function askModel(agent: AgentContext, run: AgentRun, iteration: number): Promise<Thought> {
+/**
+ * Tells the agent, in a note before its next turn, that it is repeating itself ("noted"); or, when it went on after
+ * being told, says to end the run. Undefined: carry on. The note is an entry (run, iteration, "note"), so a retried
+ * think sends it again.
+ */
+async function checkStuck(
+  agent: AgentContext,
+  run: AgentRun,
+  iteration: number,
+  entries: AgentEntry[],
+): Promise<Thought | "noted" | undefined> {
+  const verdict = stuckVerdict(findStuck(stepsOf(entries, run.id)), agent.stuck, warnedPatterns(entries, run.id));
+  if (verdict.kind === "stop") return { next: "fail", reason: stuckReason(verdict.finding) };
+  if (verdict.kind === "ok") return undefined;
+  const { pattern, repeats, description } = verdict.finding;
+  const message = stuckNote(verdict.finding, agent.stuck);
+  await agent.database.db.transaction(async (tx) => {
+    await appendRunEvent(tx, {
+      runId: run.id,
+      projectId: run.projectId,
+      type: "stuck_warning",
+      dedupeKey: `stuck-${iteration}`,
+      data: { iteration, pattern, repeats, description },
+      onlyIfStatus: ["running"],
+    });
+    await saveEntry(tx, {
+      runId: run.id,
+      projectId: run.projectId,
+      iteration,
+      kind: "note",
+      payload: { message, pattern, repeats },
+    });
+  });
+  return "noted";
+}
+
+async function askModel(
+  agent: AgentContext,
+  run: AgentRun,
+  iteration: number,
+  options: ThinkOptions,
+): Promise<Thought> {
   const { db } = agent.database;
-  if (!(await beginIteration(db, run, iteration))) return { next: "stop" };
+  // After a compaction the iteration has begun already (think-i recorded it): only check that the run still runs.
+  const running = options.compacted
+    ? (await db.select({ status: runs.status }).from(runs).where(eq(runs.id, run.id)))[0]?.status === "running"
+    : await beginIteration(db, run, iteration);
+  if (!running) return { next: "stop" };
 
   const watch = watchForStop(agent.database, run);
   try {
@@ -152,10 +215,33 @@ async function askModel(agent: AgentContext, run: AgentRun, iteration: number): 
       () => [],
     );
     const [snapshot] = await db.select({ todos: runs.todos }).from(runs).where(eq(runs.id, run.id));
-    const entries = await projectEntries(db, run.projectId);
-    const conversation = renderConversation(entries);
+    // Checked before each question to the model: a run over budget ends here, between steps.
+    const beyondBudget = overBudget(await tokensUsed(db, run), agent.budgets);
+    if (beyondBudget) return { next: "fail", reason: beyondBudget };
+    let entries = await projectEntries(db, run.projectId);
+    const stuck = await checkStuck(agent, run, iteration, entries);
+    if (typeof stuck === "object") return stuck;
+    // The note is part of what the model reads.
+    if (stuck === "noted") entries = await projectEntries(db, run.projectId);
     // The app's state and the log lines since the previous think; where this think stopped reading is saved with it.
     const app = await appContextFor(sandbox, lastAppLogSeq(entries));
+    const context = {
+      mode: run.mode,
+      iteration,
+      max_iterations: run.maxIterations,
+      files,
+      todos: snapshot?.todos ?? [],
+      ...(app.context ? { app: app.context } : {}),
+    };
+    const budget = promptBudget(contextWindowOf(config, agent.context));
+    const plan = planConversation(entries, conversationBudget(budget, estimateTokens(JSON.stringify(context))));
+    if (plan.compactThrough !== undefined) {
+      if (!options.compacted) return { next: "compact", through: plan.compactThrough };
+      console.warn(
+        `think-${iteration} of run ${run.id}: the conversation is still over its budget after compaction ` +
+          `(${plan.tokens} tokens of turns); sending it as it is`,
+      );
+    }
     const timeout = AbortSignal.timeout(agent.modelTimeoutMs);
     let result: NextActionResult;
     try {
@@ -163,15 +249,8 @@ async function askModel(agent: AgentContext, run: AgentRun, iteration: number): 
         config,
         registry,
         mode: run.mode,
-        context: {
-          mode: run.mode,
-          iteration,
-          max_iterations: run.maxIterations,
-          files,
-          todos: snapshot?.todos ?? [],
-          ...(app.context ? { app: app.context } : {}),
-        },
-        conversation,
+        context,
+        conversation: plan.turns,
         signal: AbortSignal.any([watch.signal, timeout]),
       });
     } catch (error) {
@@ -211,16 +290,20 @@ async function saveThought(
   const base = { runId: run.id, projectId: run.projectId, iteration };
   // Where the app's log was read up to for this question: the next think starts there.
   const seen = appLogSeq === undefined ? {} : { appLogSeq };
-  const event = (type: string, key: string, data: Record<string, unknown>) => ({
-    runId: run.id,
-    projectId: run.projectId,
-    type,
-    dedupeKey: `${key}-${iteration}`,
-    data: { iteration, ...data },
-    onlyIfStatus: ["running"] as const,
-  });
   try {
     return await db.transaction(async (tx) => {
+      // The run's tokens and estimated cost so far, shown on the live card with the step.
+      const tokens = await usageWith(tx, run.id, iteration, result.usage);
+      const costUsd = estimatedCost(tokens, priceOf(run.model, agent.prices));
+      const usage = { ...tokens, ...(costUsd !== undefined ? { costUsd } : {}) };
+      const event = (type: string, key: string, data: Record<string, unknown>) => ({
+        runId: run.id,
+        projectId: run.projectId,
+        type,
+        dedupeKey: `${key}-${iteration}`,
+        data: { iteration, ...data, usage },
+        onlyIfStatus: ["running"] as const,
+      });
       let thought: Thought;
       let written;
       if (!result.ok) {
@@ -352,6 +435,8 @@ async function saveOutcome(
         content: outcome.content,
         summary: outcome.summary,
         stopped: !!outcome.stopped,
+        // Stuck detection counts a step that changed files as progress (stuck.ts).
+        filesChanged: outcome.filesChanged.length,
       },
     });
     await appendRunEvent(

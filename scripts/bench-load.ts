@@ -179,7 +179,11 @@ interface Server {
 }
 
 async function startServer(env: Record<string, string>, port: number): Promise<Server> {
-  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "server/index.ts"], {
+  // BENCH_LOAD_PROFILE=<folder>: the server writes a V8 CPU profile there when it stops (where its time goes).
+  const profile = process.env.BENCH_LOAD_PROFILE
+    ? ["--cpu-prof", "--cpu-prof-dir", path.resolve(process.env.BENCH_LOAD_PROFILE)]
+    : [];
+  const child: ChildProcess = spawn(process.execPath, [...profile, "--import", "tsx", "server/index.ts"], {
     env: { ...process.env, ...env, NODE_ENV: "production", HOST: "127.0.0.1", PORT: String(port) },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -311,6 +315,7 @@ async function main() {
           await waitFor(() => clients.every((c) => c.arrivals.has(id)), 30_000, "the warm-up row");
         }
         const cpuBefore = cpuSeconds(server.pid);
+        const clientCpuBefore = process.cpuUsage();
         const began = performance.now();
         const commits: { id: number; committedAt: number }[] = [];
         for (let i = 0; i < EVENTS; i++) {
@@ -319,7 +324,10 @@ async function main() {
         }
         const last = commits.at(-1)!.id;
         await waitFor(() => clients.every((c) => c.arrivals.has(last)), 60_000, `row ${last} at every client`);
-        const cpu = (cpuSeconds(server.pid) - cpuBefore) / ((performance.now() - began) / 1000);
+        const seconds = (performance.now() - began) / 1000;
+        const cpu = (cpuSeconds(server.pid) - cpuBefore) / seconds;
+        const clientCpuUsed = process.cpuUsage(clientCpuBefore);
+        const clientCpu = (clientCpuUsed.user + clientCpuUsed.system) / 1e6 / seconds;
         const rss = rssMiB(server.pid);
         const latencies: number[] = [];
         for (const { id, committedAt } of commits)
@@ -341,7 +349,7 @@ async function main() {
         rows.push(row);
         console.log(
           `  ${mode.padEnd(10)} ${String(n).padStart(5)} clients: p50 ${ms(row.p50)}, p95 ${ms(row.p95)}, ` +
-            `p99 ${ms(row.p99)}; server CPU ${(cpu * 100).toFixed(0)}%, RSS ${rss.toFixed(0)} MiB (load ${load()})`,
+            `p99 ${ms(row.p99)}; server CPU ${(cpu * 100).toFixed(0)}%, RSS ${rss.toFixed(0)} MiB; clients' process CPU ${(clientCpu * 100).toFixed(0)}% (load ${load()})`,
         );
       }
       fanout.set(mode, rows);

@@ -32,12 +32,15 @@ export interface SseStreamOptions {
    * aborts when the stream closes, so a wait inside can end early. A throw
    * ends the stream (the browser reconnects and resumes).
    */
-  next(stop: AbortSignal): Promise<string[] | null>;
+  next(stop: AbortSignal): Promise<SseMessage[] | null>;
   /** Releases what `next` holds; the stream counts as open until it settles. */
   release?(): Promise<unknown> | void;
   /** Called when `next` throws while the stream is open. */
   onError?(error: unknown): void;
 }
+
+/** A message's text, or its bytes when many streams send the same one (encoded once, not once per stream). */
+export type SseMessage = string | Uint8Array;
 
 export const SSE_HEADERS = {
   "Content-Type": "text/event-stream; charset=utf-8",
@@ -67,11 +70,11 @@ export function sseResponse({
 
   // A write to a stream whose client is gone ends it, rather than feeding a
   // writer that drops everything (or throwing inside the heartbeat timer).
-  const send = (message: string) => {
+  const send = (message: SseMessage) => {
     if (closed) return;
     if (signal.aborted) return close();
     try {
-      controller.enqueue(encoder.encode(message));
+      controller.enqueue(typeof message === "string" ? encoder.encode(message) : message);
     } catch {
       close();
     }

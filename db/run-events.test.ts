@@ -1,5 +1,5 @@
 import { asc, eq, sql } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { availableDrivers, createTestDatabase, type TestDatabase } from "../tests/support/database";
 import { createBuilder, createQueuedRun } from "../tests/support/fixtures";
 import { appendRunEvent, runEventsBus, subscribeRunEvents } from "./run-events";
@@ -98,6 +98,30 @@ describe.each(availableDrivers())("run events on %s", (driver) => {
     expect(second).toMatchObject({ writes: 2, data: { n: 2 } });
     const rows = await db.select().from(runEvents).where(eq(runEvents.runId, run.id));
     expect(rows).toHaveLength(1);
+  });
+
+  it("writes inside a caller's transaction without a savepoint, asking for the project's lock once", async () => {
+    const { db } = t.database;
+    const { user, project } = await createBuilder(db);
+    const run = await createQueuedRun(db, { userId: user.id, projectId: project.id });
+    await db.transaction(async (tx) => {
+      const nested = vi.spyOn(tx, "transaction");
+      const execute = vi.spyOn(tx, "execute");
+      await appendRunEvent(tx, { runId: run.id, projectId: project.id, type: "one" });
+      await appendRunEvent(tx, { runId: run.id, projectId: project.id, type: "two" });
+      expect(nested).not.toHaveBeenCalled();
+      // The lock once, then one NOTIFY per row.
+      expect(execute).toHaveBeenCalledTimes(3);
+    });
+    // A caller's rollback takes its events with it.
+    await expect(
+      db.transaction(async (tx) => {
+        await appendRunEvent(tx, { runId: run.id, projectId: project.id, type: "rolled-back" });
+        throw new Error("the step failed");
+      }),
+    ).rejects.toThrow("the step failed");
+    const rows = await db.select().from(runEvents).where(eq(runEvents.runId, run.id)).orderBy(asc(runEvents.id));
+    expect(rows.map((r) => r.type)).toEqual(["one", "two"]);
   });
 
   it("writes nothing for a status move the run may not make", async () => {

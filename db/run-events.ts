@@ -1,4 +1,5 @@
 import { and, asc, eq, gt, sql } from "drizzle-orm";
+import { PgTransaction } from "drizzle-orm/pg-core";
 import type { Database, Db } from "./client";
 import { pgSafe } from "./pg-safe";
 import { canMoveRun, type RunStatus } from "./run-status";
@@ -43,8 +44,14 @@ export async function appendRunEvent(
 ): Promise<RunEvent | null> {
   const event = pgSafe(unsafeEvent);
   const snapshot = pgSafe(unsafeSnapshot);
-  return db.transaction(async (tx) => {
-    await tx.execute(sql`select pg_advisory_xact_lock(${RUN_EVENTS_LOCK_CLASS}, hashtext(${event.projectId}))`);
+  const write = async (tx: Tx): Promise<RunEvent | null> => {
+    // Held until the transaction ends: a second event in the same transaction need not ask again.
+    let held = projectLocksHeld.get(tx);
+    if (!held?.has(event.projectId)) {
+      await tx.execute(sql`select pg_advisory_xact_lock(${RUN_EVENTS_LOCK_CLASS}, hashtext(${event.projectId}))`);
+      if (!held) projectLocksHeld.set(tx, (held = new Set()));
+      held.add(event.projectId);
+    }
     if (snapshot?.status || event.onlyIfStatus) {
       const [current] = await tx
         .select({ status: runs.status })
@@ -79,8 +86,16 @@ export async function appendRunEvent(
     const payload = JSON.stringify({ projectId: row.projectId, runId: row.runId, id: row.id });
     await tx.execute(sql`select pg_notify(${RUN_EVENTS_CHANNEL}, ${payload})`);
     return row;
-  });
+  };
+  // Inside a caller's transaction (a step's), write in it directly: a savepoint would cost a round trip, and
+  // callers let a failed write fail their whole transaction.
+  return db instanceof PgTransaction ? write(db as Tx) : db.transaction(write);
 }
+
+type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
+
+/** Projects whose event lock a transaction holds (pg_advisory_xact_lock lasts until it ends). */
+const projectLocksHeld = new WeakMap<object, Set<string>>();
 
 export interface SubscribeOptions {
   projectId: string;

@@ -158,6 +158,7 @@ export async function* subscribeRunEvents(
     runId,
     pollIntervalMs,
     queueLimit: Math.max(queueLimit, 1),
+    signal,
   });
   if (!member.shared) return yield* readingAlone(database, member, options);
   try {
@@ -182,7 +183,7 @@ export async function* subscribeRunEvents(
         continue;
       }
       if (rows.length === 0) {
-        await member.wait(signal);
+        await member.wait();
         continue;
       }
       for (const row of rows) {
@@ -219,7 +220,7 @@ async function* readingAlone(
         lastId = row.id;
         yield row;
       }
-      if (rows.length < batchSize) await member.wait(signal, pollIntervalMs);
+      if (rows.length < batchSize) await member.wait(pollIntervalMs);
     }
   } finally {
     member.leave();
@@ -252,12 +253,18 @@ class FeedMember {
   private pending = false;
   private wake: (() => void) | undefined;
 
+  /** The subscription's abort wakes its wait: one listener for the member's life, not one per wait. */
+  private readonly onAbort = () => this.poke();
+
   constructor(
     private readonly feed: ProjectFeed,
     readonly runId: string | undefined,
     readonly pollIntervalMs: number,
     private readonly queueLimit: number,
-  ) {}
+    private readonly signal: AbortSignal | undefined,
+  ) {
+    signal?.addEventListener("abort", this.onAbort, { once: true });
+  }
 
   get queued(): number {
     return this.queue.length;
@@ -301,21 +308,19 @@ class FeedMember {
   }
 
   /** Resolves at the next push, overflow or poke (or one since the last wait), the abort, or after `timeoutMs`. */
-  wait(signal: AbortSignal | undefined, timeoutMs?: number): Promise<void> {
-    if (this.pending || this.queue.length > 0 || this.overflowed || signal?.aborted) {
+  wait(timeoutMs?: number): Promise<void> {
+    if (this.pending || this.queue.length > 0 || this.overflowed || this.signal?.aborted) {
       this.pending = false;
       return Promise.resolve();
     }
     return new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer);
-        signal?.removeEventListener("abort", done);
         this.wake = undefined;
         this.pending = false;
         resolve();
       };
       const timer = timeoutMs === undefined ? undefined : setTimeout(done, timeoutMs);
-      signal?.addEventListener("abort", done, { once: true });
       this.wake = done;
     });
   }
@@ -326,6 +331,7 @@ class FeedMember {
   }
 
   leave() {
+    this.signal?.removeEventListener("abort", this.onAbort);
     this.feed.remove(this);
     this.wake?.();
   }
@@ -466,14 +472,19 @@ class RunEventsBus {
 
   async join(
     projectId: string,
-    { runId, pollIntervalMs, queueLimit }: { runId?: string; pollIntervalMs: number; queueLimit: number },
+    {
+      runId,
+      pollIntervalMs,
+      queueLimit,
+      signal,
+    }: { runId?: string; pollIntervalMs: number; queueLimit: number; signal?: AbortSignal },
   ): Promise<FeedMember> {
     let feed = this.feeds.get(projectId);
     if (!feed) {
       feed = new ProjectFeed(this, this.database, projectId, this.fanout === "shared");
       this.feeds.set(projectId, feed);
     }
-    const member = new FeedMember(feed, runId, pollIntervalMs, queueLimit);
+    const member = new FeedMember(feed, runId, pollIntervalMs, queueLimit, signal);
     feed.add(member);
     try {
       await feed.ready;

@@ -14,12 +14,13 @@
  * Needs DATABASE_URL (a Postgres server; a database of its own is created and dropped) and the engine
  * (`npm run engine`). Options (or env): --clients 1,200,500,2000 (BENCH_LOAD_CLIENTS), --events 20
  * (BENCH_LOAD_EVENTS), --starts 10 (BENCH_LOAD_STARTS), --runs 1,10,50 (BENCH_LOAD_RUNS), --iterations 20,
- * --parts fanout,start,runs (BENCH_LOAD_PARTS), --compare 1 (0: no per-client baseline), --build 1 (0: use build/).
+ * --parts fanout,start,runs (BENCH_LOAD_PARTS), --compare 1 (0: no per-client baseline), --build 1 (0: use build/),
+ * --tick N (BENCH_LOAD_TICK: the engine's queue poll interval in ms; unset: its default, 150).
  * The machine's load average is printed beside the figures: on a busy machine they are noisy.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createWriteStream, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
@@ -42,6 +43,7 @@ const { values: args } = parseArgs({
     parts: { type: "string", default: process.env.BENCH_LOAD_PARTS ?? "fanout,start,runs" },
     compare: { type: "string", default: "1" },
     build: { type: "string", default: "1" },
+    tick: { type: "string", default: process.env.BENCH_LOAD_TICK ?? "" },
   },
 });
 const list = (text: string) =>
@@ -56,9 +58,12 @@ const RUNS = list(args.runs);
 const ITERATIONS = Math.max(2, Number(args.iterations) || 20);
 const PARTS = new Set(args.parts.split(",").map((s) => s.trim()));
 const MODEL_LATENCY_MS = 200;
+/** The engine's queue poll interval; unset: the engine's default. */
+const TICK_MS = args.tick ? Number(args.tick) : undefined;
 /** Between two appended rows: a busy run writes a few per second. */
 const GAP_MS = Number(process.env.BENCH_LOAD_GAP_MS ?? 200);
 const CLK_TCK = 100;
+const SERVER_LOG = path.join(os.tmpdir(), `dyno-bench-load-server-${process.pid}.log`);
 
 const TARGETS = { p95At500: 50, p95At2000: 150, startP95: 300, overheadRatioAt10: 1.5 };
 
@@ -188,8 +193,11 @@ async function startServer(env: Record<string, string>, port: number): Promise<S
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
+  // The whole log goes to a file (printed at the end): a step that failed and was retried says why there.
+  const log = createWriteStream(SERVER_LOG, { flags: "a" });
   const keep = (chunk: Buffer) => {
     output = (output + chunk.toString()).slice(-20_000);
+    log.write(chunk);
   };
   child.stdout!.on("data", keep);
   child.stderr!.on("data", keep);
@@ -387,7 +395,9 @@ async function main() {
           debugApi: ports[3]!,
         },
         waitForFunctions: ["dyno-coding-agent"],
+        tickMs: TICK_MS,
       });
+      console.log(`\nengine: dev server, queue poll (--tick) ${TICK_MS ?? "150 (its default)"} ms`);
       cleanups.unshift(() => engine!.stop());
     }
 
@@ -556,6 +566,7 @@ async function main() {
       );
     }
     console.log(`  load average at the end: ${load()}`);
+    console.log(`\nthe server's log: ${SERVER_LOG}`);
   } finally {
     for (const cleanup of cleanups) await cleanup().catch(() => {});
     await closeDatabase();

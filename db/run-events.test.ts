@@ -2,7 +2,7 @@ import { asc, eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { availableDrivers, createTestDatabase, type TestDatabase } from "../tests/support/database";
 import { createBuilder, createQueuedRun } from "../tests/support/fixtures";
-import { appendRunEvent, runEventsBus, subscribeRunEvents } from "./run-events";
+import { appendRunEvent, RUN_EVENTS_CHANNEL, runEventsBus, subscribeRunEvents } from "./run-events";
 import { runEvents, runs, users, type RunEvent } from "./schema";
 
 /** Collects `count` rows from a subscription, failing after `timeoutMs`. */
@@ -98,6 +98,32 @@ describe.each(availableDrivers())("run events on %s", (driver) => {
     expect(second).toMatchObject({ writes: 2, data: { n: 2 } });
     const rows = await db.select().from(runEvents).where(eq(runEvents.runId, run.id));
     expect(rows).toHaveLength(1);
+  });
+
+  it("notifies with the snapshot's update, in one round trip", async () => {
+    const { db } = t.database;
+    const { user, project } = await createBuilder(db);
+    const run = await createQueuedRun(db, { userId: user.id, projectId: project.id });
+    const heard: string[] = [];
+    const unlisten = await t.database.listen(RUN_EVENTS_CHANNEL, (payload) => heard.push(payload));
+    try {
+      await db.transaction(async (tx) => {
+        const execute = vi.spyOn(tx, "execute");
+        const row = await appendRunEvent(
+          tx,
+          { runId: run.id, projectId: project.id, type: "tool_call" },
+          { currentTool: "read_file" },
+        );
+        // Only the lock: the NOTIFY rode on the update.
+        expect(execute).toHaveBeenCalledTimes(1);
+        expect(row).not.toBeNull();
+      });
+      await expect.poll(() => heard.map((p) => (JSON.parse(p) as { runId: string }).runId)).toEqual([run.id]);
+    } finally {
+      await unlisten();
+    }
+    const [after] = await db.select().from(runs).where(eq(runs.id, run.id));
+    expect(after?.currentTool).toBe("read_file");
   });
 
   it("writes inside a caller's transaction without a savepoint, asking for the project's lock once", async () => {

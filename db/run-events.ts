@@ -80,11 +80,14 @@ export async function appendRunEvent(
           .returning()
       : await tx.insert(runEvents).values(values).returning();
     if (!row) throw new Error("run_events insert returned no row");
-    if (snapshot && Object.keys(snapshot).length > 0) {
-      await tx.update(runs).set(snapshot).where(eq(runs.id, event.runId));
-    }
     const payload = JSON.stringify({ projectId: row.projectId, runId: row.runId, id: row.id });
-    await tx.execute(sql`select pg_notify(${RUN_EVENTS_CHANNEL}, ${payload})`);
+    const notify = sql`pg_notify(${RUN_EVENTS_CHANNEL}, ${payload})`;
+    if (snapshot && Object.keys(snapshot).length > 0) {
+      // The snapshot's update carries the NOTIFY (one round trip, not two): most events come with a snapshot.
+      await tx.update(runs).set(snapshot).where(eq(runs.id, event.runId)).returning({ notified: notify });
+    } else {
+      await tx.execute(sql`select ${notify}`);
+    }
     return row;
   };
   // Inside a caller's transaction (a step's), write in it directly: a savepoint would cost a round trip, and

@@ -137,6 +137,11 @@ const EnvSchema = z
     RUN_RECONCILE_INTERVAL: duration("1m"),
     /** How long a run, or an end the engine reported, must have stood before the check acts on it. */
     RUN_RECONCILE_GRACE: duration("1m"),
+    /**
+     * How live event streams learn of new run events (decision 028): "shared", one read per new row per project for
+     * every stream in the process; "per-client", each stream reads for itself (the old way, for benchmarks to compare).
+     */
+    RUN_EVENTS_FANOUT: z.enum(["shared", "per-client"]).default("shared"),
 
     /** Agent bounds. */
     AGENT_MAX_ITERATIONS: z.coerce.number().int().min(1).max(500).default(50),

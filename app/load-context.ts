@@ -13,6 +13,12 @@ declare module "@remix-run/node" {
      * garbage-collected (nodejs/node#55428, undici#3644).
      */
     responseClosed: AbortSignal;
+    /**
+     * Resolves once the response's socket can take more writes (at once when
+     * it can, or when it closed). Remix writes a streamed body without waiting
+     * for that, so event streams wait on it before reading their next message.
+     */
+    responseDrained: () => Promise<void>;
     /** This response's Content-Security-Policy nonce (server/security-headers.ts), for Remix's inline scripts. */
     cspNonce: string;
   }
@@ -28,4 +34,20 @@ export function responseClosedSignal(res: ServerResponse): AbortSignal {
   if (res.closed || res.destroyed) controller.abort(new Error("the response is closed"));
   else res.once("close", () => controller.abort(new Error("the response is closed")));
   return controller.signal;
+}
+
+/** A function resolving once `res` has room for more writes again (its buffer drained) or is closed. */
+export function responseDrainedWaiter(res: ServerResponse): () => Promise<void> {
+  return () =>
+    !res.writableNeedDrain || res.closed || res.destroyed
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => {
+          const done = () => {
+            res.off("drain", done);
+            res.off("close", done);
+            resolve();
+          };
+          res.once("drain", done);
+          res.once("close", done);
+        });
 }

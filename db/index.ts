@@ -1,6 +1,7 @@
 import path from "node:path";
 import { env } from "../app/env.server";
 import { createDatabase, type Database } from "./client";
+import { runEventsBus } from "./run-events";
 
 export * from "./client";
 export * as schema from "./schema";
@@ -15,10 +16,11 @@ const globalForDb = globalThis as typeof globalThis & { __dynoDatabase?: Databas
 
 export function getDatabase(): Database {
   if (!globalForDb.__dynoDatabase) {
-    const { DATABASE_URL, DYNO_DATA_DIR } = env();
+    const { DATABASE_URL, DYNO_DATA_DIR, RUN_EVENTS_FANOUT } = env();
     globalForDb.__dynoDatabase = DATABASE_URL
       ? createDatabase({ url: DATABASE_URL })
       : createDatabase({ pglite: path.resolve(DYNO_DATA_DIR, "pglite") });
+    runEventsBus(globalForDb.__dynoDatabase).fanout = RUN_EVENTS_FANOUT;
   }
   return globalForDb.__dynoDatabase;
 }

@@ -1,8 +1,8 @@
 import { asc, eq, sql } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { availableDrivers, createTestDatabase, type TestDatabase } from "../tests/support/database";
 import { createBuilder, createQueuedRun } from "../tests/support/fixtures";
-import { appendRunEvent, runEventsBus, subscribeRunEvents } from "./run-events";
+import { appendRunEvent, RUN_EVENTS_CHANNEL, runEventsBus, subscribeRunEvents } from "./run-events";
 import { runEvents, runs, users, type RunEvent } from "./schema";
 
 /** Collects `count` rows from a subscription, failing after `timeoutMs`. */
@@ -99,6 +99,56 @@ describe.each(availableDrivers())("run events on %s", (driver) => {
     expect(second).toMatchObject({ writes: 2, data: { n: 2 } });
     const rows = await db.select().from(runEvents).where(eq(runEvents.runId, run.id));
     expect(rows).toHaveLength(1);
+  });
+
+  it("notifies with the snapshot's update, in one round trip", async () => {
+    const { db } = t.database;
+    const { user, project } = await createBuilder(db);
+    const run = await createQueuedRun(db, { userId: user.id, projectId: project.id });
+    const heard: string[] = [];
+    const unlisten = await t.database.listen(RUN_EVENTS_CHANNEL, (payload) => heard.push(payload));
+    try {
+      await db.transaction(async (tx) => {
+        const execute = vi.spyOn(tx, "execute");
+        const row = await appendRunEvent(
+          tx,
+          { runId: run.id, projectId: project.id, type: "tool_call" },
+          { currentTool: "read_file" },
+        );
+        // Only the lock: the NOTIFY rode on the update.
+        expect(execute).toHaveBeenCalledTimes(1);
+        expect(row).not.toBeNull();
+      });
+      await expect.poll(() => heard.map((p) => (JSON.parse(p) as { runId: string }).runId)).toEqual([run.id]);
+    } finally {
+      await unlisten();
+    }
+    const [after] = await db.select().from(runs).where(eq(runs.id, run.id));
+    expect(after?.currentTool).toBe("read_file");
+  });
+
+  it("writes inside a caller's transaction without a savepoint, asking for the project's lock once", async () => {
+    const { db } = t.database;
+    const { user, project } = await createBuilder(db);
+    const run = await createQueuedRun(db, { userId: user.id, projectId: project.id });
+    await db.transaction(async (tx) => {
+      const nested = vi.spyOn(tx, "transaction");
+      const execute = vi.spyOn(tx, "execute");
+      await appendRunEvent(tx, { runId: run.id, projectId: project.id, type: "one" });
+      await appendRunEvent(tx, { runId: run.id, projectId: project.id, type: "two" });
+      expect(nested).not.toHaveBeenCalled();
+      // The lock once, then one NOTIFY per row.
+      expect(execute).toHaveBeenCalledTimes(3);
+    });
+    // A caller's rollback takes its events with it.
+    await expect(
+      db.transaction(async (tx) => {
+        await appendRunEvent(tx, { runId: run.id, projectId: project.id, type: "rolled-back" });
+        throw new Error("the step failed");
+      }),
+    ).rejects.toThrow("the step failed");
+    const rows = await db.select().from(runEvents).where(eq(runEvents.runId, run.id)).orderBy(asc(runEvents.id));
+    expect(rows.map((r) => r.type)).toEqual(["one", "two"]);
   });
 
   it("writes nothing for a status move the run may not make", async () => {

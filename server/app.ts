@@ -12,7 +12,7 @@ import express from "express";
 import { sessionSecret } from "../app/auth/secret.server";
 import { env, inngestDevInProductionWarning } from "../app/env.server";
 import { setListeningAddress } from "../app/inngest-serve.server";
-import { responseClosedSignal } from "../app/load-context";
+import { responseClosedSignal, responseDrainedWaiter } from "../app/load-context";
 import {
   projectPreviewApp,
   projectPreviewDirectory,
@@ -186,6 +186,7 @@ function getLoadContext(req: express.Request, res: express.Response): AppLoadCon
     clientAddress: req.ip ?? req.socket.remoteAddress ?? "unknown",
     cspNonce: res.locals.cspNonce as string,
     responseClosed: responseClosedSignal(res),
+    responseDrained: responseDrainedWaiter(res),
   };
 }
 

@@ -24,6 +24,7 @@ import {
   type AppProcess,
   type AppStatus,
 } from "../../sandbox/types";
+import { openSseStreams, sseResponse } from "../http/sse.server";
 import {
   APP_HEARTBEAT_EVENT,
   APP_LOG_EVENT,
@@ -196,6 +197,8 @@ export interface AppLogStreamOptions {
   afterSeq: number | null;
   /** The load context's `responseClosed` (decision 016), never `request.signal`. */
   signal: AbortSignal;
+  /** The load context's `responseDrained`: the next look waits until the socket took the last message. */
+  drained?: () => Promise<void>;
   /** Tests only; the route always uses the defaults. */
   pollMs?: number;
   heartbeatMs?: number;
@@ -210,42 +213,14 @@ export function appLogStream({
   open,
   afterSeq,
   signal,
+  drained,
   pollMs = APP_LOG_POLL_MS,
   heartbeatMs = APP_LOG_HEARTBEAT_MS,
 }: AppLogStreamOptions): Response {
-  const encoder = new TextEncoder();
-  const stop = new AbortController();
-  let controller!: ReadableStreamDefaultController<Uint8Array>;
-  let heartbeat: ReturnType<typeof setInterval> | undefined;
-  let closed = false;
   let opened: ProjectApp | null = null;
   let lastStatus = "";
   let lastSeq = afterSeq;
   let looks = 0;
-  countOpenStream(+1);
-
-  const send = (message: string) => {
-    if (closed) return;
-    if (signal.aborted) return close();
-    try {
-      controller.enqueue(encoder.encode(message));
-    } catch {
-      close();
-    }
-  };
-  const close = () => {
-    if (closed) return;
-    closed = true;
-    clearInterval(heartbeat);
-    signal.removeEventListener("abort", close);
-    stop.abort();
-    countOpenStream(-1);
-    try {
-      controller.close();
-    } catch {
-      // Already cancelled by the reader.
-    }
-  };
 
   /** One look: the messages for what changed since the last one (often none). */
   const look = async (): Promise<string[]> => {
@@ -274,45 +249,24 @@ export function appLogStream({
     return messages;
   };
 
-  const body = new ReadableStream<Uint8Array>({
-    start(c) {
-      controller = c;
-      if (signal.aborted) return close();
-      signal.addEventListener("abort", close, { once: true });
-      heartbeat = setInterval(() => send(appHeartbeatMessage()), heartbeatMs);
-      heartbeat.unref?.();
-    },
-    // Resolving without enqueueing would stall the stream, so a pull looks until there is something to send.
-    async pull() {
-      try {
-        for (;;) {
-          if (looks++ > 0) await sleep(pollMs, stop.signal);
-          if (closed) return;
-          const messages = await look();
-          if (closed) return;
-          if (messages.length > 0) {
-            for (const message of messages) send(message);
-            return;
-          }
-        }
-      } catch (error) {
-        // A thrown Response is the project gone (deleted meanwhile): nothing to report.
-        if (!closed && !(error instanceof Response))
-          console.error("app log stream failed; the client will reconnect:", error);
-        close();
+  return sseResponse({
+    kind: "app-log",
+    signal,
+    drained,
+    heartbeatMs,
+    heartbeat: appHeartbeatMessage(),
+    // Resolving with nothing would stall the stream, so a pull looks until there is something to send.
+    async next(stop) {
+      for (;;) {
+        if (looks++ > 0) await sleep(pollMs, stop);
+        if (stop.aborted) return null;
+        const messages = await look();
+        if (messages.length > 0) return messages;
       }
     },
-    cancel() {
-      close();
-    },
-  });
-
-  return new Response(body, {
-    headers: {
-      "Content-Type": "text/event-stream; charset=utf-8",
-      "Cache-Control": "no-cache, no-store",
-      Connection: "keep-alive",
-      "X-Accel-Buffering": "no",
+    onError(error) {
+      // A thrown Response is the project gone (deleted meanwhile): nothing to report.
+      if (!(error instanceof Response)) console.error("app log stream failed; the client will reconnect:", error);
     },
   });
 }
@@ -330,15 +284,9 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-/** Open app log streams in this process, on globalThis (Vite loads routes in a module graph of its own). */
-const counter = globalThis as typeof globalThis & { __dynoAppLogStreams?: number };
-
-function countOpenStream(delta: 1 | -1) {
-  counter.__dynoAppLogStreams = (counter.__dynoAppLogStreams ?? 0) + delta;
-}
-
+/** Open app log streams in this process. */
 export function openAppLogStreams(): number {
-  return counter.__dynoAppLogStreams ?? 0;
+  return openSseStreams("app-log");
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -7,12 +7,14 @@
  *
  * Written by hand rather than with remix-utils' eventStream: 7.7 (the last
  * release for Remix v2) cannot write an `id:` line, and resuming from
- * Last-Event-ID depends on it. Reading is pull-based, so a slow client holds
- * the subscription back instead of piling rows up in memory.
+ * Last-Event-ID depends on it. Reading is pull-based (app/http/sse.server.ts),
+ * so a slow client holds its subscription back instead of piling rows up in
+ * memory; new rows are read once per project for all streams (decision 028).
  */
 import type { Database } from "../../db/client";
 import { runEventsBus, subscribeRunEvents } from "../../db/run-events";
 import type { RunEvent } from "../../db/schema";
+import { openSseStreams, sseResponse } from "../http/sse.server";
 import { HEARTBEAT_EVENT, RUN_EVENT, type ProjectEvent } from "./project-events";
 
 /** How often an idle stream sends a heartbeat, so proxies and load balancers keep it open. */
@@ -54,6 +56,8 @@ export interface ProjectEventStreamOptions {
    * stops firing once Remix's intermediate Requests are garbage-collected.
    */
   signal: AbortSignal;
+  /** The load context's `responseDrained`: the next row waits until the socket took the last one. */
+  drained?: () => Promise<void>;
   /**
    * Heartbeat period. The route always uses HEARTBEAT_INTERVAL_MS; only
    * tests that call this function directly pass a shorter one, so nothing a
@@ -64,86 +68,35 @@ export interface ProjectEventStreamOptions {
 
 /**
  * The SSE response for a project's events. The caller has checked that the
- * user owns the project. Ends (subscription closed, bus watcher removed,
+ * user owns the project. Ends (subscription closed, feed membership removed,
  * heartbeat timer cleared) when `signal` aborts, the body is cancelled, a
  * write finds the stream closed, or reading the table fails; in the last case
  * the browser reconnects and resumes from its Last-Event-ID.
  */
 export function projectEventStream(
   database: Database,
-  { projectId, afterId = 0, signal, heartbeatMs = HEARTBEAT_INTERVAL_MS }: ProjectEventStreamOptions,
+  { projectId, afterId = 0, signal, drained, heartbeatMs = HEARTBEAT_INTERVAL_MS }: ProjectEventStreamOptions,
 ): Response {
-  const encoder = new TextEncoder();
   const stop = new AbortController();
   const rows = subscribeRunEvents(database, { projectId, afterId, signal: stop.signal });
-  let controller!: ReadableStreamDefaultController<Uint8Array>;
-  let heartbeat: ReturnType<typeof setInterval> | undefined;
-  let closed = false;
-  countOpenStream(+1);
-
-  // A write to a stream whose client is gone ends it, rather than feeding a
-  // writer that drops everything (or throwing inside the heartbeat timer).
-  const send = (message: string) => {
-    if (closed) return;
-    if (signal.aborted) return close();
-    try {
-      controller.enqueue(encoder.encode(message));
-    } catch {
-      close();
-    }
-  };
-  const close = () => {
-    if (closed) return;
-    closed = true;
-    clearInterval(heartbeat);
-    signal.removeEventListener("abort", close);
-    stop.abort();
-    try {
-      controller.close();
-    } catch {
-      // Already cancelled by the reader.
-    }
-    // Runs the subscription's finally (it removes the bus watcher): at once
+  return sseResponse({
+    kind: "events",
+    signal,
+    drained,
+    heartbeatMs,
+    heartbeat: heartbeatMessage(),
+    heartbeatFirst: true,
+    async next() {
+      const next = await rows.next();
+      return next.done ? null : [encodedRunEventMessage(next.value)];
+    },
+    // Runs the subscription's finally (it leaves the project's feed): at once
     // if it is paused at a yield, else as soon as its pending read sees the abort.
-    void rows
-      .return(undefined)
-      .catch(() => {})
-      .finally(() => countOpenStream(-1));
-  };
-
-  const body = new ReadableStream<Uint8Array>({
-    start(c) {
-      controller = c;
-      if (signal.aborted) return close();
-      signal.addEventListener("abort", close, { once: true });
-      send(heartbeatMessage());
-      heartbeat = setInterval(() => send(heartbeatMessage()), heartbeatMs);
-      heartbeat.unref?.();
+    release() {
+      stop.abort();
+      return rows.return(undefined);
     },
-    async pull() {
-      try {
-        const next = await rows.next();
-        if (closed) return;
-        if (next.done) return close();
-        send(runEventMessage(next.value));
-      } catch (error) {
-        if (!closed) console.error(`event stream of project ${projectId} failed; the client will reconnect:`, error);
-        close();
-      }
-    },
-    cancel() {
-      close();
-    },
-  });
-
-  return new Response(body, {
-    headers: {
-      "Content-Type": "text/event-stream; charset=utf-8",
-      "Cache-Control": "no-cache, no-store",
-      Connection: "keep-alive",
-      // nginx buffers proxied responses unless told not to.
-      "X-Accel-Buffering": "no",
-    },
+    onError: (error) => console.error(`event stream of project ${projectId} failed; the client will reconnect:`, error),
   });
 }
 
@@ -162,27 +115,39 @@ export function runEventMessage(row: RunEvent): string {
   return `id: ${row.id}\nevent: ${RUN_EVENT}\ndata: ${JSON.stringify(toProjectEvent(row))}\n\n`;
 }
 
+/**
+ * A row's message as bytes, made once per row: every stream of a project is
+ * handed the same row object by the project's feed (decision 028), so 2,000
+ * open tabs cost one JSON.stringify and one encode per row, not 2,000.
+ */
+const encodedMessages = new WeakMap<RunEvent, Uint8Array>();
+const encoder = new TextEncoder();
+
+function encodedRunEventMessage(row: RunEvent): Uint8Array {
+  let bytes = encodedMessages.get(row);
+  if (!bytes) encodedMessages.set(row, (bytes = encoder.encode(runEventMessage(row))));
+  return bytes;
+}
+
 /** No `id:` line: the browser's Last-Event-ID keeps pointing at the last row. */
 function heartbeatMessage(): string {
   return `event: ${HEARTBEAT_EVENT}\ndata: {}\n\n`;
 }
 
-/**
- * Open event streams in this process. Kept on globalThis: Vite's dev server
- * loads route modules in a module graph of its own, where module state would
- * be invisible to the server and to tests.
- */
-const counter = globalThis as typeof globalThis & { __dynoEventStreams?: number };
-
-function countOpenStream(delta: 1 | -1) {
-  counter.__dynoEventStreams = (counter.__dynoEventStreams ?? 0) + delta;
-}
-
 export function openEventStreams(): number {
-  return counter.__dynoEventStreams ?? 0;
+  return openSseStreams("events");
 }
 
-/** For /healthz: open streams, and run-event watchers (subscriptions waiting for a NOTIFY) on `database`. */
-export function eventStreamStats(database: Database): { eventStreams: number; runEventWatchers: number } {
-  return { eventStreams: openEventStreams(), runEventWatchers: runEventsBus(database).size };
+/**
+ * For /healthz: open streams; run-event watchers (subscriptions in this
+ * process: one per stream, plus stop watches of steps in flight); and feeds
+ * (projects whose new rows are read once for all their watchers).
+ */
+export function eventStreamStats(database: Database): {
+  eventStreams: number;
+  runEventWatchers: number;
+  runEventFeeds: number;
+} {
+  const bus = runEventsBus(database);
+  return { eventStreams: openEventStreams(), runEventWatchers: bus.size, runEventFeeds: bus.feedCount };
 }

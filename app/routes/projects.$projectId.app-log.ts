@@ -17,5 +17,5 @@ export async function loader({ request, params, context }: LoaderFunctionArgs) {
   // The socket's close, not request.signal: see AppLoadContext.responseClosed (decision 016).
   // The row is read again while the project has no app: the first run gives it a sandbox while the page is open.
   const open = async () => openProjectApp(await requireProject(db, user.id, project.id));
-  return appLogStream({ open, afterSeq, signal: context.responseClosed });
+  return appLogStream({ open, afterSeq, signal: context.responseClosed, drained: context.responseDrained });
 }

@@ -15,5 +15,10 @@ export async function loader({ request, params, context }: LoaderFunctionArgs) {
   const project = await requireProject(db, user.id, params.projectId);
   const afterId = eventStreamStart(request);
   // The socket's close, not request.signal: see AppLoadContext.responseClosed.
-  return projectEventStream(getDatabase(), { projectId: project.id, afterId, signal: context.responseClosed });
+  return projectEventStream(getDatabase(), {
+    projectId: project.id,
+    afterId,
+    signal: context.responseClosed,
+    drained: context.responseDrained,
+  });
 }

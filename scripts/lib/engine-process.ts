@@ -36,6 +36,8 @@ export interface EngineDevServerOptions {
   /** "buffer" keeps the log in memory (for errors and tests); a path appends it to that file. */
   output?: "buffer" | { file: string };
   readyTimeoutMs?: number;
+  /** The executor's queue poll interval (`--tick`, ms); unset: the engine's default (150). */
+  tickMs?: number;
 }
 
 export interface EngineDevServer {
@@ -89,6 +91,7 @@ export async function startEngineDevServer({
   waitForFunctions = [],
   output = "buffer",
   readyTimeoutMs = 60_000,
+  tickMs,
 }: EngineDevServerOptions): Promise<EngineDevServer> {
   const args = [
     "dev",
@@ -107,6 +110,7 @@ export async function startEngineDevServer({
     String(ports.connectExecutorGrpc),
     "--debug-api-port",
     String(ports.debugApi),
+    ...(tickMs === undefined ? [] : ["--tick", String(tickMs)]),
   ];
   const engine = spawnEngine(bin, args, engineEnv(), `http://${host}:${ports.api}`, output);
   await waitUntilReady(engine, readyTimeoutMs, async () => {

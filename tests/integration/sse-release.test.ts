@@ -35,7 +35,8 @@ beforeAll(async () => {
   v8.setFlagsFromString("--expose-gc");
   gc = vm.runInNewContext("gc") as () => void;
   reserved = await reserveTestDatabase();
-  Object.assign(process.env, reserved.env, { PREVIEW_PORT: "0" });
+  // No periodic reconcile: the test counts the app's reads while streams are open.
+  Object.assign(process.env, reserved.env, { PREVIEW_PORT: "0", RUN_RECONCILE_INTERVAL: "0s" });
   // Production mode serves build/: build it from this checkout, so it is the code under test.
   await runCommand("npm", ["run", "build"]);
 });
@@ -159,20 +160,29 @@ describe.each(["development", "production"] as const)("event streams in %s mode"
 
     const clients = await Promise.all(Array.from({ length: CLIENTS }, () => connect(url, cookie)));
     await Promise.all(clients.map((c) => c.waitFor((messages) => messages.length > 0)));
-    expect(await health(app)).toMatchObject({ eventStreams: CLIENTS, runEventWatchers: CLIENTS });
+    expect(await health(app)).toMatchObject({ eventStreams: CLIENTS, runEventWatchers: CLIENTS, runEventFeeds: 1 });
 
     // Held open while events are written, the way a run fans out to open tabs,
     // with full collections in between: the handler's Requests become garbage.
-    for (let round = 0; round < HOLD_ROUNDS; round += 1) {
-      const row = await append(`step-${round}`);
-      await Promise.all(clients.map((c) => c.waitFor(() => c.runEventIds.includes(row.id))));
-      gc();
-      await new Promise((resolve) => setTimeout(resolve, 1_000));
+    // All the streams share one read per row (decision 028), not one each.
+    const reads = countSelects(database);
+    try {
+      for (let round = 0; round < HOLD_ROUNDS; round += 1) {
+        const row = await append(`step-${round}`);
+        await Promise.all(clients.map((c) => c.waitFor(() => c.runEventIds.includes(row.id))));
+        gc();
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+      }
+      expect(reads.count).toBe(HOLD_ROUNDS);
+    } finally {
+      reads.restore();
     }
     gc();
 
     for (const client of clients) client.close();
-    await expect.poll(() => health(app), { timeout: 15_000 }).toMatchObject({ eventStreams: 0, runEventWatchers: 0 });
+    await expect
+      .poll(() => health(app), { timeout: 15_000 })
+      .toMatchObject({ eventStreams: 0, runEventWatchers: 0, runEventFeeds: 0 });
 
     // A new event of the project wakes nothing: no stream is left to read it.
     const selects = countSelects(database);

@@ -1,0 +1,385 @@
+/**
+ * A project's history: a git repository kept outside the workspace
+ * (`<dataDir>/history/<projectId>.git`), whose work tree is the workspace.
+ * The sandbox never sees it (the data folder is not bound into bubblewrap),
+ * so nothing the agent runs can rewrite it. Decision 026.
+ *
+ * Only plumbing is used, so nothing in the workspace is read as
+ * configuration:
+ * - files are found with `ls-files` and our own exclude list only (never the
+ *   workspace's .gitignore), then staged with `update-index`, which ignores
+ *   ignore rules altogether;
+ * - `$GIT_DIR/info/attributes` unsets every content-changing attribute, and
+ *   it outranks any .gitattributes in the workspace;
+ * - the workspace's own `.git` folder is never a path git stores; a nested
+ *   repository (`sub/.git`) is named as skipped, not stored as a gitlink;
+ * - files over the size cap, and names that are not UTF-8, are named as
+ *   skipped, and stay out of history (a restore leaves them alone, like
+ *   node_modules).
+ */
+import { lstat, mkdir, readdir, rm, stat, unlink, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { git, gitText, nulFields, type GitOptions } from "./git";
+
+/** Folders that never enter history, at any depth: dependencies and build output. */
+export const EXCLUDED_FOLDERS = [
+  "node_modules",
+  ".git",
+  "dist",
+  "build",
+  ".vite",
+  ".next",
+  ".nuxt",
+  ".svelte-kit",
+  ".turbo",
+  ".parcel-cache",
+  ".cache",
+  "coverage",
+] as const;
+
+/** Wins over any .gitattributes in the workspace: content is stored and restored byte for byte. */
+const ATTRIBUTES = "* !text !eol !filter !ident !working-tree-encoding !diff !merge !export-ignore !export-subst\n";
+
+export const EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+/** The branch whose head is the newest version; every version is an ancestor of it. */
+export const VERSIONS_REF = "refs/heads/versions";
+
+export const DEFAULT_MAX_FILE_BYTES = 5 * 1024 * 1024;
+
+export interface SkippedFile {
+  path: string;
+  reason: string;
+}
+
+export interface Snapshot {
+  tree: string;
+  /** Files that changed but were left out of history, and why. At most 50 named. */
+  skipped: SkippedFile[];
+}
+
+export interface FileChange {
+  path: string;
+  status: "added" | "changed" | "deleted";
+  /** null for a binary file. */
+  linesAdded: number | null;
+  linesDeleted: number | null;
+}
+
+export interface ChangeSummary {
+  added: number;
+  changed: number;
+  deleted: number;
+  files: FileChange[];
+}
+
+export interface TreeEntry {
+  path: string;
+  mode: string;
+  bytes: number;
+}
+
+export class HistoryUnavailableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "HistoryUnavailableError";
+  }
+}
+
+const SAFE_PROJECT_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
+
+export function historyPath(dataDir: string, projectId: string): string {
+  if (!SAFE_PROJECT_ID.test(projectId)) throw new Error(`unsafe project id ${JSON.stringify(projectId)}`);
+  return path.join(path.resolve(dataDir), "history", `${projectId}.git`);
+}
+
+export class ProjectHistory {
+  private ready: Promise<void> | undefined;
+
+  constructor(
+    readonly gitDir: string,
+    readonly workTree: string,
+    readonly maxFileBytes = DEFAULT_MAX_FILE_BYTES,
+  ) {}
+
+  private opts(extra: Partial<GitOptions> = {}): GitOptions {
+    return { gitDir: this.gitDir, workTree: this.workTree, ...extra };
+  }
+
+  /** Creates the repository on first use and (re)writes the files that make it ours. Idempotent. */
+  init(): Promise<void> {
+    this.ready ??= (async () => {
+      await mkdir(this.gitDir, { recursive: true, mode: 0o700 });
+      const head = await stat(path.join(this.gitDir, "HEAD")).catch(() => null);
+      if (!head) await git(["init", "-q"], { gitDir: this.gitDir });
+      await mkdir(path.join(this.gitDir, "info"), { recursive: true });
+      await writeFile(path.join(this.gitDir, "info", "attributes"), ATTRIBUTES);
+      await writeFile(path.join(this.gitDir, "info", "dyno-exclude"), EXCLUDED_FOLDERS.map((f) => `${f}/\n`).join(""));
+      await mkdir(this.workTree, { recursive: true });
+    })().catch((error: unknown) => {
+      this.ready = undefined;
+      throw error;
+    });
+    return this.ready;
+  }
+
+  /**
+   * Removes lock files a killed git left behind. Only called by the one
+   * writer of this repository (takes hold the project's version lock).
+   */
+  async clearStaleLocks(): Promise<void> {
+    await Promise.all(
+      ["index.lock", "HEAD.lock", `${VERSIONS_REF}.lock`].map((lock) =>
+        unlink(path.join(this.gitDir, lock)).catch(() => {}),
+      ),
+    );
+  }
+
+  /** Brings the index in line with the workspace and writes its tree. */
+  async snapshot(): Promise<Snapshot> {
+    await this.init();
+    await this.clearStaleLocks();
+    const listed = await git(
+      [
+        "ls-files",
+        "-z",
+        "-t",
+        "--others",
+        "--modified",
+        "--deleted",
+        `--exclude-from=${path.join(this.gitDir, "info", "dyno-exclude")}`,
+      ],
+      this.opts(),
+    );
+    const tracked = new Set<string>();
+    const others = new Set<string>();
+    for (const field of nulFields(listed.stdout)) {
+      const tag = field[0];
+      const file = field.slice(2);
+      if (tag === "?") others.add(file);
+      else tracked.add(file);
+    }
+    const skipped: SkippedFile[] = [];
+    const skip = (file: string, reason: string) => {
+      if (skipped.length < 50) skipped.push({ path: file, reason });
+    };
+    const tooBigTracked: string[] = [];
+    const gone: string[] = [];
+    const realFolders = new Map<string, Promise<boolean>>();
+    // True when every folder on the way to `file` is a real folder, not a symlink: lstat must never look through one.
+    const reachable = async (file: string): Promise<boolean> => {
+      const parent = path.posix.dirname(file);
+      if (parent === ".") return true;
+      let known = realFolders.get(parent);
+      if (!known) {
+        known = (async () =>
+          (await reachable(parent)) &&
+          !!(await lstat(path.join(this.workTree, parent)).catch(() => null))?.isDirectory())();
+        realFolders.set(parent, known);
+      }
+      return known;
+    };
+    const checked = async (file: string, isTracked: boolean): Promise<boolean> => {
+      if (file.includes("\uFFFD")) {
+        skip(file, "its name is not valid UTF-8");
+        return false;
+      }
+      if (file.endsWith("/")) {
+        skip(file, "a Git repository of its own (it has a .git folder): not kept in history");
+        return false;
+      }
+      if (!(await reachable(file))) {
+        // Its folder is now a file or a symlink: the entry goes (update-index refuses to look beyond a link).
+        if (isTracked) gone.push(file);
+        return false;
+      }
+      const info = await lstat(path.join(this.workTree, file)).catch(() => null);
+      if (!info) return isTracked; // deleted: update-index --remove drops it
+      if (info.isSymbolicLink() || info.isDirectory()) return true;
+      if (!info.isFile()) {
+        skip(file, "not a regular file");
+        if (isTracked) tooBigTracked.push(file);
+        return false;
+      }
+      if (info.size > this.maxFileBytes) {
+        skip(file, `${info.size} bytes, over the ${this.maxFileBytes}-byte limit for a file in history`);
+        if (isTracked) tooBigTracked.push(file);
+        return false;
+      }
+      return true;
+    };
+    const trackedPaths = await filterAsync([...tracked], (f) => checked(f, true));
+    const otherPaths = await filterAsync(
+      [...others].filter((f) => !tracked.has(f)),
+      (f) => checked(f, false),
+    );
+    // Removals first: a file that became a folder (or a folder that became a symlink) must leave before its new
+    // entries arrive.
+    if (gone.length || tooBigTracked.length) await this.updateIndex(["--force-remove"], [...gone, ...tooBigTracked]);
+    if (trackedPaths.length) await this.updateIndex(["--remove"], trackedPaths);
+    if (otherPaths.length) await this.updateIndex(["--add"], otherPaths);
+    const tree = await gitText(["write-tree"], this.opts());
+    return { tree, skipped };
+  }
+
+  private async updateIndex(flags: string[], paths: string[]): Promise<void> {
+    await git(["update-index", "-z", ...flags, "--stdin"], this.opts({ input: paths.join("\0") + "\0" }));
+  }
+
+  /** A commit of `tree` on top of `parent`; the versions branch moves to it. */
+  async commit(tree: string, parent: string | null, message: string, date?: Date): Promise<string> {
+    const when = date ? { GIT_AUTHOR_DATE: isoDate(date), GIT_COMMITTER_DATE: isoDate(date) } : {};
+    const sha = await gitText(
+      ["commit-tree", tree, ...(parent ? ["-p", parent] : []), "-F", "-"],
+      this.opts({ input: message, env: when }),
+    );
+    await git(["update-ref", VERSIONS_REF, sha], this.opts());
+    return sha;
+  }
+
+  /** Points the versions branch at `sha` (the newest version recorded), whatever a crash left it at. */
+  async setHead(sha: string): Promise<void> {
+    await git(["update-ref", VERSIONS_REF, sha], this.opts());
+  }
+
+  async treeOf(commit: string): Promise<string> {
+    return gitText(["rev-parse", `${commit}^{tree}`], this.opts());
+  }
+
+  /** What changed from `from` (a commit or tree; null: nothing) to `to`, with line counts. */
+  async changes(from: string | null, to: string): Promise<ChangeSummary> {
+    const { stdout } = await git(
+      [
+        "diff-tree",
+        "-r",
+        "-z",
+        "--no-renames",
+        "--no-ext-diff",
+        "--no-textconv",
+        "--raw",
+        "--numstat",
+        from ?? EMPTY_TREE,
+        to,
+      ],
+      this.opts(),
+    );
+    const fields = nulFields(stdout);
+    const byPath = new Map<string, FileChange>();
+    let i = 0;
+    // --raw records (":mode mode sha sha S", path), then --numstat records ("a\td\t" + path).
+    while (i < fields.length && fields[i]!.startsWith(":")) {
+      const letter = fields[i]!.split(" ").at(-1)!;
+      const file = fields[i + 1]!;
+      const status = letter === "A" ? "added" : letter === "D" ? "deleted" : "changed";
+      byPath.set(file, { path: file, status, linesAdded: null, linesDeleted: null });
+      i += 2;
+    }
+    for (; i < fields.length; i++) {
+      const match = /^(-|\d+)\t(-|\d+)\t([\s\S]*)$/.exec(fields[i]!);
+      if (!match) continue;
+      const entry = byPath.get(match[3]!);
+      if (!entry) continue;
+      entry.linesAdded = match[1] === "-" ? null : Number(match[1]);
+      entry.linesDeleted = match[2] === "-" ? null : Number(match[2]);
+    }
+    const files = [...byPath.values()];
+    return {
+      added: files.filter((f) => f.status === "added").length,
+      changed: files.filter((f) => f.status === "changed").length,
+      deleted: files.filter((f) => f.status === "deleted").length,
+      files,
+    };
+  }
+
+  /** The unified diff of one file between two commits, or null when it is over `maxBytes`. */
+  async fileDiff(from: string | null, to: string, file: string, maxBytes = 512 * 1024): Promise<string | null> {
+    try {
+      const { stdout } = await git(
+        [
+          "diff",
+          "--no-color",
+          "--no-ext-diff",
+          "--no-textconv",
+          "--no-renames",
+          "-U3",
+          from ?? EMPTY_TREE,
+          to,
+          "--",
+          file,
+        ],
+        this.opts({ maxOutputBytes: maxBytes }),
+      );
+      return stdout.toString("utf8");
+    } catch (error) {
+      if (error instanceof Error && /output over/.test(error.message)) return null;
+      throw error;
+    }
+  }
+
+  /** Every file of a version, sorted, with its size. */
+  async files(commit: string): Promise<TreeEntry[]> {
+    const { stdout } = await git(["ls-tree", "-r", "-z", "--long", "--full-tree", commit], this.opts());
+    return nulFields(stdout).map((line) => {
+      const tab = line.indexOf("\t");
+      const [mode, , , size] = line.slice(0, tab).split(/\s+/);
+      return { path: line.slice(tab + 1), mode: mode!, bytes: Number(size) || 0 };
+    });
+  }
+
+  /** One file's bytes at a version, or null when it is not there or over maxBytes. */
+  async readFile(commit: string, file: string, maxBytes = 1024 * 1024): Promise<Buffer | null> {
+    const spec = `${commit}:${file}`;
+    const size = await git(["cat-file", "-s", spec], this.opts({ okCodes: [128] }));
+    if (size.exitCode !== 0) return null;
+    if (Number(size.stdout.toString().trim()) > maxBytes) return null;
+    return (await git(["cat-file", "blob", spec], this.opts())).stdout;
+  }
+
+  /**
+   * Makes the workspace exactly `commit`'s files: files it does not have are
+   * removed, the rest written. Excluded folders (node_modules, build output)
+   * and skipped files are not in the index, so they are left alone. Returns
+   * the tree now in the workspace.
+   */
+  async restore(commit: string): Promise<string> {
+    // The index must list every file now in the workspace, or git would leave the ones it does not know about.
+    await this.snapshot();
+    const tree = await this.treeOf(commit);
+    await git(["read-tree", "-u", "--reset", tree], this.opts());
+    return tree;
+  }
+
+  /** A zip of one version's files. */
+  async zip(commit: string): Promise<Buffer> {
+    return (await git(["archive", "--format=zip", commit], this.opts({ maxOutputBytes: 512 * 1024 * 1024 }))).stdout;
+  }
+
+  /** Bytes the repository takes on disk. */
+  async sizeBytes(): Promise<number> {
+    return folderBytes(this.gitDir);
+  }
+
+  async destroy(): Promise<void> {
+    this.ready = undefined;
+    await rm(this.gitDir, { recursive: true, force: true });
+  }
+}
+
+async function filterAsync<T>(items: T[], keep: (item: T) => Promise<boolean>): Promise<T[]> {
+  const kept = await Promise.all(items.map(keep));
+  return items.filter((_, index) => kept[index]);
+}
+
+function isoDate(date: Date): string {
+  return `${Math.floor(date.getTime() / 1000)} +0000`;
+}
+
+async function folderBytes(folder: string): Promise<number> {
+  let total = 0;
+  const entries = await readdir(folder, { withFileTypes: true }).catch(() => []);
+  for (const entry of entries) {
+    const full = path.join(folder, entry.name);
+    if (entry.isDirectory()) total += await folderBytes(full);
+    else if (entry.isFile()) total += (await lstat(full).catch(() => null))?.size ?? 0;
+  }
+  return total;
+}

@@ -59,7 +59,22 @@ const SAFE_CONFIG = [
   "user.email=dyno@localhost",
   // The repository is ours, whoever owns the workspace folder.
   "safe.directory=*",
-].flatMap((setting) => ["-c", setting]);
+];
+
+/**
+ * As environment (GIT_CONFIG_COUNT…), not `-c`, so the git commands a
+ * script runs (store.ts takes a version in one shell) get them too.
+ */
+const SAFE_CONFIG_ENV: Record<string, string> = Object.fromEntries([
+  ["GIT_CONFIG_COUNT", String(SAFE_CONFIG.length)],
+  ...SAFE_CONFIG.flatMap((setting, index) => {
+    const eq = setting.indexOf("=");
+    return [
+      [`GIT_CONFIG_KEY_${index}`, setting.slice(0, eq)],
+      [`GIT_CONFIG_VALUE_${index}`, setting.slice(eq + 1)],
+    ];
+  }),
+]);
 
 export function gitEnv(options: Pick<GitOptions, "gitDir" | "workTree" | "env">): Record<string, string> {
   return {
@@ -79,16 +94,27 @@ export function gitEnv(options: Pick<GitOptions, "gitDir" | "workTree" | "env">)
     GIT_AUTHOR_EMAIL: "dyno@localhost",
     GIT_COMMITTER_NAME: "Dyno",
     GIT_COMMITTER_EMAIL: "dyno@localhost",
+    ...SAFE_CONFIG_ENV,
     ...options.env,
   };
 }
 
 export function git(args: string[], options: GitOptions): Promise<GitResult> {
+  return run("git", args, options);
+}
+
+/** A shell script whose git commands get the same environment: several commands for the price of one spawn. */
+export function gitScript(script: string, args: string[], options: GitOptions): Promise<GitResult> {
+  return run("/bin/sh", ["-c", script, "dyno-history", ...args], options);
+}
+
+function run(file: string, args: string[], options: GitOptions): Promise<GitResult> {
   const maxOutputBytes = options.maxOutputBytes ?? 64 * 1024 * 1024;
+  const name = file === "git" ? `git ${args[0]}` : "git script";
   return new Promise((resolve, reject) => {
-    const child = spawn("git", [...SAFE_CONFIG, ...args], {
+    const child = spawn(file, args, {
       cwd: options.workTree ?? options.gitDir,
-      env: gitEnv(options),
+      env: gitEnv(options) as NodeJS.ProcessEnv,
       stdio: ["pipe", "pipe", "pipe"],
       timeout: options.timeoutMs ?? 60_000,
     });
@@ -115,7 +141,7 @@ export function git(args: string[], options: GitOptions): Promise<GitResult> {
     child.on("close", (code) => {
       const stderr = Buffer.concat(err).toString("utf8").slice(0, 4000);
       if (tooLong) {
-        reject(new GitError(`git ${args[0]}: output over ${maxOutputBytes} bytes`, stderr, code));
+        reject(new GitError(`${name}: output over ${maxOutputBytes} bytes`, stderr, code));
         return;
       }
       const exitCode = code ?? -1;

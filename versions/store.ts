@@ -17,9 +17,9 @@
  *   skipped, and stay out of history (a restore leaves them alone, like
  *   node_modules).
  */
-import { lstat, mkdir, readdir, rm, stat, unlink, writeFile } from "node:fs/promises";
+import { lstat, mkdir, readdir, rename, rm, stat, unlink, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { git, gitText, nulFields, type GitOptions } from "./git";
+import { git, gitScript, gitText, nulFields, type GitOptions } from "./git";
 
 /** Folders that never enter history, at any depth: dependencies and build output. */
 export const EXCLUDED_FOLDERS = [
@@ -54,6 +54,15 @@ export interface SkippedFile {
 export interface Snapshot {
   tree: string;
   /** Files that changed but were left out of history, and why. At most 50 named. */
+  skipped: SkippedFile[];
+}
+
+export interface Taken {
+  tree: string;
+  /** null when nothing was committed (mode "tree", or "changed" with nothing new). */
+  commit: string | null;
+  /** What the commit changed from its parent. */
+  changes: ChangeSummary | null;
   skipped: SkippedFile[];
 }
 
@@ -114,7 +123,7 @@ export class ProjectHistory {
       await mkdir(path.join(this.gitDir, "info"), { recursive: true });
       await writeFile(path.join(this.gitDir, "info", "attributes"), ATTRIBUTES);
       await writeFile(path.join(this.gitDir, "info", "dyno-exclude"), EXCLUDED_FOLDERS.map((f) => `${f}/\n`).join(""));
-      await mkdir(this.workTree, { recursive: true });
+      await mkdir(path.join(this.gitDir, "dyno-staging"), { recursive: true });
     })().catch((error: unknown) => {
       this.ready = undefined;
       throw error;
@@ -136,8 +145,55 @@ export class ProjectHistory {
 
   /** Brings the index in line with the workspace and writes its tree. */
   async snapshot(): Promise<Snapshot> {
+    const { tree, skipped } = await this.take({ parent: null, message: "", mode: "tree" });
+    return { tree, skipped };
+  }
+
+  /**
+   * Takes a version: stages the workspace, writes its tree and (as `mode`
+   * says) commits it on top of `parent` and counts what changed. Two
+   * processes in all (ls-files, then one shell running the rest), since a
+   * process start is most of the cost.
+   * - "commit": always commits (a run's end, even with nothing new);
+   * - "changed": commits only when the tree differs from the parent's;
+   * - "tree": never commits.
+   */
+  async take(options: {
+    parent: { commit: string; tree: string } | null;
+    message: string;
+    mode: "commit" | "changed" | "tree";
+    date?: Date;
+  }): Promise<Taken> {
     await this.init();
     await this.clearStaleLocks();
+    const { gone, tracked, added, skipped } = await this.stage();
+    const staging = path.join(this.gitDir, "dyno-staging");
+    await Promise.all([
+      writeFile(path.join(staging, "gone"), nulList(gone)),
+      writeFile(path.join(staging, "tracked"), nulList(tracked)),
+      writeFile(path.join(staging, "added"), nulList(added)),
+      writeFile(path.join(staging, "message"), options.message),
+    ]);
+    const when: Record<string, string> = options.date
+      ? { GIT_AUTHOR_DATE: gitDate(options.date), GIT_COMMITTER_DATE: gitDate(options.date) }
+      : {};
+    const { stdout } = await gitScript(
+      TAKE_SCRIPT,
+      [options.parent?.commit ?? "", options.parent?.tree ?? "", options.mode],
+      this.opts({ env: when }),
+    );
+    const firstBreak = stdout.indexOf(10);
+    const tree = stdout.subarray(0, firstBreak).toString().trim();
+    const rest = stdout.subarray(firstBreak + 1);
+    if (rest.length === 0) return { tree, commit: null, changes: null, skipped };
+    const secondBreak = rest.indexOf(10);
+    const commit = rest.subarray(0, secondBreak).toString().trim();
+    await this.setHead(commit);
+    return { tree, commit, changes: parseChanges(rest.subarray(secondBreak + 1)), skipped };
+  }
+
+  /** Which paths to drop, refresh and add so the index matches the workspace; what is left out, and why. */
+  private async stage(): Promise<{ gone: string[]; tracked: string[]; added: string[]; skipped: SkippedFile[] }> {
     const listed = await git(
       [
         "ls-files",
@@ -150,19 +206,18 @@ export class ProjectHistory {
       ],
       this.opts(),
     );
-    const tracked = new Set<string>();
+    const trackedSet = new Set<string>();
     const others = new Set<string>();
     for (const field of nulFields(listed.stdout)) {
       const tag = field[0];
       const file = field.slice(2);
       if (tag === "?") others.add(file);
-      else tracked.add(file);
+      else trackedSet.add(file);
     }
     const skipped: SkippedFile[] = [];
     const skip = (file: string, reason: string) => {
       if (skipped.length < 50) skipped.push({ path: file, reason });
     };
-    const tooBigTracked: string[] = [];
     const gone: string[] = [];
     const realFolders = new Map<string, Promise<boolean>>();
     // True when every folder on the way to `file` is a real folder, not a symlink: lstat must never look through one.
@@ -197,48 +252,43 @@ export class ProjectHistory {
       if (info.isSymbolicLink() || info.isDirectory()) return true;
       if (!info.isFile()) {
         skip(file, "not a regular file");
-        if (isTracked) tooBigTracked.push(file);
+        if (isTracked) gone.push(file);
         return false;
       }
       if (info.size > this.maxFileBytes) {
         skip(file, `${info.size} bytes, over the ${this.maxFileBytes}-byte limit for a file in history`);
-        if (isTracked) tooBigTracked.push(file);
+        if (isTracked) gone.push(file);
         return false;
       }
       return true;
     };
-    const trackedPaths = await filterAsync([...tracked], (f) => checked(f, true));
-    const otherPaths = await filterAsync(
-      [...others].filter((f) => !tracked.has(f)),
+    const tracked = await filterAsync([...trackedSet], (f) => checked(f, true));
+    const added = await filterAsync(
+      [...others].filter((f) => !trackedSet.has(f)),
       (f) => checked(f, false),
     );
-    // Removals first: a file that became a folder (or a folder that became a symlink) must leave before its new
-    // entries arrive.
-    if (gone.length || tooBigTracked.length) await this.updateIndex(["--force-remove"], [...gone, ...tooBigTracked]);
-    if (trackedPaths.length) await this.updateIndex(["--remove"], trackedPaths);
-    if (otherPaths.length) await this.updateIndex(["--add"], otherPaths);
-    const tree = await gitText(["write-tree"], this.opts());
-    return { tree, skipped };
+    return { gone, tracked, added, skipped };
   }
 
-  private async updateIndex(flags: string[], paths: string[]): Promise<void> {
-    await git(["update-index", "-z", ...flags, "--stdin"], this.opts({ input: paths.join("\0") + "\0" }));
-  }
-
-  /** A commit of `tree` on top of `parent`; the versions branch moves to it. */
-  async commit(tree: string, parent: string | null, message: string, date?: Date): Promise<string> {
-    const when = date ? { GIT_AUTHOR_DATE: isoDate(date), GIT_COMMITTER_DATE: isoDate(date) } : {};
+  /** A commit of `tree` on top of `parent` (the versions branch moves to it). */
+  async commit(tree: string, parent: string | null, message: string): Promise<string> {
     const sha = await gitText(
       ["commit-tree", tree, ...(parent ? ["-p", parent] : []), "-F", "-"],
-      this.opts({ input: message, env: when }),
+      this.opts({ input: message }),
     );
-    await git(["update-ref", VERSIONS_REF, sha], this.opts());
+    await this.setHead(sha);
     return sha;
   }
 
-  /** Points the versions branch at `sha` (the newest version recorded), whatever a crash left it at. */
+  /**
+   * Points the versions branch at `sha`, so every version stays reachable.
+   * A loose ref written without a process, renamed into place.
+   */
   async setHead(sha: string): Promise<void> {
-    await git(["update-ref", VERSIONS_REF, sha], this.opts());
+    const ref = path.join(this.gitDir, VERSIONS_REF);
+    await mkdir(path.dirname(ref), { recursive: true });
+    await writeFile(`${ref}.dyno-tmp`, `${sha}\n`);
+    await rename(`${ref}.dyno-tmp`, ref);
   }
 
   async treeOf(commit: string): Promise<string> {
@@ -262,32 +312,7 @@ export class ProjectHistory {
       ],
       this.opts(),
     );
-    const fields = nulFields(stdout);
-    const byPath = new Map<string, FileChange>();
-    let i = 0;
-    // --raw records (":mode mode sha sha S", path), then --numstat records ("a\td\t" + path).
-    while (i < fields.length && fields[i]!.startsWith(":")) {
-      const letter = fields[i]!.split(" ").at(-1)!;
-      const file = fields[i + 1]!;
-      const status = letter === "A" ? "added" : letter === "D" ? "deleted" : "changed";
-      byPath.set(file, { path: file, status, linesAdded: null, linesDeleted: null });
-      i += 2;
-    }
-    for (; i < fields.length; i++) {
-      const match = /^(-|\d+)\t(-|\d+)\t([\s\S]*)$/.exec(fields[i]!);
-      if (!match) continue;
-      const entry = byPath.get(match[3]!);
-      if (!entry) continue;
-      entry.linesAdded = match[1] === "-" ? null : Number(match[1]);
-      entry.linesDeleted = match[2] === "-" ? null : Number(match[2]);
-    }
-    const files = [...byPath.values()];
-    return {
-      added: files.filter((f) => f.status === "added").length,
-      changed: files.filter((f) => f.status === "changed").length,
-      deleted: files.filter((f) => f.status === "deleted").length,
-      files,
-    };
+    return parseChanges(stdout);
   }
 
   /** The unified diff of one file between two commits, or null when it is over `maxBytes`. */
@@ -369,7 +394,54 @@ async function filterAsync<T>(items: T[], keep: (item: T) => Promise<boolean>): 
   return items.filter((_, index) => kept[index]);
 }
 
-function isoDate(date: Date): string {
+function nulList(paths: string[]): string {
+  return paths.length ? `${paths.join("\0")}\0` : "";
+}
+
+/** `diff-tree -z --raw --numstat` output: raw records (":mode mode sha sha S", path), then "added\tdeleted\tpath". */
+function parseChanges(stdout: Buffer): ChangeSummary {
+  const fields = nulFields(stdout);
+  const byPath = new Map<string, FileChange>();
+  let i = 0;
+  while (i < fields.length && fields[i]!.startsWith(":")) {
+    const letter = fields[i]!.split(" ").at(-1)!;
+    const file = fields[i + 1]!;
+    const status = letter === "A" ? "added" : letter === "D" ? "deleted" : "changed";
+    byPath.set(file, { path: file, status, linesAdded: null, linesDeleted: null });
+    i += 2;
+  }
+  for (; i < fields.length; i++) {
+    const match = /^(-|\d+)\t(-|\d+)\t([\s\S]*)$/.exec(fields[i]!);
+    const entry = match && byPath.get(match[3]!);
+    if (!match || !entry) continue;
+    entry.linesAdded = match[1] === "-" ? null : Number(match[1]);
+    entry.linesDeleted = match[2] === "-" ? null : Number(match[2]);
+  }
+  const files = [...byPath.values()];
+  return {
+    added: files.filter((f) => f.status === "added").length,
+    changed: files.filter((f) => f.status === "changed").length,
+    deleted: files.filter((f) => f.status === "deleted").length,
+    files,
+  };
+}
+
+/** Stages, writes the tree and, as asked, commits and diffs: one shell, one process start for all of it. */
+const TAKE_SCRIPT = `set -e
+d="$GIT_DIR/dyno-staging"
+if [ -s "$d/gone" ]; then git update-index -z --force-remove --stdin < "$d/gone"; fi
+if [ -s "$d/tracked" ]; then git update-index -z --remove --stdin < "$d/tracked"; fi
+if [ -s "$d/added" ]; then git update-index -z --add --stdin < "$d/added"; fi
+tree=$(git write-tree)
+printf '%s\\n' "$tree"
+if [ "$3" = tree ]; then exit 0; fi
+if [ "$3" = changed ] && [ "$tree" = "$2" ]; then exit 0; fi
+if [ -n "$1" ]; then commit=$(git commit-tree "$tree" -p "$1" < "$d/message"); else commit=$(git commit-tree "$tree" < "$d/message"); fi
+printf '%s\\n' "$commit"
+git diff-tree -r -z --no-renames --no-ext-diff --no-textconv --raw --numstat "\${1:-${EMPTY_TREE}}" "$commit"
+`;
+
+function gitDate(date: Date): string {
   return `${Math.floor(date.getTime() / 1000)} +0000`;
 }
 

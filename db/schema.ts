@@ -254,6 +254,7 @@ export const versions = pgTable(
     kind: versionKind("kind").notNull(),
     tool: text("tool"),
     commitSha: text("commit_sha").notNull(),
+    treeSha: text("tree_sha").notNull(),
     /** The version before this one (its diff is against it); null for the first. */
     parentSha: text("parent_sha"),
     filesAdded: integer("files_added").notNull().default(0),

@@ -19,6 +19,7 @@ CREATE TABLE "versions" (
 	"kind" "version_kind" NOT NULL,
 	"tool" text,
 	"commit_sha" text NOT NULL,
+	"tree_sha" text NOT NULL,
 	"parent_sha" text,
 	"files_added" integer DEFAULT 0 NOT NULL,
 	"files_changed" integer DEFAULT 0 NOT NULL,

@@ -39,6 +39,7 @@ function render(entry: AgentEntry): ConversationTurn {
     case "reply":
       return { role: "assistant", content: JSON.stringify({ tool: "reply_to_user", message: p.message }) };
     case "stopped":
+    case "restored":
       return { role: "user", content: str(p.message) };
   }
 }

@@ -11,7 +11,8 @@ import { findVersion, listVersions, runVersions, versionBeforeRun, type ListedVe
 import { restoreVersion, RestoreRefusedError } from "../../versions/restore";
 import type { FileChange, ProjectHistory, TreeEntry } from "../../versions/store";
 import { env } from "../env.server";
-import { highlight, languageFor, looksBinary, openProjectSandbox } from "./project-files.server";
+import { highlight, languageFor, looksBinary, openProjectSandbox, type ProjectFile } from "./project-files.server";
+import { isUuid } from "./runs.server";
 
 export { RestoreRefusedError } from "../../versions/restore";
 
@@ -30,6 +31,10 @@ export type VersionsView =
 function historyOf(project: ProjectRef): ProjectHistory | null {
   const e = env();
   return projectHistory(project.id, e, project.sandboxProvider ?? e.SANDBOX_PROVIDER);
+}
+
+async function versionOf(db: Db, project: ProjectRef, versionId: string) {
+  return isUuid(versionId) ? findVersion(db, project.id, versionId) : undefined;
 }
 
 function notFound(what: string): Response {
@@ -67,7 +72,7 @@ export async function versionDiff(
   scope: "step" | "run" = "step",
 ): Promise<DiffView> {
   const history = historyOf(project);
-  const version = await findVersion(db, project.id, versionId);
+  const version = await versionOf(db, project, versionId);
   if (!history || !version) throw notFound("Version");
   let from = version.parentSha;
   let fromNumber: number | null = version.number > 1 ? version.number - 1 : null;
@@ -101,37 +106,30 @@ export async function versionDiff(
 /** An old version's files, for a look before restoring it. */
 export async function versionFiles(db: Db, project: ProjectRef, versionId: string): Promise<TreeEntry[]> {
   const history = historyOf(project);
-  const version = await findVersion(db, project.id, versionId);
+  const version = await versionOf(db, project, versionId);
   if (!history || !version) throw notFound("Version");
   return history.files(version.commitSha);
 }
 
-export interface VersionFile {
-  path: string;
-  bytes: number;
-  binary: boolean;
-  html: string | null;
-  tooLarge: boolean;
-}
-
-export async function versionFile(db: Db, project: ProjectRef, versionId: string, file: string): Promise<VersionFile> {
+/** One file of an old version, shaped like the Files view's so the same code view shows it. */
+export async function versionFile(db: Db, project: ProjectRef, versionId: string, file: string): Promise<ProjectFile> {
   const history = historyOf(project);
-  const version = await findVersion(db, project.id, versionId);
+  const version = await versionOf(db, project, versionId);
   if (!history || !version) throw notFound("Version");
   const entry = (await history.files(version.commitSha)).find((f) => f.path === file);
   if (!entry) throw notFound("File");
-  if (entry.bytes > MAX_VERSION_FILE_VIEW_BYTES) {
-    return { path: file, bytes: entry.bytes, binary: false, html: null, tooLarge: true };
-  }
-  const bytes = await history.readFile(version.commitSha, file, MAX_VERSION_FILE_VIEW_BYTES);
-  const text = bytes?.toString("utf8") ?? "";
-  const binary = !bytes || bytes.includes(0) || looksBinary(text);
+  const language = languageFor(file);
+  const bytes = await history.readFile(version.commitSha, file, Number.MAX_SAFE_INTEGER);
+  const head = (bytes ?? Buffer.alloc(0)).subarray(0, MAX_VERSION_FILE_VIEW_BYTES);
+  const text = head.toString("utf8");
+  const binary = head.includes(0) || looksBinary(text);
   return {
     path: file,
     bytes: entry.bytes,
+    truncated: entry.bytes > MAX_VERSION_FILE_VIEW_BYTES,
     binary,
-    html: binary ? null : highlight(text, languageFor(file)),
-    tooLarge: false,
+    language,
+    html: binary ? null : highlight(text, language),
   };
 }
 
@@ -143,6 +141,7 @@ export interface RestoreOutcome {
 }
 
 export async function restoreProjectVersion(db: Db, project: ProjectRef, versionId: string): Promise<RestoreOutcome> {
+  if (!isUuid(versionId)) throw new RestoreRefusedError("That version does not exist in this project.");
   const history = historyOf(project);
   if (!history) throw new RestoreRefusedError(VERSIONS_UNAVAILABLE_ON_MODAL);
   const { target, restored } = await restoreVersion(db, history, { projectId: project.id, versionId });
@@ -151,6 +150,7 @@ export async function restoreProjectVersion(db: Db, project: ProjectRef, version
 
 /** "Undo this run": back to the files the run started from. */
 export async function undoRun(db: Db, project: ProjectRef, runId: string): Promise<RestoreOutcome> {
+  if (!isUuid(runId)) throw new RestoreRefusedError("That run does not exist in this project.");
   const base = await versionBeforeRun(db, runId);
   if (!base || base.projectId !== project.id)
     throw new RestoreRefusedError("That run changed no files: nothing to undo.");
@@ -180,7 +180,7 @@ export async function zipVersion(
   versionId: string,
 ): Promise<{ zip: Buffer; number: number }> {
   const history = historyOf(project);
-  const version = await findVersion(db, project.id, versionId);
+  const version = await versionOf(db, project, versionId);
   if (!history || !version) throw notFound("Version");
   return { zip: await history.zip(version.commitSha), number: version.number };
 }

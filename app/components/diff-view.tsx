@@ -86,20 +86,23 @@ function DrawnDiff({ diff, html, layout }: { diff: string; html: string | null; 
   useEffect(() => {
     let cancelled = false;
     // Loaded on demand: the highlighter stays out of the page's main bundle.
-    void import("diff2html/lib/ui/js/diff2html-ui-slim").then(({ Diff2HtmlUI }) => {
-      if (cancelled || !target.current) return;
-      const ui = new Diff2HtmlUI(target.current, diff, {
-        outputFormat: layout,
-        drawFileList: false,
-        highlight: true,
-        matching: "lines",
-        synchronisedScroll: true,
-        fileContentToggle: false,
-        stickyFileHeaders: false,
-      });
-      ui.draw();
-      setDrawn(true);
-    });
+    void import("diff2html/lib-esm/ui/js/diff2html-ui-slim").then(
+      ({ Diff2HtmlUI }) => {
+        if (cancelled || !target.current) return;
+        const ui = new Diff2HtmlUI(target.current, diff, {
+          outputFormat: layout,
+          drawFileList: false,
+          highlight: true,
+          matching: "lines",
+          synchronisedScroll: true,
+          fileContentToggle: false,
+          stickyFileHeaders: false,
+        });
+        ui.draw();
+        setDrawn(true);
+      },
+      (error: unknown) => console.error("diff2html could not draw the diff:", error),
+    );
     return () => {
       cancelled = true;
     };

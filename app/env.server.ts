@@ -209,6 +209,14 @@ const EnvSchema = z
       .enum(["", "0", "1", "false", "true"], { message: "1 or 0" })
       .optional()
       .transform((v) => v === "1" || v === "true"),
+    /**
+     * 1: Export to Git may push to this machine's own repositories (file:// URLs, paths) and to loopback, private
+     * and link-local hosts. Off, a builder can only push to public http(s) remotes (no SSRF, no reaching the host).
+     */
+    VERSIONS_EXPORT_ALLOW_LOCAL: z
+      .enum(["", "0", "1", "false", "true"], { message: "1 or 0" })
+      .optional()
+      .transform((v) => v === "1" || v === "true"),
     /** One POST: connect, send and the receiver's answer. */
     WEBHOOK_TIMEOUT: duration("10s"),
     /** POSTs per delivery before it is recorded failed (the first and its retries). */

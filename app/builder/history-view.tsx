@@ -62,6 +62,7 @@ export function HistoryView({
             </span>
           ) : null}
         </div>
+        {view.available ? <ExportForm remote={history.remote} /> : null}
         {notice ? (
           <p className={notice.kind === "ok" ? "notice" : "error"} role={notice.kind === "ok" ? "status" : "alert"}>
             {notice.message}
@@ -205,5 +206,46 @@ function RestoreButton({
         {text}
       </button>
     </Form>
+  );
+}
+
+/** Export to Git: the remote's URL, the branch, and a token (write-only: never shown back). */
+function ExportForm({ remote }: { remote: HistoryData["remote"] }) {
+  return (
+    <details className="export-git" open={remote?.lastError ? true : undefined}>
+      <summary>Export to Git</summary>
+      <Form method="post" className="export-form">
+        <label>
+          Remote URL
+          <input
+            name="url"
+            type="text"
+            inputMode="url"
+            required
+            placeholder="https://github.com/you/app.git"
+            defaultValue={remote?.url ?? ""}
+            autoComplete="off"
+          />
+        </label>
+        <label>
+          Branch
+          <input name="branch" type="text" defaultValue={remote?.branch ?? "dyno"} autoComplete="off" />
+        </label>
+        <label>
+          Token {remote?.hasToken ? <span className="hint">(saved; leave blank to keep it)</span> : null}
+          <input name="token" type="password" autoComplete="off" placeholder="A token with write access" />
+        </label>
+        <button type="submit" name="intent" value="version-export" className="small">
+          Push history
+        </button>
+        {remote?.lastPushedAt ? (
+          <p className="hint">
+            Last pushed <RelativeTime date={new Date(remote.lastPushedAt)} /> to {remote.branch}.
+          </p>
+        ) : null}
+        {remote?.lastError ? <p className="error">Last push: {remote.lastError}</p> : null}
+        <p className="hint">Each version is a commit naming its prompt and run. The token is stored encrypted.</p>
+      </Form>
+    </details>
   );
 }

@@ -8,6 +8,9 @@ import type { Db } from "../../db/client";
 import type { Project } from "../../db/schema";
 import type { ProjectFile } from "~/models/project-files.server";
 import {
+  ExportError,
+  exportToGit,
+  projectRemote,
   projectVersions,
   RestoreRefusedError,
   restoreProjectVersion,
@@ -17,6 +20,7 @@ import {
   versionFiles,
   type DiffView,
   type FileDiff,
+  type RemoteView,
   type VersionsView,
 } from "~/models/versions.server";
 
@@ -31,6 +35,7 @@ export interface RenderedFileDiff extends Omit<FileDiff, "diff"> {
 
 export interface HistoryData {
   view: VersionsView;
+  remote: RemoteView | null;
   selected:
     | { kind: "diff"; versionId: string; diff: Omit<DiffView, "files"> & { files: RenderedFileDiff[] } }
     | {
@@ -50,10 +55,10 @@ export async function loadHistory(
   project: Project,
   params: { versionId: string | null; show: "diff" | "files"; scope: "step" | "run"; file: string | null },
 ): Promise<HistoryData> {
-  const view = await projectVersions(db, project);
-  if (!params.versionId || !view.available) return { view, selected: null };
+  const [view, remote] = await Promise.all([projectVersions(db, project), projectRemote(db, project)]);
+  if (!params.versionId || !view.available) return { view, remote, selected: null };
   const version = view.versions.find((v) => v.id === params.versionId);
-  if (!version) return { view, selected: null, error: "That version is not in this project's history." };
+  if (!version) return { view, remote, selected: null, error: "That version is not in this project's history." };
   if (params.show === "files") {
     const files = (await versionFiles(db, project, version.id)).map((f) => f.path);
     let file: ProjectFile | null = null;
@@ -66,11 +71,16 @@ export async function loadHistory(
         fileError = `No file named “${params.file}” in version ${version.number}.`;
       }
     }
-    return { view, selected: { kind: "files", versionId: version.id, number: version.number, files, file, fileError } };
+    return {
+      view,
+      remote,
+      selected: { kind: "files", versionId: version.id, number: version.number, files, file, fileError },
+    };
   }
   const diff = await versionDiff(db, project, version.id, params.scope);
   return {
     view,
+    remote,
     selected: {
       kind: "diff",
       versionId: version.id,
@@ -85,9 +95,10 @@ export async function loadHistory(
   };
 }
 
-const VERSION_INTENTS = new Set(["version-restore", "version-undo-run"]);
+const VERSION_INTENTS = new Set(["version-restore", "version-undo-run", "version-export"]);
+type VersionIntent = "version-restore" | "version-undo-run" | "version-export";
 
-export function isVersionIntent(intent: unknown): intent is "version-restore" | "version-undo-run" {
+export function isVersionIntent(intent: unknown): intent is VersionIntent {
   return typeof intent === "string" && VERSION_INTENTS.has(intent);
 }
 
@@ -98,9 +109,27 @@ export type VersionActionResult =
 export async function handleVersionAction(
   db: Db,
   project: Project,
-  intent: "version-restore" | "version-undo-run",
+  intent: VersionIntent,
   form: FormData,
 ): Promise<VersionActionResult> {
+  if (intent === "version-export") {
+    try {
+      const pushed = await exportToGit(db, project, {
+        url: String(form.get("url") ?? ""),
+        branch: String(form.get("branch") ?? ""),
+        token: String(form.get("token") ?? ""),
+      });
+      return {
+        ok: true,
+        intent,
+        versionNumber: pushed.number,
+        message: `Pushed the history (up to version ${pushed.number}) to the branch ${pushed.branch}.`,
+      };
+    } catch (error) {
+      if (error instanceof ExportError) return { ok: false, intent, error: error.message, status: 400 };
+      throw error;
+    }
+  }
   try {
     const outcome =
       intent === "version-restore"

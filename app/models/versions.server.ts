@@ -4,17 +4,25 @@
  * this run" and a version's zip. Everything is read from the project's
  * history repository (versions/), never from the sandbox.
  */
+import { eq } from "drizzle-orm";
 import type { Db } from "../../db/client";
-import type { Project } from "../../db/schema";
+import { pgSafeText } from "../../db/pg-safe";
+import { gitRemotes, type Project } from "../../db/schema";
+import { resolveWebhookTarget, WebhookUrlError } from "../../inngest/webhooks/address";
+import { openSecret, sealSecret } from "../../inngest/webhooks/secret-box";
 import { projectHistory, VERSIONS_UNAVAILABLE_ON_MODAL } from "../../versions/config";
+import { ExportError, parseBranch, parseRemote, pushHistory } from "../../versions/export";
 import { findVersion, listVersions, runVersions, versionBeforeRun, type ListedVersion } from "../../versions/queries";
+import { latestVersion } from "../../versions/record";
 import { restoreVersion, RestoreRefusedError } from "../../versions/restore";
 import type { FileChange, ProjectHistory, TreeEntry } from "../../versions/store";
+import { sessionSecret } from "../auth/secret.server";
 import { env } from "../env.server";
 import { highlight, languageFor, looksBinary, openProjectSandbox, type ProjectFile } from "./project-files.server";
 import { isUuid } from "./runs.server";
 
 export { RestoreRefusedError } from "../../versions/restore";
+export { ExportError } from "../../versions/export";
 
 type ProjectRef = Pick<Project, "id" | "sandboxProvider" | "sandboxId">;
 
@@ -183,4 +191,81 @@ export async function zipVersion(
   const version = await versionOf(db, project, versionId);
   if (!history || !version) throw notFound("Version");
   return { zip: await history.zip(version.commitSha), number: version.number };
+}
+
+export interface RemoteView {
+  url: string;
+  branch: string;
+  hasToken: boolean;
+  lastPushedAt: Date | null;
+  lastError: string | null;
+}
+
+export async function projectRemote(db: Db, project: ProjectRef): Promise<RemoteView | null> {
+  const [row] = await db.select().from(gitRemotes).where(eq(gitRemotes.projectId, project.id));
+  return row
+    ? {
+        url: row.url,
+        branch: row.branch,
+        hasToken: !!row.token,
+        lastPushedAt: row.lastPushedAt,
+        lastError: row.lastError,
+      }
+    : null;
+}
+
+/**
+ * Saves the remote (the token sealed, decision 027) and pushes the history to
+ * it. A blank token keeps the stored one. The outcome, pushed or why not, is
+ * kept on the row for the History view.
+ */
+export async function exportToGit(
+  db: Db,
+  project: ProjectRef,
+  input: { url: string; branch: string; token: string },
+): Promise<{ branch: string; number: number }> {
+  const history = historyOf(project);
+  if (!history) throw new ExportError(VERSIONS_UNAVAILABLE_ON_MODAL);
+  const allowLocal = env().VERSIONS_EXPORT_ALLOW_LOCAL;
+  const remote = parseRemote(input.url, { allowLocal });
+  const branch = parseBranch(input.branch);
+  if (remote.kind === "http") {
+    try {
+      await resolveWebhookTarget(remote.url, { allowPrivate: allowLocal });
+    } catch (error) {
+      if (error instanceof WebhookUrlError) {
+        throw new ExportError(
+          error.message
+            .replace("Webhooks may not target", "Dyno may not push to")
+            .replace("WEBHOOK_ALLOW_PRIVATE=1", "VERSIONS_EXPORT_ALLOW_LOCAL=1"),
+        );
+      }
+      throw error;
+    }
+  }
+  const [stored] = await db.select().from(gitRemotes).where(eq(gitRemotes.projectId, project.id));
+  const secret = sessionSecret();
+  const sealed = input.token.trim() ? sealSecret(input.token.trim(), secret) : (stored?.token ?? null);
+  let token: string | undefined;
+  try {
+    token = sealed ? openSecret(sealed, secret) : undefined;
+  } catch {
+    throw new ExportError("The stored token could not be read (SESSION_SECRET changed): enter it again.");
+  }
+  const values = { url: pgSafeText(input.url.trim()), branch, token: sealed };
+  const save = (outcome: { lastPushedAt?: Date; lastError: string | null }) =>
+    db
+      .insert(gitRemotes)
+      .values({ projectId: project.id, ...values, ...outcome })
+      .onConflictDoUpdate({ target: gitRemotes.projectId, set: { ...values, ...outcome } });
+  const latest = await latestVersion(db, project.id);
+  if (!latest) throw new ExportError("There is nothing to push yet: versions are taken when a run changes files.");
+  try {
+    await pushHistory(history, { remote, branch, token, headSha: latest.commitSha });
+  } catch (error) {
+    if (error instanceof ExportError) await save({ lastError: error.message });
+    throw error;
+  }
+  await save({ lastPushedAt: new Date(), lastError: null });
+  return { branch, number: latest.number };
 }

@@ -6,11 +6,12 @@
  * told about it, a hostile workspace, and a stop whose partial work is a
  * version that "Undo this run" takes back.
  */
+import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { asc, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { projects, runEvents, versions } from "../../db/schema";
+import { gitRemotes, projects, runEvents, versions } from "../../db/schema";
 import { createBuilder } from "../support/fixtures";
 import { scripted, turn, type ReplayServer } from "../support/model";
 import { startStack, type Stack } from "../support/stack";
@@ -22,7 +23,7 @@ let runsApi: typeof import("../../app/models/runs.server");
 let versionsApi: typeof import("../../app/models/versions.server");
 
 beforeAll(async () => {
-  stack = await startStack();
+  stack = await startStack({ env: { VERSIONS_EXPORT_ALLOW_LOCAL: "1" } });
   replay = stack.replay;
   runsApi = await import("../../app/models/runs.server");
   versionsApi = await import("../../app/models/versions.server");
@@ -254,5 +255,46 @@ describe("versions of a run", () => {
     );
     await runsApi.stopRun(db, { userId: user.id, runId: run.id });
     await waitForRunToFinish(stack.database, run, 20_000);
+  });
+
+  it("exports the history to a local bare repository, keeps the token sealed, and names a bad remote clearly", async () => {
+    const { db } = stack.database;
+    const { user, project } = await createBuilder(db);
+    const model = scripted(replay, [turn.write("index.html", "<h1>hi</h1>\n"), turn.reply("Done.")]);
+    const run = await runsApi.startRun(db, {
+      userId: user.id,
+      projectId: project.id,
+      input: { prompt: "Say hi on a page" },
+      model,
+    });
+    expect((await waitForRunToFinish(stack.database, run, 60_000)).type).toBe("complete");
+
+    const bare = path.join(stack.dataDir, `export-${project.id}.git`);
+    execFileSync("git", ["init", "-q", "--bare", bare]);
+    const row = await projectRow(project.id);
+    const pushed = await versionsApi.exportToGit(db, row, { url: bare, branch: "dyno", token: "tok-secret-123" });
+    expect(pushed).toEqual({ branch: "dyno", number: 3 });
+    const log = execFileSync("git", ["--git-dir", bare, "log", "--format=%s%n%b", "dyno"], { encoding: "utf8" });
+    expect(log).toContain(`Run ${run.id.slice(0, 8)}: Say hi on a page`);
+    expect(log).toContain(`run ${run.id}`);
+    expect(execFileSync("git", ["--git-dir", bare, "show", "dyno:index.html"], { encoding: "utf8" })).toBe(
+      "<h1>hi</h1>\n",
+    );
+
+    const [remote] = await db.select().from(gitRemotes).where(eq(gitRemotes.projectId, project.id));
+    expect(remote).toMatchObject({ url: bare, branch: "dyno", lastError: null });
+    expect(remote!.token).toMatch(/^v1\./);
+    expect(remote!.token).not.toContain("tok-secret-123");
+
+    await expect(
+      versionsApi.exportToGit(db, row, { url: path.join(stack.dataDir, "nowhere.git"), branch: "dyno", token: "" }),
+    ).rejects.toThrow(/There is no Git repository at that URL/);
+    const [failed] = await db.select().from(gitRemotes).where(eq(gitRemotes.projectId, project.id));
+    expect(failed!.lastError).toMatch(/There is no Git repository/);
+    // The blank token kept the stored one.
+    expect(failed!.token).toBe(remote!.token);
+    await expect(versionsApi.exportToGit(db, row, { url: "ext::sh -c id", branch: "dyno", token: "" })).rejects.toThrow(
+      /other Git transports are not supported/,
+    );
   });
 });

@@ -125,7 +125,7 @@ describe("pushHistory", () => {
             REQUEST_METHOD: req.method ?? "GET",
             CONTENT_TYPE: req.headers["content-type"] ?? "",
             ...(req.headers["content-encoding"] ? { HTTP_CONTENT_ENCODING: req.headers["content-encoding"] } : {}),
-          },
+          } as NodeJS.ProcessEnv,
         });
         req.pipe(cgi.stdin);
         const chunks: Buffer[] = [];

@@ -116,7 +116,7 @@ describe("pushHistory", () => {
         const url = new URL(req.url ?? "/", "http://x");
         const cgi = spawn("git", ["http-backend"], {
           env: {
-            PATH: process.env.PATH,
+            PATH: process.env.PATH ?? "/usr/bin:/bin",
             GIT_PROJECT_ROOT: projects,
             GIT_HTTP_EXPORT_ALL: "1",
             REMOTE_USER: "builder",
@@ -125,7 +125,7 @@ describe("pushHistory", () => {
             REQUEST_METHOD: req.method ?? "GET",
             CONTENT_TYPE: req.headers["content-type"] ?? "",
             ...(req.headers["content-encoding"] ? { HTTP_CONTENT_ENCODING: req.headers["content-encoding"] } : {}),
-          } as NodeJS.ProcessEnv,
+          } as Record<string, string> as NodeJS.ProcessEnv,
         });
         req.pipe(cgi.stdin);
         const chunks: Buffer[] = [];

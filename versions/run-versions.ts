@@ -13,6 +13,7 @@ import { runs, type Version, type VersionKind } from "../db/schema";
 import { existingProjectHistory } from "./config";
 import { GitError } from "./git";
 import { takeVersion, versionMessage } from "./record";
+import type { ProjectHistory } from "./store";
 
 /** Tools that only read: their steps never change files, so no version is looked for. */
 const READ_ONLY_TOOLS = new Set(["read_file", "list_files", "todo_write", "app_logs", "reply_to_user"]);
@@ -29,8 +30,10 @@ export async function takeRunVersion(
   db: Db,
   run: { id: string; projectId: string },
   part: { kind: Exclude<VersionKind, "restore">; iteration: number; tool?: string; status?: string },
+  /** Where the project's history is: the agent's own configuration, else the process's. */
+  historyOf: (projectId: string) => ProjectHistory | null = (projectId) => existingProjectHistory(projectId),
 ): Promise<Version | null> {
-  const history = existingProjectHistory(run.projectId);
+  const history = historyOf(run.projectId);
   if (!history) return null;
   const [row] = await db.select({ prompt: runs.prompt }).from(runs).where(eq(runs.id, run.id));
   try {

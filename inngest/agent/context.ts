@@ -11,6 +11,8 @@ import type { Database } from "../../db/client";
 import { projects } from "../../db/schema";
 import { openSandbox, reachableHosts, type Sandbox, type SandboxConfig, type SandboxLimits } from "../../sandbox";
 import { parseAllowList } from "../../sandbox/egress/policy";
+import { existingProjectHistory } from "../../versions/config";
+import type { ProjectHistory } from "../../versions/store";
 import { demoReplayBaseUrl } from "./demo";
 import { createClientRegistry } from "./model/client";
 import { parseModelSpec, type ModelConfig } from "./model/config";
@@ -24,6 +26,8 @@ export interface AgentContext {
   limits: ToolLimits;
   modelTimeoutMs: number;
   maxRepairs: number;
+  /** The project's history (versions/), when its workspace is one git can use (local provider) and exists. */
+  history(projectId: string): ProjectHistory | null;
 }
 
 export function sandboxLimits(e: Env): SandboxLimits {
@@ -98,5 +102,6 @@ export function createAgentContext(e: Env = env(), database: Database = getDatab
     },
     modelTimeoutMs,
     maxRepairs: e.AGENT_MAX_REPAIRS,
+    history: (projectId) => existingProjectHistory(projectId, e),
   };
 }

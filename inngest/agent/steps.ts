@@ -53,7 +53,7 @@ export async function startAgentRun(agent: AgentContext, runId: string): Promise
   }
   await agent.sandbox(run.projectId);
   // The files as the run found them, when they changed since the last version (a restore, the first run).
-  await takeRunVersion(db, run, { kind: "run-start", iteration: 0 });
+  await takeRunVersion(db, run, { kind: "run-start", iteration: 0 }, agent.history);
   const [project] = await db.select({ title: projects.title }).from(projects).where(eq(projects.id, run.projectId));
   const [earlier] = await db
     .select({ id: runs.id })
@@ -341,7 +341,7 @@ async function takeStepVersion(
 ) {
   const tool = (saved?.payload.action as AgentAction | undefined)?.tool;
   if (!tool || typeof saved?.payload.refused === "string" || !toolMayChangeFiles(tool)) return;
-  await takeRunVersion(agent.database.db, run, { kind: "step", iteration, tool });
+  await takeRunVersion(agent.database.db, run, { kind: "step", iteration, tool }, agent.history);
 }
 
 async function saveOutcome(

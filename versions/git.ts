@@ -62,8 +62,8 @@ const SAFE_CONFIG = [
 ];
 
 /**
- * As environment (GIT_CONFIG_COUNT…), not `-c`, so the git commands a
- * script runs (store.ts takes a version in one shell) get them too.
+ * As environment (GIT_CONFIG_COUNT…), not `-c`, so the git commands the
+ * history's shell runs (git-shell.ts) get them too.
  */
 const SAFE_CONFIG_ENV: Record<string, string> = Object.fromEntries([
   ["GIT_CONFIG_COUNT", String(SAFE_CONFIG.length)],
@@ -103,14 +103,9 @@ export function git(args: string[], options: GitOptions): Promise<GitResult> {
   return run("git", args, options);
 }
 
-/** A shell script whose git commands get the same environment: several commands for the price of one spawn. */
-export function gitScript(script: string, args: string[], options: GitOptions): Promise<GitResult> {
-  return run("/bin/sh", ["-c", script, "dyno-history", ...args], options);
-}
-
 function run(file: string, args: string[], options: GitOptions): Promise<GitResult> {
   const maxOutputBytes = options.maxOutputBytes ?? 64 * 1024 * 1024;
-  const name = file === "git" ? `git ${args[0]}` : "git script";
+  const name = `git ${args[0]}`;
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, {
       cwd: options.workTree ?? options.gitDir,

@@ -17,9 +17,10 @@
  *   skipped, and stay out of history (a restore leaves them alone, like
  *   node_modules).
  */
-import { lstat, mkdir, readdir, rename, rm, stat, unlink, writeFile } from "node:fs/promises";
+import { lstat, mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { git, gitScript, gitText, nulFields, type GitOptions } from "./git";
+import { git, GitError, gitText, nulFields, type GitOptions } from "./git";
+import { GitShell, shellQuote } from "./git-shell";
 
 /** Folders that never enter history, at any depth: dependencies and build output. */
 export const EXCLUDED_FOLDERS = [
@@ -108,7 +109,18 @@ export class ProjectHistory {
     readonly gitDir: string,
     readonly workTree: string,
     readonly maxFileBytes = DEFAULT_MAX_FILE_BYTES,
-  ) {}
+  ) {
+    this.shell = new GitShell(gitDir, workTree);
+  }
+
+  /** Runs the git commands of a take (git-shell.ts): one small shell forks them, not this process. */
+  private readonly shell: GitShell;
+
+  private async failed(code: number, what: string): Promise<void> {
+    if (code === 0) return;
+    const stderr = await readFile(path.join(this.gitDir, "dyno-staging", "err"), "utf8").catch(() => "");
+    throw new GitError(`${what} failed (${code}): ${stderr.trim().split("\n")[0] ?? ""}`, stderr.slice(0, 4000), code);
+  }
 
   private opts(extra: Partial<GitOptions> = {}): GitOptions {
     return { gitDir: this.gitDir, workTree: this.workTree, ...extra };
@@ -124,6 +136,7 @@ export class ProjectHistory {
       await writeFile(path.join(this.gitDir, "info", "attributes"), ATTRIBUTES);
       await writeFile(path.join(this.gitDir, "info", "dyno-exclude"), EXCLUDED_FOLDERS.map((f) => `${f}/\n`).join(""));
       await mkdir(path.join(this.gitDir, "dyno-staging"), { recursive: true });
+      await writeFile(path.join(this.gitDir, "dyno-staging", "take.sh"), TAKE_SCRIPT);
     })().catch((error: unknown) => {
       this.ready = undefined;
       throw error;
@@ -151,9 +164,9 @@ export class ProjectHistory {
 
   /**
    * Takes a version: stages the workspace, writes its tree and (as `mode`
-   * says) commits it on top of `parent` and counts what changed. Two
-   * processes in all (ls-files, then one shell running the rest), since a
-   * process start is most of the cost.
+   * says) commits it on top of `parent` and counts what changed. All of it
+   * runs in the history's long-lived shell (git-shell.ts): ls-files, then one
+   * script for update-index, write-tree, commit-tree and diff-tree.
    * - "commit": always commits (a run's end, even with nothing new);
    * - "changed": commits only when the tree differs from the parent's;
    * - "tree": never commits.
@@ -174,14 +187,20 @@ export class ProjectHistory {
       writeFile(path.join(staging, "added"), nulList(added)),
       writeFile(path.join(staging, "message"), options.message),
     ]);
-    const when: Record<string, string> = options.date
-      ? { GIT_AUTHOR_DATE: gitDate(options.date), GIT_COMMITTER_DATE: gitDate(options.date) }
-      : {};
-    const { stdout } = await gitScript(
-      TAKE_SCRIPT,
-      [options.parent?.commit ?? "", options.parent?.tree ?? "", options.mode],
-      this.opts({ env: when }),
+    const code = await this.shell.run(
+      [
+        "/bin/sh",
+        path.join(staging, "take.sh"),
+        options.parent?.commit ?? "",
+        options.parent?.tree ?? "",
+        options.mode,
+        options.date ? gitDate(options.date) : "",
+      ]
+        .map(shellQuote)
+        .join(" ") + ` > ${shellQuote(path.join(staging, "out"))} 2> ${shellQuote(path.join(staging, "err"))}`,
     );
+    await this.failed(code, "git (stage, tree, commit)");
+    const stdout = await readFile(path.join(staging, "out"));
     const firstBreak = stdout.indexOf(10);
     const tree = stdout.subarray(0, firstBreak).toString().trim();
     const rest = stdout.subarray(firstBreak + 1);
@@ -194,18 +213,15 @@ export class ProjectHistory {
 
   /** Which paths to drop, refresh and add so the index matches the workspace; what is left out, and why. */
   private async stage(): Promise<{ gone: string[]; tracked: string[]; added: string[]; skipped: SkippedFile[] }> {
-    const listed = await git(
-      [
-        "ls-files",
-        "-z",
-        "-t",
-        "--others",
-        "--modified",
-        "--deleted",
-        `--exclude-from=${path.join(this.gitDir, "info", "dyno-exclude")}`,
-      ],
-      this.opts(),
+    const staging = path.join(this.gitDir, "dyno-staging");
+    const code = await this.shell.run(
+      ["git", "ls-files", "-z", "-t", "--others", "--modified", "--deleted"]
+        .concat(`--exclude-from=${path.join(this.gitDir, "info", "dyno-exclude")}`)
+        .map(shellQuote)
+        .join(" ") + ` > ${shellQuote(path.join(staging, "list"))} 2> ${shellQuote(path.join(staging, "err"))}`,
     );
+    await this.failed(code, "git ls-files");
+    const listed = { stdout: await readFile(path.join(staging, "list")) };
     const trackedSet = new Set<string>();
     const others = new Set<string>();
     for (const field of nulFields(listed.stdout)) {
@@ -385,6 +401,7 @@ export class ProjectHistory {
 
   async destroy(): Promise<void> {
     this.ready = undefined;
+    this.shell.close();
     await rm(this.gitDir, { recursive: true, force: true });
   }
 }
@@ -426,9 +443,10 @@ function parseChanges(stdout: Buffer): ChangeSummary {
   };
 }
 
-/** Stages, writes the tree and, as asked, commits and diffs: one shell, one process start for all of it. */
+/** Stages, writes the tree and, as asked, commits and diffs ($1 parent commit, $2 its tree, $3 mode, $4 date). */
 const TAKE_SCRIPT = `set -e
 d="$GIT_DIR/dyno-staging"
+if [ -n "$4" ]; then GIT_AUTHOR_DATE="$4"; GIT_COMMITTER_DATE="$4"; export GIT_AUTHOR_DATE GIT_COMMITTER_DATE; fi
 if [ -s "$d/gone" ]; then git update-index -z --force-remove --stdin < "$d/gone"; fi
 if [ -s "$d/tracked" ]; then git update-index -z --remove --stdin < "$d/tracked"; fi
 if [ -s "$d/added" ]; then git update-index -z --add --stdin < "$d/added"; fi

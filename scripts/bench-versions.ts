@@ -112,7 +112,7 @@ async function main() {
       console.log(
         `\nA version per changing step, workspace of ${baseFiles || "a few"} files (${gitOnly.length + withRow.length} steps):`,
       );
-      line("git (ls-files, then one shell: stage, tree, commit, diff)", gitOnly);
+      line("git alone (ls-files, stage, tree, commit, diff)", gitOnly);
       line("git + versions row + run event (PGlite)", withRow);
     }
 

@@ -378,15 +378,17 @@ export class ProjectHistory {
   /**
    * Makes the workspace exactly `commit`'s files: files it does not have are
    * removed, the rest written. Excluded folders (node_modules, build output)
-   * and skipped files are not in the index, so they are left alone. Returns
-   * the tree now in the workspace.
+   * and skipped files are not in the index, so they are left alone.
    */
-  async restore(commit: string): Promise<string> {
+  async restore(commit: string): Promise<void> {
     // The index must list every file now in the workspace, or git would leave the ones it does not know about.
     await this.snapshot();
-    const tree = await this.treeOf(commit);
-    await git(["read-tree", "-u", "--reset", tree], this.opts());
-    return tree;
+    const staging = path.join(this.gitDir, "dyno-staging");
+    const code = await this.shell.run(
+      `git read-tree -u --reset ${shellQuote(`${commit}^{tree}`)} > /dev/null 2> ${shellQuote(path.join(staging, "err"))}`,
+      { timeoutMs: 300_000 },
+    );
+    await this.failed(code, "git read-tree");
   }
 
   /** A zip of one version's files. */

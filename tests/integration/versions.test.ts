@@ -297,4 +297,39 @@ describe("versions of a run", () => {
       /other Git transports are not supported/,
     );
   });
+
+  it("restarts a running app on the restored files", async () => {
+    const { db } = stack.database;
+    const { user, project } = await createBuilder(db);
+    const server = (text: string) =>
+      `require("http").createServer((q, s) => s.end(${JSON.stringify(text)})).listen(5173);\n`;
+    const model = scripted(replay, [
+      turn.write("server.js", server("one")),
+      turn.write("server.js", server("two")),
+      turn.reply("Done."),
+    ]);
+    const run = await runsApi.startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "app" }, model });
+    expect((await waitForRunToFinish(stack.database, run, 60_000)).type).toBe("complete");
+    const { openProjectSandbox } = await import("../../app/models/project-files.server");
+    const row = await projectRow(project.id);
+    const sandbox = (await openProjectSandbox(row))!;
+    try {
+      const started = await sandbox.app.start({ command: "node server.js" });
+      expect(started.state).toBe("running");
+      const first = (await projectVersions(project.id)).find((v) => v.kind === "step" && v.iteration === 1)!;
+      const outcome = await versionsApi.restoreProjectVersion(db, row, first.id);
+      expect(outcome.appRestarted).toBe(true);
+      // A new start of the same command, on the restored server.js.
+      let status = await sandbox.app.status();
+      for (let i = 0; i < 200 && !(status.state === "running" && status.startedAt !== started.startedAt); i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        status = await sandbox.app.status();
+      }
+      expect(status).toMatchObject({ state: "running", command: "node server.js" });
+      expect(status.startedAt).not.toBe(started.startedAt);
+      expect(readFileSync(path.join(stack.workspace(project.id), "server.js"), "utf8")).toBe(server("one"));
+    } finally {
+      await sandbox.app.stop();
+    }
+  });
 });

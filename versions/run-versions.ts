@@ -9,7 +9,7 @@
  */
 import { eq } from "drizzle-orm";
 import type { Db } from "../db/client";
-import { runs, type Version, type VersionKind } from "../db/schema";
+import { runs, versions, type Version, type VersionKind } from "../db/schema";
 import { existingProjectHistory } from "./config";
 import { GitError } from "./git";
 import { takeVersion, versionMessage } from "./record";
@@ -20,6 +20,16 @@ const READ_ONLY_TOOLS = new Set(["read_file", "list_files", "todo_write", "app_l
 
 export function toolMayChangeFiles(tool: string): boolean {
   return !READ_ONLY_TOOLS.has(tool);
+}
+
+/**
+ * A run that took versions always closes with one (labelled with how it ended, even with nothing new since its
+ * last step); one that changed nothing (an Ask, a run stopped before acting) adds a version only if the files
+ * changed anyway.
+ */
+async function tookVersions(db: Db, runId: string): Promise<boolean> {
+  const [own] = await db.select({ id: versions.id }).from(versions).where(eq(versions.runId, runId)).limit(1);
+  return !!own;
 }
 
 function isHistoryError(error: unknown): boolean {
@@ -44,7 +54,7 @@ export async function takeRunVersion(
       kind: part.kind,
       tool: part.tool ?? null,
       runStatus: part.status ?? null,
-      mode: part.kind === "run-end" ? "commit" : "changed",
+      mode: part.kind === "run-end" && (await tookVersions(db, run.id)) ? "commit" : "changed",
       message: versionMessage({ runId: run.id, prompt: row?.prompt, ...part }),
     });
   } catch (error) {

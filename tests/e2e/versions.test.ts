@@ -3,6 +3,7 @@
  * sees it highlighted, previews an old version's files, restores it, undoes
  * the restore, and, after stopping a run, undoes that run. At 1280 and 390 px.
  */
+import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { Browser, Page } from "playwright-core";
@@ -19,7 +20,7 @@ let stack: Stack;
 let browser: Browser;
 
 beforeAll(async () => {
-  stack = await startStack({ env: { AGENT_MODEL: `openai-compatible/${SCRIPT}` } });
+  stack = await startStack({ env: { AGENT_MODEL: `openai-compatible/${SCRIPT}`, VERSIONS_EXPORT_ALLOW_LOCAL: "1" } });
   browser = await launchBrowser();
 });
 
@@ -126,6 +127,22 @@ describe("versions in the browser", () => {
         .toBe("highlighted");
       expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
       await screenshot(page, "versions-diff-390");
+
+      // Export to Git, from the form: a local bare repository gets the branch.
+      const bare = path.join(stack.dataDir, `e2e-export-${Date.now()}.git`);
+      execFileSync("git", ["init", "-q", "--bare", bare]);
+      await page.getByText("Export to Git").click();
+      await page.getByLabel("Remote URL").fill(bare);
+      await page.getByLabel(/^Token/).fill("e2e-token");
+      await screenshot(page, "versions-export-390");
+      await page.getByRole("button", { name: "Push history" }).click();
+      await expect
+        .poll(() => page.locator(".history-panel .notice").textContent())
+        .toContain("Pushed the history (up to version 6) to the branch dyno");
+      expect(execFileSync("git", ["--git-dir", bare, "log", "--format=%s", "dyno"], { encoding: "utf8" })).toContain(
+        "Run ",
+      );
+      expect(await page.content()).not.toContain("e2e-token");
       expect(errors).toEqual([]);
     } finally {
       await context.close();

@@ -38,10 +38,10 @@ export default defineConfig({
       "inngest",
       "rate-limiter-flexible",
       "fflate",
-      "highlight.js",
     ],
-    // Browser dependencies reached only from routes found late: bundle them up front.
-    include: ["react-markdown", "remark-gfm", "zod"],
+    // Browser dependencies reached only from routes found late (or, for the diff view's highlighter, loaded on
+    // demand): bundle them up front. highlight.js is bundled with it, so it is not in the exclude list above.
+    include: ["react-markdown", "remark-gfm", "zod", "diff2html/lib-esm/ui/js/diff2html-ui-slim"],
   },
   ssr: {
     // Native or Node-only modules: load them from node_modules at run time, never bundle them.

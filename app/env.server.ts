@@ -224,6 +224,8 @@ const EnvSchema = z
     SANDBOX_CPU_LIMIT: z.coerce.number().min(0.01).max(1024).default(1),
     /** Disk use of a project's workspace (and, separately, its home folder with npm's cache); also the largest file. */
     SANDBOX_DISK_LIMIT: size("2g").pipe(z.number().min(1024 * 1024, "at least 1m")),
+    /** The largest file a version keeps (decision 026); a bigger one is named as skipped and left out of history. */
+    VERSIONS_MAX_FILE_SIZE: size("5m").pipe(z.number().min(1024, "at least 1k")),
     /**
      * The project's app process (its dev server, decision 020): stopped after APP_IDLE_TIMEOUT without a preview
      * visit or agent tool; a start that does not listen on a port within APP_START_TIMEOUT has failed; its log keeps
@@ -250,6 +252,14 @@ const EnvSchema = z
       .or(z.literal("").transform(() => undefined)),
     /** 1: builders' webhooks may target loopback, private and link-local addresses (refused otherwise: SSRF). */
     WEBHOOK_ALLOW_PRIVATE: z
+      .enum(["", "0", "1", "false", "true"], { message: "1 or 0" })
+      .optional()
+      .transform((v) => v === "1" || v === "true"),
+    /**
+     * 1: Export to Git may push to this machine's own repositories (file:// URLs, paths) and to loopback, private
+     * and link-local hosts. Off, a builder can only push to public http(s) remotes (no SSRF, no reaching the host).
+     */
+    VERSIONS_EXPORT_ALLOW_LOCAL: z
       .enum(["", "0", "1", "false", "true"], { message: "1 or 0" })
       .optional()
       .transform((v) => v === "1" || v === "true"),

@@ -161,7 +161,8 @@ export const messages = pgTable(
  * output); result: what the tool returned; reply: the final answer;
  * stopped: a notice that the builder stopped the run, so the model sees it;
  * summary: a compaction of the earlier conversation (the entries it covers
- * are kept); note: Dyno telling the agent something plainly (it is repeating itself).
+ * are kept); note: Dyno telling the agent something plainly (it is repeating itself);
+ * restored: a notice that the builder restored a version after that run.
  */
 export const agentEntryKind = pgEnum("agent_entry_kind", [
   "user",
@@ -171,6 +172,7 @@ export const agentEntryKind = pgEnum("agent_entry_kind", [
   "stopped",
   "summary",
   "note",
+  "restored",
 ]);
 export type AgentEntryKind = (typeof agentEntryKind.enumValues)[number];
 
@@ -255,6 +257,63 @@ export const rateLimits = pgTable("rate_limits", {
   expire: timestamp("expire", { withTimezone: true }),
 });
 
+export const versionKind = pgEnum("version_kind", ["run-start", "step", "run-end", "restore"]);
+export type VersionKind = (typeof versionKind.enumValues)[number];
+
+/**
+ * A version of a project's files: a commit in its history repository
+ * (versions/store.ts). One per (run, iteration, kind), so a retried step
+ * never records two; a restore has no run.
+ */
+export const versions = pgTable(
+  "versions",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    projectId: uuid("project_id")
+      .notNull()
+      .references(() => projects.id, { onDelete: "cascade" }),
+    /** 1, 2, 3… within the project: what the builder reads ("version 7"). */
+    number: integer("number").notNull(),
+    runId: uuid("run_id").references(() => runs.id, { onDelete: "set null" }),
+    iteration: integer("iteration").notNull().default(0),
+    kind: versionKind("kind").notNull(),
+    tool: text("tool"),
+    commitSha: text("commit_sha").notNull(),
+    treeSha: text("tree_sha").notNull(),
+    /** The version before this one (its diff is against it); null for the first. */
+    parentSha: text("parent_sha"),
+    filesAdded: integer("files_added").notNull().default(0),
+    filesChanged: integer("files_changed").notNull().default(0),
+    filesDeleted: integer("files_deleted").notNull().default(0),
+    /** Files that changed but were left out of history (too big, a repository of their own…), with why. */
+    skipped: jsonb("skipped").$type<{ path: string; reason: string }[]>().notNull().default([]),
+    /** For a restore: the version whose files it brought back. */
+    restoredFrom: uuid("restored_from"),
+    /** How the run ended, for a run-end version. */
+    runStatus: text("run_status"),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex("versions_project_number_idx").on(t.projectId, t.number),
+    uniqueIndex("versions_step_idx").on(t.runId, t.iteration, t.kind),
+    index("versions_run_idx").on(t.runId),
+  ],
+);
+
+/** Where a project's history is pushed (Export to Git). The token is sealed like webhook secrets. */
+export const gitRemotes = pgTable("git_remotes", {
+  projectId: uuid("project_id")
+    .primaryKey()
+    .references(() => projects.id, { onDelete: "cascade" }),
+  url: text("url").notNull(),
+  branch: text("branch").notNull().default("dyno"),
+  /** Sealed with a key derived from SESSION_SECRET (inngest/webhooks/secret-box.ts); null: no token. */
+  token: text("token"),
+  lastPushedAt: timestamp("last_pushed_at", { withTimezone: true }),
+  lastError: text("last_error"),
+  createdAt: createdAt(),
+});
+
 export type User = typeof users.$inferSelect;
 export type Session = typeof sessions.$inferSelect;
 export type Project = typeof projects.$inferSelect;
@@ -264,3 +323,5 @@ export type Message = typeof messages.$inferSelect;
 export type AgentEntry = typeof agentEntries.$inferSelect;
 export type Webhook = typeof webhooks.$inferSelect;
 export type WebhookDelivery = typeof webhookDeliveries.$inferSelect;
+export type Version = typeof versions.$inferSelect;
+export type GitRemote = typeof gitRemotes.$inferSelect;

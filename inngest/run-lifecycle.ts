@@ -8,8 +8,10 @@ import { eq } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { pgSafeText } from "../db/pg-safe";
 import { appendRunEvent } from "../db/run-events";
+import { canMoveRun } from "../db/run-status";
 import { stoppedAfter } from "../db/run-wording";
 import { messages, runs, type Run } from "../db/schema";
+import { takeRunVersion } from "../versions/run-versions";
 import { saveEntry } from "./agent/entries";
 import { announceRunEnded } from "./webhooks/announce";
 
@@ -106,6 +108,9 @@ async function endRun(
 ): Promise<void> {
   const run = await loadRun(db, runId);
   const { status, data, error, message, notice } = end(run);
+  // The files as the run left them, whichever way it ended (a stopped run's partial work included); once per run.
+  if (run.startedAt && canMoveRun(run.status, status))
+    await takeRunVersion(db, run, { kind: "run-end", iteration: 0, status });
   const ended = await db.transaction(async (tx) => {
     const event = await appendRunEvent(
       tx,

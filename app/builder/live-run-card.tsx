@@ -32,6 +32,7 @@ export function LiveRunCard({
   const finishedSteps = step ? run.steps.slice(0, -1) : run.steps;
   const progress = progressOf({ ...run, status });
   const headingId = `live-heading-${run.id}`;
+  const lastVersion = (run.versions ?? []).at(-1);
   const heading = readOnly
     ? run.mode === "ask"
       ? "Answer"
@@ -143,6 +144,11 @@ export function LiveRunCard({
       {run.files.length > 0 ? (
         <div className="live-section">
           <h3>Files changed</h3>
+          {lastVersion ? (
+            <p className="version-links">
+              <a href={versionHref(lastVersion.id, "run")}>See the run&apos;s diff</a>
+            </p>
+          ) : null}
           <ul className="changed-files">
             {run.files.map((file) => (
               <li key={file}>
@@ -181,6 +187,14 @@ function StepLine({ step }: { step: LiveStep }) {
       {step.summary && step.summary !== step.description ? (
         <span className="step-summary"> → {step.summary}</span>
       ) : null}
+      {step.version ? (
+        <>
+          {" "}
+          <a className="step-version" href={versionHref(step.version.id, "step")}>
+            {changeCounts(step.version)} · diff
+          </a>
+        </>
+      ) : null}
       {step.refused?.length ? (
         // The sandbox's egress policy refused these: the builder sees why a download failed.
         <p className="step-refused">Blocked by the sandbox&apos;s network policy: {step.refused.join(", ")}</p>
@@ -194,4 +208,14 @@ function StepLine({ step }: { step: LiveStep }) {
       ) : null}
     </li>
   );
+}
+
+/** The History view's diff of a version: its step's changes, or its whole run's. */
+export function versionHref(versionId: string, scope: "step" | "run"): string {
+  return `?view=history&version=${encodeURIComponent(versionId)}&scope=${scope}`;
+}
+
+/** "+1 ~2 −0" files, for a link's text. */
+export function changeCounts(v: { added: number; changed: number; deleted: number }): string {
+  return `+${v.added} ~${v.changed} −${v.deleted}`;
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ProjectEvent } from "../models/project-events";
-import { applyEvent, currentStep, foldEvents, progressOf, shownOutput } from "./live-run";
+import { applyEvent, currentStep, foldEvents, progressOf, runChangedFiles, shownOutput } from "./live-run";
 
 const RUN = "11111111-1111-4111-8111-111111111111";
 let nextId = 0;
@@ -243,5 +243,26 @@ describe("the live card's progress", () => {
     expect(at("stopped", 1).label).toBe("Stopped after 1 iteration");
     expect(at("stopped", 3)).toEqual({ label: "Stopped after 3 iterations", value: 3, max: 50 });
     expect(at("failed", 2).label).toBe("Failed after 2 iterations");
+  });
+
+  it("links each step to the version it took, once, and knows whether the run changed files", () => {
+    const version = (id: string, kind: string, iteration: number, added = 0) =>
+      ev("version", { versionId: id, number: 1, kind, iteration, added, changed: 0, deleted: 0 });
+    const start = [
+      ev("queued", { mode: "build", maxIterations: 5 }),
+      ev("starting", { maxIterations: 5 }),
+      version("v1", "run-start", 0),
+      ev("tool_call", { iteration: 1, tool: "write_file", description: "Write a.txt" }),
+      ev("tool_result", { iteration: 1, tool: "write_file", ok: true, summary: "Created a.txt" }),
+    ];
+    const before = foldEvents(seed, start);
+    expect(runChangedFiles(before)).toBe(false);
+    const stepVersion = version("v2", "step", 1, 1);
+    const after = applyEvent(before, stepVersion);
+    expect(after.steps[0]!.version).toEqual({ id: "v2", number: 1, kind: "step", added: 1, changed: 0, deleted: 0 });
+    expect(runChangedFiles(after)).toBe(true);
+    // The same version again (a redelivery under a new id) is not added twice.
+    const again = applyEvent(after, { ...stepVersion, id: ++nextId });
+    expect(again.versions.map((v) => v.id)).toEqual(["v1", "v2"]);
   });
 });

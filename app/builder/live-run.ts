@@ -29,6 +29,18 @@ export interface LiveStep {
   output?: string;
   /** Connections the sandbox refused while it ran: "example.com:443 (not on the allow-list)". */
   refused?: string[];
+  /** The version this step's file changes made (decision 026), for its diff. */
+  version?: LiveVersion;
+}
+
+/** A version a run took, as its `version` event tells it. */
+export interface LiveVersion {
+  id: string;
+  number: number;
+  kind: "run-start" | "step" | "run-end";
+  added: number;
+  changed: number;
+  deleted: number;
 }
 
 /**
@@ -60,6 +72,8 @@ export interface LiveRun {
   usage?: { inputTokens: number; outputTokens: number; costUsd?: number };
   /** A step was interrupted (app restart, database away) and is being run again: its attempt, from 2. */
   resuming?: { attempt: number };
+  /** Versions the run took, oldest first. */
+  versions: LiveVersion[];
   /** The highest event id folded in: later deliveries of older ids are ignored. */
   lastEventId: number;
 }
@@ -80,6 +94,7 @@ export function startLiveRun(seed: LiveRunSeed): LiveRun {
     todos: [],
     files: [],
     notices: [],
+    versions: [],
     lastEventId: 0,
   };
 }
@@ -176,6 +191,25 @@ export function applyEvent(run: LiveRun, event: ProjectEvent): LiveRun {
       next.notices = [...run.notices, { iteration: num(data.iteration, run.iteration), kind: "stuck", text }];
       break;
     }
+    case "version": {
+      const kind = data.kind === "run-start" || data.kind === "run-end" ? data.kind : "step";
+      const version: LiveVersion = {
+        id: str(data.versionId) ?? "",
+        number: num(data.number, 0),
+        kind,
+        added: num(data.added, 0),
+        changed: num(data.changed, 0),
+        deleted: num(data.deleted, 0),
+      };
+      if (!version.id || (run.versions ?? []).some((v) => v.id === version.id)) break;
+      next.versions = [...(run.versions ?? []), version];
+      if (kind === "step") {
+        const iteration = num(data.iteration, run.iteration);
+        const index = run.steps.findLastIndex((s) => s.iteration === iteration);
+        if (index >= 0) next.steps = run.steps.map((s, i) => (i === index ? { ...s, version } : s));
+      }
+      break;
+    }
     case "reply":
       next.thinking = false;
       next.reply = str(data.message);
@@ -196,6 +230,11 @@ export function applyEvent(run: LiveRun, event: ProjectEvent): LiveRun {
       break;
   }
   return next;
+}
+
+/** The run's own changes, as "Undo this run" would undo them: false when it changed no file. */
+export function runChangedFiles(run: LiveRun): boolean {
+  return (run.versions ?? []).some((v) => v.kind !== "run-start" && v.added + v.changed + v.deleted > 0);
 }
 
 export function foldEvents(seed: LiveRunSeed, events: ProjectEvent[]): LiveRun {

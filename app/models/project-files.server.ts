@@ -236,7 +236,7 @@ const LANGUAGES: Record<string, string> = {
 };
 
 /** highlight.js escapes every character it emits (`<` -> `&lt;`), so its output is safe to insert as HTML. */
-function highlight(content: string, language: string): string {
+export function highlight(content: string, language: string): string {
   try {
     return hljs.highlight(content, { language, ignoreIllegals: true }).value;
   } catch {
@@ -249,7 +249,7 @@ function escapeHtml(text: string): string {
 }
 
 /** NUL bytes, or mostly undecodable bytes (U+FFFD after UTF-8 decoding): not text to show. */
-function looksBinary(content: string): boolean {
+export function looksBinary(content: string): boolean {
   if (content.includes("\0")) return true;
   let replaced = 0;
   for (const c of content) if (c === "\uFFFD") replaced++;

@@ -7,6 +7,8 @@ import { and, desc, eq, inArray, sql } from "drizzle-orm";
 import type { Db } from "../../db/client";
 import { ACTIVE_RUN_STATUSES } from "../../db/run-status";
 import { projects, runs, UNTITLED_PROJECT, type Project, type RunStatus } from "../../db/schema";
+import { forgetProjectHistory, projectHistory } from "../../versions/config";
+import { env } from "../env.server";
 import { openProjectSandbox } from "./project-files.server";
 import { ProjectTitle } from "./project-title";
 import { isUuid, stopRun } from "./runs.server";
@@ -127,6 +129,13 @@ export async function deleteProject(db: Db, userId: string, projectId: string): 
     } catch (error) {
       console.warn(`delete project ${project.id}: could not destroy its sandbox:`, error);
     }
+  }
+  try {
+    // Its history too (decision 026): kept outside the workspace, so destroying the sandbox did not remove it.
+    await projectHistory(project.id, env(), "local")?.destroy();
+    forgetProjectHistory(project.id);
+  } catch (error) {
+    console.warn(`delete project ${project.id}: could not remove its history:`, error);
   }
   await db.delete(projects).where(eq(projects.id, project.id));
 }

@@ -7,7 +7,9 @@ import { appProblem, fixBlockedReason, type AppProblem } from "~/builder/app-log
 import { controlProjectApp, isAppIntent, loadAppPanel } from "~/builder/app-log.server";
 import { AppIndicator, AppLogsView } from "~/builder/app-logs";
 import { handleChatAction, loadBuilder } from "~/builder/builder.server";
-import { applyEvent, foldEvents, startLiveRun, type LiveRun } from "~/builder/live-run";
+import { HistoryView, type HistoryNotice } from "~/builder/history-view";
+import { handleVersionAction, isVersionIntent, loadHistory } from "~/builder/history.server";
+import { applyEvent, foldEvents, runChangedFiles, startLiveRun, type LiveRun } from "~/builder/live-run";
 import { LiveRunCard } from "~/builder/live-run-card";
 import { PromptBox } from "~/builder/prompt-box";
 import { RunDetailView } from "~/builder/run-detail";
@@ -16,6 +18,7 @@ import { RunHistory } from "~/builder/run-history";
 import { Transcript } from "~/builder/transcript";
 import { WebhooksPanel, type WebhookNotice } from "~/builder/webhooks-panel";
 import { AppHeader } from "~/components/app-header";
+import { diffViewLinks } from "~/components/diff-view";
 import { CodeView, FileTree, fileBrowserLinks } from "~/components/file-browser";
 import { RenameProject } from "~/components/rename-project";
 import { db } from "~/db.server";
@@ -28,10 +31,10 @@ import { handleWebhookAction, isWebhookIntent, listWebhooks, MAX_WEBHOOKS_PER_PR
 import { previewServesApp, previewUrlFor } from "~/preview.server";
 import logsStyles from "~/styles/logs.css?url";
 
-const VIEWS = ["preview", "files", "runs", "logs", "webhooks"] as const;
+const VIEWS = ["preview", "files", "runs", "history", "logs", "webhooks"] as const;
 type View = (typeof VIEWS)[number];
 
-export const links = () => [...fileBrowserLinks, { rel: "stylesheet", href: logsStyles }];
+export const links = () => [...fileBrowserLinks, ...diffViewLinks, { rel: "stylesheet", href: logsStyles }];
 
 export const meta: MetaFunction<typeof loader> = ({ data }) => [
   { title: `${data?.builder.project.title ?? "Project"} · Dyno` },
@@ -44,13 +47,20 @@ export async function loader({ request, params }: LoaderFunctionArgs) {
   const view: View = VIEWS.find((v) => v === url.searchParams.get("view")) ?? "preview";
   const selected = url.searchParams.get("file");
   const runId = view === "runs" ? url.searchParams.get("run") : null;
-  const [builder, previewUrl, files, runDetail, app, webhooks] = await Promise.all([
+  const historyParams = {
+    versionId: url.searchParams.get("version"),
+    show: url.searchParams.get("show") === "files" ? ("files" as const) : ("diff" as const),
+    scope: url.searchParams.get("scope") === "run" ? ("run" as const) : ("step" as const),
+    file: selected,
+  };
+  const [builder, previewUrl, files, runDetail, app, webhooks, history] = await Promise.all([
     loadBuilder(db, project),
     previewUrlFor(request, project),
     view === "files" ? listProjectFiles(project) : null,
     runId !== null ? loadRunDetail(db, project, runId) : null,
     loadAppPanel(project, { withLines: view === "logs" }),
     view === "webhooks" ? listWebhooks(db, project).then((list) => ({ list, max: MAX_WEBHOOKS_PER_PROJECT })) : null,
+    view === "history" ? loadHistory(db, project, historyParams) : null,
   ]);
   let file: ProjectFile | null = null;
   let fileError: string | null = null;
@@ -64,7 +74,20 @@ export async function loader({ request, params }: LoaderFunctionArgs) {
   }
   // A dev server updates its own page (HMR): the builder does not reload the frame after a change then.
   const previewLive = previewUrl !== null && (await previewServesApp(project));
-  return { builder, view, previewUrl, previewLive, files, file, fileError, selected, runDetail, app, webhooks };
+  return {
+    builder,
+    view,
+    previewUrl,
+    previewLive,
+    files,
+    file,
+    fileError,
+    selected,
+    runDetail,
+    app,
+    webhooks,
+    history,
+  };
 }
 
 export async function action({ request, params }: ActionFunctionArgs) {
@@ -74,14 +97,25 @@ export async function action({ request, params }: ActionFunctionArgs) {
   const intent = form.get("intent");
   const result = isAppIntent(intent)
     ? await controlProjectApp(project, intent)
-    : isWebhookIntent(intent)
-      ? await handleWebhookAction(db, project, form)
-      : await handleChatAction(db, userId, project, form);
+    : isVersionIntent(intent)
+      ? await handleVersionAction(db, project, intent, form)
+      : isWebhookIntent(intent)
+        ? await handleWebhookAction(db, project, form)
+        : await handleChatAction(db, userId, project, form);
   return data(result, { status: result.ok ? 200 : result.status });
 }
 
 /** Event types after which the server-rendered parts (transcript, history, files, title) are stale. */
-const REVALIDATE_ON = new Set(["queued", "title", "files_changed", "reply", "complete", "failed", "stopped"]);
+const REVALIDATE_ON = new Set([
+  "queued",
+  "title",
+  "files_changed",
+  "version",
+  "reply",
+  "complete",
+  "failed",
+  "stopped",
+]);
 
 export default function BuilderRoute() {
   const { builder } = useLoaderData<typeof loader>();
@@ -90,8 +124,20 @@ export default function BuilderRoute() {
 }
 
 function Builder() {
-  const { builder, view, previewUrl, previewLive, files, file, fileError, selected, runDetail, app, webhooks } =
-    useLoaderData<typeof loader>();
+  const {
+    builder,
+    view,
+    previewUrl,
+    previewLive,
+    files,
+    file,
+    fileError,
+    selected,
+    runDetail,
+    app,
+    webhooks,
+    history,
+  } = useLoaderData<typeof loader>();
   const actionData = useActionData<typeof action>();
   const revalidator = useRevalidator();
   const stopper = useFetcher<typeof action>();
@@ -195,13 +241,15 @@ function Builder() {
   // A rename's refusal shows beside the title, Restart's and Stop's in the Logs view, every other under the prompt box.
   const renameError = actionData && !actionData.ok && actionData.intent === "rename" ? actionData.error : undefined;
   const webhookNotice = webhookNoticeFrom(actionData);
+  const versionNotice = versionNoticeFrom(actionData);
   const chatError =
     // Restart and Stop answer in the Logs view, where their buttons are.
     actionData &&
     !actionData.ok &&
     actionData.intent !== "rename" &&
     !actionData.intent.startsWith("app-") &&
-    !isWebhookIntentName(actionData.intent)
+    !isWebhookIntentName(actionData.intent) &&
+    !isVersionIntentName(actionData.intent)
       ? actionData.error
       : stopper.data && !stopper.data.ok
         ? stopper.data.error
@@ -241,13 +289,25 @@ function Builder() {
                   : undefined
               }
             />
-            {live?.status === "failed" ? (
-              <Form method="post" className="retry">
+            {live?.status === "failed" || live?.status === "stopped" ? (
+              <Form method="post" className="retry run-actions">
                 <input type="hidden" name="runId" value={live.id} />
                 <button type="submit" name="intent" value="retry">
                   Retry this prompt
                 </button>
+                {live.status === "stopped" && runChangedFiles(live) ? (
+                  // Back to the files the run started from; itself a version, so it can be undone in History.
+                  <button type="submit" name="intent" value="version-undo-run" className="ghost">
+                    Undo this run
+                  </button>
+                ) : null}
               </Form>
+            ) : null}
+            {versionNotice && actionData?.intent === "version-undo-run" ? (
+              <p className={versionNotice.kind === "ok" ? "notice" : "error"} role="status">
+                {versionNotice.message}{" "}
+                {versionNotice.kind === "ok" ? <Link to="?view=history">See History</Link> : null}
+              </p>
             ) : null}
           </div>
           <PromptBox busyReason={busyReason} modelProblem={builder.modelProblem} error={chatError} sentOk={sentOk} />
@@ -269,6 +329,8 @@ function Builder() {
                   "Files"
                 ) : v === "runs" ? (
                   `Runs (${builder.history.length})`
+                ) : v === "history" ? (
+                  "History"
                 ) : v === "logs" ? (
                   <>
                     Logs <span className={`tab-dot tab-dot-${appState}`} aria-label={`(app ${appState})`} />
@@ -320,6 +382,13 @@ function Builder() {
                 <p className="empty">Pick a file to read it.</p>
               ) : null}
             </div>
+          ) : view === "history" && history ? (
+            <HistoryView
+              projectId={builder.project.id}
+              history={history}
+              busy={active ? "A run is active: restore once it has finished (or stop it)." : null}
+              notice={versionNotice}
+            />
           ) : view === "webhooks" ? (
             <WebhooksPanel webhooks={webhooks?.list ?? []} notice={webhookNotice} max={webhooks?.max ?? 0} />
           ) : runDetail ? (
@@ -331,6 +400,15 @@ function Builder() {
       </div>
     </>
   );
+}
+
+/** The intents the History view and the stopped card post. */
+const isVersionIntentName = (intent: string) => intent.startsWith("version-");
+
+function versionNoticeFrom(result: ReturnType<typeof useActionData<typeof action>>): HistoryNotice | null {
+  if (!result || !isVersionIntentName(result.intent)) return null;
+  if (!result.ok) return { kind: "error", message: result.error };
+  return { kind: "ok", message: "message" in result && result.message ? result.message : "Done." };
 }
 
 /** The intents the Webhooks view posts (the names only: the browser bundle cannot import the server module). */

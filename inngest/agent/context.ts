@@ -11,6 +11,8 @@ import type { Database } from "../../db/client";
 import { projects } from "../../db/schema";
 import { openSandbox, reachableHosts, type Sandbox, type SandboxConfig, type SandboxLimits } from "../../sandbox";
 import { parseAllowList } from "../../sandbox/egress/policy";
+import { existingProjectHistory } from "../../versions/config";
+import type { ProjectHistory } from "../../versions/store";
 import { parsePrices, type Price, type TokenBudgets } from "./budget";
 import { parseContextWindows, type ContextSettings } from "./context-budget";
 import { demoReplayBaseUrl } from "./demo";
@@ -33,6 +35,8 @@ export interface AgentContext {
   budgets: TokenBudgets;
   /** AGENT_PRICES, for the cost estimate (budget.ts). */
   prices: ReadonlyMap<string, Price>;
+  /** The project's history (versions/), when its workspace is one git can use (local provider) and exists. */
+  history(projectId: string): ProjectHistory | null;
 }
 
 export function sandboxLimits(e: Env): SandboxLimits {
@@ -111,5 +115,6 @@ export function createAgentContext(e: Env = env(), database: Database = getDatab
     stuck: { warnAfter: e.AGENT_STUCK_WARN_AFTER, stopAfter: e.AGENT_STUCK_STOP_AFTER },
     budgets: { runTokens: e.AGENT_RUN_TOKEN_BUDGET, dailyTokens: e.AGENT_DAILY_TOKEN_BUDGET },
     prices: parsePrices(e.AGENT_PRICES),
+    history: (projectId) => existingProjectHistory(projectId, e),
   };
 }

@@ -74,6 +74,7 @@ function render(entry: AgentEntry, options: RenderOptions): ConversationTurn {
       return { role: "assistant", content: JSON.stringify({ tool: "reply_to_user", message: p.message }) };
     case "stopped":
     case "note":
+    case "restored":
       return { role: "user", content: str(p.message) };
     case "summary":
       return { role: "user", content: `${compactedTurnsMarker(Number(p.summarizedTurns) || 0)}\n\n${str(p.summary)}` };

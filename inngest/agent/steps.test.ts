@@ -9,7 +9,7 @@ import path from "node:path";
 import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseEnv } from "../../app/env.server";
-import { agentEntries, runEvents, runs } from "../../db/schema";
+import { agentEntries, runEvents, runs, versions } from "../../db/schema";
 import { startReplayServer } from "../../model-replay/server";
 import { closeEgressProxies } from "../../sandbox";
 import { createTestDatabase, type TestDatabase } from "../../tests/support/database";
@@ -112,6 +112,39 @@ describe("step bodies run twice", () => {
     expect(results).toHaveLength(1);
     const rows = await db.select().from(runEvents).where(eq(runEvents.runId, run.id));
     expect(rows.filter((r) => r.type === "tool_result").map((r) => r.writes)).toEqual([1]);
+  });
+
+  it("act takes its step's version once, and a re-run after a crash between the result and the version takes it then", async () => {
+    const { db } = t.database;
+    const { run, project } = await newRun();
+    // startAgentRun took the first version (the empty workspace, before the run).
+    expect((await db.select().from(versions).where(eq(versions.runId, run.id))).map((v) => v.kind)).toEqual([
+      "run-start",
+    ]);
+    expect(await think(agent, run, 1)).toEqual({ next: "act" });
+    expect(await act(agent, run, 1)).toEqual({ next: "think" });
+    expect(await act(agent, run, 1)).toEqual({ next: "think" });
+    const steps = () =>
+      db
+        .select()
+        .from(versions)
+        .where(and(eq(versions.runId, run.id), eq(versions.kind, "step")));
+    const [taken] = await steps();
+    expect(await steps()).toHaveLength(1);
+    expect(taken).toMatchObject({ iteration: 1, tool: "run_command", filesAdded: 1, number: 2, projectId: project.id });
+
+    // As if the app died after the result was saved, before the version was: the retried step takes it.
+    await db.delete(versions).where(eq(versions.id, taken!.id));
+    await db.delete(runEvents).where(and(eq(runEvents.runId, run.id), eq(runEvents.type, "version")));
+    expect(await act(agent, run, 1)).toEqual({ next: "think" });
+    const [again] = await steps();
+    expect(again).toMatchObject({ iteration: 1, number: 2, treeSha: taken!.treeSha, filesAdded: 1 });
+    expect(readFileSync(path.join(dataDir, "workspaces", project.id, "log.txt"), "utf8")).toBe("line\n");
+    const events = await db
+      .select()
+      .from(runEvents)
+      .where(and(eq(runEvents.runId, run.id), eq(runEvents.type, "version")));
+    expect(events.map((e) => [e.data.versionId, e.writes])).toEqual([[again!.id, 1]]);
   });
 
   it("act records the connections the sandbox refused as one run event, beside the tool result", async () => {

@@ -9,6 +9,7 @@ import { pgSafeText } from "../../db/pg-safe";
 import { retryOnConnectionError } from "../../db/retry-connection";
 import { appendRunEvent } from "../../db/run-events";
 import { projects, runs, UNTITLED_PROJECT, type AgentEntry, type Todo } from "../../db/schema";
+import { takeRunVersion, toolMayChangeFiles } from "../../versions/run-versions";
 import { RunFailedError, RunRetryableError } from "../run-failure";
 import { beginIteration, markRunStarted, RunNotFoundError, type StartedRun } from "../run-lifecycle";
 import { appContextFor, lastAppLogSeq } from "./app-context";
@@ -54,6 +55,8 @@ export async function startAgentRun(agent: AgentContext, runId: string): Promise
     throw error;
   }
   await agent.sandbox(run.projectId);
+  // The files as the run found them, when they changed since the last version (a restore, the first run).
+  await takeRunVersion(db, run, { kind: "run-start", iteration: 0 }, agent.history);
   const [project] = await db.select({ title: projects.title }).from(projects).where(eq(projects.id, run.projectId));
   const [earlier] = await db
     .select({ id: runs.id })
@@ -380,9 +383,13 @@ export async function act(agent: AgentContext, run: AgentRun, iteration: number)
   const { db } = agent.database;
   // The result is saved in the same transaction as its events: once it exists,
   // the tool's side effect happened and must not happen again.
-  const done = await findEntry(db, run.id, iteration, "result");
-  if (done) return { next: done.payload.stopped ? "stop" : "think" };
   const saved = await findEntry(db, run.id, iteration, "action");
+  const done = await findEntry(db, run.id, iteration, "result");
+  if (done) {
+    // Interrupted after the result was saved: the version, if it was not taken yet, holds the same files now.
+    await takeStepVersion(agent, run, iteration, saved);
+    return { next: done.payload.stopped ? "stop" : "think" };
+  }
   if (!saved) throw new Error(`act-${iteration}: no action saved for run ${run.id}`);
   const [current] = await db.select({ status: runs.status }).from(runs).where(eq(runs.id, run.id));
   if (current?.status !== "running") return { next: "stop" };
@@ -401,10 +408,23 @@ export async function act(agent: AgentContext, run: AgentRun, iteration: number)
           });
     // The tool has run: if its result cannot be saved for a few seconds, retrying the whole step would run it again.
     await savingThrough(run, `act-${iteration}`, () => saveOutcome(agent, run, iteration, action, outcome));
+    // After the result (a crash in between takes it on the retry, above); a stopped step's partial work counts too.
+    await takeStepVersion(agent, run, iteration, saved);
     return { next: outcome.stopped || stoppedBy(watch.signal) ? "stop" : "think" };
   } finally {
     watch.close();
   }
+}
+
+async function takeStepVersion(
+  agent: AgentContext,
+  run: AgentRun,
+  iteration: number,
+  saved: { payload: Record<string, unknown> } | undefined,
+) {
+  const tool = (saved?.payload.action as AgentAction | undefined)?.tool;
+  if (!tool || typeof saved?.payload.refused === "string" || !toolMayChangeFiles(tool)) return;
+  await takeRunVersion(agent.database.db, run, { kind: "step", iteration, tool }, agent.history);
 }
 
 async function saveOutcome(

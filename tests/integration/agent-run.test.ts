@@ -59,14 +59,17 @@ describe("a build run from a scripted session", () => {
     expect(rows.map((r) => (typeof r.data.iteration === "number" ? `${r.type}:${r.data.iteration}` : r.type))).toEqual([
       "queued",
       "starting",
+      // The files before the run (the first version), then one per step that changed files, then the run's end.
+      "version:0",
       "title",
       ...step(1, "tool_call", "tool_result", "todos"),
-      ...step(2, "tool_call", "tool_result", "files_changed"),
-      ...step(3, "tool_call", "tool_result", "files_changed"),
-      ...step(4, "tool_call", "tool_result", "files_changed"),
+      ...step(2, "tool_call", "tool_result", "files_changed", "version"),
+      ...step(3, "tool_call", "tool_result", "files_changed", "version"),
+      ...step(4, "tool_call", "tool_result", "files_changed", "version"),
       ...step(5, "tool_call", "tool_result"),
       ...step(6, "tool_call", "tool_result", "todos"),
       ...step(7, "reply"),
+      "version:0",
       "complete",
     ]);
     expect(rows.map((r) => r.writes)).toEqual(rows.map(() => 1));

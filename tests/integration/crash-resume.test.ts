@@ -15,7 +15,7 @@ import { asc, eq } from "drizzle-orm";
 import getPort from "get-port";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createDatabase, type Database } from "../../db/client";
-import { agentEntries, runEvents, runs } from "../../db/schema";
+import { agentEntries, runEvents, runs, versions } from "../../db/schema";
 import { startEngineDevServer, type EngineDevServer } from "../../scripts/lib/engine-process";
 import { startAppProcess, type AppProcess } from "../support/app-process";
 import { startCuttableLink } from "../support/cuttable-link";
@@ -118,10 +118,12 @@ describe.skipIf(!hasPostgres)("crash and resume (needs DATABASE_URL)", () => {
     expect(labels).toEqual([
       "queued",
       "starting",
+      "version:0",
       "thinking:1",
       "tool_call:1",
       "tool_result:1",
       "files_changed:1",
+      "version:1",
       "thinking:2",
       "tool_call:2",
       // The restarted app sees the engine's queued retry and says so; then the interrupted step, run again, does.
@@ -129,20 +131,35 @@ describe.skipIf(!hasPostgres)("crash and resume (needs DATABASE_URL)", () => {
       "resuming",
       "tool_result:2",
       "files_changed:2",
+      "version:2",
       "thinking:3",
       "tool_call:3",
       "tool_result:3",
       "files_changed:3",
+      "version:3",
       "thinking:4",
       "reply:4",
+      "version:0",
       "complete",
     ]);
+    // One version per changing step, none twice, none missing, numbered without a gap; the killed step's holds its
+    // whole work (the command ran to the end after the restart).
+    const taken = await db.select().from(versions).where(eq(versions.runId, run.id)).orderBy(asc(versions.number));
+    expect(taken.map((v) => `${v.number}:${v.kind}:${v.iteration}`)).toEqual([
+      "1:run-start:0",
+      "2:step:1",
+      "3:step:2",
+      "4:step:3",
+      "5:run-end:0",
+    ]);
+    expect(taken.map((v) => v.filesAdded)).toEqual([0, 1, 1, 1, 0]);
+    expect(events.filter((e) => e.type === "version").map((e) => e.writes)).toEqual([1, 1, 1, 1, 1]);
     expect(events.filter((e) => e.type === "resuming").map((e) => e.data)).toEqual([
       { attempt: 2 },
       { step: "act-2", attempt: 2 },
     ]);
     // Iteration 1's rows were written once: its steps were replayed from memo, not re-run.
-    expect(events.filter((e) => e.data.iteration === 1).map((e) => e.writes)).toEqual([1, 1, 1, 1]);
+    expect(events.filter((e) => e.data.iteration === 1).map((e) => e.writes)).toEqual([1, 1, 1, 1, 1]);
     const entries = await db
       .select()
       .from(agentEntries)

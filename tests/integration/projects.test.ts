@@ -279,13 +279,15 @@ describe("deleting projects", () => {
         seen.push(event.type);
       }
       expect(seen[0]).toBe("stopping");
-      // Nothing but the killed command's own result comes between the stop and its end.
-      expect(seen.filter((t) => t !== "tool_result")).toEqual(["stopping", "stopped"]);
+      // Nothing but the killed command's own result (and the versions keeping its work) comes between the stop and its end.
+      expect(seen.filter((t) => t !== "tool_result" && t !== "version")).toEqual(["stopping", "stopped"]);
     } finally {
       page.close();
     }
 
     expect(existsSync(workspace)).toBe(false);
+    // Its history went with it.
+    expect(existsSync(`${stack.dataDir}/history/${id}.git`)).toBe(false);
     expect(await rowCounts(id)).toEqual({ projects: 0, runs: 0, runEvents: 0, messages: 0, agentEntries: 0 });
     expect((await get(`/projects/${id}`, me)).status).toBe(404);
     // The engine is done with it (a cancel that landed, or the run's own stop step), with no failure.
@@ -295,6 +297,7 @@ describe("deleting projects", () => {
     // Nothing that was in flight brings the folder or a row back.
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     expect(existsSync(workspace)).toBe(false);
+    expect(existsSync(`${stack.dataDir}/history/${id}.git`)).toBe(false);
     expect(await rowCounts(id)).toEqual({ projects: 0, runs: 0, runEvents: 0, messages: 0, agentEntries: 0 });
   });
 

@@ -1,0 +1,155 @@
+/**
+ * The History view's data and its form intents (decisions 026, 027): the
+ * project's versions, the selected version's diff (rendered with diff2html)
+ * or files, and restore / undo.
+ */
+import { html as diffHtml } from "diff2html";
+import type { Db } from "../../db/client";
+import type { Project } from "../../db/schema";
+import type { ProjectFile } from "~/models/project-files.server";
+import {
+  ExportError,
+  exportToGit,
+  projectRemote,
+  projectVersions,
+  RestoreRefusedError,
+  restoreProjectVersion,
+  undoRun,
+  versionDiff,
+  versionFile,
+  versionFiles,
+  type DiffView,
+  type FileDiff,
+  type RemoteView,
+  type VersionsView,
+} from "~/models/versions.server";
+
+export type HistoryVersion = VersionsView["versions"][number];
+
+export interface RenderedFileDiff extends Omit<FileDiff, "diff"> {
+  /** The unified diff, for the browser to draw with highlighting. */
+  diff: string | null;
+  /** diff2html's rendering (it escapes the file's text), shown before (or without) JavaScript. */
+  html: string | null;
+}
+
+export interface HistoryData {
+  view: VersionsView;
+  remote: RemoteView | null;
+  selected:
+    | { kind: "diff"; versionId: string; diff: Omit<DiffView, "files"> & { files: RenderedFileDiff[] } }
+    | {
+        kind: "files";
+        versionId: string;
+        number: number;
+        files: string[];
+        file: ProjectFile | null;
+        fileError?: string;
+      }
+    | null;
+  error?: string;
+}
+
+export async function loadHistory(
+  db: Db,
+  project: Project,
+  params: { versionId: string | null; show: "diff" | "files"; scope: "step" | "run"; file: string | null },
+): Promise<HistoryData> {
+  const [view, remote] = await Promise.all([projectVersions(db, project), projectRemote(db, project)]);
+  if (!params.versionId || !view.available) return { view, remote, selected: null };
+  const version = view.versions.find((v) => v.id === params.versionId);
+  if (!version) return { view, remote, selected: null, error: "That version is not in this project's history." };
+  if (params.show === "files") {
+    const files = (await versionFiles(db, project, version.id)).map((f) => f.path);
+    let file: ProjectFile | null = null;
+    let fileError: string | undefined;
+    if (params.file) {
+      try {
+        file = await versionFile(db, project, version.id, params.file);
+      } catch (error) {
+        if (!(error instanceof Response)) throw error;
+        fileError = `No file named “${params.file}” in version ${version.number}.`;
+      }
+    }
+    return {
+      view,
+      remote,
+      selected: { kind: "files", versionId: version.id, number: version.number, files, file, fileError },
+    };
+  }
+  const diff = await versionDiff(db, project, version.id, params.scope);
+  return {
+    view,
+    remote,
+    selected: {
+      kind: "diff",
+      versionId: version.id,
+      diff: {
+        ...diff,
+        files: diff.files.map((f) => ({
+          ...f,
+          html: f.diff ? diffHtml(f.diff, { outputFormat: "line-by-line", drawFileList: false }) : null,
+        })),
+      },
+    },
+  };
+}
+
+const VERSION_INTENTS = new Set(["version-restore", "version-undo-run", "version-export"]);
+type VersionIntent = "version-restore" | "version-undo-run" | "version-export";
+
+export function isVersionIntent(intent: unknown): intent is VersionIntent {
+  return typeof intent === "string" && VERSION_INTENTS.has(intent);
+}
+
+export type VersionActionResult =
+  | { ok: true; intent: string; message: string; versionNumber: number }
+  | { ok: false; intent: string; error: string; status: number };
+
+export async function handleVersionAction(
+  db: Db,
+  project: Project,
+  intent: VersionIntent,
+  form: FormData,
+): Promise<VersionActionResult> {
+  if (intent === "version-export") {
+    try {
+      const pushed = await exportToGit(db, project, {
+        url: String(form.get("url") ?? ""),
+        branch: String(form.get("branch") ?? ""),
+        token: String(form.get("token") ?? ""),
+      });
+      return {
+        ok: true,
+        intent,
+        versionNumber: pushed.number,
+        message: `Pushed the history (up to version ${pushed.number}) to the branch ${pushed.branch}.`,
+      };
+    } catch (error) {
+      if (error instanceof ExportError) return { ok: false, intent, error: error.message, status: 400 };
+      throw error;
+    }
+  }
+  try {
+    const outcome =
+      intent === "version-restore"
+        ? await restoreProjectVersion(db, project, String(form.get("versionId") ?? ""))
+        : await undoRun(db, project, String(form.get("runId") ?? ""));
+    const app = outcome.appRestarted ? " The app is restarting on the restored files." : "";
+    return {
+      ok: true,
+      intent,
+      versionNumber: outcome.newNumber,
+      message:
+        intent === "version-undo-run"
+          ? `Undid the run: the files are back to version ${outcome.restoredNumber} (saved as version ${outcome.newNumber}).${app}`
+          : `Restored version ${outcome.restoredNumber} (saved as version ${outcome.newNumber}, so it can be undone).${app}`,
+    };
+  } catch (error) {
+    if (error instanceof RestoreRefusedError) return { ok: false, intent, error: error.message, status: 409 };
+    if (error instanceof Response && error.status === 404) {
+      return { ok: false, intent, error: "That version is not in this project's history.", status: 404 };
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,336 @@
+/**
+ * Versions through whole runs (real engine, BAML client against the replay
+ * stand-in, local sandbox under bubblewrap): one version per changing step
+ * plus the run's start and end, exact diffs, a restore to the middle that
+ * gives exactly its files, an undo of the restore, the next conversation
+ * told about it, a hostile workspace, and a stop whose partial work is a
+ * version that "Undo this run" takes back.
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { asc, eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { gitRemotes, projects, runEvents, versions } from "../../db/schema";
+import { createBuilder } from "../support/fixtures";
+import { scripted, turn, type ReplayServer } from "../support/model";
+import { startStack, type Stack } from "../support/stack";
+import { waitForRunEvent, waitForRunToFinish } from "../support/wait";
+
+let stack: Stack;
+let replay: ReplayServer;
+let runsApi: typeof import("../../app/models/runs.server");
+let versionsApi: typeof import("../../app/models/versions.server");
+
+beforeAll(async () => {
+  stack = await startStack({ env: { VERSIONS_EXPORT_ALLOW_LOCAL: "1" } });
+  replay = stack.replay;
+  runsApi = await import("../../app/models/runs.server");
+  versionsApi = await import("../../app/models/versions.server");
+});
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+/** The workspace's files (node_modules left out), each with its text. */
+function filesIn(workspace: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(path.join(workspace, dir), { withFileTypes: true })) {
+      const rel = dir ? `${dir}/${entry.name}` : entry.name;
+      if (entry.name === "node_modules") continue;
+      if (entry.isDirectory()) walk(rel);
+      else out[rel] = readFileSync(path.join(workspace, rel), "utf8");
+    }
+  };
+  walk("");
+  return out;
+}
+
+const projectVersions = (projectId: string) =>
+  stack.database.db.select().from(versions).where(eq(versions.projectId, projectId)).orderBy(asc(versions.number));
+
+async function projectRow(projectId: string) {
+  const [row] = await stack.database.db.select().from(projects).where(eq(projects.id, projectId));
+  return row!;
+}
+
+describe("versions of a run", () => {
+  it("takes one per changing step plus start and end, diffs them exactly, restores the middle one and undoes the restore", async () => {
+    const { db } = stack.database;
+    const { user, project } = await createBuilder(db);
+    const model = scripted(replay, [
+      turn.write("a.txt", "one\n"),
+      turn.write("b.txt", "bee\n"),
+      turn.read("a.txt"),
+      turn.run(
+        "rm b.txt && printf 'one\\ntwo\\n' > a.txt && mkdir -p node_modules/dep && echo dep > node_modules/dep/i.js",
+      ),
+      turn.reply("Done."),
+      // The next prompt.
+      turn.reply("Working from the restored files."),
+    ]);
+    const run = await runsApi.startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "abc" }, model });
+    expect((await waitForRunToFinish(stack.database, run, 60_000)).type).toBe("complete");
+
+    const taken = await projectVersions(project.id);
+    expect(taken.map((v) => `${v.number}:${v.kind}:${v.iteration}:${v.tool ?? ""}`)).toEqual([
+      "1:run-start:0:",
+      "2:step:1:write_file",
+      "3:step:2:write_file",
+      // Step 3 read a file: no version. Step 4's command changed two files (node_modules is never kept).
+      "4:step:4:run_command",
+      "5:run-end:0:",
+    ]);
+    expect(taken.map((v) => [v.filesAdded, v.filesChanged, v.filesDeleted])).toEqual([
+      [0, 0, 0],
+      [1, 0, 0],
+      [1, 0, 0],
+      [0, 1, 1],
+      [0, 0, 0],
+    ]);
+    expect(taken.every((v) => v.runId === run.id)).toBe(true);
+    expect(taken[4]!.runStatus).toBe("complete");
+
+    // Each version is announced once, with its id, right after its step's result.
+    const events = await db.select().from(runEvents).where(eq(runEvents.runId, run.id)).orderBy(asc(runEvents.id));
+    const versionEvents = events.filter((e) => e.type === "version");
+    expect(versionEvents.map((e) => e.data.versionId)).toEqual(taken.map((v) => v.id));
+    expect(versionEvents.every((e) => e.writes === 1)).toBe(true);
+    const labels = events.map((r) => (typeof r.data.iteration === "number" ? `${r.type}:${r.data.iteration}` : r.type));
+    expect(labels.slice(labels.indexOf("tool_result:4"))).toEqual([
+      "tool_result:4",
+      "version:4",
+      "thinking:5",
+      "reply:5",
+      "version:0",
+      "complete",
+    ]);
+
+    // Diffs: the step's, exact, and the run's.
+    const step4 = await versionsApi.versionDiff(db, await projectRow(project.id), taken[3]!.id, "step");
+    expect(
+      step4.files.map(({ path, status, linesAdded, linesDeleted }) => ({ path, status, linesAdded, linesDeleted })),
+    ).toEqual([
+      { path: "a.txt", status: "changed", linesAdded: 1, linesDeleted: 0 },
+      { path: "b.txt", status: "deleted", linesAdded: 0, linesDeleted: 1 },
+    ]);
+    expect(step4.files[0]!.diff).toContain("@@ -1 +1,2 @@\n one\n+two\n");
+    const whole = await versionsApi.versionDiff(db, await projectRow(project.id), taken[4]!.id, "run");
+    expect(whole.files.map((f) => `${f.status} ${f.path}`)).toEqual(["added a.txt"]);
+    expect(whole.fromNumber).toBe(1);
+
+    // Restore the middle version: exactly its files (node_modules untouched).
+    const workspace = stack.workspace(project.id);
+    const middle = await versionsApi.restoreProjectVersion(db, await projectRow(project.id), taken[2]!.id);
+    expect(middle).toMatchObject({ restoredNumber: 3, newNumber: 6 });
+    expect(filesIn(workspace)).toEqual({ "a.txt": "one\n", "b.txt": "bee\n" });
+    expect(readFileSync(path.join(workspace, "node_modules/dep/i.js"), "utf8")).toBe("dep\n");
+
+    // Undo the restore: restore the version before it; the later files are back.
+    const undone = await versionsApi.restoreProjectVersion(db, await projectRow(project.id), taken[4]!.id);
+    expect(undone).toMatchObject({ restoredNumber: 5, newNumber: 7 });
+    expect(filesIn(workspace)).toEqual({ "a.txt": "one\ntwo\n" });
+    const after = await projectVersions(project.id);
+    expect(after.slice(5).map((v) => `${v.number}:${v.kind}:${v.restoredFrom}`)).toEqual([
+      `6:restore:${taken[2]!.id}`,
+      `7:restore:${taken[4]!.id}`,
+    ]);
+
+    // The next prompt: the model is told, and the run starts from the restored files without a new start version.
+    const next = await runsApi.startRun(db, {
+      userId: user.id,
+      projectId: project.id,
+      input: { prompt: "go on" },
+      model,
+    });
+    expect((await waitForRunToFinish(stack.database, next, 60_000)).type).toBe("complete");
+    const { renderConversation } = await import("../../inngest/agent/conversation");
+    const { projectEntries } = await import("../../inngest/agent/entries");
+    const turns = renderConversation(await projectEntries(db, project.id));
+    expect(turns.at(-2)!.content).toMatch(/restored version 3 [\s\S]*restored version 5 [\s\S]*go on$/);
+    // It only replied: no version of its own.
+    expect((await projectVersions(project.id)).slice(7).map((v) => `${v.number}:${v.kind}`)).toEqual([]);
+  });
+
+  it("holds against a hostile workspace: rm -rf .git, a fake .git, a .gitignore hiding everything, odd names", async () => {
+    const { db } = stack.database;
+    const { user, project } = await createBuilder(db);
+    const model = scripted(replay, [
+      turn.write("keep.txt", "kept\n"),
+      turn.run(
+        "rm -rf .git && mkdir -p .git/hooks && printf '[core]\\n\\thooksPath = /tmp\\n' > .git/config && " +
+          "printf '*\\n' > .gitignore && printf 'x\\n' > ./-rf && printf 'sp\\n' > 'with space.txt' && " +
+          "printf 'u\\n' > 'ünï.txt' && " +
+          `(test -e '${stack.dataDir}/history' && echo visible || echo hidden) > seen.txt`,
+      ),
+      turn.reply("Done."),
+    ]);
+    const run = await runsApi.startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "x" }, model });
+    expect((await waitForRunToFinish(stack.database, run, 60_000)).type).toBe("complete");
+    const taken = await projectVersions(project.id);
+    const files = await versionsApi.versionFiles(db, await projectRow(project.id), taken.at(-1)!.id);
+    expect(files.map((f) => f.path)).toEqual([
+      "-rf",
+      ".gitignore",
+      "keep.txt",
+      "seen.txt",
+      "with space.txt",
+      "ünï.txt",
+    ]);
+    // The history folder is nowhere the command could see.
+    const workspace = stack.workspace(project.id);
+    expect(readFileSync(path.join(workspace, "seen.txt"), "utf8")).toBe("hidden\n");
+    expect(existsSync(path.join(stack.dataDir, "history", `${project.id}.git`, "HEAD"))).toBe(true);
+
+    // Restore the first step's version: the odd files go, the agent's fake .git stays (never part of history).
+    await versionsApi.restoreProjectVersion(db, await projectRow(project.id), taken[1]!.id);
+    expect(filesIn(workspace)).toEqual({ "keep.txt": "kept\n", ".git/config": "[core]\n\thooksPath = /tmp\n" });
+  });
+
+  it("keeps a stopped run's partial work as its version, and Undo this run restores the files before it", async () => {
+    const { db } = stack.database;
+    const { user, project } = await createBuilder(db);
+    const model = scripted(replay, [
+      turn.write("base.txt", "base\n"),
+      turn.reply("Base done."),
+      turn.write("partial.txt", "half\n"),
+      turn.run("echo more > more.txt && sleep 60"),
+      turn.reply("never"),
+    ]);
+    const first = await runsApi.startRun(db, {
+      userId: user.id,
+      projectId: project.id,
+      input: { prompt: "base" },
+      model,
+    });
+    expect((await waitForRunToFinish(stack.database, first, 60_000)).type).toBe("complete");
+
+    const run = await runsApi.startRun(db, {
+      userId: user.id,
+      projectId: project.id,
+      input: { prompt: "more" },
+      model,
+    });
+    await waitForRunEvent(stack.database, {
+      projectId: project.id,
+      runId: run.id,
+      until: (row) => row.type === "tool_call" && row.data.iteration === 2,
+    });
+    await new Promise((resolve) => setTimeout(resolve, 800)); // the command is running
+    await runsApi.stopRun(db, { userId: user.id, runId: run.id });
+    expect((await waitForRunToFinish(stack.database, run, 20_000)).type).toBe("stopped");
+
+    const own = (await projectVersions(project.id)).filter((v) => v.runId === run.id);
+    // The stopped step's version and the run's end: whichever of the step and the cancel handler comes first.
+    expect(own[0]).toMatchObject({ kind: "step", iteration: 1 });
+    expect(own.find((v) => v.kind === "run-end")!.runStatus).toBe("stopped");
+    const workspace = stack.workspace(project.id);
+    const partial = await versionsApi.versionFiles(db, await projectRow(project.id), own.at(-1)!.id);
+    expect(partial.map((f) => f.path)).toEqual(["base.txt", "more.txt", "partial.txt"]);
+
+    await versionsApi.undoRun(db, await projectRow(project.id), run.id);
+    expect(filesIn(workspace)).toEqual({ "base.txt": "base\n" });
+    expect(existsSync(path.join(workspace, "more.txt"))).toBe(false);
+  });
+
+  it("refuses to restore while a run is active, with a clear reason", async () => {
+    const { db } = stack.database;
+    const { user, project } = await createBuilder(db);
+    const model = scripted(replay, [turn.write("a.txt", "a"), turn.run("sleep 60"), turn.reply("never")]);
+    const run = await runsApi.startRun(db, {
+      userId: user.id,
+      projectId: project.id,
+      input: { prompt: "slow" },
+      model,
+    });
+    await waitForRunEvent(stack.database, {
+      projectId: project.id,
+      runId: run.id,
+      until: (row) => row.type === "tool_call" && row.data.iteration === 2,
+    });
+    const [first] = await projectVersions(project.id);
+    await expect(versionsApi.restoreProjectVersion(db, await projectRow(project.id), first!.id)).rejects.toThrow(
+      /A run is running: stop it or let it finish/,
+    );
+    await runsApi.stopRun(db, { userId: user.id, runId: run.id });
+    await waitForRunToFinish(stack.database, run, 20_000);
+  });
+
+  it("exports the history to a local bare repository, keeps the token sealed, and names a bad remote clearly", async () => {
+    const { db } = stack.database;
+    const { user, project } = await createBuilder(db);
+    const model = scripted(replay, [turn.write("index.html", "<h1>hi</h1>\n"), turn.reply("Done.")]);
+    const run = await runsApi.startRun(db, {
+      userId: user.id,
+      projectId: project.id,
+      input: { prompt: "Say hi on a page" },
+      model,
+    });
+    expect((await waitForRunToFinish(stack.database, run, 60_000)).type).toBe("complete");
+
+    const bare = path.join(stack.dataDir, `export-${project.id}.git`);
+    execFileSync("git", ["init", "-q", "--bare", bare]);
+    const row = await projectRow(project.id);
+    const pushed = await versionsApi.exportToGit(db, row, { url: bare, branch: "dyno", token: "tok-secret-123" });
+    expect(pushed).toEqual({ branch: "dyno", number: 3 });
+    const log = execFileSync("git", ["--git-dir", bare, "log", "--format=%s%n%b", "dyno"], { encoding: "utf8" });
+    expect(log).toContain(`Run ${run.id.slice(0, 8)}: Say hi on a page`);
+    expect(log).toContain(`run ${run.id}`);
+    expect(execFileSync("git", ["--git-dir", bare, "show", "dyno:index.html"], { encoding: "utf8" })).toBe(
+      "<h1>hi</h1>\n",
+    );
+
+    const [remote] = await db.select().from(gitRemotes).where(eq(gitRemotes.projectId, project.id));
+    expect(remote).toMatchObject({ url: bare, branch: "dyno", lastError: null });
+    expect(remote!.token).toMatch(/^v1\./);
+    expect(remote!.token).not.toContain("tok-secret-123");
+
+    await expect(
+      versionsApi.exportToGit(db, row, { url: path.join(stack.dataDir, "nowhere.git"), branch: "dyno", token: "" }),
+    ).rejects.toThrow(/There is no Git repository at that URL/);
+    const [failed] = await db.select().from(gitRemotes).where(eq(gitRemotes.projectId, project.id));
+    expect(failed!.lastError).toMatch(/There is no Git repository/);
+    // The blank token kept the stored one.
+    expect(failed!.token).toBe(remote!.token);
+    await expect(versionsApi.exportToGit(db, row, { url: "ext::sh -c id", branch: "dyno", token: "" })).rejects.toThrow(
+      /other Git transports are not supported/,
+    );
+  });
+
+  it("restarts a running app on the restored files", async () => {
+    const { db } = stack.database;
+    const { user, project } = await createBuilder(db);
+    const server = (text: string) =>
+      `require("http").createServer((q, s) => s.end(${JSON.stringify(text)})).listen(5173);\n`;
+    const model = scripted(replay, [
+      turn.write("server.js", server("one")),
+      turn.write("server.js", server("two")),
+      turn.reply("Done."),
+    ]);
+    const run = await runsApi.startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "app" }, model });
+    expect((await waitForRunToFinish(stack.database, run, 60_000)).type).toBe("complete");
+    const { openProjectSandbox } = await import("../../app/models/project-files.server");
+    const row = await projectRow(project.id);
+    const sandbox = (await openProjectSandbox(row))!;
+    try {
+      const started = await sandbox.app.start({ command: "node server.js" });
+      expect(started.state).toBe("running");
+      const first = (await projectVersions(project.id)).find((v) => v.kind === "step" && v.iteration === 1)!;
+      const outcome = await versionsApi.restoreProjectVersion(db, row, first.id);
+      expect(outcome.appRestarted).toBe(true);
+      // A new start of the same command, on the restored server.js.
+      let status = await sandbox.app.status();
+      for (let i = 0; i < 200 && !(status.state === "running" && status.startedAt !== started.startedAt); i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        status = await sandbox.app.status();
+      }
+      expect(status).toMatchObject({ state: "running", command: "node server.js" });
+      expect(status.startedAt).not.toBe(started.startedAt);
+      expect(readFileSync(path.join(stack.workspace(project.id), "server.js"), "utf8")).toBe(server("one"));
+    } finally {
+      await sandbox.app.stop();
+    }
+  });
+});

@@ -1,0 +1,135 @@
+/**
+ * Export to Git: pushes a project's history, as ordinary commits whose
+ * messages name the prompt and the run, to a branch of a remote the builder
+ * gives. The token never appears in an argument, a URL, a file or a log: a
+ * credential helper reads it from the git process's own environment, and it
+ * is scrubbed from any error text. Only http(s) remotes (plus, when the
+ * operator allows it, this machine's own repositories) are reached; git's
+ * other transports (ext::, ssh, git://) are refused.
+ */
+import { git, GitError } from "./git";
+import { VERSIONS_REF, type ProjectHistory } from "./store";
+
+export class ExportError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ExportError";
+  }
+}
+
+export const MAX_REMOTE_URL_CHARS = 2_000;
+const BRANCH = /^(?![-.])(?!.*\.\.)(?!.*\/\/)(?!\/)(?!.*\/$)(?!.*\.lock$)[A-Za-z0-9._/-]{1,100}$/;
+
+export type RemoteTarget = { kind: "http"; url: URL } | { kind: "local"; url: string };
+
+/** The remote, checked: an http(s) URL without credentials in it, or (allowLocal) a file:// URL or absolute path. */
+export function parseRemote(input: string, { allowLocal }: { allowLocal: boolean }): RemoteTarget {
+  const text = input.trim();
+  if (!text) throw new ExportError("Enter the remote's URL, e.g. https://github.com/you/app.git.");
+  if (text.length > MAX_REMOTE_URL_CHARS) throw new ExportError("That URL is too long.");
+  if (text.startsWith("/") || text.startsWith("file://")) {
+    if (!allowLocal) {
+      throw new ExportError(
+        "Pushing to a repository on Dyno's own machine is off (VERSIONS_EXPORT_ALLOW_LOCAL); use an https:// remote.",
+      );
+    }
+    return { kind: "local", url: text };
+  }
+  if (!URL.canParse(text)) throw new ExportError("That is not a URL (e.g. https://github.com/you/app.git).");
+  const url = new URL(text);
+  if (url.protocol !== "https:" && url.protocol !== "http:") {
+    throw new ExportError("Dyno pushes over https:// (or http://): other Git transports are not supported.");
+  }
+  if (url.password)
+    throw new ExportError("Leave the token out of the URL: put it in the token field, which is stored encrypted.");
+  if (!url.hostname) throw new ExportError("That URL names no host.");
+  return { kind: "http", url };
+}
+
+export function parseBranch(input: string): string {
+  const branch = input.trim() || "dyno";
+  if (!BRANCH.test(branch))
+    throw new ExportError(`“${branch}” is not a usable branch name (letters, digits, . _ / -).`);
+  return branch;
+}
+
+function scrub(text: string, secret: string | undefined): string {
+  let out = text;
+  if (secret) out = out.split(secret).join("***");
+  return out.replace(/(https?:\/\/)[^/@\s]+@/g, "$1***@");
+}
+
+/** What a failed push says, for the builder. */
+function explain(stderr: string): string {
+  if (/Authentication failed|could not read Username|could not read Password|401|403|denied/i.test(stderr)) {
+    return "The remote refused the credentials: check the token (it needs write access to the repository).";
+  }
+  if (/non-fast-forward|fetch first|rejected/i.test(stderr)) {
+    return "The remote branch has commits that are not in Dyno's history: push to a new branch name instead.";
+  }
+  if (/Could not resolve host|unable to access|Connection refused|timed out|Failed to connect/i.test(stderr)) {
+    return "The remote could not be reached: check the URL.";
+  }
+  if (/does not appear to be a git repository|not found|Repository not found/i.test(stderr)) {
+    return "There is no Git repository at that URL (or the token cannot see it).";
+  }
+  return "The push failed.";
+}
+
+/** Pushes the newest version (and so every version) to `branch`. Returns the commit pushed. */
+export async function pushHistory(
+  history: ProjectHistory,
+  {
+    remote,
+    branch,
+    token,
+    username = "x-access-token",
+    headSha,
+  }: {
+    remote: RemoteTarget;
+    branch: string;
+    token?: string;
+    username?: string;
+    /** The newest version's commit (the branch is set to it first, whatever a crash left it at). */
+    headSha: string;
+  },
+): Promise<string> {
+  await history.setHead(headSha);
+  const url = remote.kind === "http" ? remote.url.href : remote.url;
+  const allowFile = remote.kind === "local" ? "always" : "never";
+  const args = [
+    "-c",
+    "protocol.allow=never",
+    "-c",
+    "protocol.https.allow=always",
+    "-c",
+    "protocol.http.allow=always",
+    "-c",
+    `protocol.file.allow=${allowFile}`,
+    "-c",
+    "http.followRedirects=false",
+    // The helper echoes the token from the environment: it is never an argument git or ps could show.
+    "-c",
+    'credential.helper=!f() { test "$1" = get || exit 0; echo "username=$DYNO_GIT_USERNAME"; echo "password=$DYNO_GIT_TOKEN"; }; f',
+    "push",
+    "--porcelain",
+    "--no-verify",
+    "--",
+    url,
+    `${VERSIONS_REF}:refs/heads/${branch}`,
+  ];
+  try {
+    await git(args, {
+      gitDir: history.gitDir,
+      timeoutMs: 120_000,
+      env: { DYNO_GIT_TOKEN: token ?? "", DYNO_GIT_USERNAME: token ? username : "", GIT_ASKPASS: "/bin/false" },
+    });
+  } catch (error) {
+    if (error instanceof GitError) {
+      const detail = scrub(error.stderr.trim().split("\n").slice(-3).join(" "), token).slice(0, 300);
+      throw new ExportError(`${explain(error.stderr)}${detail ? ` (git: ${detail})` : ""}`);
+    }
+    throw error;
+  }
+  return headSha;
+}

@@ -1,0 +1,147 @@
+/**
+ * Versions as rows: each one a commit in the project's history
+ * (store.ts) plus a `versions` row, one per (run, iteration, kind), and a
+ * `version` run event so the live card can link it. Taking one holds a
+ * per-project advisory lock for the whole take (git and rows), so two
+ * writers (a run's last step and its cancel handler, a restore and a
+ * queued run's start) never interleave, and a retried step finds the row
+ * it already wrote instead of adding one.
+ */
+import { and, desc, eq, sql } from "drizzle-orm";
+import type { Db } from "../db/client";
+import { pgSafeText } from "../db/pg-safe";
+import { appendRunEvent } from "../db/run-events";
+import { versions, type Version, type VersionKind } from "../db/schema";
+import type { ProjectHistory } from "./store";
+
+/** First key of the two-key advisory lock that serialises a project's versions. */
+const VERSIONS_LOCK_CLASS = 0x0d1e1;
+
+export interface VersionRequest {
+  projectId: string;
+  runId: string | null;
+  iteration: number;
+  kind: VersionKind;
+  tool?: string | null;
+  /** The commit message (an export shows it): names the prompt and the run. */
+  message: string;
+  /** "changed": only when the files differ from the last version; "commit": always (a run's end, a restore). */
+  mode: "changed" | "commit";
+  restoredFrom?: string | null;
+  runStatus?: string | null;
+  /** Runs under the lock before the files are read (a restore writes the workspace here). */
+  before?: () => Promise<void>;
+}
+
+export async function latestVersion(db: Pick<Db, "select">, projectId: string): Promise<Version | undefined> {
+  const [last] = await db
+    .select()
+    .from(versions)
+    .where(eq(versions.projectId, projectId))
+    .orderBy(desc(versions.number))
+    .limit(1);
+  return last;
+}
+
+/**
+ * Takes a version, or returns the one this (run, iteration, kind) already
+ * has. null when mode is "changed" and nothing changed.
+ */
+export async function takeVersion(db: Db, history: ProjectHistory, request: VersionRequest): Promise<Version | null> {
+  return db.transaction(async (tx) => {
+    await tx.execute(sql`select pg_advisory_xact_lock(${VERSIONS_LOCK_CLASS}, hashtext(${request.projectId}))`);
+    if (request.runId) {
+      const [existing] = await tx
+        .select()
+        .from(versions)
+        .where(
+          and(
+            eq(versions.runId, request.runId),
+            eq(versions.iteration, request.iteration),
+            eq(versions.kind, request.kind),
+          ),
+        );
+      if (existing) return existing;
+    }
+    await request.before?.();
+    const last = await latestVersion(tx, request.projectId);
+    const taken = await history.take({
+      parent: last ? { commit: last.commitSha, tree: last.treeSha } : null,
+      message: request.message,
+      mode: request.mode,
+      date: new Date(),
+    });
+    if (!taken.commit || !taken.changes) {
+      // Nothing new; the branch may still point at a commit a crash left behind.
+      if (last) await history.setHead(last.commitSha);
+      return null;
+    }
+    const [row] = await tx
+      .insert(versions)
+      .values({
+        projectId: request.projectId,
+        number: (last?.number ?? 0) + 1,
+        runId: request.runId,
+        iteration: request.iteration,
+        kind: request.kind,
+        tool: request.tool ?? null,
+        commitSha: taken.commit,
+        treeSha: taken.tree,
+        parentSha: last?.commitSha ?? null,
+        filesAdded: taken.changes.added,
+        filesChanged: taken.changes.changed,
+        filesDeleted: taken.changes.deleted,
+        skipped: taken.skipped.map((s) => ({ path: pgSafeText(s.path), reason: s.reason })),
+        restoredFrom: request.restoredFrom ?? null,
+        runStatus: request.runStatus ?? null,
+      })
+      .returning();
+    if (!row) throw new Error("versions insert returned no row");
+    if (request.runId) {
+      await appendRunEvent(tx, {
+        runId: request.runId,
+        projectId: request.projectId,
+        type: "version",
+        dedupeKey: `version-${request.kind}-${request.iteration}`,
+        data: {
+          versionId: row.id,
+          number: row.number,
+          kind: row.kind,
+          iteration: row.iteration,
+          tool: row.tool,
+          added: row.filesAdded,
+          changed: row.filesChanged,
+          deleted: row.filesDeleted,
+          skipped: row.skipped.length,
+        },
+      });
+    }
+    return row;
+  });
+}
+
+/** "Run 1a2b3c4d: <prompt's first line>" and what made the version, for the commit message. */
+export function versionMessage(parts: {
+  runId: string | null;
+  prompt?: string | null;
+  kind: VersionKind;
+  iteration?: number;
+  tool?: string | null;
+  status?: string | null;
+  restoredNumber?: number;
+}): string {
+  const prompt = (parts.prompt ?? "").replace(/\s+/g, " ").trim();
+  const short = prompt.length > 72 ? `${prompt.slice(0, 71)}…` : prompt;
+  const run = parts.runId ? `Run ${parts.runId.slice(0, 8)}` : "Builder";
+  const what =
+    parts.kind === "run-start"
+      ? "before the run"
+      : parts.kind === "step"
+        ? `step ${parts.iteration ?? 0}${parts.tool ? ` (${parts.tool})` : ""}`
+        : parts.kind === "run-end"
+          ? `run ended (${parts.status ?? "ended"})`
+          : `restored version ${parts.restoredNumber ?? "?"}`;
+  const title =
+    parts.kind === "restore" ? `Restore version ${parts.restoredNumber ?? "?"}` : `${run}: ${short || what}`;
+  return `${title}\n\n${what}${parts.runId ? `\nrun ${parts.runId}` : ""}${prompt && prompt !== short ? `\n\n${prompt.slice(0, 2000)}` : ""}\n`;
+}

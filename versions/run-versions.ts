@@ -1,0 +1,65 @@
+/**
+ * Where a run takes its versions (decision 026): at its start (when the
+ * files changed since the last version, e.g. by a restore), after each step
+ * whose tool can change files (inside the step, so the engine memoizes it),
+ * and at its end, whichever way it ends. A history that cannot be written
+ * (a full disk, a broken repository) costs the version, not the run: the
+ * error goes to the server log. Database errors still fail the step, which
+ * is retried.
+ */
+import { eq } from "drizzle-orm";
+import type { Db } from "../db/client";
+import { runs, versions, type Version, type VersionKind } from "../db/schema";
+import { existingProjectHistory } from "./config";
+import { GitError } from "./git";
+import { takeVersion, versionMessage } from "./record";
+import type { ProjectHistory } from "./store";
+
+/** Tools that only read: their steps never change files, so no version is looked for. */
+const READ_ONLY_TOOLS = new Set(["read_file", "list_files", "todo_write", "app_logs", "reply_to_user"]);
+
+export function toolMayChangeFiles(tool: string): boolean {
+  return !READ_ONLY_TOOLS.has(tool);
+}
+
+/**
+ * A run that took versions always closes with one (labelled with how it ended, even with nothing new since its
+ * last step); one that changed nothing (an Ask, a run stopped before acting) adds a version only if the files
+ * changed anyway.
+ */
+async function tookVersions(db: Db, runId: string): Promise<boolean> {
+  const [own] = await db.select({ id: versions.id }).from(versions).where(eq(versions.runId, runId)).limit(1);
+  return !!own;
+}
+
+function isHistoryError(error: unknown): boolean {
+  return error instanceof GitError || typeof (error as NodeJS.ErrnoException | undefined)?.syscall === "string";
+}
+
+export async function takeRunVersion(
+  db: Db,
+  run: { id: string; projectId: string },
+  part: { kind: Exclude<VersionKind, "restore">; iteration: number; tool?: string; status?: string },
+  /** Where the project's history is: the agent's own configuration, else the process's. */
+  historyOf: (projectId: string) => ProjectHistory | null = (projectId) => existingProjectHistory(projectId),
+): Promise<Version | null> {
+  const history = historyOf(run.projectId);
+  if (!history) return null;
+  const [row] = await db.select({ prompt: runs.prompt }).from(runs).where(eq(runs.id, run.id));
+  try {
+    return await takeVersion(db, history, {
+      projectId: run.projectId,
+      runId: run.id,
+      iteration: part.iteration,
+      kind: part.kind,
+      tool: part.tool ?? null,
+      runStatus: part.status ?? null,
+      mode: part.kind === "run-end" && (await tookVersions(db, run.id)) ? "commit" : "changed",
+      message: versionMessage({ runId: run.id, prompt: row?.prompt, ...part }),
+    });
+  } catch (error) {
+    if (!isHistoryError(error)) throw error;
+    console.warn(`version (${part.kind} ${part.iteration}) of run ${run.id} not taken: ${String(error)}`);
+    return null;
+  }
+}

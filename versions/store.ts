@@ -1,0 +1,477 @@
+/**
+ * A project's history: a git repository kept outside the workspace
+ * (`<dataDir>/history/<projectId>.git`), whose work tree is the workspace.
+ * The sandbox never sees it (the data folder is not bound into bubblewrap),
+ * so nothing the agent runs can rewrite it. Decision 026.
+ *
+ * Only plumbing is used, so nothing in the workspace is read as
+ * configuration:
+ * - files are found with `ls-files` and our own exclude list only (never the
+ *   workspace's .gitignore), then staged with `update-index`, which ignores
+ *   ignore rules altogether;
+ * - `$GIT_DIR/info/attributes` unsets every content-changing attribute, and
+ *   it outranks any .gitattributes in the workspace;
+ * - the workspace's own `.git` folder is never a path git stores; a nested
+ *   repository (`sub/.git`) is named as skipped, not stored as a gitlink;
+ * - files over the size cap, and names that are not UTF-8, are named as
+ *   skipped, and stay out of history (a restore leaves them alone, like
+ *   node_modules).
+ */
+import { lstat, mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { git, GitError, gitText, nulFields, type GitOptions } from "./git";
+import { GitShell, shellQuote } from "./git-shell";
+
+/** Folders that never enter history, at any depth: dependencies and build output. */
+export const EXCLUDED_FOLDERS = [
+  "node_modules",
+  ".git",
+  "dist",
+  "build",
+  ".vite",
+  ".next",
+  ".nuxt",
+  ".svelte-kit",
+  ".turbo",
+  ".parcel-cache",
+  ".cache",
+  "coverage",
+] as const;
+
+/** Wins over any .gitattributes in the workspace: content is stored and restored byte for byte. */
+const ATTRIBUTES = "* !text !eol !filter !ident !working-tree-encoding !diff !merge !export-ignore !export-subst\n";
+
+export const EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+/** The branch whose head is the newest version; every version is an ancestor of it. */
+export const VERSIONS_REF = "refs/heads/versions";
+
+export const DEFAULT_MAX_FILE_BYTES = 5 * 1024 * 1024;
+
+export interface SkippedFile {
+  path: string;
+  reason: string;
+}
+
+export interface Snapshot {
+  tree: string;
+  /** Files that changed but were left out of history, and why. At most 50 named. */
+  skipped: SkippedFile[];
+}
+
+export interface Taken {
+  tree: string;
+  /** null when nothing was committed (mode "tree", or "changed" with nothing new). */
+  commit: string | null;
+  /** What the commit changed from its parent. */
+  changes: ChangeSummary | null;
+  skipped: SkippedFile[];
+}
+
+export interface FileChange {
+  path: string;
+  status: "added" | "changed" | "deleted";
+  /** null for a binary file. */
+  linesAdded: number | null;
+  linesDeleted: number | null;
+}
+
+export interface ChangeSummary {
+  added: number;
+  changed: number;
+  deleted: number;
+  files: FileChange[];
+}
+
+export interface TreeEntry {
+  path: string;
+  mode: string;
+  bytes: number;
+}
+
+export class HistoryUnavailableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "HistoryUnavailableError";
+  }
+}
+
+const SAFE_PROJECT_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
+
+export function historyPath(dataDir: string, projectId: string): string {
+  if (!SAFE_PROJECT_ID.test(projectId)) throw new Error(`unsafe project id ${JSON.stringify(projectId)}`);
+  return path.join(path.resolve(dataDir), "history", `${projectId}.git`);
+}
+
+export class ProjectHistory {
+  private ready: Promise<void> | undefined;
+
+  constructor(
+    readonly gitDir: string,
+    readonly workTree: string,
+    readonly maxFileBytes = DEFAULT_MAX_FILE_BYTES,
+  ) {
+    this.shell = new GitShell(gitDir, workTree);
+  }
+
+  /** Runs the git commands of a take (git-shell.ts): one small shell forks them, not this process. */
+  private readonly shell: GitShell;
+
+  private async failed(code: number, what: string): Promise<void> {
+    if (code === 0) return;
+    const stderr = await readFile(path.join(this.gitDir, "dyno-staging", "err"), "utf8").catch(() => "");
+    throw new GitError(`${what} failed (${code}): ${stderr.trim().split("\n")[0] ?? ""}`, stderr.slice(0, 4000), code);
+  }
+
+  private opts(extra: Partial<GitOptions> = {}): GitOptions {
+    return { gitDir: this.gitDir, workTree: this.workTree, ...extra };
+  }
+
+  /** Creates the repository on first use and (re)writes the files that make it ours. Idempotent. */
+  init(): Promise<void> {
+    this.ready ??= (async () => {
+      await mkdir(this.gitDir, { recursive: true, mode: 0o700 });
+      const head = await stat(path.join(this.gitDir, "HEAD")).catch(() => null);
+      if (!head) await git(["init", "-q"], { gitDir: this.gitDir });
+      await mkdir(path.join(this.gitDir, "info"), { recursive: true });
+      await writeFile(path.join(this.gitDir, "info", "attributes"), ATTRIBUTES);
+      await writeFile(path.join(this.gitDir, "info", "dyno-exclude"), EXCLUDED_FOLDERS.map((f) => `${f}/\n`).join(""));
+      await mkdir(path.join(this.gitDir, "dyno-staging"), { recursive: true });
+      await writeFile(path.join(this.gitDir, "dyno-staging", "take.sh"), TAKE_SCRIPT);
+    })().catch((error: unknown) => {
+      this.ready = undefined;
+      throw error;
+    });
+    return this.ready;
+  }
+
+  /**
+   * Removes lock files a killed git left behind. Only called by the one
+   * writer of this repository (takes hold the project's version lock).
+   */
+  async clearStaleLocks(): Promise<void> {
+    await Promise.all(
+      ["index.lock", "HEAD.lock", `${VERSIONS_REF}.lock`].map((lock) =>
+        unlink(path.join(this.gitDir, lock)).catch(() => {}),
+      ),
+    );
+  }
+
+  /** Brings the index in line with the workspace and writes its tree. */
+  async snapshot(): Promise<Snapshot> {
+    const { tree, skipped } = await this.take({ parent: null, message: "", mode: "tree" });
+    return { tree, skipped };
+  }
+
+  /**
+   * Takes a version: stages the workspace, writes its tree and (as `mode`
+   * says) commits it on top of `parent` and counts what changed. All of it
+   * runs in the history's long-lived shell (git-shell.ts): ls-files, then one
+   * script for update-index, write-tree, commit-tree and diff-tree.
+   * - "commit": always commits (a run's end, even with nothing new);
+   * - "changed": commits only when the tree differs from the parent's;
+   * - "tree": never commits.
+   */
+  async take(options: {
+    parent: { commit: string; tree: string } | null;
+    message: string;
+    mode: "commit" | "changed" | "tree";
+    date?: Date;
+  }): Promise<Taken> {
+    await this.init();
+    await this.clearStaleLocks();
+    const { gone, tracked, added, skipped } = await this.stage();
+    const staging = path.join(this.gitDir, "dyno-staging");
+    await Promise.all([
+      writeFile(path.join(staging, "gone"), nulList(gone)),
+      writeFile(path.join(staging, "tracked"), nulList(tracked)),
+      writeFile(path.join(staging, "added"), nulList(added)),
+      writeFile(path.join(staging, "message"), options.message),
+    ]);
+    const code = await this.shell.run(
+      [
+        "/bin/sh",
+        path.join(staging, "take.sh"),
+        options.parent?.commit ?? "",
+        options.parent?.tree ?? "",
+        options.mode,
+        options.date ? gitDate(options.date) : "",
+      ]
+        .map(shellQuote)
+        .join(" ") + ` > ${shellQuote(path.join(staging, "out"))} 2> ${shellQuote(path.join(staging, "err"))}`,
+    );
+    await this.failed(code, "git (stage, tree, commit)");
+    const stdout = await readFile(path.join(staging, "out"));
+    const firstBreak = stdout.indexOf(10);
+    const tree = stdout.subarray(0, firstBreak).toString().trim();
+    const rest = stdout.subarray(firstBreak + 1);
+    if (rest.length === 0) return { tree, commit: null, changes: null, skipped };
+    const secondBreak = rest.indexOf(10);
+    const commit = rest.subarray(0, secondBreak).toString().trim();
+    await this.setHead(commit);
+    return { tree, commit, changes: parseChanges(rest.subarray(secondBreak + 1)), skipped };
+  }
+
+  /** Which paths to drop, refresh and add so the index matches the workspace; what is left out, and why. */
+  private async stage(): Promise<{ gone: string[]; tracked: string[]; added: string[]; skipped: SkippedFile[] }> {
+    const staging = path.join(this.gitDir, "dyno-staging");
+    const code = await this.shell.run(
+      ["git", "ls-files", "-z", "-t", "--others", "--modified", "--deleted"]
+        .concat(`--exclude-from=${path.join(this.gitDir, "info", "dyno-exclude")}`)
+        .map(shellQuote)
+        .join(" ") + ` > ${shellQuote(path.join(staging, "list"))} 2> ${shellQuote(path.join(staging, "err"))}`,
+    );
+    await this.failed(code, "git ls-files");
+    const listed = { stdout: await readFile(path.join(staging, "list")) };
+    const trackedSet = new Set<string>();
+    const others = new Set<string>();
+    for (const field of nulFields(listed.stdout)) {
+      const tag = field[0];
+      const file = field.slice(2);
+      if (tag === "?") others.add(file);
+      else trackedSet.add(file);
+    }
+    const skipped: SkippedFile[] = [];
+    const skip = (file: string, reason: string) => {
+      if (skipped.length < 50) skipped.push({ path: file, reason });
+    };
+    const gone: string[] = [];
+    const realFolders = new Map<string, Promise<boolean>>();
+    // True when every folder on the way to `file` is a real folder, not a symlink: lstat must never look through one.
+    const reachable = async (file: string): Promise<boolean> => {
+      const parent = path.posix.dirname(file);
+      if (parent === ".") return true;
+      let known = realFolders.get(parent);
+      if (!known) {
+        known = (async () =>
+          (await reachable(parent)) &&
+          !!(await lstat(path.join(this.workTree, parent)).catch(() => null))?.isDirectory())();
+        realFolders.set(parent, known);
+      }
+      return known;
+    };
+    const checked = async (file: string, isTracked: boolean): Promise<boolean> => {
+      if (file.includes("\uFFFD")) {
+        skip(file, "its name is not valid UTF-8");
+        return false;
+      }
+      if (file.endsWith("/")) {
+        skip(file, "a Git repository of its own (it has a .git folder): not kept in history");
+        return false;
+      }
+      if (!(await reachable(file))) {
+        // Its folder is now a file or a symlink: the entry goes (update-index refuses to look beyond a link).
+        if (isTracked) gone.push(file);
+        return false;
+      }
+      const info = await lstat(path.join(this.workTree, file)).catch(() => null);
+      if (!info) return isTracked; // deleted: update-index --remove drops it
+      if (info.isSymbolicLink() || info.isDirectory()) return true;
+      if (!info.isFile()) {
+        skip(file, "not a regular file");
+        if (isTracked) gone.push(file);
+        return false;
+      }
+      if (info.size > this.maxFileBytes) {
+        skip(file, `${info.size} bytes, over the ${this.maxFileBytes}-byte limit for a file in history`);
+        if (isTracked) gone.push(file);
+        return false;
+      }
+      return true;
+    };
+    const tracked = await filterAsync([...trackedSet], (f) => checked(f, true));
+    const added = await filterAsync(
+      [...others].filter((f) => !trackedSet.has(f)),
+      (f) => checked(f, false),
+    );
+    return { gone, tracked, added, skipped };
+  }
+
+  /** A commit of `tree` on top of `parent` (the versions branch moves to it). */
+  async commit(tree: string, parent: string | null, message: string): Promise<string> {
+    const sha = await gitText(
+      ["commit-tree", tree, ...(parent ? ["-p", parent] : []), "-F", "-"],
+      this.opts({ input: message }),
+    );
+    await this.setHead(sha);
+    return sha;
+  }
+
+  /**
+   * Points the versions branch at `sha`, so every version stays reachable.
+   * A loose ref written without a process, renamed into place.
+   */
+  async setHead(sha: string): Promise<void> {
+    const ref = path.join(this.gitDir, VERSIONS_REF);
+    await mkdir(path.dirname(ref), { recursive: true });
+    await writeFile(`${ref}.dyno-tmp`, `${sha}\n`);
+    await rename(`${ref}.dyno-tmp`, ref);
+  }
+
+  async treeOf(commit: string): Promise<string> {
+    return gitText(["rev-parse", `${commit}^{tree}`], this.opts());
+  }
+
+  /** What changed from `from` (a commit or tree; null: nothing) to `to`, with line counts. */
+  async changes(from: string | null, to: string): Promise<ChangeSummary> {
+    const { stdout } = await git(
+      [
+        "diff-tree",
+        "-r",
+        "-z",
+        "--no-renames",
+        "--no-ext-diff",
+        "--no-textconv",
+        "--raw",
+        "--numstat",
+        from ?? EMPTY_TREE,
+        to,
+      ],
+      this.opts(),
+    );
+    return parseChanges(stdout);
+  }
+
+  /** The unified diff of one file between two commits, or null when it is over `maxBytes`. */
+  async fileDiff(from: string | null, to: string, file: string, maxBytes = 512 * 1024): Promise<string | null> {
+    try {
+      const { stdout } = await git(
+        [
+          "diff",
+          "--no-color",
+          "--no-ext-diff",
+          "--no-textconv",
+          "--no-renames",
+          "-U3",
+          from ?? EMPTY_TREE,
+          to,
+          "--",
+          file,
+        ],
+        this.opts({ maxOutputBytes: maxBytes }),
+      );
+      return stdout.toString("utf8");
+    } catch (error) {
+      if (error instanceof Error && /output over/.test(error.message)) return null;
+      throw error;
+    }
+  }
+
+  /** Every file of a version, sorted, with its size. */
+  async files(commit: string): Promise<TreeEntry[]> {
+    const { stdout } = await git(["ls-tree", "-r", "-z", "--long", "--full-tree", commit], this.opts());
+    return nulFields(stdout).map((line) => {
+      const tab = line.indexOf("\t");
+      const [mode, , , size] = line.slice(0, tab).split(/\s+/);
+      return { path: line.slice(tab + 1), mode: mode!, bytes: Number(size) || 0 };
+    });
+  }
+
+  /** One file's bytes at a version, or null when it is not there or over maxBytes. */
+  async readFile(commit: string, file: string, maxBytes = 1024 * 1024): Promise<Buffer | null> {
+    const spec = `${commit}:${file}`;
+    const size = await git(["cat-file", "-s", spec], this.opts({ okCodes: [128] }));
+    if (size.exitCode !== 0) return null;
+    if (Number(size.stdout.toString().trim()) > maxBytes) return null;
+    return (await git(["cat-file", "blob", spec], this.opts())).stdout;
+  }
+
+  /**
+   * Makes the workspace exactly `commit`'s files: files it does not have are
+   * removed, the rest written. Excluded folders (node_modules, build output)
+   * and skipped files are not in the index, so they are left alone.
+   */
+  async restore(commit: string): Promise<void> {
+    // The index must list every file now in the workspace, or git would leave the ones it does not know about.
+    await this.snapshot();
+    const staging = path.join(this.gitDir, "dyno-staging");
+    const code = await this.shell.run(
+      `git read-tree -u --reset ${shellQuote(`${commit}^{tree}`)} > /dev/null 2> ${shellQuote(path.join(staging, "err"))}`,
+      { timeoutMs: 300_000 },
+    );
+    await this.failed(code, "git read-tree");
+  }
+
+  /** A zip of one version's files. */
+  async zip(commit: string): Promise<Buffer> {
+    return (await git(["archive", "--format=zip", commit], this.opts({ maxOutputBytes: 512 * 1024 * 1024 }))).stdout;
+  }
+
+  /** Bytes the repository takes on disk. */
+  async sizeBytes(): Promise<number> {
+    return folderBytes(this.gitDir);
+  }
+
+  async destroy(): Promise<void> {
+    this.ready = undefined;
+    this.shell.close();
+    await rm(this.gitDir, { recursive: true, force: true });
+  }
+}
+
+async function filterAsync<T>(items: T[], keep: (item: T) => Promise<boolean>): Promise<T[]> {
+  const kept = await Promise.all(items.map(keep));
+  return items.filter((_, index) => kept[index]);
+}
+
+function nulList(paths: string[]): string {
+  return paths.length ? `${paths.join("\0")}\0` : "";
+}
+
+/** `diff-tree -z --raw --numstat` output: raw records (":mode mode sha sha S", path), then "added\tdeleted\tpath". */
+function parseChanges(stdout: Buffer): ChangeSummary {
+  const fields = nulFields(stdout);
+  const byPath = new Map<string, FileChange>();
+  let i = 0;
+  while (i < fields.length && fields[i]!.startsWith(":")) {
+    const letter = fields[i]!.split(" ").at(-1)!;
+    const file = fields[i + 1]!;
+    const status = letter === "A" ? "added" : letter === "D" ? "deleted" : "changed";
+    byPath.set(file, { path: file, status, linesAdded: null, linesDeleted: null });
+    i += 2;
+  }
+  for (; i < fields.length; i++) {
+    const match = /^(-|\d+)\t(-|\d+)\t([\s\S]*)$/.exec(fields[i]!);
+    const entry = match && byPath.get(match[3]!);
+    if (!match || !entry) continue;
+    entry.linesAdded = match[1] === "-" ? null : Number(match[1]);
+    entry.linesDeleted = match[2] === "-" ? null : Number(match[2]);
+  }
+  const files = [...byPath.values()];
+  return {
+    added: files.filter((f) => f.status === "added").length,
+    changed: files.filter((f) => f.status === "changed").length,
+    deleted: files.filter((f) => f.status === "deleted").length,
+    files,
+  };
+}
+
+/** Stages, writes the tree and, as asked, commits and diffs ($1 parent commit, $2 its tree, $3 mode, $4 date). */
+const TAKE_SCRIPT = `set -e
+d="$GIT_DIR/dyno-staging"
+if [ -n "$4" ]; then GIT_AUTHOR_DATE="$4"; GIT_COMMITTER_DATE="$4"; export GIT_AUTHOR_DATE GIT_COMMITTER_DATE; fi
+if [ -s "$d/gone" ]; then git update-index -z --force-remove --stdin < "$d/gone"; fi
+if [ -s "$d/tracked" ]; then git update-index -z --remove --stdin < "$d/tracked"; fi
+if [ -s "$d/added" ]; then git update-index -z --add --stdin < "$d/added"; fi
+tree=$(git write-tree)
+printf '%s\\n' "$tree"
+if [ "$3" = tree ]; then exit 0; fi
+if [ "$3" = changed ] && [ "$tree" = "$2" ]; then exit 0; fi
+if [ -n "$1" ]; then commit=$(git commit-tree "$tree" -p "$1" < "$d/message"); else commit=$(git commit-tree "$tree" < "$d/message"); fi
+printf '%s\\n' "$commit"
+git diff-tree -r -z --no-renames --no-ext-diff --no-textconv --raw --numstat "\${1:-${EMPTY_TREE}}" "$commit"
+`;
+
+function gitDate(date: Date): string {
+  return `${Math.floor(date.getTime() / 1000)} +0000`;
+}
+
+async function folderBytes(folder: string): Promise<number> {
+  let total = 0;
+  const entries = await readdir(folder, { withFileTypes: true }).catch(() => []);
+  for (const entry of entries) {
+    const full = path.join(folder, entry.name);
+    if (entry.isDirectory()) total += await folderBytes(full);
+    else if (entry.isFile()) total += (await lstat(full).catch(() => null))?.size ?? 0;
+  }
+  return total;
+}

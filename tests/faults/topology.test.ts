@@ -15,7 +15,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { asc, eq } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { createDatabase, type Database } from "../../db/client";
 import { runEvents } from "../../db/schema";
 import { startTopology, type Topology } from "../../scripts/lib/topology";
@@ -90,6 +90,11 @@ describe.skipIf(!hasPostgres)("faults on the production topology (needs DATABASE
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
+  // A test that failed half-way may leave a replica killed: the next one starts with both up.
+  afterEach(async () => {
+    for (const replica of topology?.replicas ?? []) if (!replica.alive()) await replica.restart();
+  });
+
   const workspaceFile = (projectId: string, name: string) =>
     readFileSync(path.join(dataDir, "workspaces", projectId, name), "utf8");
 
@@ -132,8 +137,10 @@ describe.skipIf(!hasPostgres)("faults on the production topology (needs DATABASE
     expect(workspaceFile(project.id, "slow.txt")).toBe("two\n");
     expect(workspaceFile(project.id, "after.txt")).toBe("after the crash");
     const events = await eventsOf(run.id);
-    // Iteration 1 finished before the kill: replayed from memo, never re-run.
-    expect(events.filter((e) => e.data.iteration === 1).map((e) => e.writes)).toEqual([1, 1, 1, 1]);
+    // Iteration 1 finished before the kill: replayed from memo, never re-run (every row written once).
+    const first = events.filter((e) => e.data.iteration === 1);
+    expect(first.map((e) => e.type)).toEqual(expect.arrayContaining(["thinking", "tool_call", "tool_result"]));
+    expect(first.map((e) => e.writes)).toEqual(first.map(() => 1));
     expect(events.some((e) => e.type === "resuming" && e.data.step === "act-2")).toBe(true);
     expect(events.filter((e) => e.type === "complete")).toHaveLength(1);
     await victim.restart();
@@ -164,7 +171,9 @@ describe.skipIf(!hasPostgres)("faults on the production topology (needs DATABASE
       // most: the one side effect that may repeat is the interrupted step's own (as after any crash).
       expect(workspaceFile(project.id, "twice.txt")).toMatch(/^(two\n){1,2}$/);
       const events = await eventsOf(run.id);
-      expect(events.filter((e) => e.data.iteration === 1).map((e) => e.writes)).toEqual([1, 1, 1, 1]);
+      const first = events.filter((e) => e.data.iteration === 1);
+      expect(first.map((e) => e.type)).toEqual(expect.arrayContaining(["thinking", "tool_call", "tool_result"]));
+      expect(first.map((e) => e.writes)).toEqual(first.map(() => 1));
       expect(events.filter((e) => e.type === "complete")).toHaveLength(1);
     });
   }

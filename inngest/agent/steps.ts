@@ -28,6 +28,7 @@ import {
   type AgentAction,
   type NextActionResult,
 } from "./model/next-action";
+import { deliverSteering } from "./steering";
 import { stepOutput } from "./step-output";
 import { stoppedBy, watchForStop } from "./stop-signal";
 import { findStuck, stepsOf, stuckNote, stuckReason, stuckVerdict, warnedPatterns } from "./stuck";
@@ -205,6 +206,8 @@ async function askModel(
     ? (await db.select({ status: runs.status }).from(runs).where(eq(runs.id, run.id)))[0]?.status === "running"
     : await beginIteration(db, run, iteration);
   if (!running) return { next: "stop" };
+  // What the builder sent while the previous step ran becomes part of this question (once, keyed by iteration).
+  await deliverSteering(db, run, iteration);
 
   const watch = watchForStop(agent.database, run);
   try {

@@ -32,7 +32,11 @@ async function runningRun() {
 }
 
 const steersOf = (runId: string) =>
-  t.database.db.select().from(steerMessages).where(eq(steerMessages.runId, runId)).orderBy(asc(steerMessages.createdAt));
+  t.database.db
+    .select()
+    .from(steerMessages)
+    .where(eq(steerMessages.runId, runId))
+    .orderBy(asc(steerMessages.createdAt));
 
 describe("queueing a message for an active run", () => {
   it("queues it for the active run, and answers undefined when no run is active", async () => {
@@ -57,9 +61,9 @@ describe("queueing a message for an active run", () => {
     ).rejects.toThrow(/limited to 20,000 characters/);
     for (let i = 0; i < steering.MAX_QUEUED_STEERS; i++)
       await steering.queueSteer(db, { userId: user.id, projectId: project.id, prompt: `note ${i}` });
-    await expect(steering.queueSteer(db, { userId: user.id, projectId: project.id, prompt: "one more" })).rejects.toThrow(
-      /5 messages are already waiting/,
-    );
+    await expect(
+      steering.queueSteer(db, { userId: user.id, projectId: project.id, prompt: "one more" }),
+    ).rejects.toThrow(/5 messages are already waiting/);
     expect(await steersOf(run.id)).toHaveLength(steering.MAX_QUEUED_STEERS);
     await db.update(runs).set({ status: "stopping" }).where(eq(runs.id, run.id));
     await expect(steering.queueSteer(db, { userId: user.id, projectId: project.id, prompt: "x" })).rejects.toThrow(
@@ -166,7 +170,11 @@ describe("a run that ends before its next step", () => {
   it("leaves the message shown as undelivered; sending it makes it a prompt once", async () => {
     const { db } = t.database;
     const { user, project, run } = await runningRun();
-    const queued = await steering.queueSteer(db, { userId: user.id, projectId: project.id, prompt: "then add a footer" });
+    const queued = await steering.queueSteer(db, {
+      userId: user.id,
+      projectId: project.id,
+      prompt: "then add a footer",
+    });
     expect((await steering.listSteering(db, project.id)).map((s) => s.status)).toEqual(["queued"]);
     await db.update(runs).set({ status: "stopped" }).where(eq(runs.id, run.id));
     expect(await steering.listSteering(db, project.id)).toEqual([

@@ -81,7 +81,18 @@ export async function action({ request, params }: ActionFunctionArgs) {
 }
 
 /** Event types after which the server-rendered parts (transcript, history, files, title) are stale. */
-const REVALIDATE_ON = new Set(["queued", "title", "files_changed", "reply", "complete", "failed", "stopped"]);
+const REVALIDATE_ON = new Set([
+  "queued",
+  "title",
+  "files_changed",
+  "reply",
+  "complete",
+  "failed",
+  "stopped",
+  "steer_queued",
+  "steer_withdrawn",
+  "steer_delivered",
+]);
 
 export default function BuilderRoute() {
   const { builder } = useLoaderData<typeof loader>();
@@ -187,11 +198,15 @@ function Builder() {
     }
   }, [actionData]);
 
-  const busyReason = active
-    ? live?.status === "queued"
-      ? "A run is queued. The box opens again when it ends (or stop it)."
-      : "The agent is working. Wait for it to finish, or stop it (Esc)."
-    : null;
+  // While a run works the box stays open: what is sent then is queued for the agent's next step (decision 033).
+  const busyReason =
+    live?.status === "stopping" ? "The run is stopping. The box opens again once it has stopped." : null;
+  const steerHint =
+    active && !busyReason
+      ? live?.status === "queued"
+        ? "A run is queued: what you send now is given to the agent at its first step."
+        : "The agent is working: what you send now is given to it at its next step. Esc stops the run."
+      : null;
   // A rename's refusal shows beside the title, Restart's and Stop's in the Logs view, every other under the prompt box.
   const renameError = actionData && !actionData.ok && actionData.intent === "rename" ? actionData.error : undefined;
   const webhookNotice = webhookNoticeFrom(actionData);
@@ -232,6 +247,7 @@ function Builder() {
           <div className="chat-scroll" ref={chatScroll}>
             <Transcript
               messages={builder.transcript}
+              steering={builder.steering}
               live={
                 live
                   ? {
@@ -250,7 +266,13 @@ function Builder() {
               </Form>
             ) : null}
           </div>
-          <PromptBox busyReason={busyReason} modelProblem={builder.modelProblem} error={chatError} sentOk={sentOk} />
+          <PromptBox
+            busyReason={busyReason}
+            steerHint={steerHint}
+            modelProblem={builder.modelProblem}
+            error={chatError}
+            sentOk={sentOk}
+          />
         </section>
 
         <section className="work-pane" aria-label="Result">

@@ -18,7 +18,12 @@ describe("renderConversation", () => {
       entry("r1", 0, "user", { prompt: "Build a page" }),
       entry("r1", 1, "action", { action: { tool: "run_command", command: "sleep 5" } }),
       entry("r1", 1, "result", { tool: "run_command", ok: true, content: "$ sleep 5" }),
-      entry("r1", 2, "steer", { messages: [{ id: "a", content: "Make it blue." }, { id: "b", content: "And big." }] }),
+      entry("r1", 2, "steer", {
+        messages: [
+          { id: "a", content: "Make it blue." },
+          { id: "b", content: "And big." },
+        ],
+      }),
       entry("r1", 2, "reply", { message: "Done." }),
     ]);
     expect(turns.map((t) => t.role)).toEqual(["user", "assistant", "user", "assistant"]);

@@ -12,7 +12,7 @@ export function SteerMessage({ steer }: { steer: SteerView }) {
       <span className="visually-hidden">You, while the agent worked:</span>
       <p>{steer.content}</p>
       {steer.status === "delivered" ? (
-        <p className="steer-status">Read by the agent at step {steer.iteration}</p>
+        <p className="steer-status">{`Read by the agent at step ${steer.iteration}`}</p>
       ) : (
         <Form method="post" className="steer-status" preventScrollReset>
           <input type="hidden" name="steerId" value={steer.id} />

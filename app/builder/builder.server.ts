@@ -25,7 +25,14 @@ import {
   startRun,
   stopRun,
 } from "../models/runs.server";
-import { listSteering, queueSteer, resendSteer, SteerRefusedError, withdrawSteer, type SteerView } from "../models/steering.server";
+import {
+  listSteering,
+  queueSteer,
+  resendSteer,
+  SteerRefusedError,
+  withdrawSteer,
+  type SteerView,
+} from "../models/steering.server";
 import type { LiveRunSeed } from "./live-run";
 
 const HISTORY_RUNS = 30;

@@ -62,6 +62,8 @@ export function PromptBox({
                 : "Describe what to build or change…"
         }
         onKeyDown={(event) => {
+          // Esc stops a run from anywhere on the page, but not while a message for it is being written here.
+          if (event.key === "Escape" && event.currentTarget.value.trim()) event.preventDefault();
           if (event.key !== "Enter" || event.shiftKey || event.nativeEvent.isComposing) return;
           event.preventDefault();
           if (event.currentTarget.value.trim()) event.currentTarget.form?.requestSubmit();

@@ -205,7 +205,7 @@ function Builder() {
     active && !busyReason
       ? live?.status === "queued"
         ? "A run is queued: what you send now is given to the agent at its first step."
-        : "The agent is working: what you send now is given to it at its next step. Esc stops the run."
+        : "The agent is working: what you send now is given to it at its next step. Esc stops the run (not while you type here)."
       : null;
   // A rename's refusal shows beside the title, Restart's and Stop's in the Logs view, every other under the prompt box.
   const renameError = actionData && !actionData.ok && actionData.intent === "rename" ? actionData.error : undefined;

@@ -60,9 +60,12 @@ describe("steering in the browser", () => {
         // The box stays open and says what sending does now.
         await expect.poll(() => page.getByRole("button", { name: "Queue" }).isEnabled()).toBe(true);
         await box.fill("Make the header blue");
+        // Esc while writing to the agent does not stop it.
+        await box.press("Escape");
         await box.press("Enter");
         const queued = page.locator('.message-steer[data-steer="queued"]');
         await expect.poll(() => queued.count(), { timeout: 10_000 }).toBe(1);
+        expect(await card.getAttribute("data-status")).toBe("running");
         await box.fill("Actually, red");
         await box.press("Enter");
         await expect.poll(() => queued.count(), { timeout: 10_000 }).toBe(2);

@@ -163,6 +163,7 @@ export const messages = pgTable(
  * summary: a compaction of the earlier conversation (the entries it covers
  * are kept); note: Dyno telling the agent something plainly (it is repeating itself);
  * restored: a notice that the builder restored a version after that run.
+ * steer: messages the builder sent while the run worked, given to it at this iteration.
  */
 export const agentEntryKind = pgEnum("agent_entry_kind", [
   "user",
@@ -173,6 +174,7 @@ export const agentEntryKind = pgEnum("agent_entry_kind", [
   "summary",
   "note",
   "restored",
+  "steer",
 ]);
 export type AgentEntryKind = (typeof agentEntryKind.enumValues)[number];
 
@@ -196,6 +198,33 @@ export const agentEntries = pgTable(
     uniqueIndex("agent_entries_step_idx").on(t.runId, t.iteration, t.kind),
     index("agent_entries_project_idx").on(t.projectId, t.id),
   ],
+);
+
+export const steerState = pgEnum("steer_state", ["queued", "delivered", "withdrawn", "resent"]);
+export type SteerState = (typeof steerState.enumValues)[number];
+
+/**
+ * A message the builder sent while a run was active (decision 033): queued, then delivered to the agent at the
+ * start of its next think (deliveredIteration), withdrawn by the builder first, or, when the run ended before it
+ * was delivered, sent by the builder as a new prompt (resent).
+ */
+export const steerMessages = pgTable(
+  "steer_messages",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    runId: uuid("run_id")
+      .notNull()
+      .references(() => runs.id, { onDelete: "cascade" }),
+    projectId: uuid("project_id")
+      .notNull()
+      .references(() => projects.id, { onDelete: "cascade" }),
+    content: text("content").notNull(),
+    state: steerState("state").notNull().default("queued"),
+    deliveredIteration: integer("delivered_iteration"),
+    createdAt: createdAt(),
+    settledAt: timestamp("settled_at", { withTimezone: true }),
+  },
+  (t) => [index("steer_messages_run_idx").on(t.runId, t.state), index("steer_messages_project_idx").on(t.projectId)],
 );
 
 /**
@@ -321,6 +350,7 @@ export type Run = typeof runs.$inferSelect;
 export type RunEvent = typeof runEvents.$inferSelect;
 export type Message = typeof messages.$inferSelect;
 export type AgentEntry = typeof agentEntries.$inferSelect;
+export type SteerMessage = typeof steerMessages.$inferSelect;
 export type Webhook = typeof webhooks.$inferSelect;
 export type WebhookDelivery = typeof webhookDeliveries.$inferSelect;
 export type Version = typeof versions.$inferSelect;

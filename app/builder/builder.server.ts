@@ -25,6 +25,14 @@ import {
   startRun,
   stopRun,
 } from "../models/runs.server";
+import {
+  listSteering,
+  queueSteer,
+  resendSteer,
+  SteerRefusedError,
+  withdrawSteer,
+  type SteerView,
+} from "../models/steering.server";
 import type { LiveRunSeed } from "./live-run";
 
 const HISTORY_RUNS = 30;
@@ -57,6 +65,8 @@ export interface BuilderData {
     runId: string | null;
   }>;
   history: RunSummary[];
+  /** Messages sent while a run worked: queued, delivered at a step, or left unread when the run ended (decision 033). */
+  steering: SteerView[];
   /** The latest run and its events up to `cursor`: the live card's starting state. */
   live: { seed: LiveRunSeed; events: ProjectEvent[] } | null;
   /** The highest event id the page reflects: the event stream resumes after it. */
@@ -73,13 +83,14 @@ export async function loadBuilder(db: Db, project: Project): Promise<BuilderData
     .from(runEvents)
     .where(eq(runEvents.projectId, project.id));
   const upTo = cursor ?? 0;
-  const [transcript, recent] = await Promise.all([
+  const [transcript, recent, steering] = await Promise.all([
     db
       .select()
       .from(messages)
       .where(eq(messages.projectId, project.id))
       .orderBy(asc(messages.createdAt), asc(messages.id)),
     db.select().from(runs).where(eq(runs.projectId, project.id)).orderBy(desc(runs.createdAt)).limit(HISTORY_RUNS),
+    listSteering(db, project.id),
   ]);
   const latest = recent[0];
   const events = latest
@@ -99,6 +110,7 @@ export async function loadBuilder(db: Db, project: Project): Promise<BuilderData
       runId: m.runId,
     })),
     history: recent.map(summarize),
+    steering,
     live: latest
       ? {
           seed: { id: latest.id, mode: latest.mode, maxIterations: latest.maxIterations },
@@ -173,7 +185,31 @@ export function notStoppableMessage(status: Run["status"]): string {
   }
 }
 
-/** The builder page's form intents: prompt, demo, retry, stop, rename. */
+/**
+ * A prompt while a run is active is queued for that run (steering); otherwise it starts a run. A run that ends or
+ * starts between the two checks is caught by the other one.
+ */
+async function promptOrSteer(db: Db, userId: string, project: Project, form: FormData): Promise<string | undefined> {
+  const prompt = String(form.get("prompt") ?? "");
+  const steer = () => queueSteer(db, { userId, projectId: project.id, prompt });
+  if (await steer()) return QUEUED_MESSAGE;
+  try {
+    await startRun(db, {
+      userId,
+      projectId: project.id,
+      input: { prompt, mode: form.get("mode") === "ask" ? "ask" : "build" },
+      onlyWhenIdle: true,
+    });
+    return undefined;
+  } catch (error) {
+    if (error instanceof RunActiveError && (await steer())) return QUEUED_MESSAGE;
+    throw error;
+  }
+}
+
+const QUEUED_MESSAGE = "Queued: the agent reads it at its next step.";
+
+/** The builder page's form intents: prompt, demo, retry, stop, rename, steer-withdraw, steer-send. */
 export async function handleChatAction(db: Db, userId: string, project: Project, form: FormData): Promise<ChatResult> {
   const requested = String(form.get("intent") ?? "prompt");
   // "demo:<name>" picks one of the bundled demos (a button carries one value); plain "demo" is the todo page.
@@ -181,12 +217,15 @@ export async function handleChatAction(db: Db, userId: string, project: Project,
   try {
     switch (intent) {
       case "prompt": {
-        await startRun(db, {
-          userId,
-          projectId: project.id,
-          input: { prompt: String(form.get("prompt") ?? ""), mode: form.get("mode") === "ask" ? "ask" : "build" },
-          onlyWhenIdle: true,
-        });
+        const message = await promptOrSteer(db, userId, project, form);
+        return message ? { ok: true, intent, message } : { ok: true, intent };
+      }
+      case "steer-withdraw": {
+        await withdrawSteer(db, { projectId: project.id, steerId: String(form.get("steerId") ?? "") });
+        return { ok: true, intent, message: "Withdrawn: the agent will not see it." };
+      }
+      case "steer-send": {
+        await resendSteer(db, { userId, projectId: project.id, steerId: String(form.get("steerId") ?? "") });
         return { ok: true, intent };
       }
       case "demo": {
@@ -236,6 +275,7 @@ export async function handleChatAction(db: Db, userId: string, project: Project,
     if (
       error instanceof NotFoundError ||
       error instanceof RunActiveError ||
+      error instanceof SteerRefusedError ||
       error instanceof EngineUnavailableError ||
       error instanceof DemoUnavailableError ||
       error instanceof ModelNotConfiguredError

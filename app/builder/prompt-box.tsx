@@ -4,18 +4,22 @@ import { MAX_PROMPT_CHARS } from "~/models/prompt";
 
 /**
  * The chat box. Enter sends, Shift+Enter starts a new line; Build lets the
- * agent change files, Ask only reads. While a run is active the box is
- * disabled and says why (the server refuses a second prompt too). With no
+ * agent change files, Ask only reads. While a run works, what is sent is
+ * queued for the agent's next step (steerHint says so); while it stops, the
+ * box is disabled and says why. With no
  * usable model it is disabled too, and one notice says what to set and
  * offers the offline demo instead.
  */
 export function PromptBox({
   busyReason,
+  steerHint = null,
   modelProblem,
   error,
   sentOk,
 }: {
   busyReason: string | null;
+  /** A run is working: a message sent now is queued for its next step, so mode and demos do not apply. */
+  steerHint?: string | null;
   /** Why prompts cannot run (no model, or an incomplete one); null when they can. */
   modelProblem: string | null;
   error?: string;
@@ -30,6 +34,7 @@ export function PromptBox({
     if (sentOk && textarea.current) textarea.current.value = "";
   }, [sentOk]);
   const disabled = Boolean(busyReason) || submitting;
+  const steering = steerHint !== null;
   const noModel = modelProblem !== null;
   // The notice already says why a prompt was refused: an alert with the same words would say it twice.
   const shownError = error && error !== modelProblem ? error : undefined;
@@ -48,16 +53,24 @@ export function PromptBox({
         disabled={disabled || noModel}
         aria-describedby={noModel ? "no-model" : "prompt-help"}
         placeholder={
-          busyReason ? "" : noModel ? "Prompts need a model: see below." : "Describe what to build or change…"
+          busyReason
+            ? ""
+            : noModel
+              ? "Prompts need a model: see below."
+              : steering
+                ? "Add something for the agent's next step…"
+                : "Describe what to build or change…"
         }
         onKeyDown={(event) => {
+          // Esc stops a run from anywhere on the page, but not while a message for it is being written here.
+          if (event.key === "Escape" && event.currentTarget.value.trim()) event.preventDefault();
           if (event.key !== "Enter" || event.shiftKey || event.nativeEvent.isComposing) return;
           event.preventDefault();
           if (event.currentTarget.value.trim()) event.currentTarget.form?.requestSubmit();
         }}
       />
       <div className="prompt-row">
-        <fieldset className="mode-switch" disabled={disabled || noModel}>
+        <fieldset className="mode-switch" disabled={disabled || noModel || steering}>
           <legend className="visually-hidden">Mode</legend>
           <input type="radio" id="mode-build" name="mode" value="build" defaultChecked />
           <label htmlFor="mode-build" title="The agent may change files and run commands">
@@ -70,6 +83,7 @@ export function PromptBox({
         </fieldset>
         <p id="prompt-help" className="hint">
           {busyReason ??
+            steerHint ??
             (noModel ? null : (
               <>
                 <kbd>Enter</kbd> to send, <kbd>Shift</kbd>+<kbd>Enter</kbd> for a new line
@@ -77,7 +91,7 @@ export function PromptBox({
             ))}
         </p>
         <button type="submit" name="intent" value="prompt" disabled={disabled || noModel}>
-          {submitting ? "Sending…" : "Send"}
+          {submitting ? "Sending…" : steering ? "Queue" : "Send"}
         </button>
       </div>
       {shownError ? (
@@ -86,10 +100,17 @@ export function PromptBox({
         </p>
       ) : null}
       {noModel ? (
-        <NoModelNotice problem={modelProblem} demoDisabled={disabled} />
+        <NoModelNotice problem={modelProblem} demoDisabled={disabled || steering} />
       ) : (
         <p className="hint demo-buttons">
-          <button type="submit" name="intent" value="demo" className="ghost small" formNoValidate disabled={disabled}>
+          <button
+            type="submit"
+            name="intent"
+            value="demo"
+            className="ghost small"
+            formNoValidate
+            disabled={disabled || steering}
+          >
             Run the offline demo (replay, no model)
           </button>
           <button
@@ -98,7 +119,7 @@ export function PromptBox({
             value="demo:vite-react"
             className="ghost small"
             formNoValidate
-            disabled={disabled}
+            disabled={disabled || steering}
             title="A replay that installs packages from the npm registry and starts a Vite dev server"
           >
             Vite + React demo (replay, installs packages)

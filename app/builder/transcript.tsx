@@ -3,6 +3,7 @@ import Markdown from "react-markdown";
 import remarkGfm from "remark-gfm";
 import type { BuilderData } from "./builder.server";
 import { runDetailHref } from "./run-history";
+import { SteerMessage } from "./steer-message";
 
 type Message = BuilderData["transcript"][number];
 
@@ -15,11 +16,16 @@ type Message = BuilderData["transcript"][number];
  */
 export function Transcript({
   messages,
+  steering = [],
   live,
 }: {
   messages: Message[];
+  /** Messages sent while a run worked: each shows under its run's prompt (and live card). */
+  steering?: BuilderData["steering"];
   live?: { runId: string; card: React.ReactNode };
 }) {
+  const steeringOf = (runId: string | null) =>
+    runId ? steering.filter((s) => s.runId === runId).map((s) => <SteerMessage key={s.id} steer={s} />) : null;
   // The live card sits under its prompt, above the reply it leads to.
   const anchor = live ? messages.findIndex((m) => m.role === "user" && m.runId === live.runId) : -1;
   if (messages.length === 0 && !live) {
@@ -55,6 +61,7 @@ export function Transcript({
             ) : null}
           </li>
           {index === anchor ? <li className="live-slot">{live?.card}</li> : null}
+          {message.role === "user" ? steeringOf(message.runId) : null}
         </Fragment>
       ))}
       {live && anchor < 0 ? <li className="live-slot">{live.card}</li> : null}

@@ -56,7 +56,11 @@ export interface PromptRequest {
    * project's row, so of two prompts sent at once only one is recorded.
    */
   onlyWhenIdle?: boolean;
+  /** Runs in the prompt's transaction before anything is written (a steering message marked resent); throw to refuse. */
+  beforeRecord?: (tx: Transaction) => Promise<void>;
 }
+
+type Transaction = Parameters<Parameters<Db["transaction"]>[0]>[0];
 
 /**
  * Records a prompt: the queued run, the user message, the model's first
@@ -66,7 +70,7 @@ export interface PromptRequest {
  */
 export async function recordPrompt(
   db: Db,
-  { userId, projectId, input, model, onlyWhenIdle = false }: PromptRequest,
+  { userId, projectId, input, model, onlyWhenIdle = false, beforeRecord }: PromptRequest,
 ): Promise<Run> {
   if (!isUuid(projectId)) throw new NotFoundError("Project not found");
   const parsed = PromptInput.parse(input);
@@ -89,6 +93,7 @@ export async function recordPrompt(
         .limit(1);
       if (active) throw new RunActiveError();
     }
+    await beforeRecord?.(tx);
     const [created] = await tx
       .insert(runs)
       .values({

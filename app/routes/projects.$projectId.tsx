@@ -115,6 +115,9 @@ const REVALIDATE_ON = new Set([
   "complete",
   "failed",
   "stopped",
+  "steer_queued",
+  "steer_withdrawn",
+  "steer_delivered",
 ]);
 
 export default function BuilderRoute() {
@@ -233,11 +236,15 @@ function Builder() {
     }
   }, [actionData]);
 
-  const busyReason = active
-    ? live?.status === "queued"
-      ? "A run is queued. The box opens again when it ends (or stop it)."
-      : "The agent is working. Wait for it to finish, or stop it (Esc)."
-    : null;
+  // While a run works the box stays open: what is sent then is queued for the agent's next step (decision 033).
+  const busyReason =
+    live?.status === "stopping" ? "The run is stopping. The box opens again once it has stopped." : null;
+  const steerHint =
+    active && !busyReason
+      ? live?.status === "queued"
+        ? "A run is queued: what you send now is given to the agent at its first step."
+        : "The agent is working: what you send now is given to it at its next step. Esc stops the run (not while you type here)."
+      : null;
   // A rename's refusal shows beside the title, Restart's and Stop's in the Logs view, every other under the prompt box.
   const renameError = actionData && !actionData.ok && actionData.intent === "rename" ? actionData.error : undefined;
   const webhookNotice = webhookNoticeFrom(actionData);
@@ -280,6 +287,7 @@ function Builder() {
           <div className="chat-scroll" ref={chatScroll}>
             <Transcript
               messages={builder.transcript}
+              steering={builder.steering}
               live={
                 live
                   ? {
@@ -310,7 +318,13 @@ function Builder() {
               </p>
             ) : null}
           </div>
-          <PromptBox busyReason={busyReason} modelProblem={builder.modelProblem} error={chatError} sentOk={sentOk} />
+          <PromptBox
+            busyReason={busyReason}
+            steerHint={steerHint}
+            modelProblem={builder.modelProblem}
+            error={chatError}
+            sentOk={sentOk}
+          />
         </section>
 
         <section className="work-pane" aria-label="Result">

@@ -13,6 +13,25 @@ function entry(
 }
 
 describe("renderConversation", () => {
+  it("joins the builder's steering messages to the result before them: the model's turns stay where they were", () => {
+    const turns = renderConversation([
+      entry("r1", 0, "user", { prompt: "Build a page" }),
+      entry("r1", 1, "action", { action: { tool: "run_command", command: "sleep 5" } }),
+      entry("r1", 1, "result", { tool: "run_command", ok: true, content: "$ sleep 5" }),
+      entry("r1", 2, "steer", {
+        messages: [
+          { id: "a", content: "Make it blue." },
+          { id: "b", content: "And big." },
+        ],
+      }),
+      entry("r1", 2, "reply", { message: "Done." }),
+    ]);
+    expect(turns.map((t) => t.role)).toEqual(["user", "assistant", "user", "assistant"]);
+    expect(turns[2]!.content).toBe(
+      "Result of run_command:\n$ sleep 5\n\nThe builder added, while you were working:\n\nMake it blue.\n\nAnd big.",
+    );
+  });
+
   it("renders prompt, actions, results and the reply as alternating turns", () => {
     const turns = renderConversation([
       entry("r1", 0, "user", { prompt: "Build a page" }),

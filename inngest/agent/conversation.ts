@@ -49,6 +49,11 @@ export interface RenderOptions {
   trimmed?: ReadonlySet<number>;
 }
 
+/** How the model reads the messages the builder sent while it worked (a steer entry, inngest/agent/steering.ts). */
+export function steerTurn(messages: readonly string[]): string {
+  return ["The builder added, while you were working:", ...messages.map((message) => message.trim())].join("\n\n");
+}
+
 function str(value: unknown): string {
   return typeof value === "string" ? value : JSON.stringify(value ?? null);
 }
@@ -76,6 +81,11 @@ function render(entry: AgentEntry, options: RenderOptions): ConversationTurn {
     case "note":
     case "restored":
       return { role: "user", content: str(p.message) };
+    case "steer": {
+      // A user turn: it joins the result before it, so the count of assistant turns (the replay's script) is unchanged.
+      const sent = Array.isArray(p.messages) ? (p.messages as Array<{ content?: unknown }>) : [];
+      return { role: "user", content: steerTurn(sent.map((m) => str(m.content))) };
+    }
     case "summary":
       return { role: "user", content: `${compactedTurnsMarker(Number(p.summarizedTurns) || 0)}\n\n${str(p.summary)}` };
   }

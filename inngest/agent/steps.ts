@@ -29,6 +29,7 @@ import {
   type AgentAction,
   type NextActionResult,
 } from "./model/next-action";
+import { deliverSteering } from "./steering";
 import { stepOutput } from "./step-output";
 import { stoppedBy, watchForStop } from "./stop-signal";
 import { findStuck, stepsOf, stuckNote, stuckReason, stuckVerdict, warnedPatterns } from "./stuck";
@@ -224,8 +225,11 @@ async function askModel(
     let entries = await projectEntries(db, run.projectId);
     const stuck = await checkStuck(agent, run, iteration, entries);
     if (typeof stuck === "object") return stuck;
-    // The note is part of what the model reads.
-    if (stuck === "noted") entries = await projectEntries(db, run.projectId);
+    // What the builder sent while the previous step ran becomes part of this question (once, keyed by iteration),
+    // after the checks that could end the run here: a message marked read is one the model is asked with.
+    const steered = await deliverSteering(db, run, iteration);
+    // The note and the builder's messages are part of what the model reads.
+    if (stuck === "noted" || steered > 0) entries = await projectEntries(db, run.projectId);
     // The app's state and the log lines since the previous think; where this think stopped reading is saved with it.
     const app = await appContextFor(sandbox, lastAppLogSeq(entries));
     const context = {

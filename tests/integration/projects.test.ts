@@ -11,7 +11,7 @@ import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { asc, count, eq, max } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { agentEntries, messages, projects, runEvents, runs, users, type Run } from "../../db/schema";
+import { agentEntries, messages, projects, runEvents, runs, steerMessages, users, type Run } from "../../db/schema";
 import { signUp } from "../support/accounts";
 import { engineRunsForPrompt } from "../support/engine-api";
 import { turn, type Turn } from "../support/model";
@@ -342,7 +342,7 @@ describe("builder actions (POST /projects/:projectId)", () => {
     ]);
   });
 
-  it("refuses a prompt while a run is active with a 409 that says so, and records nothing", async () => {
+  it("queues a prompt sent while a run is active for its next step (decision 033), and refuses demo and retry with 409", async () => {
     const me = await builder();
     const id = await createProject(me, "Busy");
     promptScript([turn.run("sleep 30"), turn.reply("done")]);
@@ -357,8 +357,10 @@ describe("builder actions (POST /projects/:projectId)", () => {
     expect(await recorded()).toEqual({ runs: ["first"], userMessages: ["first"] });
 
     const response = await chat(me, id, { intent: "prompt", prompt: "second" });
-    expect(response.status).toBe(409);
-    expect(await response.text()).toContain("The agent is still working on your last prompt.");
+    expect(response.status).toBe(200);
+    expect(await response.text()).toContain("Queued: the agent reads it at its next step.");
+    const queued = await stack.database.db.select().from(steerMessages).where(eq(steerMessages.projectId, id));
+    expect(queued.map((m) => [m.runId, m.content, m.state])).toEqual([[run.id, "second", "queued"]]);
     const demo = await chat(me, id, { intent: "demo" });
     expect(demo.status).toBe(409);
     await demo.body?.cancel();
@@ -377,7 +379,7 @@ describe("builder actions (POST /projects/:projectId)", () => {
     expect(await again.text()).toContain("That run has already stopped.");
   });
 
-  it("takes one of several prompts sent at once (a double submit, two tabs) and refuses the rest with 409", async () => {
+  it("starts one run from several prompts sent at once (a double submit, two tabs) and queues the rest for it", async () => {
     const me = await builder();
     const id = await createProject(me, "Double submit");
     promptScript([turn.run("sleep 30"), turn.reply("done")]);
@@ -385,9 +387,12 @@ describe("builder actions (POST /projects/:projectId)", () => {
       Array.from({ length: 4 }, (_, i) => chat(me, id, { intent: "prompt", prompt: `at once ${i}` })),
     );
     await Promise.all(responses.map((r) => r.body?.cancel()));
-    expect(responses.map((r) => r.status).sort()).toEqual([200, 409, 409, 409]);
+    expect(responses.map((r) => r.status)).toEqual([200, 200, 200, 200]);
     const started = await runsOf(id);
     expect(started).toHaveLength(1);
+    const queued = await stack.database.db.select().from(steerMessages).where(eq(steerMessages.projectId, id));
+    expect(queued).toHaveLength(3);
+    expect(queued.every((m) => m.runId === started[0]!.id)).toBe(true);
     await (await chat(me, id, { intent: "stop", runId: started[0]!.id })).body?.cancel();
     expect((await waitForRunToFinish(stack.database, started[0]!)).type).toBe("stopped");
   });

@@ -37,13 +37,16 @@ describe.each(availableDrivers())("run events on %s", (driver) => {
     const rows = Array.isArray(result) ? result : (result as { rows: { table_name: string }[] }).rows;
     expect(rows.map((r) => r.table_name)).toEqual([
       "agent_entries",
+      "git_remotes",
       "messages",
       "projects",
       "rate_limits",
       "run_events",
       "runs",
       "sessions",
+      "steer_messages",
       "users",
+      "versions",
       "webhook_deliveries",
       "webhooks",
     ]);

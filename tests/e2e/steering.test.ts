@@ -56,6 +56,8 @@ describe("steering in the browser", () => {
         await box.press("Enter");
         const card = page.locator(".live-card");
         await expect.poll(() => card.getAttribute("data-status"), { timeout: 30_000 }).toBe("running");
+        // Step 1's command runs (its think is over): what is queued now is read at step 2, 5 s from now.
+        await expect.poll(async () => (await card.textContent()) ?? "", { timeout: 30_000 }).toMatch(/sleep 5/);
 
         // The box stays open and says what sending does now.
         await expect.poll(() => page.getByRole("button", { name: "Queue" }).isEnabled()).toBe(true);

@@ -8,71 +8,33 @@
  * The app runs in a child process here, so this needs a Postgres server
  * (DATABASE_URL): embedded PGlite allows one process per folder.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import os from "node:os";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { asc, eq } from "drizzle-orm";
-import getPort from "get-port";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { createDatabase, type Database } from "../../db/client";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Database } from "../../db/client";
 import { agentEntries, runEvents, runs, versions } from "../../db/schema";
-import { startEngineDevServer, type EngineDevServer } from "../../scripts/lib/engine-process";
-import { startAppProcess, type AppProcess } from "../support/app-process";
+import { startAppProcessStack, type AppProcessStack } from "../support/app-process-stack";
 import { startCuttableLink } from "../support/cuttable-link";
-import { reserveTestDatabase, type ReservedDatabase } from "../support/database";
 import { createBuilder } from "../support/fixtures";
-import { scripted, startTestModel, turn, type ReplayServer } from "../support/model";
-import { freeEnginePorts } from "../support/ports";
+import { scripted, turn, type ReplayServer } from "../support/model";
 import { waitForRunEvent, waitForRunToFinish } from "../support/wait";
 
 const hasPostgres = Boolean(process.env.DATABASE_URL);
 
 describe.skipIf(!hasPostgres)("crash and resume (needs DATABASE_URL)", () => {
-  let reserved: ReservedDatabase;
+  let stack: AppProcessStack;
   let database: Database;
   let replay: ReplayServer;
-  let engine: EngineDevServer;
-  let app: AppProcess | undefined;
-  let appEnv: Record<string, string>;
   let dataDir: string;
 
   beforeAll(async () => {
-    reserved = await reserveTestDatabase("postgres");
-    database = createDatabase(reserved.options);
-    await database.migrate();
-    const model = await startTestModel();
-    replay = model.replay;
-    dataDir = mkdtempSync(path.join(os.tmpdir(), "dyno-crash-"));
-    const ports = await freeEnginePorts();
-    const appPort = await getPort({ host: "127.0.0.1" });
-    appEnv = {
-      ...reserved.env,
-      ...model.env,
-      DYNO_DATA_DIR: dataDir,
-      PORT: String(appPort),
-      // The preview server would take PORT + 1, which may be a port picked for the engine.
-      PREVIEW_PORT: "0",
-      INNGEST_DEV: "1",
-      INNGEST_BASE_URL: `http://127.0.0.1:${ports.api}`,
-    };
-    // This process sends prompts as the app would (same database, same engine).
-    Object.assign(process.env, appEnv);
-    app = await startAppProcess(appEnv);
-    engine = await startEngineDevServer({
-      bin: inject("engineBin"),
-      appUrl: `${app.url}/api/inngest`,
-      ports,
-      waitForFunctions: ["dyno-coding-agent", "dyno-mark-run-stopped"],
-    });
+    stack = await startAppProcessStack("dyno-crash-");
+    ({ database, replay, dataDir } = stack);
   });
 
   afterAll(async () => {
-    await engine?.stop();
-    await app?.kill();
-    await replay?.close();
-    await database?.close();
-    await reserved?.release();
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    await stack?.stop();
   });
 
   it("completes a run after the app is killed mid-step, says it is resuming, and neither repeats a finished tool nor writes a row twice", async () => {
@@ -100,11 +62,11 @@ describe.skipIf(!hasPostgres)("crash and resume (needs DATABASE_URL)", () => {
       timeoutMs: 60_000,
     });
     await new Promise((resolve) => setTimeout(resolve, 800));
-    await app!.kill("SIGKILL");
+    await stack.app.kill("SIGKILL");
     const workspace = path.join(dataDir, "workspaces", project.id);
     expect(readFileSync(path.join(workspace, "appended.txt"), "utf8")).toBe("line\n");
 
-    app = await startAppProcess(appEnv);
+    await stack.restartApp();
     const last = await waitForRunToFinish(database, run, 180_000);
     expect(last.type).toBe("complete");
 
@@ -182,12 +144,11 @@ describe.skipIf(!hasPostgres)("crash and resume (needs DATABASE_URL)", () => {
     const { db } = database;
     const { startRun } = await import("../../app/models/runs.server");
     // The app reaches Postgres through a link the test can cut: connections refused while it is down.
-    const target = new URL(appEnv.DATABASE_URL!);
+    const target = new URL(stack.env.DATABASE_URL!);
     const link = await startCuttableLink(Number(target.port || 5432), target.hostname);
     const throughLink = new URL(target);
     throughLink.host = `127.0.0.1:${link.port}`;
-    await app!.kill();
-    app = await startAppProcess({ ...appEnv, DATABASE_URL: throughLink.toString() });
+    await stack.restartApp({ env: { DATABASE_URL: throughLink.toString() } });
     try {
       const { user, project } = await createBuilder(db);
       const model = scripted(replay, [turn.run("sleep 3 && echo ok > db.txt"), turn.reply("Done after the outage.")]);
@@ -219,8 +180,7 @@ describe.skipIf(!hasPostgres)("crash and resume (needs DATABASE_URL)", () => {
       expect((await waitForRunToFinish(database, run, 120_000)).type).toBe("complete");
     } finally {
       await link.close();
-      await app!.kill();
-      app = await startAppProcess(appEnv);
+      await stack.restartApp();
     }
   });
 });

@@ -9,69 +9,30 @@
  * (DATABASE_URL): embedded PGlite allows one process per folder.
  */
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { asc, eq } from "drizzle-orm";
-import getPort from "get-port";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { createDatabase, type Database } from "../../db/client";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Database } from "../../db/client";
 import { agentEntries, runEvents, steerMessages } from "../../db/schema";
-import { startEngineDevServer, type EngineDevServer } from "../../scripts/lib/engine-process";
-import { startAppProcess, type AppProcess } from "../support/app-process";
-import { reserveTestDatabase, type ReservedDatabase } from "../support/database";
+import { startAppProcessStack, type AppProcessStack } from "../support/app-process-stack";
 import { createBuilder } from "../support/fixtures";
-import { scripted, startTestModel, turn, type ReplayServer } from "../support/model";
-import { freeEnginePorts } from "../support/ports";
+import { scripted, turn, type ReplayServer } from "../support/model";
 import { waitForRunEvent, waitForRunToFinish } from "../support/wait";
 
 const hasPostgres = Boolean(process.env.DATABASE_URL);
 
 describe.skipIf(!hasPostgres)("steering across a crash (needs DATABASE_URL)", () => {
-  let reserved: ReservedDatabase;
+  let stack: AppProcessStack;
   let database: Database;
   let replay: ReplayServer;
-  let engine: EngineDevServer;
-  let app: AppProcess | undefined;
-  let appEnv: Record<string, string>;
-  let dataDir: string;
 
   beforeAll(async () => {
-    reserved = await reserveTestDatabase("postgres");
-    database = createDatabase(reserved.options);
-    await database.migrate();
-    const model = await startTestModel();
-    replay = model.replay;
-    dataDir = mkdtempSync(path.join(os.tmpdir(), "dyno-steer-crash-"));
-    const ports = await freeEnginePorts();
-    const appPort = await getPort({ host: "127.0.0.1" });
-    appEnv = {
-      ...reserved.env,
-      ...model.env,
-      DYNO_DATA_DIR: dataDir,
-      PORT: String(appPort),
-      PREVIEW_PORT: "0",
-      INNGEST_DEV: "1",
-      INNGEST_BASE_URL: `http://127.0.0.1:${ports.api}`,
-    };
     // This process sends prompts and steering messages as the app would (same database, same engine).
-    Object.assign(process.env, appEnv);
-    app = await startAppProcess(appEnv);
-    engine = await startEngineDevServer({
-      bin: inject("engineBin"),
-      appUrl: `${app.url}/api/inngest`,
-      ports,
-      waitForFunctions: ["dyno-coding-agent", "dyno-mark-run-stopped"],
-    });
+    stack = await startAppProcessStack("dyno-steer-crash-");
+    ({ database, replay } = stack);
   });
 
   afterAll(async () => {
-    await engine?.stop();
-    await app?.kill();
-    await replay?.close();
-    await database?.close();
-    await reserved?.release();
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    await stack?.stop();
   });
 
   it("delivers a message exactly once when the app is killed in the think step that delivered it", async () => {
@@ -107,8 +68,7 @@ describe.skipIf(!hasPostgres)("steering across a crash (needs DATABASE_URL)", ()
     await new Promise((resolve) => setTimeout(resolve, 500));
     const requestsBeforeKill = replay.recentPrompts.filter((p) => p.includes(marker));
     expect(requestsBeforeKill).toHaveLength(1);
-    await app!.kill("SIGKILL");
-    app = await startAppProcess(appEnv);
+    await stack.restartApp({ signal: "SIGKILL" });
     expect((await waitForRunToFinish(database, run, 180_000)).type).toBe("complete");
 
     // One delivery: one entry, one event written once, the message delivered at step 2.

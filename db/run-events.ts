@@ -45,13 +45,7 @@ export async function appendRunEvent(
   const event = pgSafe(unsafeEvent);
   const snapshot = pgSafe(unsafeSnapshot);
   const write = async (tx: Tx): Promise<RunEvent | null> => {
-    // Held until the transaction ends: a second event in the same transaction need not ask again.
-    let held = projectLocksHeld.get(tx);
-    if (!held?.has(event.projectId)) {
-      await tx.execute(sql`select pg_advisory_xact_lock(${RUN_EVENTS_LOCK_CLASS}, hashtext(${event.projectId}))`);
-      if (!held) projectLocksHeld.set(tx, (held = new Set()));
-      held.add(event.projectId);
-    }
+    await lockProjectEvents(tx, event.projectId);
     if (snapshot?.status || event.onlyIfStatus) {
       const [current] = await tx
         .select({ status: runs.status })
@@ -99,6 +93,21 @@ type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
 
 /** Projects whose event lock a transaction holds (pg_advisory_xact_lock lasts until it ends). */
 const projectLocksHeld = new WeakMap<object, Set<string>>();
+
+/**
+ * Takes the project's event lock for the rest of the transaction. Every
+ * writer takes it before any row lock (the run's, the project's): one order
+ * for all, so no two writers of a project can deadlock (Postgres 40P01). A
+ * writer that locks rows before its first event calls this first.
+ */
+export async function lockProjectEvents(tx: Tx, projectId: string): Promise<void> {
+  // Held until the transaction ends: a second event in the same transaction need not ask again.
+  let held = projectLocksHeld.get(tx);
+  if (held?.has(projectId)) return;
+  await tx.execute(sql`select pg_advisory_xact_lock(${RUN_EVENTS_LOCK_CLASS}, hashtext(${projectId}))`);
+  if (!held) projectLocksHeld.set(tx, (held = new Set()));
+  held.add(projectId);
+}
 
 export interface SubscribeOptions {
   projectId: string;

@@ -5,7 +5,7 @@
 import { and, eq, inArray } from "drizzle-orm";
 import type { Db } from "../../db/client";
 import { pgSafeText } from "../../db/pg-safe";
-import { appendRunEvent } from "../../db/run-events";
+import { appendRunEvent, lockProjectEvents } from "../../db/run-events";
 import { ACTIVE_RUN_STATUSES } from "../../db/run-status";
 import { messages, projects, runs, type Run } from "../../db/schema";
 import { DEMOS, type DemoName } from "../../inngest/agent/demo";
@@ -79,6 +79,8 @@ export async function recordPrompt(
   const prompt = pgSafeText(parsed.prompt);
   const modelSpec = parseModelSpec(env(), model ?? env().AGENT_MODEL).label;
   return db.transaction(async (tx) => {
+    // Before the project's row: the order every writer keeps (db/run-events.ts).
+    await lockProjectEvents(tx, projectId);
     const ownProject = tx
       .select({ id: projects.id })
       .from(projects)
@@ -114,7 +116,6 @@ export async function recordPrompt(
       type: "queued",
       data: { mode, model: modelSpec, maxIterations: created.maxIterations },
     });
-    // After the event: the project's event lock comes before the project's row, as in every writer.
     await tx.update(projects).set({ updatedAt: new Date() }).where(eq(projects.id, projectId));
     return created;
   });

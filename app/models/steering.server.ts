@@ -9,7 +9,7 @@ import { randomUUID } from "node:crypto";
 import { and, asc, count, desc, eq, inArray } from "drizzle-orm";
 import type { Db } from "../../db/client";
 import { pgSafeText } from "../../db/pg-safe";
-import { appendRunEvent } from "../../db/run-events";
+import { appendRunEvent, lockProjectEvents } from "../../db/run-events";
 import { ACTIVE_RUN_STATUSES, isFinished } from "../../db/run-status";
 import { projects, runs, steerMessages, type Run } from "../../db/schema";
 import { PromptInput } from "./prompt";
@@ -103,6 +103,8 @@ export async function queueSteer(
 export async function withdrawSteer(db: Db, { projectId, steerId }: { projectId: string; steerId: string }) {
   if (!isUuid(steerId)) throw new NotFoundError("Message not found");
   const withdrawn = await db.transaction(async (tx) => {
+    // The event lock before the message's row, the order every writer keeps (db/run-events.ts).
+    await lockProjectEvents(tx, projectId);
     const [row] = await tx
       .update(steerMessages)
       .set({ state: "withdrawn", settledAt: new Date() })

@@ -8,7 +8,7 @@
  */
 import { and, asc, eq } from "drizzle-orm";
 import type { Db } from "../../db/client";
-import { appendRunEvent } from "../../db/run-events";
+import { appendRunEvent, lockProjectEvents } from "../../db/run-events";
 import { steerMessages } from "../../db/schema";
 import { findEntry, saveEntry } from "./entries";
 
@@ -35,6 +35,8 @@ export async function deliverSteering(
   if (!waiting) return 0;
   try {
     return await db.transaction(async (tx) => {
+      // The event lock before the messages' rows, the order every writer keeps (db/run-events.ts).
+      await lockProjectEvents(tx, run.projectId);
       // The update takes each row's lock: a withdraw racing it either commits first (the row is no longer
       // queued and is skipped here) or waits and then finds it delivered.
       const delivered = await tx

@@ -22,27 +22,32 @@ const STATUS_MARK = { added: "A", changed: "M", deleted: "D" } as const;
 
 export function DiffFiles({ files }: { files: RenderedFileDiff[] }) {
   const [layout, setLayout] = useState<Layout>("line-by-line");
+  // The layout buttons work only in the browser: without JavaScript the server's unified diff is shown alone.
+  const [hydrated, setHydrated] = useState(false);
+  useEffect(() => setHydrated(true), []);
   if (files.length === 0) return <p className="empty">No file changed.</p>;
   return (
     <div className="diff-files">
-      <div className="diff-toolbar" role="group" aria-label="Diff layout">
-        <button
-          type="button"
-          className="ghost small"
-          aria-pressed={layout === "line-by-line"}
-          onClick={() => setLayout("line-by-line")}
-        >
-          Unified
-        </button>
-        <button
-          type="button"
-          className="ghost small"
-          aria-pressed={layout === "side-by-side"}
-          onClick={() => setLayout("side-by-side")}
-        >
-          Side by side
-        </button>
-      </div>
+      {hydrated ? (
+        <div className="diff-toolbar" role="group" aria-label="Diff layout">
+          <button
+            type="button"
+            className="ghost small"
+            aria-pressed={layout === "line-by-line"}
+            onClick={() => setLayout("line-by-line")}
+          >
+            Unified
+          </button>
+          <button
+            type="button"
+            className="ghost small"
+            aria-pressed={layout === "side-by-side"}
+            onClick={() => setLayout("side-by-side")}
+          >
+            Side by side
+          </button>
+        </div>
+      ) : null}
       <ul className="diff-summary" aria-label="Files changed">
         {files.map((f) => (
           <li key={f.path} className={`diff-status-${f.status}`}>

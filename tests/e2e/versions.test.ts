@@ -143,6 +143,31 @@ describe("versions in the browser", () => {
         "Run ",
       );
       expect(await page.content()).not.toContain("e2e-token");
+
+      // Without JavaScript: the server's diff is shown (with no layout buttons, which would do nothing) and a
+      // restore is an ordinary form post.
+      const plainContext = await browser.newContext({
+        viewport: { width: 1280, height: 900 },
+        javaScriptEnabled: false,
+        storageState: await context.storageState(),
+      });
+      try {
+        const plain = await plainContext.newPage();
+        await plain.goto(`${projectUrl}?view=history`);
+        await plain.locator('.version[data-version="3"]').getByRole("link", { name: "Diff" }).click();
+        const plainDetail = plain.locator(".history-detail");
+        expect(await plainDetail.locator(".d2h-del").count()).toBeGreaterThan(0);
+        expect(await plainDetail.getByRole("button", { name: "Side by side" }).count()).toBe(0);
+        await screenshot(plain, "versions-diff-nojs-1280");
+        await plain.locator('.version[data-version="2"]').getByRole("button", { name: "Restore" }).click();
+        expect(await plain.locator(".history-panel .notice").textContent()).toContain("Restored version 2");
+        expect(readFileSync(path.join(workspace, "app.js"), "utf8")).toBe(
+          "export function greet(name) {\n  return 'Hello ' + name;\n}\n",
+        );
+        expect(await plain.locator(".version").first().getAttribute("data-version")).toBe("7");
+      } finally {
+        await plainContext.close();
+      }
       expect(errors).toEqual([]);
     } finally {
       await context.close();

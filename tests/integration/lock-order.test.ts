@@ -10,7 +10,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { eq, sql } from "drizzle-orm";
+import { eq, sql, type SQL } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseEnv } from "../../app/env.server";
 import { recordPrompt } from "../../app/models/runs.server";
@@ -30,19 +30,24 @@ let replay: Awaited<ReturnType<typeof startReplayServer>>;
 let agent: AgentContext;
 let dataDir: string;
 
+/** Rows of a raw query (on Postgres, the driver these tests run on, execute returns them as an array). */
+async function queryRows<T>(query: SQL): Promise<T[]> {
+  return (await t.database.db.execute(query)) as unknown as T[];
+}
+
 /** Locks other than reading a table: a row written (RowExclusiveLock) or locked for update (RowShareLock). */
 async function rowLocksOf(pid: number): Promise<string[]> {
-  const rows = await t.database.db.execute<{ lock: string }>(sql`
+  const rows = await queryRows<{ lock: string }>(sql`
     select relation::regclass::text || ' ' || mode as lock from pg_locks
     where pid = ${pid} and locktype = 'relation' and mode in ('RowExclusiveLock', 'RowShareLock')
     order by 1`);
-  return [...rows].map((row) => row.lock);
+  return rows.map((row) => row.lock);
 }
 
 /** The backend waiting for an advisory lock, once there is one. */
 async function waiterOnEventLock(): Promise<number> {
   for (let i = 0; i < 500; i++) {
-    const [row] = await t.database.db.execute<{ pid: number }>(sql`
+    const [row] = await queryRows<{ pid: number }>(sql`
       select pid from pg_locks where locktype = 'advisory' and not granted
         and database = (select oid from pg_database where datname = current_database())`);
     if (row) return row.pid;

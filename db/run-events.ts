@@ -74,7 +74,8 @@ export async function appendRunEvent(
           .returning()
       : await tx.insert(runEvents).values(values).returning();
     if (!row) throw new Error("run_events insert returned no row");
-    const payload = JSON.stringify({ projectId: row.projectId, runId: row.runId, id: row.id });
+    // The type rides along so a watcher of one kind of row (a stop) needs no read to learn what committed.
+    const payload = JSON.stringify({ projectId: row.projectId, runId: row.runId, id: row.id, type: row.type });
     const notify = sql`pg_notify(${RUN_EVENTS_CHANNEL}, ${payload})`;
     if (snapshot && Object.keys(snapshot).length > 0) {
       // The snapshot's update carries the NOTIFY (one round trip, not two): most events come with a snapshot.
@@ -472,9 +473,16 @@ class ProjectFeed {
   }
 }
 
-/** One LISTEN per database, fanned out to project feeds. */
+/**
+ * Hears a run's rows as they commit: their type, from the notification (no read). Called with undefined after a
+ * reconnect, when notifications may have been missed: the listener checks for itself.
+ */
+export type RunNotifyListener = (type: string | undefined) => void;
+
+/** One LISTEN per database, fanned out to project feeds and run listeners. */
 class RunEventsBus {
   private readonly feeds = new Map<string, ProjectFeed>();
+  private readonly runListeners = new Map<string, Set<RunNotifyListener>>();
   private listen: Promise<unknown> | undefined;
   fanout: RunEventsFanout = "shared";
 
@@ -533,6 +541,22 @@ class RunEventsBus {
     return member;
   }
 
+  /**
+   * Calls `listener` with the type of each row of the run notified from now on; returns the unsubscribe. Registered
+   * at once (synchronously): a caller that checks the run's state after this call misses nothing that commits after
+   * the check, once LISTEN is up (until then, and for a lost notification, the caller needs a safety net of its own).
+   */
+  onRun(runId: string, listener: RunNotifyListener): () => void {
+    let listeners = this.runListeners.get(runId);
+    if (!listeners) this.runListeners.set(runId, (listeners = new Set()));
+    listeners.add(listener);
+    this.listening().catch(() => {});
+    return () => {
+      listeners.delete(listener);
+      if (listeners.size === 0 && this.runListeners.get(runId) === listeners) this.runListeners.delete(runId);
+    };
+  }
+
   dropFeed(feed: ProjectFeed) {
     if (this.feeds.get(feed.projectId) === feed) this.feeds.delete(feed.projectId);
   }
@@ -553,18 +577,23 @@ class RunEventsBus {
   }
 
   private onNotify(payload: string) {
-    let projectId: unknown;
+    let parsed: { projectId?: unknown; runId?: unknown; type?: unknown };
     try {
-      projectId = (JSON.parse(payload) as { projectId?: unknown }).projectId;
+      parsed = JSON.parse(payload) as typeof parsed;
     } catch {
       return;
     }
+    const { projectId, runId, type } = parsed;
     if (typeof projectId !== "string") return;
     this.feeds.get(projectId)?.refresh();
+    if (typeof runId === "string") {
+      for (const listener of this.runListeners.get(runId) ?? []) listener(typeof type === "string" ? type : undefined);
+    }
   }
 
   private refreshAll() {
     for (const feed of this.feeds.values()) feed.refresh();
+    for (const listeners of this.runListeners.values()) for (const listener of listeners) listener(undefined);
   }
 }
 

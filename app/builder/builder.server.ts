@@ -15,6 +15,7 @@ import { env } from "../env.server";
 import type { ProjectEvent } from "../models/project-events";
 import { renameProject } from "../models/projects.server";
 import {
+  DailyBudgetSpentError,
   DemoUnavailableError,
   EngineUnavailableError,
   isUuid,
@@ -275,6 +276,7 @@ export async function handleChatAction(db: Db, userId: string, project: Project,
     if (
       error instanceof NotFoundError ||
       error instanceof RunActiveError ||
+      error instanceof DailyBudgetSpentError ||
       error instanceof SteerRefusedError ||
       error instanceof EngineUnavailableError ||
       error instanceof DemoUnavailableError ||

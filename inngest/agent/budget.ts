@@ -108,6 +108,24 @@ export function overBudget(used: { runTokens: number; dayTokens: number }, budge
   return undefined;
 }
 
+/** The tokens a builder's runs used since midnight UTC. */
+export async function builderTokensToday(db: Pick<Db, "select">, userId: string, now = new Date()): Promise<number> {
+  const [day] = await db
+    .select({ tokens: sql<string>`coalesce(sum(${runs.inputTokens} + ${runs.outputTokens}), 0)` })
+    .from(runs)
+    .where(and(eq(runs.userId, userId), gte(runs.createdAt, startOfUtcDay(now))));
+  return Number(day?.tokens ?? 0);
+}
+
+/** Why a new prompt cannot start a run today, or undefined while the builder is within the daily budget. */
+export function dailyBudgetSpent(dayTokens: number, dailyBudget: number): string | undefined {
+  if (dailyBudget <= 0 || dayTokens < dailyBudget) return undefined;
+  return (
+    `You used today's token budget (${formatTokens(dayTokens)} of ${formatTokens(dailyBudget)} tokens since ` +
+    "midnight UTC, AGENT_DAILY_TOKEN_BUDGET), so this prompt was not sent. It resets at midnight UTC."
+  );
+}
+
 /** Midnight UTC of `now`'s day. */
 export function startOfUtcDay(now: Date): Date {
   return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));

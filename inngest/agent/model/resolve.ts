@@ -8,8 +8,8 @@
 import { and, eq } from "drizzle-orm";
 import type { Db } from "../../../db/client";
 import { modelKeys, runs } from "../../../db/schema";
-import type { Resolver } from "../../webhooks/address";
 import { open, SealedKeyUnreadableError } from "../../secrets/box";
+import type { Resolver } from "../../webhooks/address";
 import { checkModelBaseUrlTarget } from "./base-url";
 import { keyedModelConfig, ModelNotConfiguredError, parseModelSpec, type ModelConfig, type ModelEnv } from "./config";
 

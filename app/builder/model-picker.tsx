@@ -1,0 +1,66 @@
+import { Form, Link } from "@remix-run/react";
+import type { ModelOption, ModelPicker } from "~/models/model-keys.server";
+
+function Options({ picker }: { picker: ModelPicker }) {
+  const option = (o: ModelOption) => (
+    <option key={o.value} value={o.value} disabled={o.problem !== null} title={o.problem ?? undefined}>
+      {o.label}
+      {o.problem ? " (not configured)" : ""}
+    </option>
+  );
+  return (
+    <>
+      {picker.server.length > 0 ? <optgroup label="This server's models">{picker.server.map(option)}</optgroup> : null}
+      {picker.keys.map((k) => (
+        <optgroup key={k.label} label={k.label}>
+          {k.options.map(option)}
+        </optgroup>
+      ))}
+    </>
+  );
+}
+
+/**
+ * The project's model and fallback (decision 034): the server's models and the builder's own keys' models. A
+ * <details> under the prompt box, so it works without JavaScript and takes one line until opened.
+ */
+export function ModelPickerForm({
+  picker,
+  notice,
+}: {
+  picker: ModelPicker;
+  notice: { ok: boolean; message: string } | null;
+}) {
+  return (
+    <details className="model-picker" open={notice !== null}>
+      <summary data-testid="model-summary">Model: {picker.summary}</summary>
+      <Form method="post" preventScrollReset>
+        <label>
+          Model
+          <select name="model" defaultValue={picker.model}>
+            <option value="">Server default{picker.defaultLabel ? ` (${picker.defaultLabel})` : ""}</option>
+            <Options picker={picker} />
+          </select>
+        </label>
+        <label>
+          Fallback (when the model fails)
+          <select name="fallback" defaultValue={picker.fallback}>
+            <option value="">None</option>
+            <Options picker={picker} />
+          </select>
+        </label>
+        <button type="submit" name="intent" value="model-set" className="small">
+          Save
+        </button>
+      </Form>
+      {notice ? (
+        <p className={notice.ok ? "notice" : "error"} role={notice.ok ? "status" : "alert"}>
+          {notice.message}
+        </p>
+      ) : null}
+      <p className="hint">
+        <Link to="/settings">Add your own API key</Link> to use your provider account.
+      </p>
+    </details>
+  );
+}

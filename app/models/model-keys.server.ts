@@ -245,8 +245,9 @@ async function probe(
     const name = (error as { name?: unknown }).name;
     if (name === "TimeoutError" || name === "AbortError")
       return { ok: false, message: `No answer from ${new URL(url).host} within ${timeoutMs / 1000} s.` };
-    const cause = (error as { cause?: { code?: unknown } }).cause;
-    return { ok: false, message: `Could not connect to ${new URL(url).host} (${String(cause?.code ?? "failed")}).` };
+    const cause = (error as { cause?: { code?: unknown; message?: unknown } }).cause;
+    const why = cause?.code ?? cause?.message ?? "failed";
+    return { ok: false, message: `Could not connect to ${new URL(url).host} (${String(why)}).` };
   }
   const body = (await response.text().catch(() => "")).slice(0, 64 * 1024);
   if (response.status >= 300 && response.status < 400)

@@ -35,16 +35,16 @@ export function ModelPickerForm({
     <details className="model-picker" open={notice !== null}>
       <summary data-testid="model-summary">Model: {picker.summary}</summary>
       <Form method="post" preventScrollReset>
-        <label>
-          Model
-          <select name="model" defaultValue={picker.model}>
+        <label htmlFor="model-choice">
+          <span>Model</span>
+          <select id="model-choice" name="model" defaultValue={picker.model}>
             <option value="">Server default{picker.defaultLabel ? ` (${picker.defaultLabel})` : ""}</option>
             <Options picker={picker} />
           </select>
         </label>
-        <label>
-          Fallback (when the model fails)
-          <select name="fallback" defaultValue={picker.fallback}>
+        <label htmlFor="fallback-choice">
+          <span>Fallback (when the model fails)</span>
+          <select id="fallback-choice" name="fallback" defaultValue={picker.fallback}>
             <option value="">None</option>
             <Options picker={picker} />
           </select>

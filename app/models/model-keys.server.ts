@@ -23,24 +23,21 @@ import type { RunModelChoice } from "../../inngest/agent/model/resolve";
 import { deriveKey, keyHint, open, seal, SealedKeyUnreadableError } from "../../inngest/secrets/box";
 import { sessionSecret } from "../auth/secret.server";
 import { durationMs, env } from "../env.server";
+import {
+  MAX_API_KEY_CHARS,
+  MAX_KEY_LABEL_CHARS,
+  MAX_KEY_MODELS,
+  MAX_MODEL_ID_CHARS,
+  MAX_MODEL_KEYS,
+  PROVIDER_NAMES,
+} from "./model-keys";
 
 export type { RunModelChoice } from "../../inngest/agent/model/resolve";
-
-export const MAX_MODEL_KEYS = 20;
-export const MAX_KEY_MODELS = 20;
-export const MAX_KEY_LABEL_CHARS = 60;
-export const MAX_API_KEY_CHARS = 1_000;
-export const MAX_MODEL_ID_CHARS = 200;
+export { MAX_MODEL_KEYS, PROVIDER_NAMES } from "./model-keys";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** A key or a model id: printable ASCII, no spaces (what every provider's keys and ids are). */
 const TOKEN = /^[\x21-\x7e]+$/;
-
-export const PROVIDER_NAMES: Record<ModelKeyProvider, string> = {
-  openai: "OpenAI",
-  anthropic: "Anthropic",
-  "openai-compatible": "OpenAI-compatible server",
-};
 
 /** Refused input on the Settings page or the model picker: the message is for the builder. */
 export class ModelKeyInputError extends Error {
@@ -330,7 +327,9 @@ export async function loadModelPicker(db: Db, userId: string, project: Project):
   const keyName = (id: string | null) => keys.find((k) => k.id === id)?.label;
   const describe = (model: string | null, keyId: string | null) =>
     !model
-      ? `${defaultModel?.label ?? "none"} (server default)`
+      ? defaultModel
+        ? `${defaultModel.label} (server default)`
+        : "server default (none configured)"
       : keyId
         ? `${model} with “${keyName(keyId) ?? "a removed key"}”`
         : model;

@@ -5,14 +5,8 @@ import { AppHeader } from "~/components/app-header";
 import { RelativeTime } from "~/components/relative-time";
 import { db } from "~/db.server";
 import { readForm } from "~/http/form.server";
-import {
-  handleSettingsAction,
-  listModelKeys,
-  MAX_API_KEY_CHARS,
-  MAX_KEY_LABEL_CHARS,
-  MAX_MODEL_KEYS,
-  PROVIDER_NAMES,
-} from "~/models/model-keys.server";
+import { MAX_API_KEY_CHARS, MAX_KEY_LABEL_CHARS, MAX_MODEL_KEYS, PROVIDER_NAMES } from "~/models/model-keys";
+import { handleSettingsAction, listModelKeys } from "~/models/model-keys.server";
 import settingsStyles from "~/styles/settings.css?url";
 
 export const links = () => [{ rel: "stylesheet", href: settingsStyles }];

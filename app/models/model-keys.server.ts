@@ -486,7 +486,7 @@ export async function projectModelProblem(db: Db, project: Project): Promise<str
 // ---- Form intents ----
 
 export type SettingsActionResult =
-  | { ok: true; intent: "key-add"; message: string }
+  | { ok: true; intent: "key-add"; keyId: string; message: string }
   | { ok: true; intent: "key-remove"; message: string }
   | { ok: boolean; intent: "key-check"; keyId: string; message: string }
   | { ok: false; intent: string; error: string; status: number };
@@ -504,7 +504,7 @@ export async function handleSettingsAction(db: Db, userId: string, form: FormDat
           apiKey: form.get("apiKey"),
           models: form.get("models"),
         });
-        return { ok: true, intent, message: `Added “${key.label}”.` };
+        return { ok: true, intent, keyId: key.id, message: `Added “${key.label}”.` };
       }
       case "key-check": {
         const keyId = String(form.get("keyId") ?? "");

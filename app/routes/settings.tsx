@@ -31,7 +31,7 @@ export default function Settings() {
   const adding = navigation.formData?.get("intent") === "key-add";
   const addError = result && !result.ok && result.intent === "key-add" && "error" in result ? result.error : null;
   const otherError = result && !result.ok && result.intent !== "key-add" && "error" in result ? result.error : null;
-  const added = result?.ok && result.intent === "key-add" ? result.message : null;
+  const added = result?.ok && result.intent === "key-add" ? result : null;
   return (
     <>
       <AppHeader>
@@ -117,7 +117,7 @@ export default function Settings() {
           <h2 id="add-key-title">Add a key</h2>
           {added ? (
             <p className="notice" role="status">
-              {added} Pick its model on a project&apos;s page.
+              {added.message} Pick its model on a project&apos;s page.
             </p>
           ) : null}
           {addError ? (
@@ -129,7 +129,7 @@ export default function Settings() {
             <p className="hint">You have {max} keys, the most you may have: remove one first.</p>
           ) : (
             // A fresh form after each added key: the key field must not keep what was pasted.
-            <Form key={added ?? "add"} method="post" className="key-add" autoComplete="off">
+            <Form key={added?.keyId ?? "add"} method="post" className="key-add" autoComplete="off">
               <label>
                 Provider
                 <select name="provider" defaultValue="openai" required>

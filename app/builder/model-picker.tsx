@@ -1,6 +1,18 @@
 import { Form, Link } from "@remix-run/react";
 import type { ModelOption, ModelPicker } from "~/models/model-keys.server";
 
+/** A saved choice no longer offered (its key removed, the server's list changed): shown, not silently replaced. */
+function Stale({ picker, value }: { picker: ModelPicker; value: string }) {
+  const offered = [...picker.server, ...picker.keys.flatMap((k) => k.options)].some((o) => o.value === value);
+  if (!value || offered) return null;
+  return (
+    // Not disabled: a disabled option is left out of the form, and saving the fallback alone would reset the model.
+    <option value={value}>
+      {value.startsWith("key:") ? "A model of a removed key" : value.replace(/^server:/, "")} (no longer available)
+    </option>
+  );
+}
+
 function Options({ picker }: { picker: ModelPicker }) {
   const option = (o: ModelOption) => (
     <option key={o.value} value={o.value} disabled={o.problem !== null} title={o.problem ?? undefined}>
@@ -39,6 +51,7 @@ export function ModelPickerForm({
           <span>Model</span>
           <select id="model-choice" name="model" defaultValue={picker.model}>
             <option value="">Server default{picker.defaultLabel ? ` (${picker.defaultLabel})` : ""}</option>
+            <Stale picker={picker} value={picker.model} />
             <Options picker={picker} />
           </select>
         </label>
@@ -46,6 +59,7 @@ export function ModelPickerForm({
           <span>Fallback (when the model fails)</span>
           <select id="fallback-choice" name="fallback" defaultValue={picker.fallback}>
             <option value="">None</option>
+            <Stale picker={picker} value={picker.fallback} />
             <Options picker={picker} />
           </select>
         </label>

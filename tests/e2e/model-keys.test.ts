@@ -115,6 +115,10 @@ describe("model keys in the browser", () => {
       expect(await page.getByTestId("key-hint").count()).toBe(0);
       await gotoHydrated(page, projectUrl);
       await expect.poll(() => page.locator("body").innerText()).toContain("was removed: pick another model");
+      // The picker still shows the saved choice, as no longer available, rather than another model.
+      expect(await page.locator("#model-choice option:checked").textContent()).toBe(
+        "A model of a removed key (no longer available)",
+      );
       expect(errors).toEqual([]);
     } finally {
       await context.close();

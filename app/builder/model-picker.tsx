@@ -56,7 +56,7 @@ export function ModelPickerForm({
           </select>
         </label>
         <label htmlFor="fallback-choice">
-          <span>Fallback (when the model fails)</span>
+          <span>Fallback</span>
           <select id="fallback-choice" name="fallback" defaultValue={picker.fallback}>
             <option value="">None</option>
             <Stale picker={picker} value={picker.fallback} />
@@ -73,7 +73,8 @@ export function ModelPickerForm({
         </p>
       ) : null}
       <p className="hint">
-        <Link to="/settings">Add your own API key</Link> to use your provider account.
+        The fallback is tried when the model fails. <Link to="/settings">Add your own API key</Link> to use your
+        provider account.
       </p>
     </details>
   );

@@ -11,7 +11,12 @@ import { and, count, desc, eq } from "drizzle-orm";
 import type { Db } from "../../db/client";
 import { pgSafeText } from "../../db/pg-safe";
 import { modelKeys, projects, type ModelKey, type ModelKeyProvider, type Project } from "../../db/schema";
-import { checkModelBaseUrlTarget, parseModelBaseUrl } from "../../inngest/agent/model/base-url";
+import {
+  checkModelBaseUrlTarget,
+  getPinned,
+  parseModelBaseUrl,
+  type CheckedAddress,
+} from "../../inngest/agent/model/base-url";
 import {
   KEY_PROVIDERS,
   ModelNotConfiguredError,
@@ -218,38 +223,47 @@ function shown(message: string, apiKey: string | null): string {
   return pgSafeText(short);
 }
 
-/** One small request the provider answers cheaply: the list of models. */
+/** One small request the provider answers cheaply: the list of models. A base URL's is pinned to its checked address. */
 async function probe(
   key: ModelKey,
   apiKey: string | null,
   timeoutMs: number,
+  target: CheckedAddress | null,
 ): Promise<{ ok: boolean; message: string }> {
   const url =
     key.provider === "anthropic"
       ? "https://api.anthropic.com/v1/models"
       : `${key.baseUrl ?? "https://api.openai.com/v1"}/models`;
+  const host = new URL(url).host;
   const headers: Record<string, string> =
     key.provider === "anthropic"
       ? { "x-api-key": apiKey ?? "", "anthropic-version": "2023-06-01" }
       : apiKey
         ? { authorization: `Bearer ${apiKey}` }
         : {};
-  let response: Response;
+  let status: number;
+  let body: string;
   try {
-    // No redirects: a redirect could lead where the base URL check never looked.
-    response = await fetch(url, { headers, redirect: "manual", signal: AbortSignal.timeout(timeoutMs) });
+    if (target) {
+      ({ status, body } = await getPinned(url, target, { headers, timeoutMs }));
+    } else {
+      // The providers' own fixed hosts. No redirects: one could lead where no check looked.
+      const response = await fetch(url, { headers, redirect: "manual", signal: AbortSignal.timeout(timeoutMs) });
+      status = response.status;
+      body = (await response.text().catch(() => "")).slice(0, 64 * 1024);
+    }
   } catch (error) {
     const name = (error as { name?: unknown }).name;
     if (name === "TimeoutError" || name === "AbortError")
-      return { ok: false, message: `No answer from ${new URL(url).host} within ${timeoutMs / 1000} s.` };
-    const cause = (error as { cause?: { code?: unknown; message?: unknown } }).cause;
-    const why = cause?.code ?? cause?.message ?? "failed";
-    return { ok: false, message: `Could not connect to ${new URL(url).host} (${String(why)}).` };
+      return { ok: false, message: `No answer from ${host} within ${timeoutMs / 1000} s.` };
+    const { code, cause } = error as { code?: unknown; cause?: { code?: unknown; message?: unknown } };
+    const why = code ?? cause?.code ?? cause?.message ?? "failed";
+    return { ok: false, message: `Could not connect to ${host} (${String(why)}).` };
   }
-  const body = (await response.text().catch(() => "")).slice(0, 64 * 1024);
-  if (response.status >= 300 && response.status < 400)
-    return { ok: false, message: `The server answered ${response.status} (a redirect): give the final base URL.` };
-  if (!response.ok) return { ok: false, message: `The provider answered ${response.status}: ${providerWords(body)}` };
+  if (status >= 300 && status < 400)
+    return { ok: false, message: `The server answered ${status} (a redirect): give the final base URL.` };
+  if (status < 200 || status >= 300)
+    return { ok: false, message: `The provider answered ${status}: ${providerWords(body)}` };
   let listed: string[] = [];
   try {
     const parsed = JSON.parse(body) as { data?: { id?: unknown }[] };
@@ -279,8 +293,10 @@ export async function checkModelKey(
   let result: { ok: boolean; message: string };
   try {
     if (key.sealedKey) apiKey = open(key.sealedKey, sealingKey(), key.id);
-    if (key.baseUrl) await checkModelBaseUrlTarget(key.baseUrl, { allowPrivate: env().MODEL_KEYS_ALLOW_PRIVATE });
-    result = await probe(key, apiKey, durationMs(env().MODEL_CHECK_TIMEOUT));
+    const target = key.baseUrl
+      ? await checkModelBaseUrlTarget(key.baseUrl, { allowPrivate: env().MODEL_KEYS_ALLOW_PRIVATE })
+      : null;
+    result = await probe(key, apiKey, durationMs(env().MODEL_CHECK_TIMEOUT), target);
   } catch (error) {
     if (!(error instanceof SealedKeyUnreadableError) && !(error instanceof ModelNotConfiguredError)) throw error;
     result = { ok: false, message: error.message };

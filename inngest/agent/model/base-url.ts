@@ -8,6 +8,9 @@
  * built (a host may resolve elsewhere later).
  */
 import { lookup } from "node:dns/promises";
+import http from "node:http";
+import https from "node:https";
+import type { LookupFunction } from "node:net";
 import { classifyAddress, type Resolver } from "../../webhooks/address";
 import { ModelNotConfiguredError } from "./config";
 
@@ -35,10 +38,16 @@ export function parseModelBaseUrl(input: string): string {
 
 const systemResolver: Resolver = (hostname) => lookup(hostname, { all: true, verbatim: true });
 
+/** Where a checked base URL's host resolved to: the address a pinned request connects to. */
+export interface CheckedAddress {
+  address: string;
+  family: 4 | 6;
+}
+
 export async function checkModelBaseUrlTarget(
   baseUrl: string,
   { allowPrivate, resolve = systemResolver }: { allowPrivate: boolean; resolve?: Resolver },
-): Promise<void> {
+): Promise<CheckedAddress> {
   const hostname = new URL(baseUrl).hostname.replace(/^\[|\]$/g, "");
   let addresses: { address: string; family: number }[];
   try {
@@ -63,4 +72,59 @@ export async function checkModelBaseUrlTarget(
         : `A model server may not be at ${which}: it is a ${verdict.range} address.`,
     );
   }
+  const chosen = addresses[0]!;
+  return { address: chosen.address, family: chosen.family === 6 ? 6 : 4 };
+}
+
+export interface PinnedAnswer {
+  status: number;
+  body: string;
+}
+
+/**
+ * A GET to the address the check approved (the socket's lookup answers with it, so a second DNS answer cannot point
+ * elsewhere; TLS still checks the certificate against the URL's host), no redirect followed, at most `maxBytes` of
+ * the body read, within `timeoutMs` for the whole exchange. Rejects with the socket's error, or a TimeoutError.
+ */
+export function getPinned(
+  url: string,
+  target: CheckedAddress,
+  {
+    headers,
+    timeoutMs,
+    maxBytes = 64 * 1024,
+  }: { headers: Record<string, string>; timeoutMs: number; maxBytes?: number },
+): Promise<PinnedAnswer> {
+  const parsed = new URL(url);
+  const client = parsed.protocol === "https:" ? https : http;
+  const pinned: LookupFunction = (_hostname, options, callback) => {
+    if (options.all) callback(null, [{ address: target.address, family: target.family }]);
+    else callback(null, target.address, target.family);
+  };
+  return new Promise((resolve, reject) => {
+    const request = client.request(parsed, { method: "GET", lookup: pinned, agent: false, headers }, (response) => {
+      const chunks: Buffer[] = [];
+      let read = 0;
+      response.on("data", (chunk: Buffer) => {
+        const room = maxBytes - read;
+        read += chunk.length;
+        chunks.push(room >= chunk.length ? chunk : chunk.subarray(0, Math.max(0, room)));
+        if (read >= maxBytes) response.destroy();
+      });
+      const done = () => {
+        clearTimeout(timer);
+        resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8").slice(0, maxBytes) });
+      };
+      response.on("end", done);
+      response.on("close", done);
+    });
+    const timer = setTimeout(() => {
+      request.destroy(Object.assign(new Error("timed out"), { name: "TimeoutError" }));
+    }, timeoutMs);
+    request.on("error", (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    request.end();
+  });
 }

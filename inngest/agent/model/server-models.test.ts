@@ -1,5 +1,7 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
-import { checkModelBaseUrlTarget, ModelBaseUrlError, parseModelBaseUrl } from "./base-url";
+import { checkModelBaseUrlTarget, getPinned, ModelBaseUrlError, parseModelBaseUrl } from "./base-url";
 import { keyedModelConfig, ModelNotConfiguredError, serverModels } from "./config";
 
 describe("serverModels", () => {
@@ -68,10 +70,13 @@ describe("model base URLs", () => {
     await expect(
       checkModelBaseUrlTarget("http://meta.example/v1", { allowPrivate: false, resolve: at("169.254.169.254") }),
     ).rejects.toThrow(/meta\.example \(169\.254\.169\.254\)/);
-    await expect(checkModelBaseUrlTarget("http://127.0.0.1:1/v1", { allowPrivate: true })).resolves.toBeUndefined();
+    await expect(checkModelBaseUrlTarget("http://127.0.0.1:1/v1", { allowPrivate: true })).resolves.toEqual({
+      address: "127.0.0.1",
+      family: 4,
+    });
     await expect(
       checkModelBaseUrlTarget("http://llm.example/v1", { allowPrivate: false, resolve: at("93.184.216.34") }),
-    ).resolves.toBeUndefined();
+    ).resolves.toEqual({ address: "93.184.216.34", family: 4 });
     await expect(
       checkModelBaseUrlTarget("http://nowhere.invalid/v1", {
         allowPrivate: true,
@@ -80,5 +85,43 @@ describe("model base URLs", () => {
         },
       }),
     ).rejects.toThrow(/could not be found/);
+  });
+});
+
+describe("getPinned", () => {
+  it("connects to the checked address whatever the name resolves to, reads a bounded body, follows no redirect", async () => {
+    const server = createServer((req, res) => {
+      if (req.url === "/moved") {
+        res.writeHead(302, { location: "http://169.254.169.254/" }).end();
+        return;
+      }
+      if (req.url === "/slow") return; // never answers
+      res
+        .writeHead(200, { "content-type": "application/json" })
+        .end(JSON.stringify({ host: req.headers.host, auth: req.headers.authorization, pad: "x".repeat(100_000) }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const pinned = { address: "127.0.0.1", family: 4 as const };
+      // "model.invalid" resolves nowhere: only the pin reaches the server, and the Host header keeps the name.
+      const answer = await getPinned(`http://model.invalid:${port}/v1/models`, pinned, {
+        headers: { authorization: "Bearer k" },
+        timeoutMs: 5_000,
+        maxBytes: 1_000,
+      });
+      expect(answer.status).toBe(200);
+      expect(answer.body).toHaveLength(1_000);
+      expect(answer.body).toContain(`"host":"model.invalid:${port}","auth":"Bearer k"`);
+      expect(
+        (await getPinned(`http://model.invalid:${port}/moved`, pinned, { headers: {}, timeoutMs: 5_000 })).status,
+      ).toBe(302);
+      await expect(
+        getPinned(`http://model.invalid:${port}/slow`, pinned, { headers: {}, timeoutMs: 200 }),
+      ).rejects.toMatchObject({ name: "TimeoutError" });
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

@@ -112,7 +112,7 @@ describe("model keys in the browser", () => {
       await gotoHydrated(page, `${stack.app.url}/settings`);
       await page.getByRole("button", { name: "Remove" }).click();
       await page.getByText("Key removed.").waitFor();
-      expect(await page.getByTestId("key-hint").count()).toBe(0);
+      await expect.poll(() => page.getByTestId("key-hint").count()).toBe(0);
       await gotoHydrated(page, projectUrl);
       await expect.poll(() => page.locator("body").innerText()).toContain("was removed: pick another model");
       // The picker still shows the saved choice, as no longer available, rather than another model.

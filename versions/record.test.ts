@@ -24,7 +24,7 @@ afterAll(async () => {
 const looseObjects = (history: ProjectHistory) =>
   Number(
     /^count: (\d+)$/m.exec(
-      execFileSync("git", ["count-objects", "-v"], { env: { GIT_DIR: history.gitDir } }).toString(),
+      execFileSync("git", ["count-objects", "-v"], { env: { ...process.env, GIT_DIR: history.gitDir } }).toString(),
     )![1],
   );
 

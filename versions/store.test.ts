@@ -52,7 +52,7 @@ describe("ProjectHistory", () => {
     const v2 = await version(v1.sha);
     const objects = () =>
       Object.fromEntries(
-        execFileSync("git", ["count-objects", "-v"], { env: { GIT_DIR: history.gitDir } })
+        execFileSync("git", ["count-objects", "-v"], { env: { ...process.env, GIT_DIR: history.gitDir } })
           .toString()
           .trim()
           .split("\n")

@@ -25,6 +25,7 @@ import { db } from "~/db.server";
 import { useAppLog } from "~/hooks/use-app-log";
 import { useProjectEvents, type ProjectEvent } from "~/hooks/use-project-events";
 import { readForm } from "~/http/form.server";
+import { isMultipartRequest, readPromptForm } from "~/models/prompt-images.server";
 import { listProjectFiles, readProjectFile, type ProjectFile } from "~/models/project-files.server";
 import { requireProject } from "~/models/projects.server";
 import { handleWebhookAction, isWebhookIntent, listWebhooks, MAX_WEBHOOKS_PER_PROJECT } from "~/models/webhooks.server";
@@ -93,7 +94,10 @@ export async function loader({ request, params }: LoaderFunctionArgs) {
 export async function action({ request, params }: ActionFunctionArgs) {
   const userId = await requireUserId(request);
   const project = await requireProject(db, userId, params.projectId);
-  const form = await readForm(request);
+  // A prompt with images comes as multipart: its images are checked as they stream in (decision 036).
+  const { form, ...upload } = isMultipartRequest(request)
+    ? await readPromptForm(request)
+    : { form: await readForm(request), images: [] };
   const intent = form.get("intent");
   const result = isAppIntent(intent)
     ? await controlProjectApp(project, intent)
@@ -101,7 +105,7 @@ export async function action({ request, params }: ActionFunctionArgs) {
       ? await handleVersionAction(db, project, intent, form)
       : isWebhookIntent(intent)
         ? await handleWebhookAction(db, project, form)
-        : await handleChatAction(db, userId, project, form);
+        : await handleChatAction(db, userId, project, form, upload);
   return data(result, { status: result.ok ? 200 : result.status });
 }
 
@@ -286,6 +290,7 @@ function Builder() {
         <section className="chat-pane" aria-label="Chat">
           <div className="chat-scroll" ref={chatScroll}>
             <Transcript
+              projectId={builder.project.id}
               messages={builder.transcript}
               steering={builder.steering}
               live={
@@ -324,6 +329,12 @@ function Builder() {
             modelProblem={builder.modelProblem}
             error={chatError}
             sentOk={sentOk}
+            keptPrompt={
+              actionData && !actionData.ok && "prompt" in actionData && typeof actionData.prompt === "string"
+                ? actionData.prompt
+                : undefined
+            }
+            imageLimits={builder.imageLimits}
           />
         </section>
 

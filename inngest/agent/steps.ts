@@ -19,6 +19,7 @@ import type { AgentContext } from "./context";
 import { contextWindowOf, conversationBudget, estimateTokens, promptBudget } from "./context-budget";
 import { findEntry, projectEntries, recountTokens, saveEntry, unusableActionsInARow } from "./entries";
 import { ModelNotConfiguredError } from "./model/config";
+import { attachImages } from "./model/vision";
 import {
   generateTitle,
   isAbortError,
@@ -257,7 +258,7 @@ async function askModel(
         registry,
         mode: run.mode,
         context,
-        conversation: plan.turns,
+        conversation: await attachImages(db, plan.turns, { model: config.label }),
         signal: AbortSignal.any([watch.signal, timeout]),
       });
     } catch (error) {

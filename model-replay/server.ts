@@ -52,6 +52,8 @@ export interface ReplayImage {
   /** Its message's index in the request, and that message's role. */
   message: number;
   role: string;
+  /** The first characters of that message's text. */
+  text: string;
   mediaType: string;
   bytes: number;
   sha256: string;
@@ -70,6 +72,7 @@ export function imagePartsOf(messages: readonly ChatMessage[]): ReplayImage[] {
         {
           message: index,
           role: String(message.role),
+          text: messageText(message).slice(0, 200),
           mediaType: match?.[1] ?? "(not a data: URL)",
           bytes: bytes.byteLength,
           sha256: createHash("sha256").update(bytes).digest("hex"),

@@ -15,6 +15,14 @@ import { env } from "../env.server";
 import type { ProjectEvent } from "../models/project-events";
 import { renameProject } from "../models/projects.server";
 import {
+  ImageRefusedError,
+  imageLimits,
+  imagesOfMessages,
+  imagesOfRun,
+  type PromptImageRef,
+  type PromptImageUpload,
+} from "../models/prompt-images.server";
+import {
   DemoUnavailableError,
   EngineUnavailableError,
   isUuid,
@@ -26,14 +34,6 @@ import {
   stopRun,
   VisionUnsupportedError,
 } from "../models/runs.server";
-import {
-  ImageRefusedError,
-  imageLimits,
-  imagesOfMessages,
-  imagesOfRun,
-  type PromptImageRef,
-  type PromptImageUpload,
-} from "../models/prompt-images.server";
 import {
   listSteering,
   queueSteer,

@@ -1,10 +1,10 @@
 import { Fragment } from "react";
 import Markdown from "react-markdown";
 import remarkGfm from "remark-gfm";
-import { humanSize, imageHref } from "~/models/prompt-images";
 import type { BuilderData } from "./builder.server";
 import { runDetailHref } from "./run-history";
 import { SteerMessage } from "./steer-message";
+import { humanSize, imageHref } from "~/models/prompt-images";
 
 type Message = BuilderData["transcript"][number];
 

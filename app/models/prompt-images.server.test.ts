@@ -116,7 +116,7 @@ describe("readPromptForm", () => {
     const broken = new Request("http://dyno.test/p", {
       method: "POST",
       headers: { "Content-Type": "multipart/form-data; boundary=xyz" },
-      body: "--xyz\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\nunterminated",
+      body: '--xyz\r\nContent-Disposition: form-data; name="prompt"\r\n\r\nunterminated',
     });
     const refusal = await readPromptForm(broken, limits).catch((e: unknown) => e);
     expect(refusal).toBeInstanceOf(Response);

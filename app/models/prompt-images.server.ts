@@ -264,13 +264,15 @@ export async function ownedImage(
   return row;
 }
 
-/** The response an image is served with: its own type, never sniffed, never run as a document. */
+/**
+ * The response an image is served with: its own type, never run as a document (the CSP's sandbox; nosniff is on
+ * every response already, server/security-headers.ts).
+ */
 export function imageResponse(image: { mediaType: string; bytes: Uint8Array; sha256: string }): Response {
   return new Response(new Uint8Array(image.bytes), {
     headers: {
       "Content-Type": image.mediaType,
       "Content-Length": String(image.bytes.byteLength),
-      "X-Content-Type-Options": "nosniff",
       "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
       "Cache-Control": "private, max-age=31536000, immutable",
       ETag: `"${image.sha256}"`,

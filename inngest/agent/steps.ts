@@ -19,7 +19,6 @@ import type { AgentContext } from "./context";
 import { contextWindowOf, conversationBudget, estimateTokens, promptBudget } from "./context-budget";
 import { findEntry, projectEntries, recountTokens, saveEntry, unusableActionsInARow } from "./entries";
 import { ModelNotConfiguredError } from "./model/config";
-import { attachImages } from "./model/vision";
 import {
   generateTitle,
   isAbortError,
@@ -30,6 +29,7 @@ import {
   type AgentAction,
   type NextActionResult,
 } from "./model/next-action";
+import { attachImages } from "./model/vision";
 import { deliverSteering } from "./steering";
 import { stepOutput } from "./step-output";
 import { stoppedBy, watchForStop } from "./stop-signal";

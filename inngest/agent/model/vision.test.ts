@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { saveImages } from "../../../app/models/prompt-images.server";
 import type { AgentEntry } from "../../../db/schema";
 import { createTestDatabase, type TestDatabase } from "../../../tests/support/database";
 import { createBuilder } from "../../../tests/support/fixtures";
 import { pngImage, sha256 } from "../../../tests/support/images";
-import { saveImages } from "../../../app/models/prompt-images.server";
 import { renderConversation } from "../conversation";
 import { attachImages, omittedNote, supportsVision, type PromptImageRef } from "./vision";
 

@@ -4,7 +4,9 @@
  * prompts are loaded from Postgres and handed to BAML as images. A model without vision gets a line of text in
  * their place, never a failed run; older prompts' images are named, not sent again.
  */
-import { Image } from "@boundaryml/baml";
+// The default import: the package's CommonJS exports name Image through a getter that ESM's named-export detection
+// skips (Vite's SSR loader then finds no `Image`), while the default export is the whole exports object.
+import baml from "@boundaryml/baml";
 import { inArray } from "drizzle-orm";
 import { env } from "../../../app/env.server";
 import type { ConversationTurn as BamlTurn } from "../../../baml_client";
@@ -92,7 +94,7 @@ export async function attachImages(
     }
     const loaded = images.flatMap((image) => {
       const row = byId.get(image.id);
-      return row ? [Image.fromBase64(row.mediaType, Buffer.from(row.bytes).toString("base64"))] : [];
+      return row ? [baml.Image.fromBase64(row.mediaType, Buffer.from(row.bytes).toString("base64"))] : [];
     });
     const missing = images.length - loaded.length;
     const content = missing ? `${turn.content}\n[${missing} image(s) no longer stored]` : turn.content;

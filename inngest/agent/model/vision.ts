@@ -4,15 +4,17 @@
  * prompts are loaded from Postgres and handed to BAML as images. A model without vision gets a line of text in
  * their place, never a failed run; older prompts' images are named, not sent again.
  */
-// The default import: the package's CommonJS exports name Image through a getter that ESM's named-export detection
-// skips (Vite's SSR loader then finds no `Image`), while the default export is the whole exports object.
-import baml from "@boundaryml/baml";
+import { createRequire } from "node:module";
 import { inArray } from "drizzle-orm";
 import { env } from "../../../app/env.server";
 import type { ConversationTurn as BamlTurn } from "../../../baml_client";
 import type { Db } from "../../../db/client";
 import { promptImages } from "../../../db/schema";
 import type { ConversationTurn } from "../conversation";
+
+// Required, not imported: the package's CommonJS exports name Image through a getter that ESM's named-export
+// detection skips, so Vite's SSR loader finds neither `Image` nor a default export (it is marked __esModule).
+const baml = createRequire(import.meta.url)("@boundaryml/baml") as typeof import("@boundaryml/baml");
 
 /** What the conversation keeps of an image (the agent_entries payload of its prompt): never its bytes. */
 export interface PromptImageRef {

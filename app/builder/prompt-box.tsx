@@ -121,7 +121,8 @@ export function PromptBox({
               accept={ACCEPTED_IMAGE_TYPES}
               multiple
               className="attach-input"
-              disabled={disabled || noModel}
+              // A message to a working run carries text only (decision 036).
+              disabled={disabled || noModel || steering}
               aria-describedby="attach-help"
               onChange={(event) =>
                 setChosen([...(event.currentTarget.files ?? [])].map((f) => ({ name: f.name, size: f.size })))
@@ -149,6 +150,8 @@ export function PromptBox({
           ) : null}
           {chosenProblem ? (
             <span className="error">{chosenProblem}</span>
+          ) : steering ? (
+            <span>Images go with a new prompt, once the agent has finished (or been stopped).</span>
           ) : (
             <span>
               Up to {maxImages} images (PNG, JPEG, WebP or GIF), {humanSize(maxBytes)} each.

@@ -262,6 +262,44 @@ describe("images in prompts", () => {
     expect(prompt).toContain("[The builder attached an image: shot.png (image/png, 1 KiB)]");
   });
 
+  it("sends a stopped run's images again when it is retried", async () => {
+    const me = await builder();
+    const id = await createProject(me);
+    script([turn.run("sleep 5"), turn.reply("Done.")]);
+    const png = pngImage(7, 7, [1, 2, 3]);
+    expect((await sendPrompt(me, id, "retry me", [{ name: "again.png", bytes: png }])).status).toBe(200);
+    const [run] = await runsOf(id);
+    await waitForRunEvent(stack.database, {
+      projectId: id,
+      runId: run!.id,
+      until: (row) => row.type === "tool_call" && row.data.iteration === 1,
+    });
+    const post = (fields: Record<string, string>) =>
+      fetch(`${stack.app.url}/projects/${id}.data`, {
+        method: "POST",
+        body: new URLSearchParams(fields),
+        headers: { Cookie: me.cookie },
+      });
+    expect((await post({ intent: "stop", runId: run!.id })).status).toBe(200);
+    expect((await waitForRunToFinish(stack.database, run!)).type).toBe("stopped");
+
+    // The stopped run's action counts as the script's first turn.
+    script([turn.reply("(not asked)"), turn.reply("Retried with the image.")]);
+    const before = stack.replay.requestLog.length;
+    expect((await post({ intent: "retry", runId: run!.id })).status).toBe(200);
+    const [, retried] = await runsOf(id);
+    expect((await waitForRunToFinish(stack.database, retried!)).type).toBe("complete");
+    const stored = (await imagesOf(id)).filter((image) => image.runId === retried!.id);
+    expect(stored.map((image) => [image.name, image.sha256])).toEqual([["again.png", sha256(png)]]);
+    // Both prompts are in the conversation, each with its image (the two newest prompts with images are sent).
+    const [request] = stack.replay.requestLog.slice(before).filter((r) => typeof r.turn === "number");
+    expect(request!.images.map((image) => [image.sha256, image.role])).toEqual([
+      [sha256(png), "user"],
+      [sha256(png), "user"],
+    ]);
+    expect(request!.images[0]!.message).toBeLessThan(request!.images[1]!.message);
+  });
+
   it("refuses images sent while a run works (steering carries text only) and writes nothing for them", async () => {
     const me = await builder();
     const id = await createProject(me);

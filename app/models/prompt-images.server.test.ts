@@ -67,14 +67,14 @@ describe("readPromptForm", () => {
     const { form, images, problem } = await readPromptForm(
       multipart([
         ["intent", "prompt"],
-        ["prompt", "Make it look like this ✓"],
+        ["prompt", "Make it look like this ✓\r\nin blue"],
         ["images", a, "a.png"],
         ["images", b, "b.png"],
       ]),
       limits,
     );
     expect(problem).toBeUndefined();
-    expect(form.get("prompt")).toBe("Make it look like this ✓");
+    expect(form.get("prompt")).toBe("Make it look like this ✓\nin blue");
     expect(form.get("intent")).toBe("prompt");
     expect(form.get("images")).toBeNull();
     expect(images.map((i) => [i.name, i.sha256, i.size])).toEqual([

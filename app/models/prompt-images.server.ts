@@ -131,7 +131,9 @@ export async function readPromptForm(request: Request, limits: ImageLimits = ima
     if (!isFile) {
       textBytes += size;
       if (textBytes > MULTIPART_TEXT_ALLOWANCE) throw new ImageRefusedError("The form's text is too long.");
-      return new TextDecoder().decode(bytes);
+      // A browser sends a textarea's line breaks as CRLF in multipart (urlencoded forms from Remix keep LF): the
+      // prompt is kept as typed, the same either way.
+      return new TextDecoder().decode(bytes).replace(/\r\n/g, "\n");
     }
     // An empty file input posts a part with no name and no bytes.
     if (!keep || (filename === "" && size === 0)) return undefined;

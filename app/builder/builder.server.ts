@@ -23,6 +23,7 @@ import {
   type PromptImageUpload,
 } from "../models/prompt-images.server";
 import {
+  DailyBudgetSpentError,
   DemoUnavailableError,
   EngineUnavailableError,
   isUuid,
@@ -328,6 +329,7 @@ export async function handleChatAction(
     if (
       error instanceof NotFoundError ||
       error instanceof RunActiveError ||
+      error instanceof DailyBudgetSpentError ||
       error instanceof SteerRefusedError ||
       error instanceof EngineUnavailableError ||
       error instanceof DemoUnavailableError ||

@@ -9,6 +9,7 @@ import { pgSafeText } from "../../db/pg-safe";
 import { appendRunEvent, lockProjectEvents } from "../../db/run-events";
 import { ACTIVE_RUN_STATUSES } from "../../db/run-status";
 import { messages, projects, runs, type Run } from "../../db/schema";
+import { builderTokensToday, dailyBudgetSpent } from "../../inngest/agent/budget";
 import { DEMOS, type DemoName } from "../../inngest/agent/demo";
 import { saveEntry } from "../../inngest/agent/entries";
 import { parseModelSpec } from "../../inngest/agent/model/config";
@@ -39,6 +40,11 @@ export class EngineUnavailableError extends Error {
 export { ModelNotConfiguredError } from "../../inngest/agent/model/config";
 export { DemoUnavailableError } from "./demo.server";
 export { VisionUnsupportedError } from "../../inngest/agent/model/vision";
+
+/** A prompt from a builder whose runs used today's token budget is refused before anything is written. */
+export class DailyBudgetSpentError extends Error {
+  readonly status = 429;
+}
 
 /** A second prompt while one runs is refused: the page says so and keeps the box disabled until the run ends. */
 export class RunActiveError extends Error {
@@ -104,6 +110,12 @@ export async function recordPrompt(
         .where(and(eq(runs.projectId, projectId), inArray(runs.status, [...ACTIVE_RUN_STATUSES])))
         .limit(1);
       if (active) throw new RunActiveError();
+    }
+    // A run started over the day's budget would only fail at its first step; a replay (the demo) costs nothing.
+    const { AGENT_DAILY_TOKEN_BUDGET } = env();
+    if (AGENT_DAILY_TOKEN_BUDGET > 0 && !modelSpec.startsWith("replay/")) {
+      const spent = dailyBudgetSpent(await builderTokensToday(tx, userId), AGENT_DAILY_TOKEN_BUDGET);
+      if (spent) throw new DailyBudgetSpentError(spent);
     }
     await beforeRecord?.(tx);
     const [created] = await tx

@@ -47,10 +47,15 @@ export async function compact(
   const trimmed = new Set(folded.filter((entry) => entry.kind === "result").map((entry) => entry.id));
   // Images are not summarized: each prompt's text names its images, and that line is what the summary keeps.
   const turns = renderEntries(folded, { trimmed }).map(({ role, content }) => ({ role, content }));
-  const [snapshot] = await db.select({ todos: runs.todos }).from(runs).where(eq(runs.id, run.id));
   const previousTurns = Number(previous?.payload.summarizedTurns) || 0;
 
   const watch = watchForStop(agent.database, run);
+  // Read after the watch started: a stop recorded before it is seen here, one after it by the watch.
+  const [snapshot] = await db.select({ todos: runs.todos, status: runs.status }).from(runs).where(eq(runs.id, run.id));
+  if (snapshot?.status !== "running") {
+    watch.close();
+    return { next: "stop" };
+  }
   const startedAt = Date.now();
   let summary: string;
   let usage;

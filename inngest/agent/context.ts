@@ -82,7 +82,11 @@ export function networkReach(e: Env): ToolLimits["network"] {
   return { mode: egress.mode, hosts: () => reachableHosts(egress) };
 }
 
+/** Projects whose local sandbox this context opened and saw recorded on the project row (least recent first). */
+const RECORDED_SANDBOXES_KEPT = 1_000;
+
 export function createAgentContext(e: Env = env(), database: Database = getDatabase()): AgentContext {
+  const localSandboxesRecorded = new Map<string, { sandboxProvider: string; sandboxId: string }>();
   const modelTimeoutMs = durationMs(e.AGENT_MODEL_TIMEOUT);
   return {
     database,
@@ -93,6 +97,12 @@ export function createAgentContext(e: Env = env(), database: Database = getDatab
     },
     async sandbox(projectId) {
       const { db } = database;
+      // A local sandbox's id follows from the project's: once its row holds it, opening it again needs no read.
+      const known = e.SANDBOX_PROVIDER === "local" ? localSandboxesRecorded.get(projectId) : undefined;
+      if (known) {
+        const sandbox = await openSandbox(sandboxConfig(e), { id: projectId, ...known });
+        if (sandbox.provider === known.sandboxProvider && sandbox.id === known.sandboxId) return sandbox;
+      }
       const [project] = await db.select().from(projects).where(eq(projects.id, projectId));
       if (!project) throw new Error(`Project ${projectId} does not exist`);
       const sandbox = await openSandbox(sandboxConfig(e), project);
@@ -101,6 +111,14 @@ export function createAgentContext(e: Env = env(), database: Database = getDatab
           .update(projects)
           .set({ sandboxProvider: sandbox.provider, sandboxId: sandbox.id })
           .where(eq(projects.id, projectId));
+      }
+      if (sandbox.provider === "local") {
+        localSandboxesRecorded.delete(projectId);
+        localSandboxesRecorded.set(projectId, { sandboxProvider: sandbox.provider, sandboxId: sandbox.id });
+        for (const oldest of localSandboxesRecorded.keys()) {
+          if (localSandboxesRecorded.size <= RECORDED_SANDBOXES_KEPT) break;
+          localSandboxesRecorded.delete(oldest);
+        }
       }
       return sandbox;
     },

@@ -17,7 +17,7 @@ import { estimatedCost, overBudget, priceOf, tokensUsed, usageWith } from "./bud
 import { planConversation } from "./compaction";
 import type { AgentContext } from "./context";
 import { contextWindowOf, conversationBudget, estimateTokens, promptBudget } from "./context-budget";
-import { findEntry, projectEntries, recountTokens, saveEntry, unusableActionsInARow } from "./entries";
+import { findEntries, findEntry, projectEntries, recountTokens, saveEntry, unusableActionsInARow } from "./entries";
 import { ModelNotConfiguredError } from "./model/config";
 import {
   generateTitle,
@@ -146,7 +146,8 @@ export async function think(
 ): Promise<Thought> {
   const { db } = agent.database;
   // A step re-executed after the model answered must not ask again.
-  const saved = (await findEntry(db, run.id, iteration, "reply")) ?? (await findEntry(db, run.id, iteration, "action"));
+  const found = await findEntries(db, run.id, iteration, ["reply", "action"]);
+  const saved = found.reply ?? found.action;
   const thought = saved
     ? thoughtOf(saved.payload, saved.kind as "action" | "reply")
     : await askModel(agent, run, iteration, options);
@@ -206,13 +207,13 @@ async function askModel(
 ): Promise<Thought> {
   const { db } = agent.database;
   // After a compaction the iteration has begun already (think-i recorded it): only check that the run still runs.
-  const running = options.compacted
-    ? (await db.select({ status: runs.status }).from(runs).where(eq(runs.id, run.id)))[0]?.status === "running"
-    : await beginIteration(db, run, iteration);
-  if (!running) return { next: "stop" };
-
+  // Watching first: a stop recorded before the check below is the check's to see, one after it the watch's.
   const watch = watchForStop(agent.database, run);
   try {
+    const running = options.compacted
+      ? (await db.select({ status: runs.status }).from(runs).where(eq(runs.id, run.id)))[0]?.status === "running"
+      : await beginIteration(db, run, iteration);
+    if (!running) return { next: "stop" };
     const { config, registry } = await agent.model(run.model);
     const sandbox = await agent.sandbox(run.projectId);
     const files = await sandbox.listFiles().then(
@@ -388,20 +389,19 @@ export async function act(agent: AgentContext, run: AgentRun, iteration: number)
   const { db } = agent.database;
   // The result is saved in the same transaction as its events: once it exists,
   // the tool's side effect happened and must not happen again.
-  const saved = await findEntry(db, run.id, iteration, "action");
-  const done = await findEntry(db, run.id, iteration, "result");
+  const { action: saved, result: done } = await findEntries(db, run.id, iteration, ["action", "result"]);
   if (done) {
     // Interrupted after the result was saved: the version, if it was not taken yet, holds the same files now.
     await takeStepVersion(agent, run, iteration, saved);
     return { next: done.payload.stopped ? "stop" : "think" };
   }
   if (!saved) throw new Error(`act-${iteration}: no action saved for run ${run.id}`);
-  const [current] = await db.select({ status: runs.status }).from(runs).where(eq(runs.id, run.id));
-  if (current?.status !== "running") return { next: "stop" };
-
   const action = saved.payload.action as AgentAction;
+  // Watching first: a stop recorded before the check below is the check's to see, one after it the watch's.
   const watch = watchForStop(agent.database, run);
   try {
+    const [current] = await db.select({ status: runs.status }).from(runs).where(eq(runs.id, run.id));
+    if (current?.status !== "running") return { next: "stop" };
     const refused = saved.payload.refused;
     const outcome: ToolOutcome =
       typeof refused === "string"

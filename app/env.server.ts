@@ -219,6 +219,27 @@ const EnvSchema = z
     AGENT_API_KEY: optionalString(),
     OPENAI_API_KEY: optionalString(),
     ANTHROPIC_API_KEY: optionalString(),
+    /**
+     * More server models a builder may pick for a project (decision 034): a comma list of specs like AGENT_MODEL,
+     * each with its server key. AGENT_MODEL stays the default.
+     */
+    AGENT_MODELS: optionalString(),
+    /**
+     * The key builders' own API keys are sealed with at rest (32+ characters). Unset: one derived from
+     * SESSION_SECRET for this purpose only; changing either makes stored keys unreadable (builders add them again).
+     */
+    DYNO_SECRETS_KEY: z
+      .string()
+      .min(32, "at least 32 characters")
+      .optional()
+      .or(z.literal("").transform(() => undefined)),
+    /** 1: builders' OpenAI-compatible base URLs may be loopback, private or link-local addresses (refused otherwise). */
+    MODEL_KEYS_ALLOW_PRIVATE: z
+      .enum(["", "0", "1", "false", "true"], { message: "1 or 0" })
+      .optional()
+      .transform((v) => v === "1" || v === "true"),
+    /** Check connection: the whole request to the provider. */
+    MODEL_CHECK_TIMEOUT: duration("10s"),
 
     /** Where the agent's tools run: a folder per project (local) or a Modal sandbox. */
     SANDBOX_PROVIDER: z.enum(["local", "modal"]).default("local"),

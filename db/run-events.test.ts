@@ -39,6 +39,7 @@ describe.each(availableDrivers())("run events on %s", (driver) => {
       "agent_entries",
       "git_remotes",
       "messages",
+      "model_keys",
       "projects",
       "rate_limits",
       "run_events",

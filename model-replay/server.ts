@@ -33,6 +33,10 @@ export interface ReplayServer {
   close(): Promise<void>;
   /** Adds a script, or replaces the one with the same name (and resets its error injection). */
   addScript(script: ReplayScript): void;
+  /** The Authorization header of each of the last 1,000 requests (chat and model list; "" when absent), newest last. */
+  readonly authorizations: readonly string[];
+  /** Answers 401, as a provider does for a revoked key, every request with `Authorization: Bearer <key>`. */
+  refuseKey(key: string): void;
 }
 
 export interface ReplayRequest {
@@ -245,10 +249,18 @@ export async function startReplayServer(options: ReplayServerOptions): Promise<R
     sendJson(res, 200, { object: "list", data });
   }
 
+  const authorizations: string[] = [];
+  const refusedKeys = new Set<string>();
+
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? "/", "http://replay").pathname.replace(/\/+$/, "");
     const route = `${req.method} ${path}`;
+    const authorization = req.headers.authorization ?? "";
+    authorizations.push(authorization);
+    if (authorizations.length > 1000) authorizations.shift();
     const handle = async () => {
+      if (refusedKeys.has(authorization.replace(/^Bearer /, "")))
+        throw new HttpProblem(401, "Incorrect API key provided.", "invalid_api_key");
       if (route === "POST /v1/chat/completions") return chatCompletion(req, res);
       if (route === "GET /v1/models") return listModels(res);
       throw new HttpProblem(
@@ -285,6 +297,12 @@ export async function startReplayServer(options: ReplayServerOptions): Promise<R
     },
     get requestLog() {
       return requestLog;
+    },
+    get authorizations() {
+      return authorizations;
+    },
+    refuseKey(key) {
+      refusedKeys.add(key);
     },
     addScript(script) {
       scripts.set(script.name, parseReplayScript(script, `replay script "${script.name}"`));

@@ -9,9 +9,9 @@ import type { Db } from "../../db/client";
 import { messages, runEvents, runs, type Project, type Run } from "../../db/schema";
 import { estimatedCost, parsePrices, priceOf } from "../../inngest/agent/budget";
 import { isDemoName } from "../../inngest/agent/demo";
-import { parseModelSpec } from "../../inngest/agent/model/config";
 import { DEMO_SCRIPT } from "../../model-replay/script";
 import { env } from "../env.server";
+import { loadModelPicker, projectModelProblem, type ModelPicker } from "../models/model-keys.server";
 import type { ProjectEvent } from "../models/project-events";
 import { renameProject } from "../models/projects.server";
 import {
@@ -85,6 +85,8 @@ export interface BuilderData {
   cursor: number;
   /** Why prompts cannot run (no model configured, or one missing its key or URL); null when they can. */
   modelProblem: string | null;
+  /** The project's model and fallback, and what may be picked (decision 034). */
+  models: ModelPicker;
   /** Images a prompt may carry (PROMPT_IMAGE_MAX_COUNT of PROMPT_IMAGE_MAX_BYTES each). */
   imageLimits: { maxBytes: number; maxCount: number };
 }
@@ -143,20 +145,11 @@ export async function loadBuilder(db: Db, project: Project): Promise<BuilderData
         }
       : null,
     cursor: upTo,
-    modelProblem: modelProblem(),
+    // The same check a prompt goes through (recordPrompt), so the page and the server agree on whether it may be sent.
+    modelProblem: await projectModelProblem(db, project),
+    models: await loadModelPicker(db, project.userId, project),
     imageLimits: imageLimits(),
   };
-}
-
-/** The same check a prompt goes through (recordPrompt), so the page and the server agree on whether it may be sent. */
-function modelProblem(): string | null {
-  try {
-    parseModelSpec(env());
-    return null;
-  } catch (error) {
-    if (error instanceof ModelNotConfiguredError) return error.message;
-    throw error;
-  }
 }
 
 export function summarize(run: Run): RunSummary {
@@ -300,7 +293,15 @@ export async function handleChatAction(
           userId,
           projectId: project.id,
           input: { prompt: failed.prompt, mode: failed.mode, maxIterations: failed.maxIterations },
-          model: failed.model || undefined,
+          // The models the run recorded, its keys and fallback included (a demo's replay spec as well).
+          model: failed.model
+            ? {
+                model: failed.model,
+                modelKeyId: failed.modelKeyId,
+                fallbackModel: failed.fallbackModel,
+                fallbackKeyId: failed.fallbackKeyId,
+              }
+            : undefined,
           onlyWhenIdle: true,
           images: await imagesOfRun(db, failed.id),
         });

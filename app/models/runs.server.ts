@@ -12,7 +12,6 @@ import { messages, projects, runs, type Run } from "../../db/schema";
 import { builderTokensToday, dailyBudgetSpent } from "../../inngest/agent/budget";
 import { DEMOS, type DemoName } from "../../inngest/agent/demo";
 import { saveEntry } from "../../inngest/agent/entries";
-import { parseModelSpec } from "../../inngest/agent/model/config";
 import { supportsVision, VisionUnsupportedError } from "../../inngest/agent/model/vision";
 import { agentPrompt, agentStop, inngest } from "../../inngest/client";
 import { reconcileRuns } from "../../inngest/reconcile";
@@ -20,6 +19,7 @@ import { failRun, markRunStopping } from "../../inngest/run-lifecycle";
 import { DEMO_SCRIPT } from "../../model-replay/script";
 import { env } from "../env.server";
 import { demoUnavailableReason, DemoUnavailableError } from "./demo.server";
+import { promptModelChoice, type RunModelChoice } from "./model-keys.server";
 import { PromptInput } from "./prompt";
 import { saveImages, type PromptImageUpload } from "./prompt-images.server";
 
@@ -58,8 +58,11 @@ export interface PromptRequest {
   userId: string;
   projectId: string;
   input: PromptInput;
-  /** Overrides AGENT_MODEL for this run ("replay/<script>" for the offline demo). */
-  model?: string;
+  /**
+   * Overrides the project's model (else AGENT_MODEL) for this run: a spec ("replay/<script>" for the offline demo),
+   * or a run's recorded choice (Retry), keys and fallback included (decision 034).
+   */
+  model?: string | RunModelChoice;
   /**
    * Refuse (RunActiveError) while another run of the project is queued or
    * running, instead of queueing behind it. Checked under a lock on the
@@ -89,7 +92,8 @@ export async function recordPrompt(
   const { mode, maxIterations } = parsed;
   // A pasted NUL or lone surrogate would fail the insert (Postgres 22P05); it is kept as U+FFFD instead.
   const prompt = pgSafeText(parsed.prompt);
-  const modelSpec = parseModelSpec(env(), model ?? env().AGENT_MODEL).label;
+  const choice = await promptModelChoice(db, { userId, projectId, requested: model });
+  const modelSpec = choice.model;
   // Refused before anything is written: the builder keeps the text and is told which model cannot read images.
   if (images.length > 0 && !supportsVision(modelSpec)) throw new VisionUnsupportedError(modelSpec);
   const stored = images.map((image) => ({ ...image, id: randomUUID() }));
@@ -125,7 +129,7 @@ export async function recordPrompt(
         userId,
         mode,
         prompt,
-        model: modelSpec,
+        ...choice,
         maxIterations: maxIterations ?? env().AGENT_MAX_ITERATIONS,
       })
       .returning();

@@ -60,7 +60,7 @@ export async function compact(
   let summary: string;
   let usage;
   try {
-    const { config, registry } = await agent.model(run.model);
+    const { config, registry } = await agent.model(run);
     const timeout = AbortSignal.timeout(agent.modelTimeoutMs);
     try {
       ({ summary, usage } = await summarizeSession({

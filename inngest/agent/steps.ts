@@ -51,7 +51,7 @@ export async function startAgentRun(agent: AgentContext, runId: string): Promise
   }
   if (!run.active) return { ...run, needsTitle: false };
   try {
-    await agent.model(run.model);
+    await agent.model(run);
   } catch (error) {
     if (error instanceof ModelNotConfiguredError) throw new RunFailedError(error.message);
     throw error;
@@ -82,7 +82,7 @@ export async function nameProject(agent: AgentContext, run: AgentRun): Promise<{
   let usage = { inputTokens: 0, outputTokens: 0 };
   const watch = watchForStop(agent.database, run);
   try {
-    const { registry } = await agent.model(run.model);
+    const { registry } = await agent.model(run);
     const named = await generateTitle({
       registry,
       prompt,
@@ -214,7 +214,7 @@ async function askModel(
       ? (await db.select({ status: runs.status }).from(runs).where(eq(runs.id, run.id)))[0]?.status === "running"
       : await beginIteration(db, run, iteration);
     if (!running) return { next: "stop" };
-    const { config, registry } = await agent.model(run.model);
+    const { config, registry } = await agent.model(run);
     const sandbox = await agent.sandbox(run.projectId);
     const files = await sandbox.listFiles().then(
       (l) => l.files,

@@ -14,11 +14,16 @@ const CONNECT_TIMEOUT_MS = 10_000;
 const ANTHROPIC_MAX_TOKENS = 8192;
 
 const CLIENT_NAME = "DynoModel";
+/** With a fallback, DynoModel is BAML's fallback strategy over these two (decision 034). */
+const PRIMARY_NAME = "DynoPrimary";
+const FALLBACK_NAME = "DynoFallback";
 
 export interface ClientRegistryOptions {
   /** Where the replay server listens (its base URL ending in /v1); required for provider "replay". */
   replayBaseUrl?: string;
   requestTimeoutMs?: number;
+  /** Tried once the primary fails (BAML's `fallback` provider, strategy [primary, fallback]). */
+  fallback?: ModelConfig;
 }
 
 /** BAML's provider name and options for a config (without the http block). */
@@ -45,17 +50,24 @@ function providerOptions(config: ModelConfig, replayBaseUrl: string | undefined)
 }
 
 export function createClientRegistry(config: ModelConfig, options: ClientRegistryOptions = {}): ClientRegistry {
-  const [provider, providerSpecific] = providerOptions(config, options.replayBaseUrl);
   const registry = new ClientRegistry();
-  // No BAML retry_policy: it would retry a 401 as well; withModelRetry (retry.ts) retries only what can pass.
-  registry.addLlmClient(CLIENT_NAME, provider, {
-    ...providerSpecific,
-    // Per attempt: a retry starts a fresh request timer.
-    http: {
-      connect_timeout_ms: CONNECT_TIMEOUT_MS,
-      request_timeout_ms: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
-    },
-  });
+  // Per attempt: a retry starts a fresh request timer.
+  const http = {
+    connect_timeout_ms: CONNECT_TIMEOUT_MS,
+    request_timeout_ms: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+  };
+  const add = (name: string, model: ModelConfig) => {
+    const [provider, providerSpecific] = providerOptions(model, options.replayBaseUrl);
+    // No BAML retry_policy: it would retry a 401 as well; withModelRetry (retry.ts) retries only what can pass.
+    registry.addLlmClient(name, provider, { ...providerSpecific, http });
+  };
+  if (options.fallback) {
+    add(PRIMARY_NAME, config);
+    add(FALLBACK_NAME, options.fallback);
+    registry.addLlmClient(CLIENT_NAME, "fallback", { strategy: [PRIMARY_NAME, FALLBACK_NAME] });
+  } else {
+    add(CLIENT_NAME, config);
+  }
   registry.setPrimary(CLIENT_NAME);
   return registry;
 }

@@ -17,6 +17,8 @@ import { waitForRunEvent, waitForRunToFinish } from "../support/wait";
 /** The model prompts sent over HTTP use (AGENT_MODEL): one AGENT_VISION_MODELS names. */
 const VISION_SCRIPT = "images-vision";
 const MAX_BYTES = 64 * 1024;
+/** A model the builder can pick for a project that AGENT_VISION_MODELS does not name. */
+const PLAIN_SCRIPT = "images-plain";
 
 let stack: Stack;
 
@@ -25,6 +27,8 @@ beforeAll(async () => {
     env: {
       AGENT_MODEL: `openai-compatible/${VISION_SCRIPT}`,
       AGENT_VISION_MODELS: `openai-compatible/${VISION_SCRIPT}`,
+      // A second server model a project may pick (decision 034), one that does not read images.
+      AGENT_MODELS: `openai-compatible/${PLAIN_SCRIPT}`,
       PROMPT_IMAGE_MAX_BYTES: "64k",
       PROMPT_IMAGE_MAX_COUNT: "2",
       PROMPT_IMAGE_RECENT_TURNS: "2",
@@ -210,6 +214,25 @@ describe("images in prompts", () => {
     });
     expect(response.status).toBe(413);
     expect(await response.text()).toBe("Request body too large (at most 384 KiB)");
+    await expectNothingWritten(id);
+  });
+
+  it("tells a builder whose project uses a model without vision that it cannot read images, keeping the text", async () => {
+    const me = await builder();
+    const id = await createProject(me);
+    const post = (fields: Record<string, string>) =>
+      fetch(`${stack.app.url}/projects/${id}.data`, {
+        method: "POST",
+        body: new URLSearchParams(fields),
+        headers: { Cookie: me.cookie },
+      });
+    expect((await post({ intent: "model-set", model: `server:openai-compatible/${PLAIN_SCRIPT}` })).status).toBe(200);
+    const refused = await sendPrompt(me, id, "what does this show?", [{ name: "shot.png", bytes: pngImage() }]);
+    expect(refused.status).toBe(400);
+    expect(refused.text).toContain(
+      `The model openai-compatible/${PLAIN_SCRIPT} does not read images, so this prompt was not sent.`,
+    );
+    expect(refused.text).toContain("what does this show?");
     await expectNothingWritten(id);
   });
 

@@ -96,6 +96,9 @@ export async function recordPrompt(
   const modelSpec = choice.model;
   // Refused before anything is written: the builder keeps the text and is told which model cannot read images.
   if (images.length > 0 && !supportsVision(modelSpec)) throw new VisionUnsupportedError(modelSpec);
+  // A fallback may answer any step of the run: it gets the images too, so it must read them.
+  if (images.length > 0 && choice.fallbackModel && !supportsVision(choice.fallbackModel))
+    throw new VisionUnsupportedError(choice.fallbackModel, true);
   const stored = images.map((image) => ({ ...image, id: randomUUID() }));
   const refs = stored.map(({ id, name, mediaType, size, sha256 }) => ({ id, name, mediaType, size, sha256 }));
   return db.transaction(async (tx) => {

@@ -234,6 +234,20 @@ describe("images in prompts", () => {
     );
     expect(refused.text).toContain("what does this show?");
     await expectNothingWritten(id);
+
+    // A fallback may answer any step, so it must read images too.
+    const picked = await post({
+      intent: "model-set",
+      model: `server:openai-compatible/${VISION_SCRIPT}`,
+      fallback: `server:openai-compatible/${PLAIN_SCRIPT}`,
+    });
+    expect(picked.status).toBe(200);
+    const withFallback = await sendPrompt(me, id, "and this?", [{ name: "shot.png", bytes: pngImage() }]);
+    expect(withFallback.status).toBe(400);
+    expect(withFallback.text).toContain(
+      `The fallback model openai-compatible/${PLAIN_SCRIPT} does not read images, so this prompt was not sent.`,
+    );
+    await expectNothingWritten(id);
   });
 
   it("refuses images for a model without vision, naming it, and a later run of such a model reads a note", async () => {

@@ -42,10 +42,14 @@ export function supportsVision(modelLabel: string, patterns: string = env().AGEN
 /** A prompt with images for a model that cannot read them: refused before anything is written. */
 export class VisionUnsupportedError extends Error {
   readonly status = 400;
-  constructor(readonly model: string) {
+  constructor(
+    readonly model: string,
+    /** The project's fallback model (it may answer any step, so it must read images too). */
+    fallback = false,
+  ) {
     super(
-      `The model ${model} does not read images, so this prompt was not sent. Send it without the images, or use a ` +
-        `model that reads them (AGENT_VISION_MODELS lists which do).`,
+      `The ${fallback ? "fallback model" : "model"} ${model} does not read images, so this prompt was not sent. ` +
+        `Send it without the images, or use a model that reads them (AGENT_VISION_MODELS lists which do).`,
     );
   }
 }

@@ -16,7 +16,15 @@ import { appContextFor, lastAppLogSeq } from "./app-context";
 import { estimatedCost, overBudget, priceOf, tokensUsed, usageWith } from "./budget";
 import { planConversation } from "./compaction";
 import type { AgentContext } from "./context";
-import { contextWindowOf, conversationBudget, estimateTokens, promptBudget } from "./context-budget";
+import {
+  calibratedBudget,
+  contextWindowOf,
+  conversationBudget,
+  estimateCalibration,
+  estimateTokens,
+  promptBudget,
+  SYSTEM_PROMPT_TOKENS,
+} from "./context-budget";
 import { findEntries, findEntry, projectEntries, recountTokens, saveEntry, unusableActionsInARow } from "./entries";
 import { ModelNotConfiguredError } from "./model/config";
 import {
@@ -242,8 +250,12 @@ async function askModel(
       todos: snapshot?.todos ?? [],
       ...(app.context ? { app: app.context } : {}),
     };
-    const budget = promptBudget(contextWindowOf(config, agent.context));
-    const plan = planConversation(entries, conversationBudget(budget, estimateTokens(JSON.stringify(context))));
+    // In estimated tokens, calibrated by how the provider counted the last prompt it answered.
+    const budget = calibratedBudget(promptBudget(contextWindowOf(config, agent.context)), estimateCalibration(entries));
+    const contextTokens = estimateTokens(JSON.stringify(context));
+    const plan = planConversation(entries, conversationBudget(budget, contextTokens));
+    // Saved with the answer, beside the provider's count: the next step's calibration.
+    const promptEstimate = SYSTEM_PROMPT_TOKENS + contextTokens + plan.tokens;
     if (plan.compactThrough !== undefined) {
       if (!options.compacted) return { next: "compact", through: plan.compactThrough };
       console.warn(
@@ -281,7 +293,7 @@ async function askModel(
     if (stoppedBy(watch.signal)) return { next: "stop" };
     // The answer is in hand (and paid for): a database blip must not make the step ask again.
     return await savingThrough(run, `think-${iteration}`, () =>
-      saveThought(agent, run, iteration, result, app.nextSeq),
+      saveThought(agent, run, iteration, result, { appLogSeq: app.nextSeq, promptEstimate }),
     );
   } finally {
     watch.close();
@@ -293,12 +305,13 @@ async function saveThought(
   run: AgentRun,
   iteration: number,
   result: NextActionResult,
-  appLogSeq: number | undefined,
+  { appLogSeq, promptEstimate }: { appLogSeq: number | undefined; promptEstimate: number },
 ): Promise<Thought> {
   const { db } = agent.database;
   const base = { runId: run.id, projectId: run.projectId, iteration };
-  // Where the app's log was read up to for this question: the next think starts there.
-  const seen = appLogSeq === undefined ? {} : { appLogSeq };
+  // Where the app's log was read up to for this question (the next think starts there), and what the prompt was
+  // estimated at (the next think's calibration).
+  const seen = { ...(appLogSeq === undefined ? {} : { appLogSeq }), promptEstimate };
   try {
     return await db.transaction(async (tx) => {
       // The run's tokens and estimated cost so far, shown on the live card with the step.

@@ -3,6 +3,7 @@ import {
   bigserial,
   boolean,
   check,
+  customType,
   index,
   integer,
   jsonb,
@@ -391,6 +392,36 @@ export const modelKeys = pgTable(
   (t) => [index("model_keys_user_idx").on(t.userId, t.createdAt)],
 );
 
+/** Raw bytes (bytea): postgres.js and PGlite both hand back a Uint8Array (a Buffer under postgres.js). */
+const bytea = customType<{ data: Uint8Array; driverData: Uint8Array }>({
+  dataType: () => "bytea",
+});
+
+/**
+ * Images a builder attached to a prompt (decision 036): the bytes as sent (type checked by its magic bytes, size
+ * bounded), shown in the transcript through an owner-only route and sent to vision models with their prompt.
+ */
+export const promptImages = pgTable(
+  "prompt_images",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    projectId: uuid("project_id")
+      .notNull()
+      .references(() => projects.id, { onDelete: "cascade" }),
+    runId: uuid("run_id").references(() => runs.id, { onDelete: "cascade" }),
+    messageId: uuid("message_id").references(() => messages.id, { onDelete: "cascade" }),
+    /** Its place among the prompt's images (0, 1, …). */
+    position: integer("position").notNull(),
+    name: text("name").notNull(),
+    mediaType: text("media_type").notNull(),
+    size: integer("size").notNull(),
+    sha256: text("sha256").notNull(),
+    bytes: bytea("bytes").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index("prompt_images_message_idx").on(t.messageId, t.position), index("prompt_images_run_idx").on(t.runId)],
+);
+
 export type User = typeof users.$inferSelect;
 export type Session = typeof sessions.$inferSelect;
 export type Project = typeof projects.$inferSelect;
@@ -404,3 +435,4 @@ export type WebhookDelivery = typeof webhookDeliveries.$inferSelect;
 export type Version = typeof versions.$inferSelect;
 export type GitRemote = typeof gitRemotes.$inferSelect;
 export type ModelKey = typeof modelKeys.$inferSelect;
+export type PromptImage = typeof promptImages.$inferSelect;

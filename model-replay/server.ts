@@ -4,6 +4,7 @@
  * a model. The request's `model` field names the script. Used by tests, the
  * benchmark and the app's offline demo; node:http only.
  */
+import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -46,6 +47,43 @@ export interface ReplayRequest {
   promptTokens: number;
   /** The first characters of the request's last message (the newest turn), to tell requests apart. */
   lastMessage: string;
+  /** The images the request carried (content parts of type image_url), described, not kept. */
+  images: ReplayImage[];
+}
+
+/** One image part of a request: where it was and what it held (its data: URL decoded), never its bytes. */
+export interface ReplayImage {
+  /** Its message's index in the request, and that message's role. */
+  message: number;
+  role: string;
+  /** The first characters of that message's text. */
+  text: string;
+  mediaType: string;
+  bytes: number;
+  sha256: string;
+}
+
+/** The image_url parts (data: URLs, as BAML sends an image) of a request's messages. */
+export function imagePartsOf(messages: readonly ChatMessage[]): ReplayImage[] {
+  return messages.flatMap((message, index) => {
+    if (!Array.isArray(message.content)) return [];
+    return (message.content as unknown[]).flatMap((part) => {
+      const url = (part as { type?: unknown; image_url?: { url?: unknown } } | null)?.image_url?.url;
+      if ((part as { type?: unknown } | null)?.type !== "image_url" || typeof url !== "string") return [];
+      const match = /^data:([^;,]+);base64,(.*)$/s.exec(url);
+      const bytes = match ? Buffer.from(match[2]!, "base64") : Buffer.alloc(0);
+      return [
+        {
+          message: index,
+          role: String(message.role),
+          text: messageText(message).slice(0, 200),
+          mediaType: match?.[1] ?? "(not a data: URL)",
+          bytes: bytes.byteLength,
+          sha256: createHash("sha256").update(bytes).digest("hex"),
+        },
+      ];
+    });
+  });
 }
 
 const MAX_REQUEST_LOG = 10_000;
@@ -176,6 +214,7 @@ export async function startReplayServer(options: ReplayServerOptions): Promise<R
       turn: answer.turn,
       promptTokens: Math.ceil(promptChars / 4),
       lastMessage: last ? messageText(last).slice(0, 200) : "",
+      images: imagePartsOf(messages as ChatMessage[]),
     });
     if (requestLog.length > MAX_REQUEST_LOG) requestLog.shift();
     const delay = latencyMs + (answer.kind === "reply" ? answer.delayMs : 0);

@@ -15,6 +15,14 @@ import { loadModelPicker, projectModelProblem, type ModelPicker } from "../model
 import type { ProjectEvent } from "../models/project-events";
 import { renameProject } from "../models/projects.server";
 import {
+  ImageRefusedError,
+  imageLimits,
+  imagesOfMessages,
+  imagesOfRun,
+  type PromptImageRef,
+  type PromptImageUpload,
+} from "../models/prompt-images.server";
+import {
   DailyBudgetSpentError,
   DemoUnavailableError,
   EngineUnavailableError,
@@ -25,6 +33,7 @@ import {
   startDemoRun,
   startRun,
   stopRun,
+  VisionUnsupportedError,
 } from "../models/runs.server";
 import {
   listSteering,
@@ -64,6 +73,8 @@ export interface BuilderData {
     content: string;
     createdAt: string;
     runId: string | null;
+    /** The images a prompt carried (decision 036); empty for every other message. */
+    images: PromptImageRef[];
   }>;
   history: RunSummary[];
   /** Messages sent while a run worked: queued, delivered at a step, or left unread when the run ended (decision 033). */
@@ -76,6 +87,8 @@ export interface BuilderData {
   modelProblem: string | null;
   /** The project's model and fallback, and what may be picked (decision 034). */
   models: ModelPicker;
+  /** Images a prompt may carry (PROMPT_IMAGE_MAX_COUNT of PROMPT_IMAGE_MAX_BYTES each). */
+  imageLimits: { maxBytes: number; maxCount: number };
 }
 
 export async function loadBuilder(db: Db, project: Project): Promise<BuilderData> {
@@ -95,6 +108,10 @@ export async function loadBuilder(db: Db, project: Project): Promise<BuilderData
     db.select().from(runs).where(eq(runs.projectId, project.id)).orderBy(desc(runs.createdAt)).limit(HISTORY_RUNS),
     listSteering(db, project.id),
   ]);
+  const images = await imagesOfMessages(
+    db,
+    transcript.filter((m) => m.role === "user").map((m) => m.id),
+  );
   const latest = recent[0];
   const events = latest
     ? await db
@@ -111,6 +128,7 @@ export async function loadBuilder(db: Db, project: Project): Promise<BuilderData
       content: m.content,
       createdAt: m.createdAt.toISOString(),
       runId: m.runId,
+      images: images.get(m.id) ?? [],
     })),
     history: recent.map(summarize),
     steering,
@@ -130,6 +148,7 @@ export async function loadBuilder(db: Db, project: Project): Promise<BuilderData
     // The same check a prompt goes through (recordPrompt), so the page and the server agree on whether it may be sent.
     modelProblem: await projectModelProblem(db, project),
     models: await loadModelPicker(db, project.userId, project),
+    imageLimits: imageLimits(),
   };
 }
 
@@ -161,7 +180,19 @@ function projectRun(db: Db, projectId: string, runId: FormDataEntryValue | null)
 }
 
 export type ChatResult =
-  { ok: true; intent: string; message?: string } | { ok: false; intent: string; error: string; status: number };
+  | { ok: true; intent: string; message?: string }
+  /** `prompt`: the text of a refused prompt, given back so the box (even without JavaScript) still holds it. */
+  | { ok: false; intent: string; error: string; status: number; prompt?: string };
+
+/** The images a multipart prompt carried (prompt-images.server.ts), or why they cannot be sent. */
+export interface PromptUpload {
+  images: PromptImageUpload[];
+  problem?: string;
+}
+
+/** A prompt with images while a run works: steering messages carry text only (decision 036). */
+export const IMAGES_WHILE_WORKING =
+  "Images cannot be added to a run that is working: wait for it to finish (or stop it), then send them with a prompt.";
 
 /** What Stop answers for a run that is not active any more (or already stopping). */
 export function notStoppableMessage(status: Run["status"]): string {
@@ -183,9 +214,16 @@ export function notStoppableMessage(status: Run["status"]): string {
  * A prompt while a run is active is queued for that run (steering); otherwise it starts a run. A run that ends or
  * starts between the two checks is caught by the other one.
  */
-async function promptOrSteer(db: Db, userId: string, project: Project, form: FormData): Promise<string | undefined> {
+async function promptOrSteer(
+  db: Db,
+  userId: string,
+  project: Project,
+  form: FormData,
+  images: readonly PromptImageUpload[],
+): Promise<string | undefined> {
   const prompt = String(form.get("prompt") ?? "");
-  const steer = () => queueSteer(db, { userId, projectId: project.id, prompt });
+  // With images there is no steering: the prompt starts a run or is refused whole.
+  const steer = async () => images.length === 0 && (await queueSteer(db, { userId, projectId: project.id, prompt }));
   if (await steer()) return QUEUED_MESSAGE;
   try {
     await startRun(db, {
@@ -193,9 +231,11 @@ async function promptOrSteer(db: Db, userId: string, project: Project, form: For
       projectId: project.id,
       input: { prompt, mode: form.get("mode") === "ask" ? "ask" : "build" },
       onlyWhenIdle: true,
+      images,
     });
     return undefined;
   } catch (error) {
+    if (error instanceof RunActiveError && images.length > 0) throw new ImageRefusedError(IMAGES_WHILE_WORKING);
     if (error instanceof RunActiveError && (await steer())) return QUEUED_MESSAGE;
     throw error;
   }
@@ -204,14 +244,22 @@ async function promptOrSteer(db: Db, userId: string, project: Project, form: For
 const QUEUED_MESSAGE = "Queued: the agent reads it at its next step.";
 
 /** The builder page's form intents: prompt, demo, retry, stop, rename, steer-withdraw, steer-send. */
-export async function handleChatAction(db: Db, userId: string, project: Project, form: FormData): Promise<ChatResult> {
+export async function handleChatAction(
+  db: Db,
+  userId: string,
+  project: Project,
+  form: FormData,
+  upload: PromptUpload = { images: [] },
+): Promise<ChatResult> {
   const requested = String(form.get("intent") ?? "prompt");
+  const typed = String(form.get("prompt") ?? "");
   // "demo:<name>" picks one of the bundled demos (a button carries one value); plain "demo" is the todo page.
   const intent = requested.startsWith("demo:") ? "demo" : requested;
   try {
     switch (intent) {
       case "prompt": {
-        const message = await promptOrSteer(db, userId, project, form);
+        if (upload.problem) return { ok: false, intent, error: upload.problem, status: 400, prompt: typed };
+        const message = await promptOrSteer(db, userId, project, form, upload.images);
         return message ? { ok: true, intent, message } : { ok: true, intent };
       }
       case "steer-withdraw": {
@@ -255,6 +303,7 @@ export async function handleChatAction(db: Db, userId: string, project: Project,
               }
             : undefined,
           onlyWhenIdle: true,
+          images: await imagesOfRun(db, failed.id),
         });
         return { ok: true, intent };
       }
@@ -272,8 +321,12 @@ export async function handleChatAction(db: Db, userId: string, project: Project,
         return { ok: false, intent, error: `Unknown action “${intent}”.`, status: 400 };
     }
   } catch (error) {
+    // A refused prompt gives its text back, so the box keeps it.
+    const kept = intent === "prompt" ? { prompt: typed } : {};
     if (error instanceof ZodError)
-      return { ok: false, intent, error: error.issues.map((i) => i.message).join(" "), status: 400 };
+      return { ok: false, intent, error: error.issues.map((i) => i.message).join(" "), status: 400, ...kept };
+    if (error instanceof ImageRefusedError || error instanceof VisionUnsupportedError)
+      return { ok: false, intent, error: error.message, status: error.status, ...kept };
     if (
       error instanceof NotFoundError ||
       error instanceof RunActiveError ||
@@ -283,7 +336,13 @@ export async function handleChatAction(db: Db, userId: string, project: Project,
       error instanceof DemoUnavailableError ||
       error instanceof ModelNotConfiguredError
     ) {
-      return { ok: false, intent, error: error.message, status: "status" in error ? Number(error.status) : 400 };
+      return {
+        ok: false,
+        intent,
+        error: error.message,
+        status: "status" in error ? Number(error.status) : 400,
+        ...kept,
+      };
     }
     throw error;
   }

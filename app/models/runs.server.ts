@@ -2,6 +2,7 @@
  * Starting and stopping runs on behalf of a builder: the write the chat
  * action makes before it answers, and the events it sends the engine.
  */
+import { randomUUID } from "node:crypto";
 import { and, eq, inArray } from "drizzle-orm";
 import type { Db } from "../../db/client";
 import { pgSafeText } from "../../db/pg-safe";
@@ -11,6 +12,7 @@ import { messages, projects, runs, type Run } from "../../db/schema";
 import { builderTokensToday, dailyBudgetSpent } from "../../inngest/agent/budget";
 import { DEMOS, type DemoName } from "../../inngest/agent/demo";
 import { saveEntry } from "../../inngest/agent/entries";
+import { supportsVision, VisionUnsupportedError } from "../../inngest/agent/model/vision";
 import { agentPrompt, agentStop, inngest } from "../../inngest/client";
 import { reconcileRuns } from "../../inngest/reconcile";
 import { failRun, markRunStopping } from "../../inngest/run-lifecycle";
@@ -19,6 +21,7 @@ import { env } from "../env.server";
 import { demoUnavailableReason, DemoUnavailableError } from "./demo.server";
 import { promptModelChoice, type RunModelChoice } from "./model-keys.server";
 import { PromptInput } from "./prompt";
+import { saveImages, type PromptImageUpload } from "./prompt-images.server";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Ids come from URLs and forms: anything that is not a uuid cannot name a row (and must not reach SQL as one). */
@@ -36,6 +39,7 @@ export class EngineUnavailableError extends Error {
 
 export { ModelNotConfiguredError } from "../../inngest/agent/model/config";
 export { DemoUnavailableError } from "./demo.server";
+export { VisionUnsupportedError } from "../../inngest/agent/model/vision";
 
 /** A prompt from a builder whose runs used today's token budget is refused before anything is written. */
 export class DailyBudgetSpentError extends Error {
@@ -65,6 +69,8 @@ export interface PromptRequest {
    * project's row, so of two prompts sent at once only one is recorded.
    */
   onlyWhenIdle?: boolean;
+  /** Images attached to the prompt (checked already: prompt-images.server.ts); stored with its message. */
+  images?: readonly PromptImageUpload[];
   /** Runs in the prompt's transaction before anything is written (a steering message marked resent); throw to refuse. */
   beforeRecord?: (tx: Transaction) => Promise<void>;
 }
@@ -79,7 +85,7 @@ type Transaction = Parameters<Parameters<Db["transaction"]>[0]>[0];
  */
 export async function recordPrompt(
   db: Db,
-  { userId, projectId, input, model, onlyWhenIdle = false, beforeRecord }: PromptRequest,
+  { userId, projectId, input, model, onlyWhenIdle = false, beforeRecord, images = [] }: PromptRequest,
 ): Promise<Run> {
   if (!isUuid(projectId)) throw new NotFoundError("Project not found");
   const parsed = PromptInput.parse(input);
@@ -88,6 +94,13 @@ export async function recordPrompt(
   const prompt = pgSafeText(parsed.prompt);
   const choice = await promptModelChoice(db, { userId, projectId, requested: model });
   const modelSpec = choice.model;
+  // Refused before anything is written: the builder keeps the text and is told which model cannot read images.
+  if (images.length > 0 && !supportsVision(modelSpec)) throw new VisionUnsupportedError(modelSpec);
+  // A fallback may answer any step of the run: it gets the images too, so it must read them.
+  if (images.length > 0 && choice.fallbackModel && !supportsVision(choice.fallbackModel))
+    throw new VisionUnsupportedError(choice.fallbackModel, true);
+  const stored = images.map((image) => ({ ...image, id: randomUUID() }));
+  const refs = stored.map(({ id, name, mediaType, size, sha256 }) => ({ id, name, mediaType, size, sha256 }));
   return db.transaction(async (tx) => {
     // Before the project's row: the order every writer keeps (db/run-events.ts).
     await lockProjectEvents(tx, projectId);
@@ -124,8 +137,18 @@ export async function recordPrompt(
       })
       .returning();
     if (!created) throw new Error("run insert returned no row");
-    await saveEntry(tx, { runId: created.id, projectId, iteration: 0, kind: "user", payload: { prompt, mode } });
-    await tx.insert(messages).values({ projectId, runId: created.id, role: "user", content: prompt });
+    await saveEntry(tx, {
+      runId: created.id,
+      projectId,
+      iteration: 0,
+      kind: "user",
+      payload: refs.length ? { prompt, mode, images: refs } : { prompt, mode },
+    });
+    const [message] = await tx
+      .insert(messages)
+      .values({ projectId, runId: created.id, role: "user", content: prompt })
+      .returning({ id: messages.id });
+    await saveImages(tx, { projectId, runId: created.id, messageId: message?.id ?? null }, stored);
     await appendRunEvent(tx, {
       runId: created.id,
       projectId,

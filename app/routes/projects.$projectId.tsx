@@ -29,6 +29,7 @@ import { readForm } from "~/http/form.server";
 import { handleModelAction, isModelIntent } from "~/models/model-keys.server";
 import { listProjectFiles, readProjectFile, type ProjectFile } from "~/models/project-files.server";
 import { requireProject } from "~/models/projects.server";
+import { isMultipartRequest, readPromptForm } from "~/models/prompt-images.server";
 import { handleWebhookAction, isWebhookIntent, listWebhooks, MAX_WEBHOOKS_PER_PROJECT } from "~/models/webhooks.server";
 import { previewServesApp, previewUrlFor } from "~/preview.server";
 import logsStyles from "~/styles/logs.css?url";
@@ -101,7 +102,10 @@ export async function loader({ request, params }: LoaderFunctionArgs) {
 export async function action({ request, params }: ActionFunctionArgs) {
   const userId = await requireUserId(request);
   const project = await requireProject(db, userId, params.projectId);
-  const form = await readForm(request);
+  // A prompt with images comes as multipart: its images are checked as they stream in (decision 036).
+  const { form, ...upload } = isMultipartRequest(request)
+    ? await readPromptForm(request)
+    : { form: await readForm(request), images: [] };
   const intent = form.get("intent");
   const result = isAppIntent(intent)
     ? await controlProjectApp(project, intent)
@@ -111,7 +115,7 @@ export async function action({ request, params }: ActionFunctionArgs) {
         ? await handleWebhookAction(db, project, form)
         : isModelIntent(intent)
           ? await handleModelAction(db, userId, project, form)
-          : await handleChatAction(db, userId, project, form);
+          : await handleChatAction(db, userId, project, form, upload);
   return data(result, { status: result.ok ? 200 : result.status });
 }
 
@@ -297,6 +301,7 @@ function Builder() {
         <section className="chat-pane" aria-label="Chat">
           <div className="chat-scroll" ref={chatScroll}>
             <Transcript
+              projectId={builder.project.id}
               messages={builder.transcript}
               steering={builder.steering}
               live={
@@ -335,6 +340,12 @@ function Builder() {
             modelProblem={builder.modelProblem}
             error={chatError}
             sentOk={sentOk}
+            keptPrompt={
+              actionData && !actionData.ok && "prompt" in actionData && typeof actionData.prompt === "string"
+                ? actionData.prompt
+                : undefined
+            }
+            imageLimits={builder.imageLimits}
           />
           <ModelPickerForm
             picker={builder.models}

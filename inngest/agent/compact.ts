@@ -45,7 +45,8 @@ export async function compact(
   if (folded.length === 0) return { next: "think" };
   // Every result folded in is sent trimmed: the request stays within the budget the turns had.
   const trimmed = new Set(folded.filter((entry) => entry.kind === "result").map((entry) => entry.id));
-  const turns = renderEntries(folded, { trimmed });
+  // Images are not summarized: each prompt's text names its images, and that line is what the summary keeps.
+  const turns = renderEntries(folded, { trimmed }).map(({ role, content }) => ({ role, content }));
   const previousTurns = Number(previous?.payload.summarizedTurns) || 0;
 
   const watch = watchForStop(agent.database, run);

@@ -37,6 +37,7 @@ import {
   type AgentAction,
   type NextActionResult,
 } from "./model/next-action";
+import { attachImages } from "./model/vision";
 import { deliverSteering } from "./steering";
 import { stepOutput } from "./step-output";
 import { stoppedBy, watchForStop } from "./stop-signal";
@@ -270,7 +271,7 @@ async function askModel(
         registry,
         mode: run.mode,
         context,
-        conversation: plan.turns,
+        conversation: await attachImages(db, plan.turns, { model: config.label }),
         signal: AbortSignal.any([watch.signal, timeout]),
       });
     } catch (error) {

@@ -41,6 +41,7 @@ describe.each(availableDrivers())("run events on %s", (driver) => {
       "messages",
       "model_keys",
       "projects",
+      "prompt_images",
       "rate_limits",
       "run_events",
       "runs",

@@ -15,7 +15,7 @@
  * (`npm run engine`). Options (or env): --clients 1,200,500,2000 (BENCH_LOAD_CLIENTS), --events 20
  * (BENCH_LOAD_EVENTS), --starts 10 (BENCH_LOAD_STARTS), --runs 1,10,50 (BENCH_LOAD_RUNS), --iterations 20,
  * --parts fanout,start,runs (BENCH_LOAD_PARTS), --compare 1 (0: no per-client baseline), --build 1 (0: use build/),
- * --tick N (BENCH_LOAD_TICK: the engine's queue poll interval in ms; unset: its default, 150).
+ * --tick N (BENCH_LOAD_TICK: the engine's queue poll interval in ms; unset: Dyno's ENGINE_TICK_MS, 50).
  * The machine's load average is printed beside the figures: on a busy machine they are noisy.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -30,7 +30,7 @@ import getPort from "get-port";
 import postgres from "postgres";
 import type { ReplayScript } from "../model-replay/script";
 import { startReplayServer } from "../model-replay/server";
-import { startEngineDevServer, type EngineDevServer } from "./lib/engine-process";
+import { ENGINE_TICK_MS, startEngineDevServer, type EngineDevServer } from "./lib/engine-process";
 import { findOrBuildEngine } from "./lib/inngest-engine";
 
 const { values: args } = parseArgs({
@@ -397,7 +397,7 @@ async function main() {
         waitForFunctions: ["dyno-coding-agent"],
         tickMs: TICK_MS,
       });
-      console.log(`\nengine: dev server, queue poll (--tick) ${TICK_MS ?? "150 (its default)"} ms`);
+      console.log(`\nengine: dev server, queue poll (--tick) ${TICK_MS ?? `${ENGINE_TICK_MS} (Dyno's default)`} ms`);
       cleanups.unshift(() => engine!.stop());
     }
 

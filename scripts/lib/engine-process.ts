@@ -36,7 +36,7 @@ export interface EngineDevServerOptions {
   /** "buffer" keeps the log in memory (for errors and tests); a path appends it to that file. */
   output?: "buffer" | { file: string };
   readyTimeoutMs?: number;
-  /** The executor's queue poll interval (`--tick`, ms); unset: the engine's default (150). */
+  /** The executor's queue poll interval (`--tick`, ms); unset: ENGINE_TICK_MS. */
   tickMs?: number;
 }
 
@@ -69,6 +69,8 @@ export interface EngineServerOptions {
   waitForFunctions?: string[];
   output?: "buffer" | { file: string };
   readyTimeoutMs?: number;
+  /** The executor's queue poll interval (`--tick`, ms); unset: ENGINE_TICK_MS. */
+  tickMs?: number;
 }
 
 /** A self-hosted `inngest start`; its REST API (/v1) wants `Authorization: Bearer <signing key>`. */
@@ -83,6 +85,13 @@ export interface EngineApp {
   functions: { slug: string; url: string }[];
 }
 
+/**
+ * How often the engine's executor polls its queue (`--tick`), for every engine Dyno starts. The engine's default
+ * is 150 ms; at 50 a run starts (and a queued step is picked up) up to 100 ms sooner, for about 1.3 % of a core
+ * more while idle (measured here: 1.5 % at 150 ms, 2.9 % at 50).
+ */
+export const ENGINE_TICK_MS = 50;
+
 export async function startEngineDevServer({
   bin,
   appUrl,
@@ -91,7 +100,7 @@ export async function startEngineDevServer({
   waitForFunctions = [],
   output = "buffer",
   readyTimeoutMs = 60_000,
-  tickMs,
+  tickMs = ENGINE_TICK_MS,
 }: EngineDevServerOptions): Promise<EngineDevServer> {
   const args = [
     "dev",
@@ -110,7 +119,8 @@ export async function startEngineDevServer({
     String(ports.connectExecutorGrpc),
     "--debug-api-port",
     String(ports.debugApi),
-    ...(tickMs === undefined ? [] : ["--tick", String(tickMs)]),
+    "--tick",
+    String(tickMs),
   ];
   const engine = spawnEngine(bin, args, engineEnv(), `http://${host}:${ports.api}`, output);
   await waitUntilReady(engine, readyTimeoutMs, async () => {
@@ -140,9 +150,12 @@ export async function startEngineServer({
   waitForFunctions = [],
   output = "buffer",
   readyTimeoutMs = 60_000,
+  tickMs = ENGINE_TICK_MS,
 }: EngineServerOptions): Promise<EngineServer> {
   const args = [
     "start",
+    "--tick",
+    String(tickMs),
     "--host",
     host,
     "--port",

@@ -22,8 +22,8 @@ import { parseArgs } from "node:util";
 import { eq } from "drizzle-orm";
 import getPort from "get-port";
 import postgres from "postgres";
-import type { ReplayScript } from "../model-replay/script";
 import { startReplayServer } from "../model-replay/server";
+import { benchSession } from "./lib/bench-session";
 import { startEngineDevServer } from "./lib/engine-process";
 import { findOrBuildEngine } from "./lib/inngest-engine";
 
@@ -33,22 +33,6 @@ const { values: args } = parseArgs({
 const REPS = Number(args.reps);
 const ITERATIONS = Number(args.iterations);
 const LATENCIES = [0, 200];
-
-/** A session of `iterations` model turns: small files, reads, a command now and then, then the reply. */
-function session(name: string, iterations: number, delayMs: number): ReplayScript {
-  const turns: ReplayScript["turns"] = [];
-  for (let i = 1; i < iterations; i++) {
-    const reply =
-      i % 5 === 0
-        ? { tool: "run_command", command: `wc -c page-${i - 1}.html` }
-        : i % 2 === 0
-          ? { tool: "read_file", path: `page-${i - 1}.html` }
-          : { tool: "write_file", path: `page-${i}.html`, content: `<h1>Page ${i}</h1>\n`.repeat(20) };
-    turns.push({ reply, delayMs });
-  }
-  turns.push({ reply: { tool: "reply_to_user", message: `Wrote the pages in ${iterations} steps.` }, delayMs });
-  return { name, turns };
-}
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const ms = (x: number) => `${x.toFixed(0)} ms`;
@@ -117,7 +101,7 @@ async function main() {
   let scriptCount = 0;
   async function newRun(iterations: number, delayMs: number) {
     const name = `bench-${++scriptCount}`;
-    replay.addScript(session(name, iterations, delayMs));
+    replay.addScript(benchSession(name, iterations, delayMs));
     const [project] = await db.insert(projects).values({ userId: user!.id, title: "Bench" }).returning();
     return {
       project: project!,

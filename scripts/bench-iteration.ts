@@ -19,29 +19,14 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import postgres from "postgres";
-import type { ReplayScript } from "../model-replay/script";
 import { startReplayServer } from "../model-replay/server";
+import { benchSession } from "./lib/bench-session";
 
 const { values: args } = parseArgs({
   options: { iterations: { type: "string", default: "20" }, reps: { type: "string", default: "3" } },
 });
 const ITERATIONS = Number(args.iterations);
 const REPS = Math.max(1, Number(args.reps));
-
-function session(name: string, iterations: number): ReplayScript {
-  const turns: ReplayScript["turns"] = [];
-  for (let i = 1; i < iterations; i++) {
-    const reply =
-      i % 5 === 0
-        ? { tool: "run_command", command: `wc -c page-${i - 1}.html` }
-        : i % 2 === 0
-          ? { tool: "read_file", path: `page-${i - 1}.html` }
-          : { tool: "write_file", path: `page-${i}.html`, content: `<h1>Page ${i}</h1>\n`.repeat(20) };
-    turns.push({ reply });
-  }
-  turns.push({ reply: { tool: "reply_to_user", message: `Wrote the pages in ${iterations} steps.` } });
-  return { name, turns };
-}
 
 /** A statement's shape: parameters and literals out, so one query written with different values counts once. */
 function shapeOf(statement: string): string {
@@ -107,7 +92,7 @@ async function main() {
     let wall = 0;
     for (let rep = 0; rep < REPS; rep++) {
       const script = `bench-iteration-${rep}`;
-      replay.addScript(session(script, ITERATIONS));
+      replay.addScript(benchSession(script, ITERATIONS));
       const [project] = await db.insert(projects).values({ userId: user!.id, title: "Bench" }).returning();
       const run = await recordPrompt(db, {
         userId: user!.id,

@@ -28,8 +28,8 @@ import { parseArgs } from "node:util";
 import { eq, inArray } from "drizzle-orm";
 import getPort from "get-port";
 import postgres from "postgres";
-import type { ReplayScript } from "../model-replay/script";
 import { startReplayServer } from "../model-replay/server";
+import { benchSession } from "./lib/bench-session";
 import { ENGINE_TICK_MS, startEngineDevServer, type EngineDevServer } from "./lib/engine-process";
 import { findOrBuildEngine } from "./lib/inngest-engine";
 
@@ -95,21 +95,6 @@ function rssMiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const kib = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
   return kib / 1024;
-}
-
-function session(name: string, iterations: number, delayMs: number): ReplayScript {
-  const turns: ReplayScript["turns"] = [];
-  for (let i = 1; i < iterations; i++) {
-    const reply =
-      i % 5 === 0
-        ? { tool: "run_command", command: `wc -c page-${i - 1}.html` }
-        : i % 2 === 0
-          ? { tool: "read_file", path: `page-${i - 1}.html` }
-          : { tool: "write_file", path: `page-${i}.html`, content: `<h1>Page ${i}</h1>\n`.repeat(20) };
-    turns.push({ reply, delayMs });
-  }
-  turns.push({ reply: { tool: "reply_to_user", message: `Wrote the pages in ${iterations} steps.` }, delayMs });
-  return { name, turns };
 }
 
 interface SseClient {
@@ -252,7 +237,7 @@ async function main() {
 
   const replay = await startReplayServer({ scripts: [], host: "127.0.0.1", port: 0 });
   replay.addScript({ name: "bench-start", turns: [{ reply: { tool: "reply_to_user", message: "Hello." } }] });
-  replay.addScript(session("bench-session", ITERATIONS, MODEL_LATENCY_MS));
+  replay.addScript(benchSession("bench-session", ITERATIONS, MODEL_LATENCY_MS));
   const enginePort = await getPort({ host: "127.0.0.1" });
   const appPort = await getPort({ host: "127.0.0.1" });
   const serverEnv: Record<string, string> = {

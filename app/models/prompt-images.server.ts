@@ -8,6 +8,7 @@ import { unstable_parseMultipartFormData, type UploadHandler } from "@remix-run/
 import { and, asc, eq, inArray } from "drizzle-orm";
 import type { Db } from "../../db/client";
 import { messages, projects, promptImages } from "../../db/schema";
+import type { PromptImageRef } from "../../inngest/agent/model/vision";
 import { MULTIPART_TEXT_ALLOWANCE } from "../../server/body-limit";
 import { env } from "../env.server";
 import { humanSize } from "./prompt-images";
@@ -178,13 +179,7 @@ export function isMultipartRequest(request: Request): boolean {
 }
 
 /** What the transcript and the conversation know of an image (never its bytes). */
-export interface PromptImageRef {
-  id: string;
-  name: string;
-  mediaType: string;
-  size: number;
-  sha256: string;
-}
+export type { PromptImageRef };
 
 type Writer = Pick<Db, "insert">;
 

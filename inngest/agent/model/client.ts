@@ -45,11 +45,27 @@ function providerOptions(config: ModelConfig, replayBaseUrl: string | undefined)
 }
 
 export function createClientRegistry(config: ModelConfig, options: ClientRegistryOptions = {}): ClientRegistry {
+  const registry = buildRegistry(config, options, false);
+  // OpenAI-style servers report a stream's usage only when asked, and refuse the question on a plain call.
+  if (config.provider !== "anthropic") streamingTwins.set(registry, buildRegistry(config, options, true));
+  return registry;
+}
+
+/** Streaming registries of the registries built here (decision 035): the same client, asking for usage. */
+const streamingTwins = new WeakMap<ClientRegistry, ClientRegistry>();
+
+/** The registry a streamed call uses: one that asks OpenAI-style servers for the stream's usage. */
+export function streamingRegistryFor(registry: ClientRegistry): ClientRegistry {
+  return streamingTwins.get(registry) ?? registry;
+}
+
+function buildRegistry(config: ModelConfig, options: ClientRegistryOptions, streaming: boolean): ClientRegistry {
   const [provider, providerSpecific] = providerOptions(config, options.replayBaseUrl);
   const registry = new ClientRegistry();
   // No BAML retry_policy: it would retry a 401 as well; withModelRetry (retry.ts) retries only what can pass.
   registry.addLlmClient(CLIENT_NAME, provider, {
     ...providerSpecific,
+    ...(streaming ? { stream_options: { include_usage: true } } : {}),
     // Per attempt: a retry starts a fresh request timer.
     http: {
       connect_timeout_ms: CONNECT_TIMEOUT_MS,

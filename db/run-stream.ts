@@ -25,6 +25,8 @@ export async function publishFrame(database: Database, frame: StreamFrame): Prom
 export class FrameSubscriber {
   private dirty = new Map<string, StreamFrame>();
   private wake: (() => void) | undefined;
+  private waiting: Promise<void> | undefined;
+  private closed = false;
 
   constructor(
     readonly projectId: string,
@@ -48,21 +50,20 @@ export class FrameSubscriber {
     return this.dirty.size > 0;
   }
 
-  /** Resolves when a frame is waiting (at once if one is), or when `signal` aborts. */
-  wait(signal?: AbortSignal): Promise<void> {
-    if (this.dirty.size > 0 || signal?.aborted) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        signal?.removeEventListener("abort", done);
+  /** Resolves when a frame is waiting (at once if one is) or the subscriber closes. One wait shared by callers. */
+  wait(): Promise<void> {
+    if (this.dirty.size > 0 || this.closed) return Promise.resolve();
+    return (this.waiting ??= new Promise<void>((resolve) => {
+      this.wake = () => {
+        this.waiting = undefined;
         this.wake = undefined;
         resolve();
       };
-      this.wake = done;
-      signal?.addEventListener("abort", done, { once: true });
-    });
+    }));
   }
 
   close() {
+    this.closed = true;
     this.bus.remove(this);
     this.wake?.();
   }

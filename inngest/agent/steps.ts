@@ -32,6 +32,7 @@ import {
 import { deliverSteering } from "./steering";
 import { stepOutput } from "./step-output";
 import { stoppedBy, watchForStop } from "./stop-signal";
+import { streamPublisher, type StreamPublisher } from "./stream-publisher";
 import { findStuck, stepsOf, stuckNote, stuckReason, stuckVerdict, warnedPatterns } from "./stuck";
 import { describeAction, runTool, type ToolOutcome } from "./tools";
 import { unstorableTarget } from "./unstorable-action";
@@ -211,6 +212,8 @@ async function askModel(
   if (!running) return { next: "stop" };
 
   const watch = watchForStop(agent.database, run);
+  // What the model writes reaches the live card as it is written (decision 035); the durable record is unchanged.
+  let stream: StreamPublisher | undefined;
   try {
     const { config, registry } = await agent.model(run.model);
     const sandbox = await agent.sandbox(run.projectId);
@@ -251,6 +254,7 @@ async function askModel(
     }
     const timeout = AbortSignal.timeout(agent.modelTimeoutMs);
     let result: NextActionResult;
+    stream = streamPublisher(agent.database, { runId: run.id, projectId: run.projectId, iteration });
     try {
       result = await nextAction({
         config,
@@ -259,6 +263,7 @@ async function askModel(
         context,
         conversation: plan.turns,
         signal: AbortSignal.any([watch.signal, timeout]),
+        onPartial: (partial) => stream?.partial(partial),
       });
     } catch (error) {
       if (stoppedBy(watch.signal)) return { next: "stop" };
@@ -283,6 +288,7 @@ async function askModel(
     );
   } finally {
     watch.close();
+    await stream?.close();
   }
 }
 

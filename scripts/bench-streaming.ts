@@ -99,6 +99,7 @@ async function main() {
   await new Promise((resolve) => setTimeout(resolve, 300));
 
   const streamLatencies: number[] = [];
+  const bamlLatencies: number[] = [];
   const durableLatencies: number[] = [];
   let frames = 0;
   let uncovered = 0;
@@ -110,13 +111,18 @@ async function main() {
     const config = { provider: "replay" as const, model: name, label: `replay/${name}` };
     const publisher = streamPublisher(database, { runId: run!.id, projectId: project!.id, iteration: s + 1 });
     const before = frameArrivals.length;
+    const partials: { at: number; chars: number }[] = [];
     const result = await nextAction({
       config,
       registry: createClientRegistry(config, { replayBaseUrl: replay.url }),
       mode: "build",
       context: { mode: "build", iteration: s + 1, max_iterations: 5, files: [], todos: [] },
       conversation: [{ role: "user", content: "bench" }],
-      onPartial: (partial) => publisher.partial(partial),
+      onPartial: (partial) => {
+        const text = (partial as { content?: string | null }).content;
+        partials.push({ at: performance.now(), chars: text?.length ?? 0 });
+        publisher.partial(partial);
+      },
     });
     if (!result.ok) throw new Error(`the bench reply did not parse: ${result.error}`);
     frames += publisher.sent;
@@ -128,6 +134,9 @@ async function main() {
       if (chars <= 0) continue;
       const seen = arrivals.find((a) => a.chars >= chars && a.at >= write.at);
       if (seen) streamLatencies.push(seen.at - write.at);
+      // A piece may end on a stray escape character in the partial: count one character less.
+      const parsed = partials.find((p) => p.chars >= chars - 1 && p.at >= write.at);
+      if (parsed) bamlLatencies.push(parsed.at - write.at);
       else uncovered++; // The last pieces: the durable event shows them.
     }
 
@@ -174,6 +183,7 @@ async function main() {
     `${"path (replay write → SSE receipt)".padEnd(34)}${"batches".padStart(7)}${"p50".padStart(10)}${"p95".padStart(10)}${"p99".padStart(10)}`,
   );
   console.log(row("streaming (frames, throttled)", streamLatencies));
+  console.log(row("  of which BAML (write → partial)", bamlLatencies));
   console.log(row("durable (a run_events row each)", durableLatencies));
   console.log(
     `frames sent: ${frames} for ${STREAMS * CHUNKS} pieces (${(frames / STREAMS).toFixed(0)} per stream); ` +

@@ -177,6 +177,30 @@ const EnvSchema = z
           v.split(",").every((pair) => /^\s*[^=,\s]+\s*=\s*\d+(\.\d+)?\s*\/\s*\d+(\.\d+)?\s*$/.test(pair)),
         { message: "model=input/output pairs (USD per million tokens) separated by commas, e.g. openai/gpt-4.1=2/8" },
       ),
+    /**
+     * Images attached to a prompt (decision 036): each at most PROMPT_IMAGE_MAX_BYTES, at most PROMPT_IMAGE_MAX_COUNT
+     * per prompt, PNG, JPEG, WebP or GIF (checked by their bytes). Only the images of the newest
+     * PROMPT_IMAGE_RECENT_TURNS prompts are sent to the model; older ones are named in a line of text.
+     */
+    PROMPT_IMAGE_MAX_BYTES: size("5m").pipe(
+      z
+        .number()
+        .int()
+        .min(1024)
+        .max(20 * 1024 * 1024),
+    ),
+    PROMPT_IMAGE_MAX_COUNT: z.coerce.number().int().min(0).max(10).default(4),
+    PROMPT_IMAGE_RECENT_TURNS: z.coerce.number().int().min(1).max(50).default(2),
+    /**
+     * Models that read images, as comma-separated patterns (* matches anything) over the model spec
+     * (provider/model). An image for any other model is refused with a message naming it.
+     */
+    AGENT_VISION_MODELS: z
+      .string()
+      .default(
+        "openai/gpt-4o*,openai/gpt-4.1*,openai/gpt-5*,openai/o3*,openai/o4*,anthropic/claude-3*," +
+          "anthropic/claude-sonnet-4*,anthropic/claude-opus-4*,anthropic/claude-haiku-4*,replay/*",
+      ),
     /** Stuck detection (inngest/agent/stuck.ts): repeats of one pattern before the agent is told, and before the run stops. */
     AGENT_STUCK_WARN_AFTER: z.coerce.number().int().min(2).max(100).default(3),
     AGENT_STUCK_STOP_AFTER: z.coerce.number().int().min(2).max(100).default(5),
@@ -195,6 +219,27 @@ const EnvSchema = z
     AGENT_API_KEY: optionalString(),
     OPENAI_API_KEY: optionalString(),
     ANTHROPIC_API_KEY: optionalString(),
+    /**
+     * More server models a builder may pick for a project (decision 034): a comma list of specs like AGENT_MODEL,
+     * each with its server key. AGENT_MODEL stays the default.
+     */
+    AGENT_MODELS: optionalString(),
+    /**
+     * The key builders' own API keys are sealed with at rest (32+ characters). Unset: one derived from
+     * SESSION_SECRET for this purpose only; changing either makes stored keys unreadable (builders add them again).
+     */
+    DYNO_SECRETS_KEY: z
+      .string()
+      .min(32, "at least 32 characters")
+      .optional()
+      .or(z.literal("").transform(() => undefined)),
+    /** 1: builders' OpenAI-compatible base URLs may be loopback, private or link-local addresses (refused otherwise). */
+    MODEL_KEYS_ALLOW_PRIVATE: z
+      .enum(["", "0", "1", "false", "true"], { message: "1 or 0" })
+      .optional()
+      .transform((v) => v === "1" || v === "true"),
+    /** Check connection: the whole request to the provider. */
+    MODEL_CHECK_TIMEOUT: duration("10s"),
 
     /** Where the agent's tools run: a folder per project (local) or a Modal sandbox. */
     SANDBOX_PROVIDER: z.enum(["local", "modal"]).default("local"),

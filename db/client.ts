@@ -13,8 +13,8 @@ import * as schema from "./schema";
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
 
 export type DatabaseOptions =
-  /** A server: postgres.js. */
-  | { url: string; maxConnections?: number }
+  /** A server: postgres.js. `onQuery` hears each statement sent (benchmarks count them). */
+  | { url: string; maxConnections?: number; onQuery?: (statement: string) => void }
   /** Embedded: PGlite in this folder, or in memory with "memory://". */
   | { pglite: string };
 
@@ -37,15 +37,18 @@ export interface Database {
 export const migrationsFolder = fileURLToPath(new URL("./migrations", import.meta.url));
 
 export function createDatabase(options: DatabaseOptions): Database {
-  return "url" in options ? createPostgres(options.url, options.maxConnections) : createPglite(options.pglite);
+  return "url" in options
+    ? createPostgres(options.url, options.maxConnections, options.onQuery)
+    : createPglite(options.pglite);
 }
 
-function createPostgres(url: string, maxConnections = 10): Database {
+function createPostgres(url: string, maxConnections = 10, onQuery?: (statement: string) => void): Database {
   const sql = postgres(url, {
     max: maxConnections,
     onnotice: () => {},
     // Keep LISTEN alive across idle periods and server restarts.
     idle_timeout: 0,
+    ...(onQuery ? { debug: (_connection: number, statement: string) => onQuery(statement) } : {}),
   });
   const db = drizzlePostgres(sql, { schema }) as unknown as Db;
   return {

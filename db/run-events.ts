@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, sql } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, sql } from "drizzle-orm";
 import { PgTransaction } from "drizzle-orm/pg-core";
 import type { Database, Db } from "./client";
 import { pgSafe } from "./pg-safe";
@@ -74,7 +74,8 @@ export async function appendRunEvent(
           .returning()
       : await tx.insert(runEvents).values(values).returning();
     if (!row) throw new Error("run_events insert returned no row");
-    const payload = JSON.stringify({ projectId: row.projectId, runId: row.runId, id: row.id });
+    // The type rides along so a watcher of one kind of row (a stop) needs no read to learn what committed.
+    const payload = JSON.stringify({ projectId: row.projectId, runId: row.runId, id: row.id, type: row.type });
     const notify = sql`pg_notify(${RUN_EVENTS_CHANNEL}, ${payload})`;
     if (snapshot && Object.keys(snapshot).length > 0) {
       // The snapshot's update carries the NOTIFY (one round trip, not two): most events come with a snapshot.
@@ -113,6 +114,8 @@ export interface SubscribeOptions {
   projectId: string;
   /** Only this run's rows. */
   runId?: string;
+  /** Only rows of these types (a watcher that waits for one kind of row need not read the run's whole history). */
+  types?: readonly string[];
   /** Yield rows with an id above this one (the SSE Last-Event-ID). */
   afterId?: number;
   signal?: AbortSignal;
@@ -160,6 +163,7 @@ export async function* subscribeRunEvents(
   const {
     projectId,
     runId,
+    types,
     afterId = 0,
     signal,
     pollIntervalMs = DEFAULT_POLL_INTERVAL_MS,
@@ -168,6 +172,7 @@ export async function* subscribeRunEvents(
   } = options;
   const member = await runEventsBus(database).join(projectId, {
     runId,
+    types,
     pollIntervalMs,
     queueLimit: Math.max(queueLimit, 1),
     signal,
@@ -180,7 +185,7 @@ export async function* subscribeRunEvents(
       if (!caughtUp) {
         // Rows the feed dropped for this subscriber are all committed by now, so this read has them.
         member.resume();
-        const rows = await readRunEvents(database, { projectId, runId, afterId: lastId, limit: batchSize });
+        const rows = await readRunEvents(database, { projectId, runId, types, afterId: lastId, limit: batchSize });
         for (const row of rows) {
           if (signal?.aborted) return;
           lastId = row.id;
@@ -217,6 +222,7 @@ async function* readingAlone(
   {
     projectId,
     runId,
+    types,
     afterId = 0,
     signal,
     pollIntervalMs = DEFAULT_POLL_INTERVAL_MS,
@@ -226,7 +232,7 @@ async function* readingAlone(
   try {
     let lastId = afterId;
     while (!signal?.aborted) {
-      const rows = await readRunEvents(database, { projectId, runId, afterId: lastId, limit: batchSize });
+      const rows = await readRunEvents(database, { projectId, runId, types, afterId: lastId, limit: batchSize });
       for (const row of rows) {
         if (signal?.aborted) return;
         lastId = row.id;
@@ -241,7 +247,13 @@ async function* readingAlone(
 
 function readRunEvents(
   database: Database,
-  { projectId, runId, afterId, limit }: { projectId: string; runId?: string; afterId: number; limit: number },
+  {
+    projectId,
+    runId,
+    types,
+    afterId,
+    limit,
+  }: { projectId: string; runId?: string; types?: readonly string[]; afterId: number; limit: number },
 ): Promise<RunEvent[]> {
   return database.db
     .select()
@@ -251,6 +263,7 @@ function readRunEvents(
         eq(runEvents.projectId, projectId),
         gt(runEvents.id, afterId),
         runId ? eq(runEvents.runId, runId) : undefined,
+        types ? inArray(runEvents.type, [...types]) : undefined,
       ),
     )
     .orderBy(asc(runEvents.id))
@@ -271,6 +284,7 @@ class FeedMember {
   constructor(
     private readonly feed: ProjectFeed,
     readonly runId: string | undefined,
+    readonly types: readonly string[] | undefined,
     readonly pollIntervalMs: number,
     private readonly queueLimit: number,
     private readonly signal: AbortSignal | undefined,
@@ -285,7 +299,11 @@ class FeedMember {
   /** New rows of the project, in id order. Over the limit, they are all dropped: the subscriber reads for itself. */
   push(rows: readonly RunEvent[]) {
     if (this.overflowed) return;
-    const mine = this.runId ? rows.filter((row) => row.runId === this.runId) : rows;
+    const { runId, types } = this;
+    const mine =
+      runId || types
+        ? rows.filter((row) => (!runId || row.runId === runId) && (!types || types.includes(row.type)))
+        : rows;
     if (mine.length === 0) return;
     if (this.queue.length + mine.length > this.queueLimit) this.overflow();
     else {
@@ -455,9 +473,16 @@ class ProjectFeed {
   }
 }
 
-/** One LISTEN per database, fanned out to project feeds. */
+/**
+ * Hears a run's rows as they commit: their type, from the notification (no read). Called with undefined after a
+ * reconnect, when notifications may have been missed: the listener checks for itself.
+ */
+export type RunNotifyListener = (type: string | undefined) => void;
+
+/** One LISTEN per database, fanned out to project feeds and run listeners. */
 class RunEventsBus {
   private readonly feeds = new Map<string, ProjectFeed>();
+  private readonly runListeners = new Map<string, Set<RunNotifyListener>>();
   private listen: Promise<unknown> | undefined;
   fanout: RunEventsFanout = "shared";
 
@@ -486,17 +511,24 @@ class RunEventsBus {
     projectId: string,
     {
       runId,
+      types,
       pollIntervalMs,
       queueLimit,
       signal,
-    }: { runId?: string; pollIntervalMs: number; queueLimit: number; signal?: AbortSignal },
+    }: {
+      runId?: string;
+      types?: readonly string[];
+      pollIntervalMs: number;
+      queueLimit: number;
+      signal?: AbortSignal;
+    },
   ): Promise<FeedMember> {
     let feed = this.feeds.get(projectId);
     if (!feed) {
       feed = new ProjectFeed(this, this.database, projectId, this.fanout === "shared");
       this.feeds.set(projectId, feed);
     }
-    const member = new FeedMember(feed, runId, pollIntervalMs, queueLimit, signal);
+    const member = new FeedMember(feed, runId, types, pollIntervalMs, queueLimit, signal);
     feed.add(member);
     try {
       await feed.ready;
@@ -507,6 +539,22 @@ class RunEventsBus {
       throw error;
     }
     return member;
+  }
+
+  /**
+   * Calls `listener` with the type of each row of the run notified from now on; returns the unsubscribe. Registered
+   * at once (synchronously): a caller that checks the run's state after this call misses nothing that commits after
+   * the check, once LISTEN is up (until then, and for a lost notification, the caller needs a safety net of its own).
+   */
+  onRun(runId: string, listener: RunNotifyListener): () => void {
+    let listeners = this.runListeners.get(runId);
+    if (!listeners) this.runListeners.set(runId, (listeners = new Set()));
+    listeners.add(listener);
+    this.listening().catch(() => {});
+    return () => {
+      listeners.delete(listener);
+      if (listeners.size === 0 && this.runListeners.get(runId) === listeners) this.runListeners.delete(runId);
+    };
   }
 
   dropFeed(feed: ProjectFeed) {
@@ -529,18 +577,23 @@ class RunEventsBus {
   }
 
   private onNotify(payload: string) {
-    let projectId: unknown;
+    let parsed: { projectId?: unknown; runId?: unknown; type?: unknown };
     try {
-      projectId = (JSON.parse(payload) as { projectId?: unknown }).projectId;
+      parsed = JSON.parse(payload) as typeof parsed;
     } catch {
       return;
     }
+    const { projectId, runId, type } = parsed;
     if (typeof projectId !== "string") return;
     this.feeds.get(projectId)?.refresh();
+    if (typeof runId === "string") {
+      for (const listener of this.runListeners.get(runId) ?? []) listener(typeof type === "string" ? type : undefined);
+    }
   }
 
   private refreshAll() {
     for (const feed of this.feeds.values()) feed.refresh();
+    for (const listeners of this.runListeners.values()) for (const listener of listeners) listener(undefined);
   }
 }
 

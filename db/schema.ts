@@ -1,7 +1,9 @@
 import { sql } from "drizzle-orm";
 import {
   bigserial,
+  boolean,
   check,
+  customType,
   index,
   integer,
   jsonb,
@@ -56,6 +58,16 @@ export const projects = pgTable(
     title: text("title").notNull().default(UNTITLED_PROJECT),
     sandboxProvider: text("sandbox_provider"),
     sandboxId: text("sandbox_id"),
+    /**
+     * The project's model (decision 034): a server spec ("openai/gpt-4.1") or, with modelKeyId, the model id on one
+     * of the owner's keys. Null: the server's AGENT_MODEL. No foreign key on the key ids: a removed key leaves the
+     * choice, and a prompt is refused with a reason instead of silently moving to the server's model.
+     */
+    model: text("model"),
+    modelKeyId: uuid("model_key_id"),
+    /** Tried when the model fails (BAML's fallback client); null: none. */
+    fallbackModel: text("fallback_model"),
+    fallbackKeyId: uuid("fallback_key_id"),
     createdAt: createdAt(),
     updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
   },
@@ -85,6 +97,11 @@ export const runs = pgTable(
     prompt: text("prompt").notNull(),
     /** The model spec the run uses, e.g. "openai/gpt-4.1"; "replay/<script>" marks an offline replay. */
     model: text("model").notNull().default(""),
+    /** The builder's key the model is reached with (model_keys.id; never the key itself); null: the server's key. */
+    modelKeyId: uuid("model_key_id"),
+    /** The fallback's spec and key, fixed when the prompt was recorded, so every retry resolves the same models. */
+    fallbackModel: text("fallback_model"),
+    fallbackKeyId: uuid("fallback_key_id"),
     iteration: integer("iteration").notNull().default(0),
     maxIterations: integer("max_iterations").notNull(),
     currentTool: text("current_tool"),
@@ -343,6 +360,68 @@ export const gitRemotes = pgTable("git_remotes", {
   createdAt: createdAt(),
 });
 
+export const modelKeyProvider = pgEnum("model_key_provider", ["openai", "anthropic", "openai-compatible"]);
+export type ModelKeyProvider = (typeof modelKeyProvider.enumValues)[number];
+
+/**
+ * A builder's own API key for a model provider (decision 034). The key is sealed (inngest/secrets/box.ts) and only
+ * opened in the agent's step that builds the model client; pages show its last four characters.
+ */
+export const modelKeys = pgTable(
+  "model_keys",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    userId: uuid("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    provider: modelKeyProvider("provider").notNull(),
+    label: text("label").notNull(),
+    /** openai-compatible only: the server's base URL (…/v1). */
+    baseUrl: text("base_url"),
+    /** The models the builder uses with this key (ids as the provider names them). */
+    models: jsonb("models").$type<string[]>().notNull(),
+    /** Sealed; null for an openai-compatible server that wants no key. */
+    sealedKey: text("sealed_key"),
+    /** The key's last four characters, for display ("sk-…abcd"). */
+    keyHint: text("key_hint"),
+    lastCheckedAt: timestamp("last_checked_at", { withTimezone: true }),
+    lastCheckOk: boolean("last_check_ok"),
+    lastCheckMessage: text("last_check_message"),
+    createdAt: createdAt(),
+  },
+  (t) => [index("model_keys_user_idx").on(t.userId, t.createdAt)],
+);
+
+/** Raw bytes (bytea): postgres.js and PGlite both hand back a Uint8Array (a Buffer under postgres.js). */
+const bytea = customType<{ data: Uint8Array; driverData: Uint8Array }>({
+  dataType: () => "bytea",
+});
+
+/**
+ * Images a builder attached to a prompt (decision 036): the bytes as sent (type checked by its magic bytes, size
+ * bounded), shown in the transcript through an owner-only route and sent to vision models with their prompt.
+ */
+export const promptImages = pgTable(
+  "prompt_images",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    projectId: uuid("project_id")
+      .notNull()
+      .references(() => projects.id, { onDelete: "cascade" }),
+    runId: uuid("run_id").references(() => runs.id, { onDelete: "cascade" }),
+    messageId: uuid("message_id").references(() => messages.id, { onDelete: "cascade" }),
+    /** Its place among the prompt's images (0, 1, …). */
+    position: integer("position").notNull(),
+    name: text("name").notNull(),
+    mediaType: text("media_type").notNull(),
+    size: integer("size").notNull(),
+    sha256: text("sha256").notNull(),
+    bytes: bytea("bytes").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index("prompt_images_message_idx").on(t.messageId, t.position), index("prompt_images_run_idx").on(t.runId)],
+);
+
 export type User = typeof users.$inferSelect;
 export type Session = typeof sessions.$inferSelect;
 export type Project = typeof projects.$inferSelect;
@@ -355,3 +434,5 @@ export type Webhook = typeof webhooks.$inferSelect;
 export type WebhookDelivery = typeof webhookDeliveries.$inferSelect;
 export type Version = typeof versions.$inferSelect;
 export type GitRemote = typeof gitRemotes.$inferSelect;
+export type ModelKey = typeof modelKeys.$inferSelect;
+export type PromptImage = typeof promptImages.$inferSelect;

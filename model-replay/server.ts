@@ -4,6 +4,7 @@
  * a model. The request's `model` field names the script. Used by tests, the
  * benchmark and the app's offline demo; node:http only.
  */
+import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -50,6 +51,10 @@ export interface ReplayServer {
   close(): Promise<void>;
   /** Adds a script, or replaces the one with the same name (and resets its error injection). */
   addScript(script: ReplayScript): void;
+  /** The Authorization header of each of the last 1,000 requests (chat and model list; "" when absent), newest last. */
+  readonly authorizations: readonly string[];
+  /** Answers 401, as a provider does for a revoked key, every request with `Authorization: Bearer <key>`. */
+  refuseKey(key: string): void;
 }
 
 export interface ReplayRequest {
@@ -69,6 +74,43 @@ export interface ReplayRequest {
   outcome: "pending" | "completed" | "aborted" | "error";
   /** Content pieces written (streamed answers). */
   chunksSent: number;
+  /** The images the request carried (content parts of type image_url), described, not kept. */
+  images: ReplayImage[];
+}
+
+/** One image part of a request: where it was and what it held (its data: URL decoded), never its bytes. */
+export interface ReplayImage {
+  /** Its message's index in the request, and that message's role. */
+  message: number;
+  role: string;
+  /** The first characters of that message's text. */
+  text: string;
+  mediaType: string;
+  bytes: number;
+  sha256: string;
+}
+
+/** The image_url parts (data: URLs, as BAML sends an image) of a request's messages. */
+export function imagePartsOf(messages: readonly ChatMessage[]): ReplayImage[] {
+  return messages.flatMap((message, index) => {
+    if (!Array.isArray(message.content)) return [];
+    return (message.content as unknown[]).flatMap((part) => {
+      const url = (part as { type?: unknown; image_url?: { url?: unknown } } | null)?.image_url?.url;
+      if ((part as { type?: unknown } | null)?.type !== "image_url" || typeof url !== "string") return [];
+      const match = /^data:([^;,]+);base64,(.*)$/s.exec(url);
+      const bytes = match ? Buffer.from(match[2]!, "base64") : Buffer.alloc(0);
+      return [
+        {
+          message: index,
+          role: String(message.role),
+          text: messageText(message).slice(0, 200),
+          mediaType: match?.[1] ?? "(not a data: URL)",
+          bytes: bytes.byteLength,
+          sha256: createHash("sha256").update(bytes).digest("hex"),
+        },
+      ];
+    });
+  });
 }
 
 const MAX_REQUEST_LOG = 10_000;
@@ -225,6 +267,7 @@ export async function startReplayServer(options: ReplayServerOptions): Promise<R
       turn: answer.turn,
       promptTokens: Math.ceil(promptChars / 4),
       lastMessage: last ? messageText(last).slice(0, 200) : "",
+      images: imagePartsOf(messages as ChatMessage[]),
       stream: stream === true,
       outcome: "pending",
       chunksSent: 0,
@@ -281,10 +324,18 @@ export async function startReplayServer(options: ReplayServerOptions): Promise<R
     sendJson(res, 200, { object: "list", data });
   }
 
+  const authorizations: string[] = [];
+  const refusedKeys = new Set<string>();
+
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? "/", "http://replay").pathname.replace(/\/+$/, "");
     const route = `${req.method} ${path}`;
+    const authorization = req.headers.authorization ?? "";
+    authorizations.push(authorization);
+    if (authorizations.length > 1000) authorizations.shift();
     const handle = async () => {
+      if (refusedKeys.has(authorization.replace(/^Bearer /, "")))
+        throw new HttpProblem(401, "Incorrect API key provided.", "invalid_api_key");
       if (route === "POST /v1/chat/completions") return chatCompletion(req, res);
       if (route === "GET /v1/models") return listModels(res);
       throw new HttpProblem(
@@ -321,6 +372,12 @@ export async function startReplayServer(options: ReplayServerOptions): Promise<R
     },
     get requestLog() {
       return requestLog;
+    },
+    get authorizations() {
+      return authorizations;
+    },
+    refuseKey(key) {
+      refusedKeys.add(key);
     },
     addScript(script) {
       scripts.set(script.name, parseReplayScript(script, `replay script "${script.name}"`));

@@ -6,9 +6,9 @@
  * (no cgroup bounds disk), and the process tree's memory and process count on
  * hosts without writable cgroups.
  */
-import { spawn } from "node:child_process";
 import { readdir, readFile } from "node:fs/promises";
 import type { CommandCgroup } from "./cgroups";
+import { diskUsage } from "./disk-usage";
 import type { ResourceLimit, SandboxLimits } from "./limits";
 
 export interface CommandGuard {
@@ -153,28 +153,6 @@ export async function createGuard(options: GuardOptions): Promise<CommandGuard> 
       return undefined;
     },
   };
-}
-
-/** Bytes each folder takes on disk (allocated blocks, so sparse files count what they really use). */
-export function diskUsage(folders: string[]): Promise<number[]> {
-  if (!folders.length) return Promise.resolve([]);
-  return new Promise((resolve) => {
-    const du = spawn("du", ["-s", "-k", "--", ...folders], { stdio: ["ignore", "pipe", "ignore"] });
-    let out = "";
-    du.stdout.setEncoding("utf8").on("data", (text: string) => (out += text));
-    du.on("error", () => resolve(folders.map(() => 0)));
-    du.on("close", () => {
-      // One "<KiB>\t<folder>" line per folder, in order; a folder du could not read counts as empty.
-      const sizes = new Map(
-        out
-          .trim()
-          .split("\n")
-          .map((line) => line.split("\t"))
-          .map(([kib, folder]) => [folder, Number(kib) * 1024] as const),
-      );
-      resolve(folders.map((folder) => sizes.get(folder) ?? 0));
-    });
-  });
 }
 
 /** Tasks (threads included, as a pids cgroup counts them) and resident memory of `rootPid` and its descendants. */

@@ -11,7 +11,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { detectCgroups } from "./cgroups";
 import { describeLimitSupport, type LimitMode } from "./confine";
-import { diskUsage } from "./guard";
+import { diskUsage } from "./disk-usage";
 import type { SandboxLimits } from "./limits";
 import { localLimitSupport, openLocalSandbox } from "./local";
 import type { Sandbox } from "./types";

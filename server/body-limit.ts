@@ -7,6 +7,7 @@
  * 413 (the rest of the upload is dropped unread into nothing, never kept).
  */
 import type express from "express";
+import { env } from "../app/env.server";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -22,8 +23,35 @@ const BODY_LIMITS: Array<{ path: RegExp; bytes: number }> = [
 /** Sign-in, sign-up, sign-out, the project list: a few short fields. */
 export const DEFAULT_BODY_LIMIT = 64 * KiB;
 
-export function bodyLimitFor(pathname: string): number {
+/** The builder page, whose chat form may carry images (decision 036). */
+const BUILDER_PAGE = /^\/projects\/[^/]+\/?$/;
+/** The prompt and the form's other fields, beside the images, in a multipart body (its part headers included). */
+export const MULTIPART_TEXT_ALLOWANCE = 256 * KiB;
+
+/**
+ * The body limit of a route. A multipart post to the builder page (a prompt with images) may carry
+ * PROMPT_IMAGE_MAX_COUNT images of PROMPT_IMAGE_MAX_BYTES each besides its text; every other body keeps its limit
+ * (an urlencoded prompt: 256 KiB). The prompt form's parser (app/models/prompt-images.server.ts) checks each image
+ * against its own limit as it reads, so the total here only bounds what is read at all.
+ */
+export function bodyLimitFor(
+  pathname: string,
+  contentType = "",
+  images: { maxBytes: number; maxCount: number } = imageLimits(),
+): number {
+  if (BUILDER_PAGE.test(pathname) && isMultipart(contentType) && images.maxCount > 0) {
+    return images.maxCount * images.maxBytes + MULTIPART_TEXT_ALLOWANCE;
+  }
   return BODY_LIMITS.find((limit) => limit.path.test(pathname))?.bytes ?? DEFAULT_BODY_LIMIT;
+}
+
+function isMultipart(contentType: string): boolean {
+  return contentType.split(";")[0]!.trim().toLowerCase() === "multipart/form-data";
+}
+
+function imageLimits(): { maxBytes: number; maxCount: number } {
+  const { PROMPT_IMAGE_MAX_BYTES, PROMPT_IMAGE_MAX_COUNT } = env();
+  return { maxBytes: PROMPT_IMAGE_MAX_BYTES, maxCount: PROMPT_IMAGE_MAX_COUNT };
 }
 
 /** What a body past its limit errors with; app/http/form.server.ts recognizes it by `code` (Vite loads routes apart). */
@@ -73,7 +101,7 @@ function closeAfterResponse(req: express.Request, res: express.Response): void {
 /** Express middleware: refuses a declared Content-Length over the route's limit before reading a byte. */
 export function refuseOversizedBodies(req: express.Request, res: express.Response, next: express.NextFunction): void {
   const declared = Number(req.headers["content-length"] ?? 0);
-  const limit = bodyLimitFor(req.path);
+  const limit = bodyLimitFor(req.path, req.headers["content-type"]);
   if (declared > limit) return sendBodyTooLarge(req, res, limit);
   next();
 }

@@ -25,7 +25,7 @@ export function createRemixHandler({ build, mode, getLoadContext }: RemixHandler
   const handleRequest = createRemixRequestHandler(build, mode);
   return async (req, res, next) => {
     try {
-      const limit = bodyLimitFor(req.path);
+      const limit = bodyLimitFor(req.path, req.headers["content-type"]);
       const request = withBodyLimit(createRemixRequest(req, res), limit, () => sendBodyTooLarge(req, res, limit));
       const response = await handleRequest(request, await getLoadContext(req, res));
       // A 413 went out while Remix was reading the body: what it made of the rest is dropped.

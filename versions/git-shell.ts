@@ -1,111 +1,35 @@
 /**
- * One long-lived `sh` per history repository that runs its git commands. A
- * process start from Node forks the whole Node process, which costs more the
- * bigger the app is (with embedded PGlite, tens of milliseconds); forking a
- * small shell costs about a millisecond. Taking a version runs its git
- * commands here (store.ts). Output goes to files, never through the pipe, so
- * NUL-separated lists arrive intact; the pipe carries only "done, exit code".
- *
- * One command at a time (a queue); a command that does not finish in time
- * kills the shell, and the next one starts a new shell. An idle shell exits
- * after a minute.
+ * One long-lived `sh` per history repository that runs its git commands
+ * (sandbox/shell-session.ts says why a shell); taking a version runs its git
+ * commands here (store.ts). A shell that fails becomes a GitError.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { ShellSession, ShellSessionError } from "../sandbox/shell-session";
 import { GitError, gitEnv } from "./git";
 
-const IDLE_MS = 60_000;
-const MARK = "@@dyno-done:";
-
-/** Single-quotes a word for sh. */
-export function shellQuote(word: string): string {
-  return `'${word.replace(/'/g, `'\\''`)}'`;
-}
+export { shellQuote } from "../sandbox/shell-session";
 
 export class GitShell {
-  private child: ChildProcessWithoutNullStreams | undefined;
-  private queue: Promise<unknown> = Promise.resolve();
-  private idle: NodeJS.Timeout | undefined;
+  private readonly session: ShellSession;
 
-  constructor(
-    private readonly gitDir: string,
-    private readonly workTree: string,
-  ) {}
-
-  /** Runs `command` (one line of sh, in a subshell; it redirects its own output) and resolves with its exit code. */
-  run(command: string, { timeoutMs = 60_000 }: { timeoutMs?: number } = {}): Promise<number> {
-    const next = this.queue.then(() => this.runNow(command, timeoutMs));
-    this.queue = next.catch(() => {});
-    return next;
+  constructor(gitDir: string, workTree: string) {
+    this.session = new ShellSession({
+      cwd: workTree,
+      env: gitEnv({ gitDir, workTree }),
+      name: "git shell",
+    });
   }
 
-  close(): void {
-    clearTimeout(this.idle);
-    const child = this.child;
-    this.child = undefined;
-    if (child?.pid === undefined) return;
+  /** Runs `command` (one line of sh, in a subshell; it redirects its own output) and resolves with its exit code. */
+  async run(command: string, options: { timeoutMs?: number } = {}): Promise<number> {
     try {
-      // Its own process group: a git (or sleep) it started dies with it.
-      process.kill(-child.pid, "SIGKILL");
-    } catch {
-      child.kill("SIGKILL");
+      return await this.session.run(command, options);
+    } catch (error) {
+      if (error instanceof ShellSessionError) throw new GitError(error.message, "", null);
+      throw error;
     }
   }
 
-  private start(): ChildProcessWithoutNullStreams {
-    const child = spawn("/bin/sh", ["-s"], {
-      cwd: this.workTree,
-      env: gitEnv({ gitDir: this.gitDir, workTree: this.workTree }) as NodeJS.ProcessEnv,
-      stdio: ["pipe", "pipe", "pipe"],
-      detached: true,
-    });
-    child.stdin.on("error", () => {});
-    // Commands redirect their own output; anything else is drained so the pipe never fills.
-    child.stderr.resume();
-    child.on("exit", () => {
-      if (this.child === child) this.child = undefined;
-    });
-    // Never keeps the app from exiting.
-    child.unref();
-    (child.stdout as unknown as { unref?: () => void }).unref?.();
-    (child.stderr as unknown as { unref?: () => void }).unref?.();
-    (child.stdin as unknown as { unref?: () => void }).unref?.();
-    return child;
-  }
-
-  private runNow(command: string, timeoutMs: number): Promise<number> {
-    clearTimeout(this.idle);
-    const child = (this.child ??= this.start());
-    return new Promise<number>((resolve, reject) => {
-      let seen = "";
-      const onData = (chunk: Buffer) => {
-        seen += chunk.toString("utf8");
-        const at = seen.indexOf(MARK);
-        if (at < 0) return;
-        const end = seen.indexOf("\n", at);
-        if (end < 0) return;
-        finish();
-        resolve(Number(seen.slice(at + MARK.length, end)));
-      };
-      const onExit = () => {
-        finish();
-        reject(new GitError("git shell ended before the command finished", "", null));
-      };
-      const timer = setTimeout(() => {
-        finish();
-        this.close();
-        reject(new GitError(`git shell: no answer within ${timeoutMs} ms`, "", null));
-      }, timeoutMs);
-      const finish = () => {
-        clearTimeout(timer);
-        child.stdout.off("data", onData);
-        child.off("exit", onExit);
-        this.idle = setTimeout(() => this.close(), IDLE_MS);
-        this.idle.unref();
-      };
-      child.stdout.on("data", onData);
-      child.on("exit", onExit);
-      // The command's own output is redirected by the caller; a stray line before the mark is ignored.
-      child.stdin.write(`(${command}) </dev/null; echo "${MARK}$?"\n`);
-    });
+  close(): void {
+    this.session.close();
   }
 }

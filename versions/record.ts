@@ -47,7 +47,21 @@ export async function latestVersion(db: Pick<Db, "select">, projectId: string): 
  * Takes a version, or returns the one this (run, iteration, kind) already
  * has. null when mode is "changed" and nothing changed.
  */
+/** Loose objects are packed after every this many versions of a project (store.ts pack). */
+export const PACK_EVERY_VERSIONS = 100;
+
 export async function takeVersion(db: Db, history: ProjectHistory, request: VersionRequest): Promise<Version | null> {
+  const row = await takeVersionRow(db, history, request);
+  // After the transaction: the pack holds no database lock. A retried take packs again, which git makes cheap.
+  if (row && row.number % PACK_EVERY_VERSIONS === 0) {
+    await history.pack().catch((error: unknown) => {
+      console.warn(`history of project ${request.projectId}: packing failed (the versions are kept): ${String(error)}`);
+    });
+  }
+  return row;
+}
+
+function takeVersionRow(db: Db, history: ProjectHistory, request: VersionRequest): Promise<Version | null> {
   return db.transaction(async (tx) => {
     await tx.execute(sql`select pg_advisory_xact_lock(${VERSIONS_LOCK_CLASS}, hashtext(${request.projectId}))`);
     if (request.runId) {

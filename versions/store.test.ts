@@ -44,6 +44,32 @@ describe("ProjectHistory", () => {
     expect(existsSync(path.join(ws, ".git"))).toBe(false);
   });
 
+  it("packs the loose objects its versions wrote, and every version still reads and restores", async () => {
+    await write("a.txt", "one\n");
+    await write("src/b.ts", "export const b = 1;\n");
+    const v1 = await version();
+    await write("a.txt", "two\n");
+    const v2 = await version(v1.sha);
+    const objects = () =>
+      Object.fromEntries(
+        execFileSync("git", ["count-objects", "-v"], { env: { ...process.env, GIT_DIR: history.gitDir } })
+          .toString()
+          .trim()
+          .split("\n")
+          .map((line) => line.split(": ") as [string, string]),
+      );
+    expect(Number(objects().count)).toBeGreaterThan(0);
+    await history.pack();
+    expect(objects()).toMatchObject({ count: "0", packs: "1" });
+    expect(Number(objects()["in-pack"])).toBeGreaterThanOrEqual(6);
+    expect(await pathsAt(v1.sha)).toEqual(["a.txt", "src/b.ts"]);
+    await history.restore(v1.sha);
+    expect(await readFile(path.join(ws, "a.txt"), "utf8")).toBe("one\n");
+    expect((await history.changes(v1.sha, v2.sha)).files).toEqual([
+      { path: "a.txt", status: "changed", linesAdded: 1, linesDeleted: 1 },
+    ]);
+  });
+
   it("records added, changed and deleted files with line counts, and restores exactly", async () => {
     await write("a.txt", "one\ntwo\n");
     await write("src/b.ts", "export const b = 1;\n");

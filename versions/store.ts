@@ -396,6 +396,20 @@ export class ProjectHistory {
     return (await git(["archive", "--format=zip", commit], this.opts({ maxOutputBytes: 512 * 1024 * 1024 }))).stdout;
   }
 
+  /**
+   * Packs the loose objects the takes wrote (each changed file is one, zlib'd on its own) into a pack, merging
+   * packs geometrically so their number stays logarithmic; unreachable objects are left to git's own expiry.
+   * record.ts calls it every PACK_EVERY_VERSIONS versions.
+   */
+  async pack(): Promise<void> {
+    await this.init();
+    const err = shellQuote(path.join(this.gitDir, "dyno-staging", "err"));
+    await this.failed(
+      await this.shell.run(`git repack -d -q --geometric=2 > /dev/null 2> ${err}`, { timeoutMs: 10 * 60_000 }),
+      "git repack",
+    );
+  }
+
   /** Bytes the repository takes on disk. */
   async sizeBytes(): Promise<number> {
     return folderBytes(this.gitDir);

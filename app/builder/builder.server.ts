@@ -9,12 +9,21 @@ import type { Db } from "../../db/client";
 import { messages, runEvents, runs, type Project, type Run } from "../../db/schema";
 import { estimatedCost, parsePrices, priceOf } from "../../inngest/agent/budget";
 import { isDemoName } from "../../inngest/agent/demo";
-import { parseModelSpec } from "../../inngest/agent/model/config";
 import { DEMO_SCRIPT } from "../../model-replay/script";
 import { env } from "../env.server";
+import { loadModelPicker, projectModelProblem, type ModelPicker } from "../models/model-keys.server";
 import type { ProjectEvent } from "../models/project-events";
 import { renameProject } from "../models/projects.server";
 import {
+  ImageRefusedError,
+  imageLimits,
+  imagesOfMessages,
+  imagesOfRun,
+  type PromptImageRef,
+  type PromptImageUpload,
+} from "../models/prompt-images.server";
+import {
+  DailyBudgetSpentError,
   DemoUnavailableError,
   EngineUnavailableError,
   isUuid,
@@ -24,6 +33,7 @@ import {
   startDemoRun,
   startRun,
   stopRun,
+  VisionUnsupportedError,
 } from "../models/runs.server";
 import {
   listSteering,
@@ -63,6 +73,8 @@ export interface BuilderData {
     content: string;
     createdAt: string;
     runId: string | null;
+    /** The images a prompt carried (decision 036); empty for every other message. */
+    images: PromptImageRef[];
   }>;
   history: RunSummary[];
   /** Messages sent while a run worked: queued, delivered at a step, or left unread when the run ended (decision 033). */
@@ -73,6 +85,10 @@ export interface BuilderData {
   cursor: number;
   /** Why prompts cannot run (no model configured, or one missing its key or URL); null when they can. */
   modelProblem: string | null;
+  /** The project's model and fallback, and what may be picked (decision 034). */
+  models: ModelPicker;
+  /** Images a prompt may carry (PROMPT_IMAGE_MAX_COUNT of PROMPT_IMAGE_MAX_BYTES each). */
+  imageLimits: { maxBytes: number; maxCount: number };
 }
 
 export async function loadBuilder(db: Db, project: Project): Promise<BuilderData> {
@@ -92,6 +108,10 @@ export async function loadBuilder(db: Db, project: Project): Promise<BuilderData
     db.select().from(runs).where(eq(runs.projectId, project.id)).orderBy(desc(runs.createdAt)).limit(HISTORY_RUNS),
     listSteering(db, project.id),
   ]);
+  const images = await imagesOfMessages(
+    db,
+    transcript.filter((m) => m.role === "user").map((m) => m.id),
+  );
   const latest = recent[0];
   const events = latest
     ? await db
@@ -108,6 +128,7 @@ export async function loadBuilder(db: Db, project: Project): Promise<BuilderData
       content: m.content,
       createdAt: m.createdAt.toISOString(),
       runId: m.runId,
+      images: images.get(m.id) ?? [],
     })),
     history: recent.map(summarize),
     steering,
@@ -124,19 +145,11 @@ export async function loadBuilder(db: Db, project: Project): Promise<BuilderData
         }
       : null,
     cursor: upTo,
-    modelProblem: modelProblem(),
+    // The same check a prompt goes through (recordPrompt), so the page and the server agree on whether it may be sent.
+    modelProblem: await projectModelProblem(db, project),
+    models: await loadModelPicker(db, project.userId, project),
+    imageLimits: imageLimits(),
   };
-}
-
-/** The same check a prompt goes through (recordPrompt), so the page and the server agree on whether it may be sent. */
-function modelProblem(): string | null {
-  try {
-    parseModelSpec(env());
-    return null;
-  } catch (error) {
-    if (error instanceof ModelNotConfiguredError) return error.message;
-    throw error;
-  }
 }
 
 export function summarize(run: Run): RunSummary {
@@ -167,7 +180,19 @@ function projectRun(db: Db, projectId: string, runId: FormDataEntryValue | null)
 }
 
 export type ChatResult =
-  { ok: true; intent: string; message?: string } | { ok: false; intent: string; error: string; status: number };
+  | { ok: true; intent: string; message?: string }
+  /** `prompt`: the text of a refused prompt, given back so the box (even without JavaScript) still holds it. */
+  | { ok: false; intent: string; error: string; status: number; prompt?: string };
+
+/** The images a multipart prompt carried (prompt-images.server.ts), or why they cannot be sent. */
+export interface PromptUpload {
+  images: PromptImageUpload[];
+  problem?: string;
+}
+
+/** A prompt with images while a run works: steering messages carry text only (decision 036). */
+export const IMAGES_WHILE_WORKING =
+  "Images cannot be added to a run that is working: wait for it to finish (or stop it), then send them with a prompt.";
 
 /** What Stop answers for a run that is not active any more (or already stopping). */
 export function notStoppableMessage(status: Run["status"]): string {
@@ -189,9 +214,16 @@ export function notStoppableMessage(status: Run["status"]): string {
  * A prompt while a run is active is queued for that run (steering); otherwise it starts a run. A run that ends or
  * starts between the two checks is caught by the other one.
  */
-async function promptOrSteer(db: Db, userId: string, project: Project, form: FormData): Promise<string | undefined> {
+async function promptOrSteer(
+  db: Db,
+  userId: string,
+  project: Project,
+  form: FormData,
+  images: readonly PromptImageUpload[],
+): Promise<string | undefined> {
   const prompt = String(form.get("prompt") ?? "");
-  const steer = () => queueSteer(db, { userId, projectId: project.id, prompt });
+  // With images there is no steering: the prompt starts a run or is refused whole.
+  const steer = async () => images.length === 0 && (await queueSteer(db, { userId, projectId: project.id, prompt }));
   if (await steer()) return QUEUED_MESSAGE;
   try {
     await startRun(db, {
@@ -199,9 +231,11 @@ async function promptOrSteer(db: Db, userId: string, project: Project, form: For
       projectId: project.id,
       input: { prompt, mode: form.get("mode") === "ask" ? "ask" : "build" },
       onlyWhenIdle: true,
+      images,
     });
     return undefined;
   } catch (error) {
+    if (error instanceof RunActiveError && images.length > 0) throw new ImageRefusedError(IMAGES_WHILE_WORKING);
     if (error instanceof RunActiveError && (await steer())) return QUEUED_MESSAGE;
     throw error;
   }
@@ -210,14 +244,22 @@ async function promptOrSteer(db: Db, userId: string, project: Project, form: For
 const QUEUED_MESSAGE = "Queued: the agent reads it at its next step.";
 
 /** The builder page's form intents: prompt, demo, retry, stop, rename, steer-withdraw, steer-send. */
-export async function handleChatAction(db: Db, userId: string, project: Project, form: FormData): Promise<ChatResult> {
+export async function handleChatAction(
+  db: Db,
+  userId: string,
+  project: Project,
+  form: FormData,
+  upload: PromptUpload = { images: [] },
+): Promise<ChatResult> {
   const requested = String(form.get("intent") ?? "prompt");
+  const typed = String(form.get("prompt") ?? "");
   // "demo:<name>" picks one of the bundled demos (a button carries one value); plain "demo" is the todo page.
   const intent = requested.startsWith("demo:") ? "demo" : requested;
   try {
     switch (intent) {
       case "prompt": {
-        const message = await promptOrSteer(db, userId, project, form);
+        if (upload.problem) return { ok: false, intent, error: upload.problem, status: 400, prompt: typed };
+        const message = await promptOrSteer(db, userId, project, form, upload.images);
         return message ? { ok: true, intent, message } : { ok: true, intent };
       }
       case "steer-withdraw": {
@@ -251,8 +293,17 @@ export async function handleChatAction(db: Db, userId: string, project: Project,
           userId,
           projectId: project.id,
           input: { prompt: failed.prompt, mode: failed.mode, maxIterations: failed.maxIterations },
-          model: failed.model || undefined,
+          // The models the run recorded, its keys and fallback included (a demo's replay spec as well).
+          model: failed.model
+            ? {
+                model: failed.model,
+                modelKeyId: failed.modelKeyId,
+                fallbackModel: failed.fallbackModel,
+                fallbackKeyId: failed.fallbackKeyId,
+              }
+            : undefined,
           onlyWhenIdle: true,
+          images: await imagesOfRun(db, failed.id),
         });
         return { ok: true, intent };
       }
@@ -270,17 +321,28 @@ export async function handleChatAction(db: Db, userId: string, project: Project,
         return { ok: false, intent, error: `Unknown action “${intent}”.`, status: 400 };
     }
   } catch (error) {
+    // A refused prompt gives its text back, so the box keeps it.
+    const kept = intent === "prompt" ? { prompt: typed } : {};
     if (error instanceof ZodError)
-      return { ok: false, intent, error: error.issues.map((i) => i.message).join(" "), status: 400 };
+      return { ok: false, intent, error: error.issues.map((i) => i.message).join(" "), status: 400, ...kept };
+    if (error instanceof ImageRefusedError || error instanceof VisionUnsupportedError)
+      return { ok: false, intent, error: error.message, status: error.status, ...kept };
     if (
       error instanceof NotFoundError ||
       error instanceof RunActiveError ||
+      error instanceof DailyBudgetSpentError ||
       error instanceof SteerRefusedError ||
       error instanceof EngineUnavailableError ||
       error instanceof DemoUnavailableError ||
       error instanceof ModelNotConfiguredError
     ) {
-      return { ok: false, intent, error: error.message, status: "status" in error ? Number(error.status) : 400 };
+      return {
+        ok: false,
+        intent,
+        error: error.message,
+        status: "status" in error ? Number(error.status) : 400,
+        ...kept,
+      };
     }
     throw error;
   }

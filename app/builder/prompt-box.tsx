@@ -1,6 +1,7 @@
 import { Form, useNavigation } from "@remix-run/react";
-import { useEffect, useRef } from "react";
+import { useEffect, useRef, useState } from "react";
 import { MAX_PROMPT_CHARS } from "~/models/prompt";
+import { ACCEPTED_IMAGE_TYPES, humanSize } from "~/models/prompt-images";
 
 /**
  * The chat box. Enter sends, Shift+Enter starts a new line; Build lets the
@@ -16,6 +17,8 @@ export function PromptBox({
   modelProblem,
   error,
   sentOk,
+  keptPrompt,
+  imageLimits,
 }: {
   busyReason: string | null;
   /** A run is working: a message sent now is queued for its next step, so mode and demos do not apply. */
@@ -25,21 +28,38 @@ export function PromptBox({
   error?: string;
   /** Bumped after a prompt was accepted: the box clears. */
   sentOk: number;
+  /** The text of a refused prompt (the server gives it back): the box shows it again, even without JavaScript. */
+  keptPrompt?: string;
+  /** Images a prompt may carry (decision 036); none offered when maxCount is 0. */
+  imageLimits?: { maxBytes: number; maxCount: number };
 }) {
   const navigation = useNavigation();
   const submitting =
     navigation.state === "submitting" && /^(prompt|demo)(:|$)/.test(String(navigation.formData?.get("intent")));
   const textarea = useRef<HTMLTextAreaElement>(null);
+  const fileInput = useRef<HTMLInputElement>(null);
+  const [chosen, setChosen] = useState<Array<{ name: string; size: number }>>([]);
   useEffect(() => {
     if (sentOk && textarea.current) textarea.current.value = "";
+    if (sentOk && fileInput.current) fileInput.current.value = "";
+    if (sentOk) setChosen([]);
   }, [sentOk]);
+  const maxImages = imageLimits?.maxCount ?? 0;
+  const maxBytes = imageLimits?.maxBytes ?? 0;
+  // Told before sending; the server checks again (and checks what each file really is).
+  const chosenProblem =
+    chosen.length > maxImages
+      ? `At most ${maxImages} images can go with one prompt.`
+      : chosen.find((file) => file.size > maxBytes)
+        ? `“${chosen.find((file) => file.size > maxBytes)!.name}” is over ${humanSize(maxBytes)}.`
+        : null;
   const disabled = Boolean(busyReason) || submitting;
   const steering = steerHint !== null;
   const noModel = modelProblem !== null;
   // The notice already says why a prompt was refused: an alert with the same words would say it twice.
   const shownError = error && error !== modelProblem ? error : undefined;
   return (
-    <Form method="post" className="prompt-box" aria-label="Send a prompt">
+    <Form method="post" encType="multipart/form-data" className="prompt-box" aria-label="Send a prompt">
       <label htmlFor="prompt" className="visually-hidden">
         Prompt
       </label>
@@ -47,6 +67,7 @@ export function PromptBox({
         id="prompt"
         name="prompt"
         ref={textarea}
+        defaultValue={keptPrompt}
         required
         maxLength={MAX_PROMPT_CHARS}
         rows={3}
@@ -90,10 +111,54 @@ export function PromptBox({
               </>
             ))}
         </p>
+        {maxImages > 0 ? (
+          <span className="attach">
+            <input
+              ref={fileInput}
+              type="file"
+              id="prompt-images"
+              name="images"
+              accept={ACCEPTED_IMAGE_TYPES}
+              multiple
+              className="attach-input"
+              // A message to a working run carries text only (decision 036).
+              disabled={disabled || noModel || steering}
+              aria-describedby="attach-help"
+              onChange={(event) =>
+                setChosen([...(event.currentTarget.files ?? [])].map((f) => ({ name: f.name, size: f.size })))
+              }
+            />
+            <label htmlFor="prompt-images" className="attach-label" title="Attach screenshots or mockups">
+              Attach images
+            </label>
+          </span>
+        ) : null}
         <button type="submit" name="intent" value="prompt" disabled={disabled || noModel}>
           {submitting ? "Sending…" : steering ? "Queue" : "Send"}
         </button>
       </div>
+      {maxImages > 0 ? (
+        <div id="attach-help" className="hint attach-help">
+          {chosen.length > 0 ? (
+            <ul className="attach-list" aria-label="Images to send">
+              {chosen.map((file, i) => (
+                <li key={i}>
+                  {file.name} <span className="muted">({humanSize(file.size)})</span>
+                </li>
+              ))}
+            </ul>
+          ) : null}
+          {chosenProblem ? (
+            <span className="error">{chosenProblem}</span>
+          ) : steering ? (
+            <span>Images go with a new prompt, once the agent has finished (or been stopped).</span>
+          ) : (
+            <span>
+              Up to {maxImages} images (PNG, JPEG, WebP or GIF), {humanSize(maxBytes)} each.
+            </span>
+          )}
+        </div>
+      ) : null}
       {shownError ? (
         <p role="alert" className="error">
           {shownError}

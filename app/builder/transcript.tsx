@@ -4,6 +4,7 @@ import remarkGfm from "remark-gfm";
 import type { BuilderData } from "./builder.server";
 import { runDetailHref } from "./run-history";
 import { SteerMessage } from "./steer-message";
+import { humanSize, imageHref } from "~/models/prompt-images";
 
 type Message = BuilderData["transcript"][number];
 
@@ -15,10 +16,13 @@ type Message = BuilderData["transcript"][number];
  * latest run's, and its steps, outputs and files are still one click away.
  */
 export function Transcript({
+  projectId,
   messages,
   steering = [],
   live,
 }: {
+  /** The project whose images the thumbnails show. */
+  projectId: string;
   messages: Message[];
   /** Messages sent while a run worked: each shows under its run's prompt (and live card). */
   steering?: BuilderData["steering"];
@@ -54,6 +58,25 @@ export function Transcript({
             ) : (
               <p>{message.content}</p>
             )}
+            {message.images?.length ? (
+              <ul className="message-images" aria-label="Attached images">
+                {message.images.map((image) => (
+                  <li key={image.id}>
+                    <a href={imageHref(projectId, image.id)} target="_blank" rel="noopener noreferrer">
+                      <img
+                        src={imageHref(projectId, image.id)}
+                        alt={`Attached image ${image.name}`}
+                        loading="lazy"
+                        decoding="async"
+                      />
+                    </a>
+                    <span className="image-caption">
+                      {image.name} · {humanSize(image.size)}
+                    </span>
+                  </li>
+                ))}
+              </ul>
+            ) : null}
             {message.role === "user" && message.runId && message.runId !== live?.runId ? (
               <a className="run-link" href={runDetailHref(message.runId)}>
                 Steps and files

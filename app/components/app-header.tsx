@@ -12,6 +12,9 @@ export function AppHeader({ children }: { children?: React.ReactNode }) {
       <div className="app-header-title">{children}</div>
       {root?.user ? (
         <Form method="post" action="/logout" className="app-header-user">
+          <Link to="/settings" className="small">
+            Settings
+          </Link>
           <span className="muted" title="Signed in">
             {root.user.email}
           </span>

@@ -2,22 +2,26 @@
  * Starting and stopping runs on behalf of a builder: the write the chat
  * action makes before it answers, and the events it sends the engine.
  */
+import { randomUUID } from "node:crypto";
 import { and, eq, inArray } from "drizzle-orm";
 import type { Db } from "../../db/client";
 import { pgSafeText } from "../../db/pg-safe";
 import { appendRunEvent, lockProjectEvents } from "../../db/run-events";
 import { ACTIVE_RUN_STATUSES } from "../../db/run-status";
 import { messages, projects, runs, type Run } from "../../db/schema";
+import { builderTokensToday, dailyBudgetSpent } from "../../inngest/agent/budget";
 import { DEMOS, type DemoName } from "../../inngest/agent/demo";
 import { saveEntry } from "../../inngest/agent/entries";
-import { parseModelSpec } from "../../inngest/agent/model/config";
+import { supportsVision, VisionUnsupportedError } from "../../inngest/agent/model/vision";
 import { agentPrompt, agentStop, inngest } from "../../inngest/client";
 import { reconcileRuns } from "../../inngest/reconcile";
 import { failRun, markRunStopping } from "../../inngest/run-lifecycle";
 import { DEMO_SCRIPT } from "../../model-replay/script";
 import { env } from "../env.server";
 import { demoUnavailableReason, DemoUnavailableError } from "./demo.server";
+import { promptModelChoice, type RunModelChoice } from "./model-keys.server";
 import { PromptInput } from "./prompt";
+import { saveImages, type PromptImageUpload } from "./prompt-images.server";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Ids come from URLs and forms: anything that is not a uuid cannot name a row (and must not reach SQL as one). */
@@ -35,6 +39,12 @@ export class EngineUnavailableError extends Error {
 
 export { ModelNotConfiguredError } from "../../inngest/agent/model/config";
 export { DemoUnavailableError } from "./demo.server";
+export { VisionUnsupportedError } from "../../inngest/agent/model/vision";
+
+/** A prompt from a builder whose runs used today's token budget is refused before anything is written. */
+export class DailyBudgetSpentError extends Error {
+  readonly status = 429;
+}
 
 /** A second prompt while one runs is refused: the page says so and keeps the box disabled until the run ends. */
 export class RunActiveError extends Error {
@@ -48,14 +58,19 @@ export interface PromptRequest {
   userId: string;
   projectId: string;
   input: PromptInput;
-  /** Overrides AGENT_MODEL for this run ("replay/<script>" for the offline demo). */
-  model?: string;
+  /**
+   * Overrides the project's model (else AGENT_MODEL) for this run: a spec ("replay/<script>" for the offline demo),
+   * or a run's recorded choice (Retry), keys and fallback included (decision 034).
+   */
+  model?: string | RunModelChoice;
   /**
    * Refuse (RunActiveError) while another run of the project is queued or
    * running, instead of queueing behind it. Checked under a lock on the
    * project's row, so of two prompts sent at once only one is recorded.
    */
   onlyWhenIdle?: boolean;
+  /** Images attached to the prompt (checked already: prompt-images.server.ts); stored with its message. */
+  images?: readonly PromptImageUpload[];
   /** Runs in the prompt's transaction before anything is written (a steering message marked resent); throw to refuse. */
   beforeRecord?: (tx: Transaction) => Promise<void>;
 }
@@ -70,14 +85,22 @@ type Transaction = Parameters<Parameters<Db["transaction"]>[0]>[0];
  */
 export async function recordPrompt(
   db: Db,
-  { userId, projectId, input, model, onlyWhenIdle = false, beforeRecord }: PromptRequest,
+  { userId, projectId, input, model, onlyWhenIdle = false, beforeRecord, images = [] }: PromptRequest,
 ): Promise<Run> {
   if (!isUuid(projectId)) throw new NotFoundError("Project not found");
   const parsed = PromptInput.parse(input);
   const { mode, maxIterations } = parsed;
   // A pasted NUL or lone surrogate would fail the insert (Postgres 22P05); it is kept as U+FFFD instead.
   const prompt = pgSafeText(parsed.prompt);
-  const modelSpec = parseModelSpec(env(), model ?? env().AGENT_MODEL).label;
+  const choice = await promptModelChoice(db, { userId, projectId, requested: model });
+  const modelSpec = choice.model;
+  // Refused before anything is written: the builder keeps the text and is told which model cannot read images.
+  if (images.length > 0 && !supportsVision(modelSpec)) throw new VisionUnsupportedError(modelSpec);
+  // A fallback may answer any step of the run: it gets the images too, so it must read them.
+  if (images.length > 0 && choice.fallbackModel && !supportsVision(choice.fallbackModel))
+    throw new VisionUnsupportedError(choice.fallbackModel, true);
+  const stored = images.map((image) => ({ ...image, id: randomUUID() }));
+  const refs = stored.map(({ id, name, mediaType, size, sha256 }) => ({ id, name, mediaType, size, sha256 }));
   return db.transaction(async (tx) => {
     // Before the project's row: the order every writer keeps (db/run-events.ts).
     await lockProjectEvents(tx, projectId);
@@ -95,6 +118,12 @@ export async function recordPrompt(
         .limit(1);
       if (active) throw new RunActiveError();
     }
+    // A run started over the day's budget would only fail at its first step; a replay (the demo) costs nothing.
+    const { AGENT_DAILY_TOKEN_BUDGET } = env();
+    if (AGENT_DAILY_TOKEN_BUDGET > 0 && !modelSpec.startsWith("replay/")) {
+      const spent = dailyBudgetSpent(await builderTokensToday(tx, userId), AGENT_DAILY_TOKEN_BUDGET);
+      if (spent) throw new DailyBudgetSpentError(spent);
+    }
     await beforeRecord?.(tx);
     const [created] = await tx
       .insert(runs)
@@ -103,13 +132,23 @@ export async function recordPrompt(
         userId,
         mode,
         prompt,
-        model: modelSpec,
+        ...choice,
         maxIterations: maxIterations ?? env().AGENT_MAX_ITERATIONS,
       })
       .returning();
     if (!created) throw new Error("run insert returned no row");
-    await saveEntry(tx, { runId: created.id, projectId, iteration: 0, kind: "user", payload: { prompt, mode } });
-    await tx.insert(messages).values({ projectId, runId: created.id, role: "user", content: prompt });
+    await saveEntry(tx, {
+      runId: created.id,
+      projectId,
+      iteration: 0,
+      kind: "user",
+      payload: refs.length ? { prompt, mode, images: refs } : { prompt, mode },
+    });
+    const [message] = await tx
+      .insert(messages)
+      .values({ projectId, runId: created.id, role: "user", content: prompt })
+      .returning({ id: messages.id });
+    await saveImages(tx, { projectId, runId: created.id, messageId: message?.id ?? null }, stored);
     await appendRunEvent(tx, {
       runId: created.id,
       projectId,

@@ -12,6 +12,7 @@ import { HistoryView, type HistoryNotice } from "~/builder/history-view";
 import { handleVersionAction, isVersionIntent, loadHistory } from "~/builder/history.server";
 import { applyEvent, applyFrame, foldEvents, runChangedFiles, startLiveRun, type LiveRun } from "~/builder/live-run";
 import { LiveRunCard } from "~/builder/live-run-card";
+import { ModelPickerForm } from "~/builder/model-picker";
 import { PromptBox } from "~/builder/prompt-box";
 import { RunDetailView } from "~/builder/run-detail";
 import { loadRunDetail } from "~/builder/run-detail.server";
@@ -26,16 +27,24 @@ import { db } from "~/db.server";
 import { useAppLog } from "~/hooks/use-app-log";
 import { useProjectEvents, type ProjectEvent } from "~/hooks/use-project-events";
 import { readForm } from "~/http/form.server";
+import { handleModelAction, isModelIntent } from "~/models/model-keys.server";
 import { listProjectFiles, readProjectFile, type ProjectFile } from "~/models/project-files.server";
 import { requireProject } from "~/models/projects.server";
+import { isMultipartRequest, readPromptForm } from "~/models/prompt-images.server";
 import { handleWebhookAction, isWebhookIntent, listWebhooks, MAX_WEBHOOKS_PER_PROJECT } from "~/models/webhooks.server";
 import { previewServesApp, previewUrlFor } from "~/preview.server";
 import logsStyles from "~/styles/logs.css?url";
+import settingsStyles from "~/styles/settings.css?url";
 
 const VIEWS = ["preview", "files", "runs", "history", "logs", "webhooks"] as const;
 type View = (typeof VIEWS)[number];
 
-export const links = () => [...fileBrowserLinks, ...diffViewLinks, { rel: "stylesheet", href: logsStyles }];
+export const links = () => [
+  ...fileBrowserLinks,
+  ...diffViewLinks,
+  { rel: "stylesheet", href: logsStyles },
+  { rel: "stylesheet", href: settingsStyles },
+];
 
 export const meta: MetaFunction<typeof loader> = ({ data }) => [
   { title: `${data?.builder.project.title ?? "Project"} · Dyno` },
@@ -94,7 +103,10 @@ export async function loader({ request, params }: LoaderFunctionArgs) {
 export async function action({ request, params }: ActionFunctionArgs) {
   const userId = await requireUserId(request);
   const project = await requireProject(db, userId, params.projectId);
-  const form = await readForm(request);
+  // A prompt with images comes as multipart: its images are checked as they stream in (decision 036).
+  const { form, ...upload } = isMultipartRequest(request)
+    ? await readPromptForm(request)
+    : { form: await readForm(request), images: [] };
   const intent = form.get("intent");
   const result = isAppIntent(intent)
     ? await controlProjectApp(project, intent)
@@ -102,7 +114,9 @@ export async function action({ request, params }: ActionFunctionArgs) {
       ? await handleVersionAction(db, project, intent, form)
       : isWebhookIntent(intent)
         ? await handleWebhookAction(db, project, form)
-        : await handleChatAction(db, userId, project, form);
+        : isModelIntent(intent)
+          ? await handleModelAction(db, userId, project, form)
+          : await handleChatAction(db, userId, project, form, upload);
   return data(result, { status: result.ok ? 200 : result.status });
 }
 
@@ -258,6 +272,7 @@ function Builder() {
     actionData.intent !== "rename" &&
     !actionData.intent.startsWith("app-") &&
     !isWebhookIntentName(actionData.intent) &&
+    actionData.intent !== "model-set" &&
     !isVersionIntentName(actionData.intent)
       ? actionData.error
       : stopper.data && !stopper.data.ok
@@ -288,6 +303,7 @@ function Builder() {
         <section className="chat-pane" aria-label="Chat">
           <div className="chat-scroll" ref={chatScroll}>
             <Transcript
+              projectId={builder.project.id}
               messages={builder.transcript}
               steering={builder.steering}
               live={
@@ -326,6 +342,20 @@ function Builder() {
             modelProblem={builder.modelProblem}
             error={chatError}
             sentOk={sentOk}
+            keptPrompt={
+              actionData && !actionData.ok && "prompt" in actionData && typeof actionData.prompt === "string"
+                ? actionData.prompt
+                : undefined
+            }
+            imageLimits={builder.imageLimits}
+          />
+          <ModelPickerForm
+            picker={builder.models}
+            notice={
+              actionData?.intent === "model-set"
+                ? { ok: actionData.ok, message: (actionData.ok ? actionData.message : actionData.error) ?? "" }
+                : null
+            }
           />
         </section>
 

@@ -7,6 +7,7 @@
  * AGENT_PRICES for the rest or to correct it).
  */
 import { and, eq, gte, not, inArray, sql } from "drizzle-orm";
+import { alias } from "drizzle-orm/pg-core";
 import type { Db } from "../../db/client";
 import { agentEntries, runs } from "../../db/schema";
 
@@ -107,6 +108,24 @@ export function overBudget(used: { runTokens: number; dayTokens: number }, budge
   return undefined;
 }
 
+/** The tokens a builder's runs used since midnight UTC. */
+export async function builderTokensToday(db: Pick<Db, "select">, userId: string, now = new Date()): Promise<number> {
+  const [day] = await db
+    .select({ tokens: sql<string>`coalesce(sum(${runs.inputTokens} + ${runs.outputTokens}), 0)` })
+    .from(runs)
+    .where(and(eq(runs.userId, userId), gte(runs.createdAt, startOfUtcDay(now))));
+  return Number(day?.tokens ?? 0);
+}
+
+/** Why a new prompt cannot start a run today, or undefined while the builder is within the daily budget. */
+export function dailyBudgetSpent(dayTokens: number, dailyBudget: number): string | undefined {
+  if (dailyBudget <= 0 || dayTokens < dailyBudget) return undefined;
+  return (
+    `You used today's token budget (${formatTokens(dayTokens)} of ${formatTokens(dailyBudget)} tokens since ` +
+    "midnight UTC, AGENT_DAILY_TOKEN_BUDGET), so this prompt was not sent. It resets at midnight UTC."
+  );
+}
+
 /** Midnight UTC of `now`'s day. */
 export function startOfUtcDay(now: Date): Date {
   return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
@@ -118,16 +137,20 @@ export async function tokensUsed(
   run: { id: string },
   now = new Date(),
 ): Promise<{ runTokens: number; dayTokens: number }> {
+  // One statement: the run's own tokens and its builder's today (every iteration asks).
+  const day = alias(runs, "day_runs");
   const [own] = await db
-    .select({ userId: runs.userId, tokens: sql<number>`${runs.inputTokens} + ${runs.outputTokens}` })
+    .select({
+      tokens: sql<number>`${runs.inputTokens} + ${runs.outputTokens}`,
+      dayTokens: sql<string>`(${db
+        .select({ tokens: sql`coalesce(sum(${day.inputTokens} + ${day.outputTokens}), 0)` })
+        .from(day)
+        .where(and(eq(day.userId, runs.userId), gte(day.createdAt, startOfUtcDay(now))))})`,
+    })
     .from(runs)
     .where(eq(runs.id, run.id));
   if (!own) return { runTokens: 0, dayTokens: 0 };
-  const [day] = await db
-    .select({ tokens: sql<string>`coalesce(sum(${runs.inputTokens} + ${runs.outputTokens}), 0)` })
-    .from(runs)
-    .where(and(eq(runs.userId, own.userId), gte(runs.createdAt, startOfUtcDay(now))));
-  return { runTokens: Number(own.tokens), dayTokens: Number(day?.tokens ?? 0) };
+  return { runTokens: Number(own.tokens), dayTokens: Number(own.dayTokens) };
 }
 
 /**

@@ -45,16 +45,22 @@ export async function compact(
   if (folded.length === 0) return { next: "think" };
   // Every result folded in is sent trimmed: the request stays within the budget the turns had.
   const trimmed = new Set(folded.filter((entry) => entry.kind === "result").map((entry) => entry.id));
-  const turns = renderEntries(folded, { trimmed });
-  const [snapshot] = await db.select({ todos: runs.todos }).from(runs).where(eq(runs.id, run.id));
+  // Images are not summarized: each prompt's text names its images, and that line is what the summary keeps.
+  const turns = renderEntries(folded, { trimmed }).map(({ role, content }) => ({ role, content }));
   const previousTurns = Number(previous?.payload.summarizedTurns) || 0;
 
   const watch = watchForStop(agent.database, run);
+  // Read after the watch started: a stop recorded before it is seen here, one after it by the watch.
+  const [snapshot] = await db.select({ todos: runs.todos, status: runs.status }).from(runs).where(eq(runs.id, run.id));
+  if (snapshot?.status !== "running") {
+    watch.close();
+    return { next: "stop" };
+  }
   const startedAt = Date.now();
   let summary: string;
   let usage;
   try {
-    const { config, registry } = await agent.model(run.model);
+    const { config, registry } = await agent.model(run);
     const timeout = AbortSignal.timeout(agent.modelTimeoutMs);
     try {
       ({ summary, usage } = await summarizeSession({

@@ -2,8 +2,10 @@ import { ClientRegistry } from "@boundaryml/baml";
 import { describe, expect, it } from "vitest";
 import { b } from "../../baml_client";
 import {
+  calibratedBudget,
   contextWindowOf,
   conversationBudget,
+  estimateCalibration,
   estimateTokens,
   MAX_PROMPT_TOKENS,
   parseContextWindows,
@@ -77,5 +79,31 @@ describe("SYSTEM_PROMPT_TOKENS", () => {
       expect(estimateTokens(text)).toBeGreaterThan(300);
       expect(estimateTokens(text)).toBeLessThanOrEqual(SYSTEM_PROMPT_TOKENS);
     }
+  });
+});
+
+describe("estimateCalibration", () => {
+  const answer = (inputTokens: number, promptEstimate?: number, kind = "action") => ({
+    kind,
+    payload: { usage: { inputTokens, outputTokens: 10 }, ...(promptEstimate ? { promptEstimate } : {}) },
+  });
+
+  it("is the provider's count over the estimate of the latest answer that recorded both", () => {
+    const entries = [answer(2_000, 1_000), { kind: "result", payload: {} }, answer(13_000, 10_000, "reply")];
+    expect(estimateCalibration(entries)).toBeCloseTo(1.3);
+    // An answer from before estimates were saved (or a provider that reports no usage) is skipped.
+    expect(estimateCalibration([answer(2_000, 1_000), answer(5_000), answer(0, 4_000)])).toBe(2);
+  });
+
+  it("never loosens the estimate, is bounded, and is 1 with nothing to go on", () => {
+    expect(estimateCalibration([answer(500, 1_000)])).toBe(1);
+    expect(estimateCalibration([answer(90_000, 1_000)])).toBe(3);
+    expect(estimateCalibration([])).toBe(1);
+  });
+
+  it("shrinks the prompt budget by as much as the provider counted over the estimate", () => {
+    const budget = promptBudget(128_000);
+    expect(calibratedBudget(budget, 1.25).promptTokens).toBe(Math.floor(budget.promptTokens / 1.25));
+    expect(calibratedBudget(budget, 1)).toEqual(budget);
   });
 });

@@ -4,7 +4,9 @@
  * AGENT_CONTEXT_TOKENS) minus room for its answer. Tokens are estimated at
  * about 4 characters each, which is what providers' tokenizers give for
  * English prose and code within some tens of percent; the reserve below
- * absorbs the error. Pure.
+ * absorbs the error, and each answer calibrates the next estimate: where the
+ * provider counted more tokens than estimated for what was sent (code,
+ * non-English text), the budget shrinks by as much. Pure.
  */
 import type { ModelConfig } from "./model/config";
 
@@ -76,6 +78,31 @@ export function promptBudget(windowTokens: number): PromptBudget {
   // Room for the answer (a whole file written in one action) and for the estimate's error.
   const answerReserve = Math.min(16_000, Math.floor(windowTokens / 4));
   return { windowTokens, promptTokens: Math.min(MAX_PROMPT_TOKENS, windowTokens - answerReserve) };
+}
+
+/** A calibration never loosens the estimate, and a wild count (a provider counting cached tokens oddly) is bounded. */
+const MAX_CALIBRATION = 3;
+
+/**
+ * Provider tokens per estimated token, from the latest answer that recorded both its provider's input count
+ * (payload.usage.inputTokens) and the estimate of what was sent (payload.promptEstimate); 1 when none did. At
+ * least 1: a provider that counts fewer tokens than estimated leaves room unused rather than risking the window.
+ */
+export function estimateCalibration(entries: readonly { kind: string; payload: Record<string, unknown> }[]): number {
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const { kind, payload } = entries[i]!;
+    if (kind !== "action" && kind !== "reply") continue;
+    const estimate = payload.promptEstimate;
+    const counted = (payload.usage as { inputTokens?: unknown } | undefined)?.inputTokens;
+    if (typeof estimate !== "number" || typeof counted !== "number" || estimate <= 0 || counted <= 0) continue;
+    return Math.min(MAX_CALIBRATION, Math.max(1, counted / estimate));
+  }
+  return 1;
+}
+
+/** The budget in estimated tokens, for a provider that counts `calibration` of its tokens per estimated one. */
+export function calibratedBudget(budget: PromptBudget, calibration: number): PromptBudget {
+  return { ...budget, promptTokens: Math.floor(budget.promptTokens / Math.max(1, calibration)) };
 }
 
 export interface ConversationBudget {

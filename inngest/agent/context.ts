@@ -5,6 +5,7 @@
  */
 import type { ClientRegistry } from "@boundaryml/baml";
 import { eq } from "drizzle-orm";
+import { sessionSecret } from "../../app/auth/secret.server";
 import { durationMs, env, type Env } from "../../app/env.server";
 import { getDatabase } from "../../db";
 import type { Database } from "../../db/client";
@@ -13,17 +14,24 @@ import { openSandbox, reachableHosts, type Sandbox, type SandboxConfig, type San
 import { parseAllowList } from "../../sandbox/egress/policy";
 import { existingProjectHistory } from "../../versions/config";
 import type { ProjectHistory } from "../../versions/store";
+import { RunFailedError } from "../run-failure";
+import { deriveKey } from "../secrets/box";
 import { parsePrices, type Price, type TokenBudgets } from "./budget";
 import { parseContextWindows, type ContextSettings } from "./context-budget";
 import { demoReplayBaseUrl } from "./demo";
 import { createClientRegistry } from "./model/client";
-import { parseModelSpec, type ModelConfig } from "./model/config";
+import { ModelNotConfiguredError, parseModelSpec, type ModelConfig } from "./model/config";
+import { resolveRunModels } from "./model/resolve";
 import type { StuckThresholds } from "./stuck";
 import type { ToolLimits } from "./tools";
 
 export interface AgentContext {
   database: Database;
-  model(spec: string): Promise<{ config: ModelConfig; registry: ClientRegistry }>;
+  /**
+   * The run's model client: a spec string (the server's keys), or a run, whose row names its model, key and fallback
+   * (decision 034; a builder's key is opened here and only here).
+   */
+  model(spec: string | { id: string; model: string }): Promise<{ config: ModelConfig; registry: ClientRegistry }>;
   /** Opens (or reattaches) the project's sandbox and remembers its id on the project row. */
   sandbox(projectId: string): Promise<Sandbox>;
   limits: ToolLimits;
@@ -82,17 +90,42 @@ export function networkReach(e: Env): ToolLimits["network"] {
   return { mode: egress.mode, hosts: () => reachableHosts(egress) };
 }
 
+/** Projects whose local sandbox this context opened and saw recorded on the project row (least recent first). */
+const RECORDED_SANDBOXES_KEPT = 1_000;
+
 export function createAgentContext(e: Env = env(), database: Database = getDatabase()): AgentContext {
+  const localSandboxesRecorded = new Map<string, { sandboxProvider: string; sandboxId: string }>();
   const modelTimeoutMs = durationMs(e.AGENT_MODEL_TIMEOUT);
   return {
     database,
     async model(spec) {
-      const config = parseModelSpec(e, spec);
-      const replayBaseUrl = config.provider === "replay" ? await demoReplayBaseUrl() : undefined;
-      return { config, registry: createClientRegistry(config, { replayBaseUrl, requestTimeoutMs: modelTimeoutMs }) };
+      const { config, fallback } =
+        typeof spec === "string"
+          ? { config: parseModelSpec(e, spec), fallback: undefined }
+          : await resolveRunModels(database.db, spec.id, {
+              env: e,
+              sealingKey: () => deriveKey({ secretsKey: e.DYNO_SECRETS_KEY, sessionSecret }),
+              allowPrivate: e.MODEL_KEYS_ALLOW_PRIVATE,
+            }).catch((error: unknown) => {
+              // A removed or unreadable key, a refused base URL: retrying the step would not help, at any step.
+              if (error instanceof ModelNotConfiguredError) throw new RunFailedError(error.message);
+              throw error;
+            });
+      const replay = config.provider === "replay" || fallback?.provider === "replay";
+      const replayBaseUrl = replay ? await demoReplayBaseUrl() : undefined;
+      return {
+        config,
+        registry: createClientRegistry(config, { replayBaseUrl, requestTimeoutMs: modelTimeoutMs, fallback }),
+      };
     },
     async sandbox(projectId) {
       const { db } = database;
+      // A local sandbox's id follows from the project's: once its row holds it, opening it again needs no read.
+      const known = e.SANDBOX_PROVIDER === "local" ? localSandboxesRecorded.get(projectId) : undefined;
+      if (known) {
+        const sandbox = await openSandbox(sandboxConfig(e), { id: projectId, ...known });
+        if (sandbox.provider === known.sandboxProvider && sandbox.id === known.sandboxId) return sandbox;
+      }
       const [project] = await db.select().from(projects).where(eq(projects.id, projectId));
       if (!project) throw new Error(`Project ${projectId} does not exist`);
       const sandbox = await openSandbox(sandboxConfig(e), project);
@@ -101,6 +134,14 @@ export function createAgentContext(e: Env = env(), database: Database = getDatab
           .update(projects)
           .set({ sandboxProvider: sandbox.provider, sandboxId: sandbox.id })
           .where(eq(projects.id, projectId));
+      }
+      if (sandbox.provider === "local") {
+        localSandboxesRecorded.delete(projectId);
+        localSandboxesRecorded.set(projectId, { sandboxProvider: sandbox.provider, sandboxId: sandbox.id });
+        for (const oldest of localSandboxesRecorded.keys()) {
+          if (localSandboxesRecorded.size <= RECORDED_SANDBOXES_KEPT) break;
+          localSandboxesRecorded.delete(oldest);
+        }
       }
       return sandbox;
     },

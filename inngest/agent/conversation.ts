@@ -9,10 +9,39 @@
  * entries stay in Postgres, they are only no longer sent.
  */
 import type { AgentEntry } from "../../db/schema";
+import type { PromptImageRef } from "./model/vision";
 
 export interface ConversationTurn {
   role: "user" | "assistant";
   content: string;
+  /**
+   * The images of the prompts in this turn (decision 036), by reference: model/vision.ts loads the bytes of the
+   * newest ones just before the model is asked and names the rest. The content names every one of them too, so a
+   * summary or a model without vision still knows they were there.
+   */
+  images?: PromptImageRef[];
+}
+
+/** The images a prompt entry carries (its payload's `images`), well-formed ones only. */
+export function entryImages(entry: AgentEntry): PromptImageRef[] {
+  const images = entry.kind === "user" ? entry.payload.images : undefined;
+  if (!Array.isArray(images)) return [];
+  return images.filter(
+    (image): image is PromptImageRef =>
+      !!image && typeof image === "object" && typeof (image as PromptImageRef).id === "string",
+  );
+}
+
+function sizeText(bytes: number): string {
+  return bytes >= 1024 * 1024
+    ? `${+(bytes / 1024 / 1024).toFixed(1)} MiB`
+    : `${Math.max(1, Math.round(bytes / 1024))} KiB`;
+}
+
+/** The line that names a prompt's images in its text (what a summary and a model without vision read). */
+export function imagesMention(images: readonly PromptImageRef[]): string {
+  const list = images.map((image) => `${image.name} (${image.mediaType}, ${sizeText(image.size)})`).join(", ");
+  return `[The builder attached ${images.length === 1 ? "an image" : `${images.length} images`}: ${list}]`;
 }
 
 /** A single turn never carries more than this; tool output is capped before it gets here too. */
@@ -61,8 +90,12 @@ function str(value: unknown): string {
 function render(entry: AgentEntry, options: RenderOptions): ConversationTurn {
   const p = entry.payload;
   switch (entry.kind) {
-    case "user":
-      return { role: "user", content: str(p.prompt) };
+    case "user": {
+      const images = entryImages(entry);
+      return images.length
+        ? { role: "user", content: `${str(p.prompt)}\n\n${imagesMention(images)}`, images }
+        : { role: "user", content: str(p.prompt) };
+    }
     case "action":
       // Unusable output is shown back as the model wrote it, then the error as the result.
       return { role: "assistant", content: p.problem ? str(p.raw) : JSON.stringify(p.action) };
@@ -123,6 +156,7 @@ export function renderEntries(entries: readonly AgentEntry[], options: RenderOpt
     if (previous?.role === "user" && turn.role === "user") {
       // Models expect turns to alternate: a stop notice followed by the next prompt is one user turn.
       previous.content = `${previous.content}\n\n${turn.content}`;
+      if (turn.images?.length) previous.images = [...(previous.images ?? []), ...turn.images];
     } else {
       turns.push({ ...turn });
     }

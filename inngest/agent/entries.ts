@@ -4,7 +4,7 @@
  * rewrites its own row instead of adding one. The conversation lives here,
  * never in step state.
  */
-import { and, asc, desc, eq, isNotNull, sql } from "drizzle-orm";
+import { and, asc, desc, eq, inArray, isNotNull, sql } from "drizzle-orm";
 import type { Db } from "../../db/client";
 import { pgSafe } from "../../db/pg-safe";
 import { agentEntries, runs, type AgentEntry, type AgentEntryKind } from "../../db/schema";
@@ -46,6 +46,22 @@ export async function findEntry(
     .from(agentEntries)
     .where(and(eq(agentEntries.runId, runId), eq(agentEntries.iteration, iteration), eq(agentEntries.kind, kind)));
   return entry;
+}
+
+/** The iteration's entries of these kinds, in one read (a step checks for what it saved before). */
+export async function findEntries(
+  db: Db,
+  runId: string,
+  iteration: number,
+  kinds: readonly AgentEntryKind[],
+): Promise<Partial<Record<AgentEntryKind, AgentEntry>>> {
+  const rows = await db
+    .select()
+    .from(agentEntries)
+    .where(
+      and(eq(agentEntries.runId, runId), eq(agentEntries.iteration, iteration), inArray(agentEntries.kind, [...kinds])),
+    );
+  return Object.fromEntries(rows.map((row) => [row.kind, row]));
 }
 
 /**

@@ -16,8 +16,16 @@ import { appContextFor, lastAppLogSeq } from "./app-context";
 import { estimatedCost, overBudget, priceOf, tokensUsed, usageWith } from "./budget";
 import { planConversation } from "./compaction";
 import type { AgentContext } from "./context";
-import { contextWindowOf, conversationBudget, estimateTokens, promptBudget } from "./context-budget";
-import { findEntry, projectEntries, recountTokens, saveEntry, unusableActionsInARow } from "./entries";
+import {
+  calibratedBudget,
+  contextWindowOf,
+  conversationBudget,
+  estimateCalibration,
+  estimateTokens,
+  promptBudget,
+  SYSTEM_PROMPT_TOKENS,
+} from "./context-budget";
+import { findEntries, findEntry, projectEntries, recountTokens, saveEntry, unusableActionsInARow } from "./entries";
 import { ModelNotConfiguredError } from "./model/config";
 import {
   generateTitle,
@@ -29,6 +37,7 @@ import {
   type AgentAction,
   type NextActionResult,
 } from "./model/next-action";
+import { attachImages } from "./model/vision";
 import { deliverSteering } from "./steering";
 import { stepOutput } from "./step-output";
 import { stoppedBy, watchForStop } from "./stop-signal";
@@ -51,7 +60,7 @@ export async function startAgentRun(agent: AgentContext, runId: string): Promise
   }
   if (!run.active) return { ...run, needsTitle: false };
   try {
-    await agent.model(run.model);
+    await agent.model(run);
   } catch (error) {
     if (error instanceof ModelNotConfiguredError) throw new RunFailedError(error.message);
     throw error;
@@ -82,7 +91,7 @@ export async function nameProject(agent: AgentContext, run: AgentRun): Promise<{
   let usage = { inputTokens: 0, outputTokens: 0 };
   const watch = watchForStop(agent.database, run);
   try {
-    const { registry } = await agent.model(run.model);
+    const { registry } = await agent.model(run);
     const named = await generateTitle({
       registry,
       prompt,
@@ -146,7 +155,8 @@ export async function think(
 ): Promise<Thought> {
   const { db } = agent.database;
   // A step re-executed after the model answered must not ask again.
-  const saved = (await findEntry(db, run.id, iteration, "reply")) ?? (await findEntry(db, run.id, iteration, "action"));
+  const found = await findEntries(db, run.id, iteration, ["reply", "action"]);
+  const saved = found.reply ?? found.action;
   const thought = saved
     ? thoughtOf(saved.payload, saved.kind as "action" | "reply")
     : await askModel(agent, run, iteration, options);
@@ -206,16 +216,16 @@ async function askModel(
 ): Promise<Thought> {
   const { db } = agent.database;
   // After a compaction the iteration has begun already (think-i recorded it): only check that the run still runs.
-  const running = options.compacted
-    ? (await db.select({ status: runs.status }).from(runs).where(eq(runs.id, run.id)))[0]?.status === "running"
-    : await beginIteration(db, run, iteration);
-  if (!running) return { next: "stop" };
-
+  // Watching first: a stop recorded before the check below is the check's to see, one after it the watch's.
   const watch = watchForStop(agent.database, run);
   // What the model writes reaches the live card as it is written (decision 035); the durable record is unchanged.
   let stream: StreamPublisher | undefined;
   try {
-    const { config, registry } = await agent.model(run.model);
+    const running = options.compacted
+      ? (await db.select({ status: runs.status }).from(runs).where(eq(runs.id, run.id)))[0]?.status === "running"
+      : await beginIteration(db, run, iteration);
+    if (!running) return { next: "stop" };
+    const { config, registry } = await agent.model(run);
     const sandbox = await agent.sandbox(run.projectId);
     const files = await sandbox.listFiles().then(
       (l) => l.files,
@@ -243,8 +253,12 @@ async function askModel(
       todos: snapshot?.todos ?? [],
       ...(app.context ? { app: app.context } : {}),
     };
-    const budget = promptBudget(contextWindowOf(config, agent.context));
-    const plan = planConversation(entries, conversationBudget(budget, estimateTokens(JSON.stringify(context))));
+    // In estimated tokens, calibrated by how the provider counted the last prompt it answered.
+    const budget = calibratedBudget(promptBudget(contextWindowOf(config, agent.context)), estimateCalibration(entries));
+    const contextTokens = estimateTokens(JSON.stringify(context));
+    const plan = planConversation(entries, conversationBudget(budget, contextTokens));
+    // Saved with the answer, beside the provider's count: the next step's calibration.
+    const promptEstimate = SYSTEM_PROMPT_TOKENS + contextTokens + plan.tokens;
     if (plan.compactThrough !== undefined) {
       if (!options.compacted) return { next: "compact", through: plan.compactThrough };
       console.warn(
@@ -261,7 +275,7 @@ async function askModel(
         registry,
         mode: run.mode,
         context,
-        conversation: plan.turns,
+        conversation: await attachImages(db, plan.turns, { model: config.label }),
         signal: AbortSignal.any([watch.signal, timeout]),
         onPartial: (partial) => stream?.partial(partial),
       });
@@ -284,7 +298,7 @@ async function askModel(
     if (stoppedBy(watch.signal)) return { next: "stop" };
     // The answer is in hand (and paid for): a database blip must not make the step ask again.
     return await savingThrough(run, `think-${iteration}`, () =>
-      saveThought(agent, run, iteration, result, app.nextSeq),
+      saveThought(agent, run, iteration, result, { appLogSeq: app.nextSeq, promptEstimate }),
     );
   } finally {
     watch.close();
@@ -297,12 +311,13 @@ async function saveThought(
   run: AgentRun,
   iteration: number,
   result: NextActionResult,
-  appLogSeq: number | undefined,
+  { appLogSeq, promptEstimate }: { appLogSeq: number | undefined; promptEstimate: number },
 ): Promise<Thought> {
   const { db } = agent.database;
   const base = { runId: run.id, projectId: run.projectId, iteration };
-  // Where the app's log was read up to for this question: the next think starts there.
-  const seen = appLogSeq === undefined ? {} : { appLogSeq };
+  // Where the app's log was read up to for this question (the next think starts there), and what the prompt was
+  // estimated at (the next think's calibration).
+  const seen = { ...(appLogSeq === undefined ? {} : { appLogSeq }), promptEstimate };
   try {
     return await db.transaction(async (tx) => {
       // The run's tokens and estimated cost so far, shown on the live card with the step.
@@ -393,20 +408,19 @@ export async function act(agent: AgentContext, run: AgentRun, iteration: number)
   const { db } = agent.database;
   // The result is saved in the same transaction as its events: once it exists,
   // the tool's side effect happened and must not happen again.
-  const saved = await findEntry(db, run.id, iteration, "action");
-  const done = await findEntry(db, run.id, iteration, "result");
+  const { action: saved, result: done } = await findEntries(db, run.id, iteration, ["action", "result"]);
   if (done) {
     // Interrupted after the result was saved: the version, if it was not taken yet, holds the same files now.
     await takeStepVersion(agent, run, iteration, saved);
     return { next: done.payload.stopped ? "stop" : "think" };
   }
   if (!saved) throw new Error(`act-${iteration}: no action saved for run ${run.id}`);
-  const [current] = await db.select({ status: runs.status }).from(runs).where(eq(runs.id, run.id));
-  if (current?.status !== "running") return { next: "stop" };
-
   const action = saved.payload.action as AgentAction;
+  // Watching first: a stop recorded before the check below is the check's to see, one after it the watch's.
   const watch = watchForStop(agent.database, run);
   try {
+    const [current] = await db.select({ status: runs.status }).from(runs).where(eq(runs.id, run.id));
+    if (current?.status !== "running") return { next: "stop" };
     const refused = saved.payload.refused;
     const outcome: ToolOutcome =
       typeof refused === "string"

@@ -76,7 +76,29 @@ describe("token budgets", () => {
   it("ends a builder's run once their runs today used the daily budget", async () => {
     const { db } = stack.database;
     const { user, project } = await createBuilder(db);
-    // Earlier today the builder's runs used the day's budget.
+    // Earlier today the builder's runs used all but a few tokens of the day's budget: the prompt is taken, and the
+    // run ends at the first step after its first answer crossed the line.
+    await db.insert(runs).values({
+      projectId: project.id,
+      userId: user.id,
+      prompt: "earlier",
+      status: "complete",
+      maxIterations: 50,
+      inputTokens: DAILY_BUDGET - 20,
+      outputTokens: 10,
+    });
+    const model = scripted(stack.replay, [turn.run("echo once"), turn.run("echo never"), turn.reply("never")]);
+    const run = await app.startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "More" }, model });
+    const last = await waitForRunToFinish(stack.database, run, 60_000);
+    expect(last.type).toBe("failed");
+    expect(last.data.error).toMatch(/^You used today's token budget \([\d,]+ of 40,000 tokens since midnight UTC/);
+    const calls = (await eventsOf(run.id)).filter((e) => e.type === "tool_call");
+    expect(calls.map((e) => e.data.description)).toEqual(["Run `echo once`"]);
+  });
+
+  it("refuses a prompt once today's budget is spent, before anything is written, saying when it resets", async () => {
+    const { db } = stack.database;
+    const { user, project } = await createBuilder(db);
     await db.insert(runs).values({
       projectId: project.id,
       userId: user.id,
@@ -86,11 +108,13 @@ describe("token budgets", () => {
       inputTokens: DAILY_BUDGET,
       outputTokens: 10,
     });
-    const model = scripted(stack.replay, [turn.run("echo never"), turn.reply("never")]);
-    const run = await app.startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "More" }, model });
-    const last = await waitForRunToFinish(stack.database, run, 60_000);
-    expect(last.type).toBe("failed");
-    expect(last.data.error).toMatch(/^You used today's token budget \(40,010 of 40,000 tokens since midnight UTC/);
-    expect((await eventsOf(run.id)).filter((e) => e.type === "tool_call")).toEqual([]);
+    const model = scripted(stack.replay, [turn.reply("never")]);
+    await expect(
+      app.startRun(db, { userId: user.id, projectId: project.id, input: { prompt: "More" }, model }),
+    ).rejects.toThrow(
+      /^You used today's token budget \(40,010 of 40,000 tokens since midnight UTC, AGENT_DAILY_TOKEN_BUDGET\), so this prompt was not sent\. It resets at midnight UTC\.$/,
+    );
+    const rows = await db.select().from(runs).where(eq(runs.projectId, project.id));
+    expect(rows.map((r) => r.prompt)).toEqual(["earlier"]);
   });
 });

@@ -90,3 +90,41 @@ describe("createClientRegistry", () => {
     );
   });
 });
+
+describe("createClientRegistry with a fallback", () => {
+  it("answers from the fallback when the primary keeps failing with 500s, and from the primary when it answers", async () => {
+    const { startReplayServer } = await import("../../../model-replay/server");
+    const replay = await startReplayServer({
+      scripts: [
+        { name: "down", turns: [{ errors: [500, 500, 500, 500, 500, 500], reply: { tool: "list_files" } }] },
+        { name: "backup", turns: [{ reply: { tool: "reply_to_user", message: "from the fallback" } }] },
+        { name: "up", turns: [{ reply: { tool: "read_file", path: "index.html" } }] },
+      ],
+    });
+    try {
+      const config = (model: string, apiKey: string): ModelConfig => ({
+        provider: "openai-compatible",
+        model,
+        baseUrl: replay.url,
+        apiKey,
+        label: `openai-compatible/${model}`,
+      });
+      const fallback = config("backup", "sk-fallback");
+      const viaFallback = await b.CodingAgent(context, conversation, {
+        clientRegistry: createClientRegistry(config("down", "sk-primary"), { fallback }),
+      });
+      expect(viaFallback).toMatchObject({ tool: "reply_to_user", message: "from the fallback" });
+      expect(replay.requestLog.map((r) => r.model)).toEqual(["down", "backup"]);
+      // Each client sends its own key.
+      expect(replay.authorizations).toEqual(["Bearer sk-primary", "Bearer sk-fallback"]);
+
+      const direct = await b.CodingAgent(context, conversation, {
+        clientRegistry: createClientRegistry(config("up", "sk-primary"), { fallback }),
+      });
+      expect(direct).toMatchObject({ tool: "read_file", path: "index.html" });
+      expect(replay.requestLog.map((r) => r.model)).toEqual(["down", "backup", "up"]);
+    } finally {
+      await replay.close();
+    }
+  });
+});

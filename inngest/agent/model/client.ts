@@ -14,11 +14,16 @@ const CONNECT_TIMEOUT_MS = 10_000;
 const ANTHROPIC_MAX_TOKENS = 8192;
 
 const CLIENT_NAME = "DynoModel";
+/** With a fallback, DynoModel is BAML's fallback strategy over these two (decision 034). */
+const PRIMARY_NAME = "DynoPrimary";
+const FALLBACK_NAME = "DynoFallback";
 
 export interface ClientRegistryOptions {
   /** Where the replay server listens (its base URL ending in /v1); required for provider "replay". */
   replayBaseUrl?: string;
   requestTimeoutMs?: number;
+  /** Tried once the primary fails (BAML's `fallback` provider, strategy [primary, fallback]). */
+  fallback?: ModelConfig;
 }
 
 /** BAML's provider name and options for a config (without the http block). */
@@ -47,11 +52,11 @@ function providerOptions(config: ModelConfig, replayBaseUrl: string | undefined)
 export function createClientRegistry(config: ModelConfig, options: ClientRegistryOptions = {}): ClientRegistry {
   const registry = buildRegistry(config, options, false);
   // OpenAI-style servers report a stream's usage only when asked, and refuse the question on a plain call.
-  if (config.provider !== "anthropic") streamingTwins.set(registry, buildRegistry(config, options, true));
+  streamingTwins.set(registry, buildRegistry(config, options, true));
   return registry;
 }
 
-/** Streaming registries of the registries built here (decision 035): the same client, asking for usage. */
+/** Streaming registries of the registries built here (decision 035): the same clients, asking for usage. */
 const streamingTwins = new WeakMap<ClientRegistry, ClientRegistry>();
 
 /** The registry a streamed call uses: one that asks OpenAI-style servers for the stream's usage. */
@@ -60,18 +65,25 @@ export function streamingRegistryFor(registry: ClientRegistry): ClientRegistry {
 }
 
 function buildRegistry(config: ModelConfig, options: ClientRegistryOptions, streaming: boolean): ClientRegistry {
-  const [provider, providerSpecific] = providerOptions(config, options.replayBaseUrl);
   const registry = new ClientRegistry();
-  // No BAML retry_policy: it would retry a 401 as well; withModelRetry (retry.ts) retries only what can pass.
-  registry.addLlmClient(CLIENT_NAME, provider, {
-    ...providerSpecific,
-    ...(streaming ? { stream_options: { include_usage: true } } : {}),
-    // Per attempt: a retry starts a fresh request timer.
-    http: {
-      connect_timeout_ms: CONNECT_TIMEOUT_MS,
-      request_timeout_ms: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
-    },
-  });
+  // Per attempt: a retry starts a fresh request timer.
+  const http = {
+    connect_timeout_ms: CONNECT_TIMEOUT_MS,
+    request_timeout_ms: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+  };
+  const add = (name: string, model: ModelConfig) => {
+    const [provider, providerSpecific] = providerOptions(model, options.replayBaseUrl);
+    const usage = streaming && provider !== "anthropic" ? { stream_options: { include_usage: true } } : {};
+    // No BAML retry_policy: it would retry a 401 as well; withModelRetry (retry.ts) retries only what can pass.
+    registry.addLlmClient(name, provider, { ...providerSpecific, ...usage, http });
+  };
+  if (options.fallback) {
+    add(PRIMARY_NAME, config);
+    add(FALLBACK_NAME, options.fallback);
+    registry.addLlmClient(CLIENT_NAME, "fallback", { strategy: [PRIMARY_NAME, FALLBACK_NAME] });
+  } else {
+    add(CLIENT_NAME, config);
+  }
   registry.setPrimary(CLIENT_NAME);
   return registry;
 }

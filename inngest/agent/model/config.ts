@@ -23,6 +23,8 @@ export interface ModelEnv {
   AGENT_API_KEY?: string;
   OPENAI_API_KEY?: string;
   ANTHROPIC_API_KEY?: string;
+  /** More server-offered specs, comma-separated (decision 034). */
+  AGENT_MODELS?: string;
 }
 
 const PROVIDERS: readonly ModelProvider[] = ["openai", "anthropic", "openai-compatible", "replay"];
@@ -100,4 +102,63 @@ export function parseModelSpec(env: ModelEnv, spec: string | undefined = env.AGE
       // The replay server's URL is only known once the app has started it.
       return { provider, model, label };
   }
+}
+
+/** A model the server offers a project: its spec, and why it cannot run (a missing server key), if it cannot. */
+export interface ServerModel {
+  label: string;
+  isDefault: boolean;
+  problem: string | null;
+}
+
+/** AGENT_MODEL first (the default), then AGENT_MODELS, each spec once; replay specs are the demo's, never offered. */
+export function serverModels(env: ModelEnv): ServerModel[] {
+  const specs = [env.AGENT_MODEL, ...(env.AGENT_MODELS ?? "").split(",")]
+    .map((s) => present(s))
+    .filter((s): s is string => s !== undefined);
+  const seen = new Set<string>();
+  const offered: ServerModel[] = [];
+  for (const [i, spec] of specs.entries()) {
+    let label = spec;
+    let problem: string | null = null;
+    try {
+      const config = parseModelSpec(env, spec);
+      label = config.label;
+      if (config.provider === "replay") continue;
+    } catch (error) {
+      if (!(error instanceof ModelNotConfiguredError)) throw error;
+      problem = error.message;
+    }
+    if (seen.has(label)) continue;
+    seen.add(label);
+    offered.push({ label, isDefault: i === 0 && spec === present(env.AGENT_MODEL), problem });
+  }
+  return offered;
+}
+
+/** The providers a builder's own key may be for (no replay: that is the server's demo). */
+export type KeyProvider = Exclude<ModelProvider, "replay">;
+export const KEY_PROVIDERS: readonly KeyProvider[] = ["openai", "anthropic", "openai-compatible"];
+
+/** A model on a builder's key, with the key opened (only inside the step that builds the client). */
+export interface KeyedModel {
+  provider: KeyProvider;
+  model: string;
+  baseUrl: string | null;
+  apiKey: string | null;
+}
+
+export function keyedModelConfig({ provider, model, baseUrl, apiKey }: KeyedModel): ModelConfig {
+  const label = `${provider}/${model}`;
+  if (provider === "openai-compatible" && !baseUrl)
+    throw new ModelNotConfiguredError(`The key for ${label} has no base URL: add the key again with its server's URL.`);
+  if (provider !== "openai-compatible" && !apiKey)
+    throw new ModelNotConfiguredError(`The key for ${label} has no API key: add the key again.`);
+  return {
+    provider,
+    model,
+    label,
+    ...(apiKey ? { apiKey } : {}),
+    ...(provider === "openai-compatible" && baseUrl ? { baseUrl: checkedBaseUrl(baseUrl) } : {}),
+  };
 }

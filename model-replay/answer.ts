@@ -27,7 +27,15 @@ export interface ChatMessage {
 }
 
 export type ReplayAnswer =
-  | { kind: "reply"; content: string; delayMs: number; turn: number | "title" | "summary" | "ended" }
+  | {
+      kind: "reply";
+      content: string;
+      delayMs: number;
+      turn: number | "title" | "summary" | "ended";
+      /** How a streamed reply is cut up and paced (the turn's own; unset, the server's defaults). */
+      chunkChars?: number;
+      chunkDelayMs?: number;
+    }
   | { kind: "error"; status: number; message: string; turn: number };
 
 /** The text of a message: a string, or the text parts of an OpenAI content array. */
@@ -178,5 +186,12 @@ export function planAnswer(
     };
   }
   const content = turn.raw ?? JSON.stringify(turn.reply);
-  return { kind: "reply", content, delayMs: turn.delayMs ?? 0, turn: index };
+  return {
+    kind: "reply",
+    content,
+    delayMs: turn.delayMs ?? 0,
+    turn: index,
+    ...(turn.chunkChars !== undefined ? { chunkChars: turn.chunkChars } : {}),
+    ...(turn.chunkDelayMs !== undefined ? { chunkDelayMs: turn.chunkDelayMs } : {}),
+  };
 }

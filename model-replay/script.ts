@@ -24,6 +24,10 @@ const TurnSchema = z
     errors: z.array(httpErrorStatus).optional(),
     /** Wait this long before sending the reply (a slow model). */
     delayMs: z.number().int().min(0).optional(),
+    /** A streamed reply (`stream: true`) is sent in pieces of this many characters (default 64, or the server's). */
+    chunkChars: z.number().int().min(1).max(1_000_000).optional(),
+    /** Wait this long between a streamed reply's pieces (a model generating tokens; default 0, or the server's). */
+    chunkDelayMs: z.number().int().min(0).max(60_000).optional(),
   })
   .strict()
   .refine((turn) => (turn.reply === undefined) !== (turn.raw === undefined), {

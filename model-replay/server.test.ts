@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { compactedTurnsMarker } from "../inngest/agent/conversation";
 import { SUMMARY_REQUEST_PHRASE, summaryDigest, TITLE_REQUEST_PHRASE } from "./answer";
-import type { ReplayScript } from "./script";
+import { parseReplayScript, type ReplayScript } from "./script";
 import { startReplayServer, type ReplayServer } from "./server";
 
 const SCRIPTS: ReplayScript[] = [
@@ -230,6 +230,83 @@ describe("replay server", () => {
     expect(chunks.map((c) => c.choices[0]?.delta.content ?? "").join("")).toBe("this is not json");
     expect(chunks.some((c) => c.choices[0]?.finish_reason === "stop")).toBe(true);
     expect(chunks.at(-1)?.usage?.completion_tokens).toBe(4);
+  });
+
+  it("streams in the turn's pieces and pace, and logs a streamed answer as completed", async () => {
+    const content = "x".repeat(25);
+    const server = await startReplayServer({
+      scripts: [{ name: "chunked", turns: [{ raw: content, chunkChars: 10, chunkDelayMs: 30 }] }],
+    });
+    onTestFinished(() => server.close());
+    const before = server.requestLog.length;
+    const arrivals: { at: number; text: string }[] = [];
+    const response = await chat("chunked", conversation(0), { url: server.url, extra: { stream: true } });
+    const reader = response.body!.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      let end: number;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const event = buffer.slice(0, end).replace(/^data: /, "");
+        buffer = buffer.slice(end + 2);
+        if (event === "[DONE]") continue;
+        const text = (JSON.parse(event) as { choices: { delta: { content?: string } }[] }).choices[0]?.delta.content;
+        if (text) arrivals.push({ at: performance.now(), text });
+      }
+    }
+    expect(arrivals.map((a) => a.text)).toEqual(["x".repeat(10), "x".repeat(10), "x".repeat(5)]);
+    // Paced: the pieces came apart, not in one write (the wait is 30 ms; timers may fire a little early).
+    expect(arrivals[2]!.at - arrivals[0]!.at).toBeGreaterThanOrEqual(50);
+    expect(server.requestLog.slice(before)).toMatchObject([
+      { model: "chunked", stream: true, outcome: "completed", chunksSent: 3 },
+    ]);
+  });
+
+  it("logs a stream the client dropped part-way as aborted, and writes no more of it", async () => {
+    const server = await startReplayServer({
+      scripts: [{ name: "dropped", turns: [{ raw: "y".repeat(100), chunkChars: 10, chunkDelayMs: 50 }] }],
+    });
+    onTestFinished(() => server.close());
+    const before = server.requestLog.length;
+    const controller = new AbortController();
+    const response = await chat("dropped", conversation(0), {
+      url: server.url,
+      extra: { stream: true },
+      signal: controller.signal,
+    });
+    const reader = response.body!.getReader();
+    await reader.read();
+    controller.abort();
+    await reader.read().catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const [logged] = server.requestLog.slice(before);
+    expect(logged).toMatchObject({ model: "dropped", stream: true, outcome: "aborted" });
+    expect(logged!.chunksSent).toBeLessThan(10);
+  });
+
+  it("takes chunking defaults from the server's options and reports each piece", async () => {
+    const pieces: { index: number; sentChars: number }[] = [];
+    const other = await startReplayServer({
+      scripts: [{ name: "plain", turns: [{ raw: "abcdefgh" }] }],
+      chunkChars: 3,
+      onChunk: ({ index, sentChars }) => pieces.push({ index, sentChars }),
+    });
+    onTestFinished(() => other.close());
+    const response = await chat("plain", conversation(0), { url: other.url, extra: { stream: true } });
+    await response.text();
+    expect(pieces).toEqual([
+      { index: 0, sentChars: 3 },
+      { index: 1, sentChars: 6 },
+      { index: 2, sentChars: 8 },
+    ]);
+  });
+
+  it("refuses chunking options that make no sense", () => {
+    expect(() => parseReplayScript({ name: "zero", turns: [{ raw: "a", chunkChars: 0 }] })).toThrow(/chunkChars/);
+    expect(() => parseReplayScript({ name: "neg", turns: [{ raw: "a", chunkDelayMs: -1 }] })).toThrow(/chunkDelayMs/);
   });
 
   it("names the known scripts when the model is unknown", async () => {

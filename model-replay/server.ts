@@ -19,6 +19,24 @@ export interface ReplayServerOptions {
   host?: string;
   /** 0 (the default) picks a free port. */
   port?: number;
+  /** A streamed reply's piece size in characters, unless its turn says otherwise (default 64). */
+  chunkChars?: number;
+  /** The wait between a streamed reply's pieces, unless its turn says otherwise (default 0). */
+  chunkDelayMs?: number;
+  /** Called as each content piece of a streamed reply is written (benchmarks time the path from here). */
+  onChunk?: (chunk: ReplayChunk) => void;
+}
+
+export interface ReplayChunk {
+  model: string;
+  /** The request's place in requestLog's numbering (1 = the first request). */
+  request: number;
+  /** The piece's number in its reply, from 0. */
+  index: number;
+  /** Characters of the reply written so far, this piece included. */
+  sentChars: number;
+  /** performance.now() just before the piece was written. */
+  at: number;
 }
 
 export interface ReplayServer {
@@ -47,6 +65,15 @@ export interface ReplayRequest {
   promptTokens: number;
   /** The first characters of the request's last message (the newest turn), to tell requests apart. */
   lastMessage: string;
+  /** Whether streamed: the answer went out as SSE chunks. */
+  stream: boolean;
+  /**
+   * How the answer ended: sent in full ("completed"), the client hung up before it was all written ("aborted"),
+   * an error status ("error"); "pending" while it is being written.
+   */
+  outcome: "pending" | "completed" | "aborted" | "error";
+  /** Content pieces written (streamed answers). */
+  chunksSent: number;
   /** The images the request carried (content parts of type image_url), described, not kept. */
   images: ReplayImage[];
 }
@@ -135,27 +162,53 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 }
 
 /** Streams a reply as OpenAI's SSE chunks: role, content pieces, finish, optional usage, [DONE]. */
-function sendStream(
+async function sendStream(
   res: ServerResponse,
   base: { id: string; created: number; model: string },
   content: string,
   usage: object,
-  includeUsage: boolean,
-): void {
+  {
+    includeUsage,
+    chunkChars,
+    chunkDelayMs,
+    wait,
+    onPiece,
+  }: {
+    includeUsage: boolean;
+    chunkChars: number;
+    chunkDelayMs: number;
+    /** Waits between pieces; false when the client went away meanwhile. */
+    wait: (ms: number) => Promise<boolean>;
+    onPiece: (index: number, sentChars: number) => void;
+  },
+): Promise<"completed" | "aborted"> {
   res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
+  res.flushHeaders();
   const chunk = (choices: unknown[], extra: object = {}) =>
     res.write(`data: ${JSON.stringify({ ...base, object: "chat.completion.chunk", choices, ...extra })}\n\n`);
   chunk([{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }]);
-  for (let i = 0; i < content.length; i += 64) {
-    chunk([{ index: 0, delta: { content: content.slice(i, i + 64) }, finish_reason: null }]);
+  // Cut on code points, so a piece never ends inside a surrogate pair.
+  const points = Array.from(content);
+  let sent = 0;
+  for (let i = 0, piece = 0; i < points.length; i += chunkChars, piece++) {
+    if (piece > 0 && chunkDelayMs > 0 && !(await wait(chunkDelayMs))) return "aborted";
+    if (res.destroyed) return "aborted";
+    const text = points.slice(i, i + chunkChars).join("");
+    sent += text.length;
+    onPiece(piece, sent);
+    chunk([{ index: 0, delta: { content: text }, finish_reason: null }]);
   }
+  if (res.destroyed) return "aborted";
   chunk([{ index: 0, delta: {}, finish_reason: "stop" }]);
   if (includeUsage) chunk([], { usage });
   res.end("data: [DONE]\n\n");
+  return "completed";
 }
 
 export async function startReplayServer(options: ReplayServerOptions): Promise<ReplayServer> {
   const { latencyMs = 0, host = "127.0.0.1", port = 0 } = options;
+  const defaultChunkChars = options.chunkChars ?? 64;
+  const defaultChunkDelayMs = options.chunkDelayMs ?? 0;
   const scripts = new Map<string, ReplayScript>();
   const initial =
     typeof options.scripts === "string"
@@ -209,17 +262,28 @@ export async function startReplayServer(options: ReplayServerOptions): Promise<R
     const answer = planAnswer(script, messages as ChatMessage[], attempts);
     const promptChars = (messages as ChatMessage[]).reduce((sum, message) => sum + messageText(message).length, 0);
     const last = (messages as ChatMessage[]).at(-1);
-    requestLog.push({
+    const logged: ReplayRequest = {
       model,
       turn: answer.turn,
       promptTokens: Math.ceil(promptChars / 4),
       lastMessage: last ? messageText(last).slice(0, 200) : "",
       images: imagePartsOf(messages as ChatMessage[]),
-    });
+      stream: stream === true,
+      outcome: "pending",
+      chunksSent: 0,
+    };
+    requestLog.push(logged);
     if (requestLog.length > MAX_REQUEST_LOG) requestLog.shift();
+    const number = requests;
     const delay = latencyMs + (answer.kind === "reply" ? answer.delayMs : 0);
-    if (!(await waitUnlessGone(delay, res))) return;
-    if (answer.kind === "error") return sendError(res, answer.status, answer.message);
+    if (!(await waitUnlessGone(delay, res))) {
+      logged.outcome = "aborted";
+      return;
+    }
+    if (answer.kind === "error") {
+      logged.outcome = "error";
+      return sendError(res, answer.status, answer.message);
+    }
 
     const usage = {
       prompt_tokens: Math.ceil(promptChars / 4),
@@ -229,8 +293,19 @@ export async function startReplayServer(options: ReplayServerOptions): Promise<R
     const base = { id: `chatcmpl-replay-${++completionId}`, created: Math.floor(Date.now() / 1000), model };
     if (stream === true) {
       const includeUsage = Boolean((stream_options as { include_usage?: unknown } | undefined)?.include_usage);
-      return sendStream(res, base, answer.content, usage, includeUsage);
+      logged.outcome = await sendStream(res, base, answer.content, usage, {
+        includeUsage,
+        chunkChars: answer.chunkChars ?? defaultChunkChars,
+        chunkDelayMs: answer.chunkDelayMs ?? defaultChunkDelayMs,
+        wait: (ms) => waitUnlessGone(ms, res),
+        onPiece: (index, sentChars) => {
+          logged.chunksSent = index + 1;
+          options.onChunk?.({ model, request: number, index, sentChars, at: performance.now() });
+        },
+      });
+      return;
     }
+    logged.outcome = "completed";
     sendJson(res, 200, {
       ...base,
       object: "chat.completion",

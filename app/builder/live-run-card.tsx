@@ -1,7 +1,7 @@
 import { Form } from "@remix-run/react";
 import { isFinished } from "../../db/run-status";
 import { formatCost } from "./cost";
-import { currentStep, progressOf, shownOutput, type LiveRun, type LiveStep } from "./live-run";
+import { currentStep, progressOf, shownOutput, type LivePartial, type LiveRun, type LiveStep } from "./live-run";
 import { tokens } from "./run-history";
 import { RunStatusBadge } from "~/components/run-status";
 
@@ -111,7 +111,9 @@ export function LiveRunCard({
             "Working…"
           )}
         </p>
-      ) : run.status === "failed" && run.error ? (
+      ) : null}
+      {active && status === "running" && run.partial ? <PartialAnswer partial={run.partial} /> : null}
+      {active ? null : run.status === "failed" && run.error ? (
         <p className="error live-error" role="alert">
           {run.error}
         </p>
@@ -174,6 +176,43 @@ export function LiveRunCard({
         </details>
       ) : null}
     </section>
+  );
+}
+
+/** What the model is writing now, as it writes it: the file's content, the reply, the command. */
+function PartialAnswer({ partial }: { partial: LivePartial }) {
+  const label =
+    partial.tool === "write_file" ? (
+      <>
+        Writing <code>{partial.path || "a file"}</code>…
+      </>
+    ) : partial.tool === "reply_to_user" ? (
+      "Writing the reply…"
+    ) : partial.tool === "run_command" || partial.tool === "start_app" ? (
+      "Choosing a command…"
+    ) : partial.tool ? (
+      <>
+        Preparing <code className="tool-name">{partial.tool}</code>…
+      </>
+    ) : (
+      "The model is writing…"
+    );
+  return (
+    <div className="live-partial" data-iteration={partial.iteration} data-tool={partial.tool}>
+      <p className="live-partial-head">
+        <span className="live-partial-dot" aria-hidden="true" /> {label}
+        {partial.skipped > 0 ? <span className="live-partial-skipped"> (the last part shown)</span> : null}
+      </p>
+      {partial.text ? (
+        // Bottom-anchored: the newest text stays in view as it grows. Not a live region: it changes many times a second.
+        <div className="live-partial-scroll">
+          <pre className="live-partial-text">
+            {partial.skipped > 0 ? "…" : ""}
+            {partial.text}
+          </pre>
+        </div>
+      ) : null}
+    </div>
   );
 }
 

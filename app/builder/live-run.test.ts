@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
+import type { StreamFrame } from "../../db/run-stream-frame";
 import type { ProjectEvent } from "../models/project-events";
-import { applyEvent, currentStep, foldEvents, progressOf, runChangedFiles, shownOutput } from "./live-run";
+import { applyEvent, applyFrame, currentStep, foldEvents, progressOf, runChangedFiles, shownOutput } from "./live-run";
 
 const RUN = "11111111-1111-4111-8111-111111111111";
 let nextId = 0;
@@ -264,5 +265,57 @@ describe("the live card's progress", () => {
     // The same version again (a redelivery under a new id) is not added twice.
     const again = applyEvent(after, { ...stepVersion, id: ++nextId });
     expect(again.versions.map((v) => v.id)).toEqual(["v1", "v2"]);
+  });
+});
+
+describe("stream frames on the live card", () => {
+  const frame = (over: Partial<StreamFrame> = {}): StreamFrame => ({
+    runId: RUN,
+    projectId: "p",
+    iteration: 1,
+    streamId: "s1",
+    seq: 1,
+    tool: "write_file",
+    path: "index.html",
+    text: "<p>",
+    skipped: 0,
+    at: 0,
+    ...over,
+  });
+  const running = () =>
+    foldEvents(seed, [ev("queued", { maxIterations: 5 }), ev("starting"), ev("thinking", { iteration: 1, of: 5 })]);
+
+  it("shows the latest partial, ignores older and other runs' frames, and drops it on its durable event", () => {
+    let run = applyFrame(running(), frame({ seq: 2, text: "<p>Hel" }));
+    expect(run.partial).toMatchObject({ iteration: 1, tool: "write_file", path: "index.html", text: "<p>Hel" });
+    // Out of order, or another run's: nothing changes.
+    expect(applyFrame(run, frame({ seq: 1, text: "<p>" }))).toBe(run);
+    expect(applyFrame(run, frame({ runId: "other", seq: 9 }))).toBe(run);
+    run = applyEvent(run, ev("tool_call", { iteration: 1, tool: "write_file", description: "Write index.html" }));
+    expect(run.partial).toBeUndefined();
+    // A late frame of that step does not bring it back.
+    expect(applyFrame(run, frame({ seq: 3, text: "<p>Hello" })).partial).toBeUndefined();
+  });
+
+  it("drops the partial on its stream's done frame, on stop and on the run's end", () => {
+    const shown = applyFrame(running(), frame());
+    expect(applyFrame(shown, frame({ done: true, seq: 5, text: "" })).partial).toBeUndefined();
+    // Another stream's done leaves this one.
+    expect(applyFrame(shown, frame({ streamId: "s0", done: true })).partial).toBeDefined();
+    const stopping = applyEvent(shown, ev("stopping"));
+    expect(stopping.partial).toBeUndefined();
+    expect(applyFrame(stopping, frame({ seq: 7 })).partial).toBeUndefined();
+    expect(applyEvent(shown, ev("failed", { error: "x" })).partial).toBeUndefined();
+  });
+
+  it("keeps a partial of the current step when an earlier step's late event arrives", () => {
+    let run = running();
+    run = applyEvent(run, ev("tool_call", { iteration: 1, tool: "list_files", description: "List" }));
+    run = applyEvent(run, ev("tool_result", { iteration: 1, tool: "list_files", ok: true, summary: "ok" }));
+    run = applyEvent(run, ev("thinking", { iteration: 2, of: 5 }));
+    run = applyFrame(run, frame({ iteration: 2, tool: "reply_to_user", path: undefined, text: "All done" }));
+    expect(run.partial).toMatchObject({ iteration: 2, text: "All done" });
+    expect(applyEvent(run, ev("egress_refused", { iteration: 1, refused: [] })).partial).toBeDefined();
+    expect(applyEvent(run, ev("reply", { iteration: 2, message: "All done." })).partial).toBeUndefined();
   });
 });

@@ -6,6 +6,7 @@
  * server imports.
  */
 import { isFinished, type RunStatus } from "../../db/run-status";
+import type { StreamFrame } from "../../db/run-stream-frame";
 import { doneIn, failedAfter, stoppedAfter } from "../../db/run-wording";
 import type { ProjectEvent } from "../models/project-events";
 
@@ -74,8 +75,24 @@ export interface LiveRun {
   resuming?: { attempt: number };
   /** Versions the run took, oldest first. */
   versions: LiveVersion[];
+  /**
+   * What the model is writing for the current step, as it writes it (decision 035): ephemeral, from stream
+   * frames, dropped when the step's durable event arrives.
+   */
+  partial?: LivePartial;
   /** The highest event id folded in: later deliveries of older ids are ignored. */
   lastEventId: number;
+}
+
+export interface LivePartial {
+  iteration: number;
+  streamId: string;
+  seq: number;
+  tool?: string;
+  path?: string;
+  /** The text so far (its end, when `skipped` characters were cut from its front). */
+  text: string;
+  skipped: number;
 }
 
 export interface LiveRunSeed {
@@ -108,6 +125,7 @@ export function applyEvent(run: LiveRun, event: ProjectEvent): LiveRun {
   // Any later progress means the interrupted step is going again.
   const next: LiveRun = { ...run, lastEventId: event.id, resuming: undefined };
   const { data } = event;
+  if (run.partial && endsPartial(event, run.partial)) next.partial = undefined;
   // A late event (a step finishing as the stop lands) must not undo the end.
   const finished = isFinished(run.status);
   const usage = data.usage as Record<string, unknown> | undefined;
@@ -230,6 +248,42 @@ export function applyEvent(run: LiveRun, event: ProjectEvent): LiveRun {
       break;
   }
   return next;
+}
+
+/** Events that close the step a partial belongs to: its durable answer, a later step, the run's end. */
+const PARTIAL_ENDERS = new Set(["tool_call", "tool_result", "reply", "stopping", "complete", "failed", "stopped"]);
+
+function endsPartial(event: ProjectEvent, partial: LivePartial): boolean {
+  const iteration = typeof event.data.iteration === "number" ? event.data.iteration : undefined;
+  if (event.type === "thinking") return iteration !== undefined && iteration > partial.iteration;
+  if (!PARTIAL_ENDERS.has(event.type)) return false;
+  return iteration === undefined || iteration >= partial.iteration;
+}
+
+/**
+ * Applies a stream frame: the model's partial answer for the current step. A frame of another run, of a step
+ * whose durable event already arrived, older than the one shown, or for a run that is ending changes nothing;
+ * a `done` frame drops its stream's partial.
+ */
+export function applyFrame(run: LiveRun, frame: StreamFrame): LiveRun {
+  if (frame.runId !== run.id) return run;
+  const shown = run.partial;
+  if (frame.done) return shown?.streamId === frame.streamId ? { ...run, partial: undefined } : run;
+  if (isFinished(run.status) || run.status === "stopping") return run;
+  // The durable answer of this step (or a later one) is in: a late frame must not bring the partial back.
+  if (run.steps.some((s) => s.iteration >= frame.iteration) || frame.iteration < run.iteration) return run;
+  if (run.reply !== undefined && frame.iteration <= run.iteration) return run;
+  if (shown && shown.streamId === frame.streamId && shown.seq >= frame.seq) return run;
+  const partial: LivePartial = {
+    iteration: frame.iteration,
+    streamId: frame.streamId,
+    seq: frame.seq,
+    ...(frame.tool ? { tool: frame.tool } : {}),
+    ...(frame.path !== undefined ? { path: frame.path } : {}),
+    text: frame.text,
+    skipped: frame.skipped,
+  };
+  return { ...run, partial };
 }
 
 /** The run's own changes, as "Undo this run" would undo them: false when it changed no file. */

@@ -5,6 +5,7 @@
  * prefers over `after`, so nothing is lost while the connection was down.
  */
 import { useEffect, useRef, useState } from "react";
+import { parseFrame, RUN_STREAM_EVENT, type StreamFrame } from "../../db/run-stream-frame";
 import { projectEventsUrl, RUN_EVENT, type ProjectEvent } from "~/models/project-events";
 
 export type { ProjectEvent } from "~/models/project-events";
@@ -19,10 +20,14 @@ export function useProjectEvents(
   projectId: string,
   after: number,
   onEvent: (event: ProjectEvent) => void,
+  /** Stream frames (decision 035): what the model is writing now. Ephemeral, no ids. */
+  onFrame?: (frame: StreamFrame) => void,
 ): { connected: boolean } {
   const [connected, setConnected] = useState(false);
   const onEventRef = useRef(onEvent);
   onEventRef.current = onEvent;
+  const onFrameRef = useRef(onFrame);
+  onFrameRef.current = onFrame;
   const afterRef = useRef(after);
   afterRef.current = after;
 
@@ -45,13 +50,24 @@ export function useProjectEvents(
       lastId = event.id;
       onEventRef.current(event);
     };
+    const onStreamFrame = (message: MessageEvent<string>) => {
+      let frame: StreamFrame | undefined;
+      try {
+        frame = parseFrame(JSON.parse(message.data));
+      } catch {
+        return;
+      }
+      if (frame) onFrameRef.current?.(frame);
+    };
     source.addEventListener("open", onOpen);
     source.addEventListener("error", onError);
     source.addEventListener(RUN_EVENT, onRunEvent);
+    source.addEventListener(RUN_STREAM_EVENT, onStreamFrame);
     return () => {
       source.removeEventListener("open", onOpen);
       source.removeEventListener("error", onError);
       source.removeEventListener(RUN_EVENT, onRunEvent);
+      source.removeEventListener(RUN_STREAM_EVENT, onStreamFrame);
       source.close();
       setConnected(false);
     };

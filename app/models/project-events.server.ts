@@ -13,6 +13,8 @@
  */
 import type { Database } from "../../db/client";
 import { runEventsBus, subscribeRunEvents } from "../../db/run-events";
+import { runStreamBus, type FrameSubscriber } from "../../db/run-stream";
+import { RUN_STREAM_EVENT, type StreamFrame } from "../../db/run-stream-frame";
 import type { RunEvent } from "../../db/schema";
 import { openSseStreams, sseResponse } from "../http/sse.server";
 import { HEARTBEAT_EVENT, RUN_EVENT, type ProjectEvent } from "./project-events";
@@ -79,6 +81,24 @@ export function projectEventStream(
 ): Response {
   const stop = new AbortController();
   const rows = subscribeRunEvents(database, { projectId, afterId, signal: stop.signal });
+  // What the model is writing now (decision 035): frames without ids, the latest of each run first.
+  let frames: FrameSubscriber | undefined;
+  const subscribed = runStreamBus(database)
+    .subscribe(projectId)
+    .then(
+      (subscriber) => {
+        if (stop.signal.aborted) subscriber.close();
+        else frames = subscriber;
+        return frames;
+      },
+      (error: unknown) => {
+        // The durable events still flow; only the live partials are missing.
+        console.warn(`stream frames of project ${projectId} are not available: ${String(error)}`);
+        return undefined;
+      },
+    );
+  // A row read that lost the race to a frame is kept for the next call, never asked for twice.
+  let pendingRow: Promise<IteratorResult<RunEvent, void>> | undefined;
   return sseResponse({
     kind: "events",
     signal,
@@ -87,17 +107,48 @@ export function projectEventStream(
     heartbeat: heartbeatMessage(),
     heartbeatFirst: true,
     async next() {
-      const next = await rows.next();
-      return next.done ? null : [encodedRunEventMessage(next.value)];
+      const subscriber = await subscribed;
+      pendingRow ??= rows.next();
+      const row = pendingRow.then((result) => ({ row: result }));
+      const first = subscriber
+        ? await Promise.race([row, subscriber.wait().then(() => ({ row: undefined }))])
+        : await row;
+      if (first.row) {
+        pendingRow = undefined;
+        return first.row.done ? null : [encodedRunEventMessage(first.row.value)];
+      }
+      const messages = subscriber?.take().map(encodedFrameMessage) ?? [];
+      // A closed subscriber wakes its waits: end the stream as the rows would.
+      return messages.length > 0
+        ? messages
+        : await pendingRow.then(
+            () => null,
+            () => null,
+          );
     },
     // Runs the subscription's finally (it leaves the project's feed): at once
     // if it is paused at a yield, else as soon as its pending read sees the abort.
     release() {
       stop.abort();
+      frames?.close();
       return rows.return(undefined);
     },
     onError: (error) => console.error(`event stream of project ${projectId} failed; the client will reconnect:`, error),
   });
+}
+
+/** A frame's message: no `id:` line, so Last-Event-ID replay of the durable rows stays exact. */
+export function streamFrameMessage(frame: StreamFrame): string {
+  return `event: ${RUN_STREAM_EVENT}\ndata: ${JSON.stringify(frame)}\n\n`;
+}
+
+/** Every stream of a project is handed the same frame object: encoded once. */
+const encodedFrames = new WeakMap<StreamFrame, Uint8Array>();
+
+function encodedFrameMessage(frame: StreamFrame): Uint8Array {
+  let bytes = encodedFrames.get(frame);
+  if (!bytes) encodedFrames.set(frame, (bytes = encoder.encode(streamFrameMessage(frame))));
+  return bytes;
 }
 
 export function toProjectEvent(row: RunEvent): ProjectEvent {

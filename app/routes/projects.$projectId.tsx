@@ -2,6 +2,7 @@ import { type ActionFunctionArgs, type LoaderFunctionArgs, type MetaFunction, da
 import { Form, Link, useActionData, useFetcher, useLoaderData, useRevalidator } from "@remix-run/react";
 import { useCallback, useEffect, useMemo, useRef, useState, type ReactNode } from "react";
 import { isFinished } from "../../db/run-status";
+import type { StreamFrame } from "../../db/run-stream-frame";
 import { requireUserId } from "~/auth/session.server";
 import { appProblem, fixBlockedReason, type AppProblem } from "~/builder/app-log";
 import { controlProjectApp, isAppIntent, loadAppPanel } from "~/builder/app-log.server";
@@ -9,7 +10,7 @@ import { AppIndicator, AppLogsView } from "~/builder/app-logs";
 import { handleChatAction, loadBuilder } from "~/builder/builder.server";
 import { HistoryView, type HistoryNotice } from "~/builder/history-view";
 import { handleVersionAction, isVersionIntent, loadHistory } from "~/builder/history.server";
-import { applyEvent, foldEvents, runChangedFiles, startLiveRun, type LiveRun } from "~/builder/live-run";
+import { applyEvent, applyFrame, foldEvents, runChangedFiles, startLiveRun, type LiveRun } from "~/builder/live-run";
 import { LiveRunCard } from "~/builder/live-run-card";
 import { ModelPickerForm } from "~/builder/model-picker";
 import { PromptBox } from "~/builder/prompt-box";
@@ -184,7 +185,8 @@ function Builder() {
     },
     [revalidateSoon, reloadPreviewSoon],
   );
-  const { connected } = useProjectEvents(builder.project.id, builder.cursor, onEvent);
+  const onFrame = useCallback((frame: StreamFrame) => setLive((current) => current && applyFrame(current, frame)), []);
+  const { connected } = useProjectEvents(builder.project.id, builder.cursor, onEvent, onFrame);
 
   const active = live !== null && !isFinished(live.status);
 

@@ -41,6 +41,7 @@ import { attachImages } from "./model/vision";
 import { deliverSteering } from "./steering";
 import { stepOutput } from "./step-output";
 import { stoppedBy, watchForStop } from "./stop-signal";
+import { streamPublisher, type StreamPublisher } from "./stream-publisher";
 import { findStuck, stepsOf, stuckNote, stuckReason, stuckVerdict, warnedPatterns } from "./stuck";
 import { describeAction, runTool, type ToolOutcome } from "./tools";
 import { unstorableTarget } from "./unstorable-action";
@@ -217,6 +218,8 @@ async function askModel(
   // After a compaction the iteration has begun already (think-i recorded it): only check that the run still runs.
   // Watching first: a stop recorded before the check below is the check's to see, one after it the watch's.
   const watch = watchForStop(agent.database, run);
+  // What the model writes reaches the live card as it is written (decision 035); the durable record is unchanged.
+  let stream: StreamPublisher | undefined;
   try {
     const running = options.compacted
       ? (await db.select({ status: runs.status }).from(runs).where(eq(runs.id, run.id)))[0]?.status === "running"
@@ -265,6 +268,7 @@ async function askModel(
     }
     const timeout = AbortSignal.timeout(agent.modelTimeoutMs);
     let result: NextActionResult;
+    stream = streamPublisher(agent.database, { runId: run.id, projectId: run.projectId, iteration });
     try {
       result = await nextAction({
         config,
@@ -273,6 +277,7 @@ async function askModel(
         context,
         conversation: await attachImages(db, plan.turns, { model: config.label }),
         signal: AbortSignal.any([watch.signal, timeout]),
+        onPartial: (partial) => stream?.partial(partial),
       });
     } catch (error) {
       if (stoppedBy(watch.signal)) return { next: "stop" };
@@ -297,6 +302,7 @@ async function askModel(
     );
   } finally {
     watch.close();
+    await stream?.close();
   }
 }
 

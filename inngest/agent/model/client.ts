@@ -50,6 +50,21 @@ function providerOptions(config: ModelConfig, replayBaseUrl: string | undefined)
 }
 
 export function createClientRegistry(config: ModelConfig, options: ClientRegistryOptions = {}): ClientRegistry {
+  const registry = buildRegistry(config, options, false);
+  // OpenAI-style servers report a stream's usage only when asked, and refuse the question on a plain call.
+  streamingTwins.set(registry, buildRegistry(config, options, true));
+  return registry;
+}
+
+/** Streaming registries of the registries built here (decision 035): the same clients, asking for usage. */
+const streamingTwins = new WeakMap<ClientRegistry, ClientRegistry>();
+
+/** The registry a streamed call uses: one that asks OpenAI-style servers for the stream's usage. */
+export function streamingRegistryFor(registry: ClientRegistry): ClientRegistry {
+  return streamingTwins.get(registry) ?? registry;
+}
+
+function buildRegistry(config: ModelConfig, options: ClientRegistryOptions, streaming: boolean): ClientRegistry {
   const registry = new ClientRegistry();
   // Per attempt: a retry starts a fresh request timer.
   const http = {
@@ -58,8 +73,9 @@ export function createClientRegistry(config: ModelConfig, options: ClientRegistr
   };
   const add = (name: string, model: ModelConfig) => {
     const [provider, providerSpecific] = providerOptions(model, options.replayBaseUrl);
+    const usage = streaming && provider !== "anthropic" ? { stream_options: { include_usage: true } } : {};
     // No BAML retry_policy: it would retry a 401 as well; withModelRetry (retry.ts) retries only what can pass.
-    registry.addLlmClient(name, provider, { ...providerSpecific, http });
+    registry.addLlmClient(name, provider, { ...providerSpecific, ...usage, http });
   };
   if (options.fallback) {
     add(PRIMARY_NAME, config);

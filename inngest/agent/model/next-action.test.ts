@@ -1,6 +1,7 @@
 import path from "node:path";
 import { BamlClientHttpError } from "@boundaryml/baml";
 import { vi, afterAll, beforeAll, describe, expect, it } from "vitest";
+import { b } from "../../../baml_client";
 import { loadReplayScript, BUNDLED_SCRIPTS_DIR, DEMO_SCRIPT, type ReplayScript } from "../../../model-replay/script";
 import { startReplayServer, type ReplayServer } from "../../../model-replay/server";
 import { createClientRegistry } from "./client";
@@ -238,6 +239,114 @@ describe("nextAction against the replay server", () => {
     // Past the script's end, the replay ends the run.
     expect(results.at(-1)).toMatchObject({ ok: true, action: { tool: "reply_to_user" } });
   });
+});
+
+describe("nextAction streams", () => {
+  const content = Array.from({ length: 40 }, (_, i) => `<p>line ${i} "quoted" \\ {braces}</p>`).join("\n");
+
+  it("hands over partials in order, each a prefix of the final content, and the same action as a plain call", async () => {
+    server.addScript({
+      name: "stream-write",
+      turns: [{ reply: { tool: "write_file", path: "index.html", content }, chunkChars: 40, chunkDelayMs: 25 }],
+    });
+    const partials: unknown[] = [];
+    const result = await nextAction({
+      ...replay("stream-write"),
+      mode: "build",
+      context: context(),
+      conversation: [PROMPT],
+      onPartial: (partial) => partials.push(structuredClone(partial)),
+    });
+    expect(result).toMatchObject({ ok: true, action: { tool: "write_file", path: "index.html", content } });
+    expectUsage(result);
+    const texts = partials.map((p) => (p as { content?: string | null }).content ?? "");
+    expect(new Set(texts).size).toBeGreaterThan(3);
+    for (let i = 1; i < texts.length; i++) expect(texts[i]!.length).toBeGreaterThanOrEqual(texts[i - 1]!.length);
+    // A piece may end inside an escape (`\\"`): BAML's partial then ends with the stray backslash.
+    for (const text of texts) expect(content.startsWith(text.slice(0, -1))).toBe(true);
+    // The durable record is what a plain (unstreamed) call parses from the same reply.
+    const { registry } = replay("stream-write");
+    const plain = await b.CodingAgent(context(), [PROMPT], { clientRegistry: registry });
+    expect(result.ok && result.action).toEqual(plain);
+  });
+
+  it("parses every kind of action exactly as a plain call does", async () => {
+    server.addScript({
+      name: "every-kind-streamed",
+      turns: ACTIONS_OF_EVERY_KIND.map((action) => ({ reply: { ...action }, chunkChars: 7 })),
+    });
+    const conversation: ConversationTurn[] = [PROMPT];
+    for (const expected of ACTIONS_OF_EVERY_KIND) {
+      const streamed = await nextAction({
+        ...replay("every-kind-streamed"),
+        mode: "build",
+        context: context(),
+        conversation: [...conversation],
+        onPartial: () => {},
+      });
+      const plain = await b.CodingAgent(context(), [...conversation], {
+        clientRegistry: replay("every-kind-streamed").registry,
+      });
+      expect(streamed.ok && streamed.action).toEqual(plain);
+      expect(plain).toMatchObject(expected);
+      conversation.push({ role: "assistant", content: streamed.raw }, { role: "user", content: "Result: ok" });
+    }
+  });
+
+  it("still turns unparseable output into a rejected reply, partials or not", async () => {
+    server.addScript({
+      name: "stream-malformed",
+      turns: [{ raw: 'I will now write {"tool": "write_file", "path": "a.html"', chunkChars: 5, chunkDelayMs: 5 }],
+    });
+    const partials: unknown[] = [];
+    const result = await nextAction({
+      ...replay("stream-malformed"),
+      mode: "build",
+      context: context(),
+      conversation: [PROMPT],
+      onPartial: (partial) => partials.push(partial),
+    });
+    expect(result).toMatchObject({ ok: false, problem: "unparseable" });
+    if (result.ok) throw new Error("unreachable");
+    expect(result.raw).toBe('I will now write {"tool": "write_file", "path": "a.html"');
+    expect(result.error).toContain("could not be read as an action");
+  });
+
+  it(
+    "stops at once when its signal aborts mid-stream: the server sees the connection closed",
+    { timeout: 10_000 },
+    async () => {
+      server.addScript({
+        name: "stream-long",
+        turns: [
+          {
+            reply: { tool: "write_file", path: "big.html", content: "z".repeat(4_000) },
+            chunkChars: 20,
+            chunkDelayMs: 20,
+          },
+        ],
+      });
+      const before = server.requestLog.length;
+      const controller = new AbortController();
+      let partials = 0;
+      const started = performance.now();
+      const error = await nextAction({
+        ...replay("stream-long"),
+        mode: "build",
+        context: context(),
+        conversation: [PROMPT],
+        signal: controller.signal,
+        onPartial: () => {
+          if (++partials === 2) controller.abort();
+        },
+      }).catch((e: unknown) => e);
+      expect(isAbortError(error)).toBe(true);
+      // The whole reply takes 4 s to send; the abort ends the call long before.
+      expect(performance.now() - started).toBeLessThan(3_000);
+      await expect.poll(() => server.requestLog.slice(before)[0]?.outcome, { timeout: 2_000 }).toBe("aborted");
+      expect(server.requestLog.slice(before)).toHaveLength(1);
+    },
+  );
 });
 
 describe("generateTitle", () => {

@@ -8,9 +8,11 @@
 import {
   BamlAbortError,
   BamlClientFinishReasonError,
+  BamlClientHttpError,
   BamlTimeoutError,
   BamlValidationError,
   Collector,
+  toBamlError,
   type ClientRegistry,
 } from "@boundaryml/baml";
 import {
@@ -27,6 +29,7 @@ import {
   type WriteFile,
 } from "../../../baml_client";
 import { UNTITLED_PROJECT } from "../../../db/schema";
+import { streamingRegistryFor } from "./client";
 import type { ModelConfig } from "./config";
 import { withModelRetry } from "./retry";
 
@@ -78,6 +81,11 @@ export interface NextActionInput {
   context: ProjectContext;
   conversation: ConversationTurn[];
   signal?: AbortSignal;
+  /**
+   * Called with each partial action while the model writes it (BAML's stream; decision 035). The final action
+   * is parsed from the whole reply exactly as without it; a retried call starts its partials again.
+   */
+  onPartial?: (partial: unknown) => void;
 }
 
 /** Tokens BAML recorded for the call; 0 when the provider reported none. */
@@ -140,16 +148,50 @@ function rejectedReply(raw: string, mode: AgentMode, usage: ModelUsage): NextAct
   return { ok: false, problem: "unparseable", error: unparseableMessage(raw, mode, tool), raw, usage };
 }
 
+/**
+ * A streamed call that ran out of time comes back as a plain HTTP 408 with no response; a plain call's is a
+ * BamlTimeoutError. The caller tells them apart, so make them the same.
+ */
+function streamedError(error: Error): Error {
+  if (
+    error instanceof BamlClientHttpError &&
+    !(error instanceof BamlTimeoutError) &&
+    error.status_code === 408 &&
+    !error.raw_response &&
+    /timed out/i.test(error.message)
+  ) {
+    const timeout = new BamlTimeoutError(error.client_name, error.message);
+    timeout.stack = error.stack;
+    return timeout;
+  }
+  return error;
+}
+
 export async function nextAction(input: NextActionInput): Promise<NextActionResult> {
-  const { registry, mode, context, conversation, signal } = input;
+  const { registry, mode, context, conversation, signal, onPartial } = input;
   const collector = new Collector("next-action");
-  const options = { clientRegistry: registry, collector, ...(signal ? { signal } : {}) };
+  const options = { clientRegistry: streamingRegistryFor(registry), collector, ...(signal ? { signal } : {}) };
+  // Streamed (the reply arrives as the model writes it); the final parse is the same as a plain call's.
+  const streamed = async (): Promise<AgentAction> => {
+    try {
+      const stream =
+        mode === "ask"
+          ? b.stream.AskAgent(context, conversation, options)
+          : b.stream.CodingAgent(context, conversation, options);
+      if (onPartial) {
+        for await (const partial of stream) {
+          if (signal?.aborted) break;
+          onPartial(partial);
+        }
+      }
+      return await stream.getFinalResponse();
+    } catch (error) {
+      // The stream hands over the runtime's errors as they are: convert them as a plain call would.
+      throw streamedError(toBamlError(error));
+    }
+  };
   try {
-    const action: AgentAction = await withModelRetry(
-      () =>
-        mode === "ask" ? b.AskAgent(context, conversation, options) : b.CodingAgent(context, conversation, options),
-      { signal },
-    );
+    const action: AgentAction = await withModelRetry(streamed, { signal });
     const raw = collector.last?.rawLlmResponse ?? JSON.stringify(action);
     const usage = usageOf(collector);
     // The function's return type already limits the tools; this guards against a baml_src change.

@@ -178,13 +178,24 @@ export async function nextAction(input: NextActionInput): Promise<NextActionResu
         mode === "ask"
           ? b.stream.AskAgent(context, conversation, options)
           : b.stream.CodingAgent(context, conversation, options);
-      if (onPartial) {
-        for await (const partial of stream) {
-          if (signal?.aborted) break;
-          onPartial(partial);
-        }
+      // Partials are handed over beside the call, not before its end: BAML's partial iterator looks at its queue
+      // every 100 ms, so waiting for it to finish added up to that much to every step. Its errors are the call's
+      // (getFinalResponse throws them), so the drain only swallows them.
+      let final = false;
+      const draining = onPartial
+        ? (async () => {
+            for await (const partial of stream) {
+              if (final || signal?.aborted) break;
+              onPartial(partial);
+            }
+          })().catch(() => {})
+        : undefined;
+      try {
+        return await stream.getFinalResponse();
+      } finally {
+        final = true;
+        void draining;
       }
-      return await stream.getFinalResponse();
     } catch (error) {
       // The stream hands over the runtime's errors as they are: convert them as a plain call would.
       throw streamedError(toBamlError(error));

@@ -292,7 +292,7 @@ export async function exportToGit(
     .onConflictDoUpdate({
       target: gitRemotes.projectId,
       set: values,
-      setWhere: sql`${gitRemotes.pushState} is distinct from 'pushing' or ${gitRemotes.pushRequestedAt} is null or ${gitRemotes.pushRequestedAt} < ${new Date(requestedAt.getTime() - EXPORT_STALE_MS)}`,
+      setWhere: sql`${gitRemotes.pushState} is distinct from 'pushing' or ${gitRemotes.pushRequestedAt} is null or ${gitRemotes.pushRequestedAt} < ${new Date(requestedAt.getTime() - EXPORT_STALE_MS).toISOString()}::timestamptz`,
     })
     .returning({ projectId: gitRemotes.projectId });
   if (taken.length === 0) throw new ExportBusyError(stored?.pushNumber ?? null);

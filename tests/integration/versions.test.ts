@@ -321,12 +321,6 @@ describe("versions of a run", () => {
       expect(pushed).toEqual({ branch: "dyno", number: 3, state: "pushing" });
       // The request returns at once; the row says "pushing" until the function records the outcome.
       expect((await versionsApi.projectRemote(db, row))!.pushState).toMatch(/pushing|pushed/);
-      // A second export while one is pushing is refused, clearly (409 in the route).
-      const second = await versionsApi.exportToGit(db, row, { url: bare, branch: "dyno", token: "" }).then(
-        () => null,
-        (error: unknown) => error,
-      );
-      if (second) expect(second).toBeInstanceOf(versionsApi.ExportBusyError);
       expect(await pushOutcome(project.id)).toMatchObject({
         pushState: "pushed",
         lastPushedNumber: 3,
@@ -335,6 +329,26 @@ describe("versions of a run", () => {
     } finally {
       logged.stop();
     }
+    // A second export while one is pushing is refused with a clear 409, and the push in flight is left alone.
+    const { handleVersionAction } = await import("../../app/builder/history.server");
+    const inFlight = new Date();
+    const onRow = eq(gitRemotes.projectId, project.id);
+    await db.update(gitRemotes).set({ pushState: "pushing", pushRequestedAt: inFlight }).where(onRow);
+    const form = new FormData();
+    form.set("url", bare);
+    form.set("branch", "other");
+    const busy = await handleVersionAction(db, row, "version-export", form);
+    expect(busy).toMatchObject({ ok: false, status: 409, error: expect.stringMatching(/already under way/) });
+    const [held] = await db.select().from(gitRemotes).where(onRow);
+    expect(held).toMatchObject({ pushState: "pushing", branch: "dyno", pushRequestedAt: inFlight });
+    // One left "pushing" for over 30 min (its event lost) may be asked again.
+    await db
+      .update(gitRemotes)
+      .set({ pushRequestedAt: new Date(Date.now() - versionsApi.EXPORT_STALE_MS - 60_000) })
+      .where(onRow);
+    await versionsApi.exportToGit(db, row, { url: bare, branch: "dyno", token: "" });
+    expect(await pushOutcome(project.id)).toMatchObject({ pushState: "pushed", lastPushedNumber: 3 });
+
     const log = execFileSync("git", ["--git-dir", bare, "log", "--format=%s%n%b", "dyno"], { encoding: "utf8" });
     expect(log).toContain(`Run ${run.id.slice(0, 8)}: Say hi on a page`);
     expect(log).toContain(`run ${run.id}`);

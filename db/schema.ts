@@ -356,7 +356,14 @@ export const gitRemotes = pgTable("git_remotes", {
   /** Sealed with a key derived from SESSION_SECRET (inngest/webhooks/secret-box.ts); null: no token. */
   token: text("token"),
   lastPushedAt: timestamp("last_pushed_at", { withTimezone: true }),
+  /** The version number the last successful push ended at. */
+  lastPushedNumber: integer("last_pushed_number"),
   lastError: text("last_error"),
+  /** "pushing" while the export-history function owns a push; "pushed" / "failed" once it ended; null: never asked. */
+  pushState: text("push_state").$type<"pushing" | "pushed" | "failed">(),
+  /** The version the requested push ends at, and when it was asked for (with the project, the event's id). */
+  pushNumber: integer("push_number"),
+  pushRequestedAt: timestamp("push_requested_at", { withTimezone: true }),
   createdAt: createdAt(),
 });
 

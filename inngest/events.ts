@@ -33,3 +33,19 @@ export const runEnded = eventType("run/ended", {
 });
 
 export type RunEndedData = z.infer<typeof runEnded.schema>;
+
+/**
+ * Sent by the History view's export once the remote's row says "pushing"; the event id is
+ * `export-<projectId>-<requestedAt ms>`, so a resent event is one push. It names no URL and no token: the
+ * function reads the row, and opens the token only inside its step.
+ */
+export const exportRequested = eventType("versions/export.requested", {
+  schema: z.object({
+    projectId: z.string().uuid(),
+    /** pushRequestedAt of the row, ISO: a push whose row has since been asked again is skipped. */
+    requestedAt: z.string(),
+    number: z.number().int(),
+  }),
+});
+
+export type ExportRequestedData = z.infer<typeof exportRequested.schema>;

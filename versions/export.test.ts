@@ -84,7 +84,9 @@ describe("pushHistory", () => {
         branch: "dyno",
         headSha: head,
       }),
-    ).rejects.toThrow(/There is no Git repository at that URL/);
+    ).rejects.toThrow(
+      expect.objectContaining({ retriable: false, message: expect.stringMatching(/no Git repository/) }),
+    );
     // A local path smuggled in as an http target is refused by git's own protocol allow-list.
     const bare = path.join(root, "other.git");
     execFileSync("git", ["init", "-q", "--bare", bare]);
@@ -92,6 +94,21 @@ describe("pushHistory", () => {
       pushHistory(history, { remote: { kind: "http", url: new URL(`file://${bare}`) }, branch: "dyno", headSha: head }),
     ).rejects.toThrow(ExportError);
     expect(() => bareGit(bare, "rev-parse", "--verify", "-q", "refs/heads/dyno")).toThrow();
+  });
+
+  it("marks a remote that cannot be reached as worth trying again", async () => {
+    // Port 1 on this machine: nothing listens, the connection is refused at once.
+    const failure = await pushHistory(history, {
+      remote: parseRemote("http://127.0.0.1:1/app.git", { allowLocal: true }),
+      branch: "dyno",
+      headSha: head,
+    }).then(
+      () => null,
+      (error: unknown) => error as ExportError,
+    );
+    expect(failure).toBeInstanceOf(ExportError);
+    expect(failure!.message).toMatch(/could not be reached/);
+    expect(failure!.retriable).toBe(true);
   });
 
   describe("over http with a token", () => {
@@ -166,6 +183,8 @@ describe("pushHistory", () => {
       expect(failure).toBeInstanceOf(ExportError);
       expect(failure!.message).toMatch(/refused the credentials: check the token/);
       expect(failure!.message).not.toContain("wrong-token-9a");
+      // A refusal is final: the export function records it and does not retry.
+      expect((failure as ExportError).retriable).toBe(false);
     });
 
     it("pushes with the right token", async () => {

@@ -11,9 +11,12 @@ import { git, GitError } from "./git";
 import { VERSIONS_REF, type ProjectHistory } from "./store";
 
 export class ExportError extends Error {
-  constructor(message: string) {
+  /** A remote that could not be reached (or a push that failed for no stated reason) may work later. */
+  readonly retriable: boolean;
+  constructor(message: string, { retriable = false }: { retriable?: boolean } = {}) {
     super(message);
     this.name = "ExportError";
+    this.retriable = retriable;
   }
 }
 
@@ -60,7 +63,15 @@ function scrub(text: string, secret: string | undefined): string {
 }
 
 /** What a failed push says, for the builder. */
-function explain(stderr: string): string {
+function explain(stderr: string): { message: string; retriable: boolean } {
+  const message = explainText(stderr);
+  return { message, retriable: message === UNREACHABLE || message === FAILED };
+}
+
+const UNREACHABLE = "The remote could not be reached: check the URL.";
+const FAILED = "The push failed.";
+
+function explainText(stderr: string): string {
   if (/Authentication failed|could not read Username|could not read Password|401|403|denied/i.test(stderr)) {
     return "The remote refused the credentials: check the token (it needs write access to the repository).";
   }
@@ -68,12 +79,12 @@ function explain(stderr: string): string {
     return "The remote branch has commits that are not in Dyno's history: push to a new branch name instead.";
   }
   if (/Could not resolve host|unable to access|Connection refused|timed out|Failed to connect/i.test(stderr)) {
-    return "The remote could not be reached: check the URL.";
+    return UNREACHABLE;
   }
   if (/does not appear to be a git repository|not found|Repository not found/i.test(stderr)) {
     return "There is no Git repository at that URL (or the token cannot see it).";
   }
-  return "The push failed.";
+  return FAILED;
 }
 
 /** Pushes the newest version (and so every version) to `branch`. Returns the commit pushed. */
@@ -127,7 +138,8 @@ export async function pushHistory(
   } catch (error) {
     if (error instanceof GitError) {
       const detail = scrub(error.stderr.trim().split("\n").slice(-3).join(" "), token).slice(0, 300);
-      throw new ExportError(`${explain(error.stderr)}${detail ? ` (git: ${detail})` : ""}`);
+      const { message, retriable } = explain(error.stderr);
+      throw new ExportError(`${message}${detail ? ` (git: ${detail})` : ""}`, { retriable });
     }
     throw error;
   }

@@ -5,7 +5,8 @@
  * Restore on each, and Undo on a restore. Works without JavaScript: links
  * and plain forms.
  */
-import { Form, Link } from "@remix-run/react";
+import { Form, Link, useRevalidator } from "@remix-run/react";
+import { useEffect } from "react";
 import type { HistoryData, HistoryVersion } from "./history.server";
 import { changeCounts } from "./live-run-card";
 import { DiffFiles } from "~/components/diff-view";
@@ -215,6 +216,7 @@ function ExportForm({ remote }: { remote: HistoryData["remote"] }) {
     <details className="export-git" open={remote?.lastError ? true : undefined}>
       <summary>Export to Git</summary>
       <Form method="post" className="export-form">
+        {remote?.pushState === "pushing" ? <RefreshWhilePushing /> : null}
         <label>
           Remote URL
           <input
@@ -235,17 +237,64 @@ function ExportForm({ remote }: { remote: HistoryData["remote"] }) {
           Token {remote?.hasToken ? <span className="hint">(saved; leave blank to keep it)</span> : null}
           <input name="token" type="password" autoComplete="off" placeholder="A token with write access" />
         </label>
-        <button type="submit" name="intent" value="version-export" className="small">
+        <button
+          type="submit"
+          name="intent"
+          value="version-export"
+          className="small"
+          disabled={remote?.pushState === "pushing"}
+        >
           Push history
         </button>
-        {remote?.lastPushedAt ? (
-          <p className="hint">
-            Last pushed <RelativeTime date={new Date(remote.lastPushedAt)} /> to {remote.branch}.
-          </p>
-        ) : null}
-        {remote?.lastError ? <p className="error">Last push: {remote.lastError}</p> : null}
+        <PushState remote={remote} />
         <p className="hint">Each version is a commit naming its prompt and run. The token is stored encrypted.</p>
       </Form>
     </details>
+  );
+}
+
+/** How often the History view asks again while a push is under way (the push runs in the engine, not the request). */
+const PUSH_POLL_MS = 2_000;
+
+function RefreshWhilePushing() {
+  const { revalidate, state } = useRevalidator();
+  useEffect(() => {
+    const timer = setInterval(() => {
+      if (state === "idle") revalidate();
+    }, PUSH_POLL_MS);
+    return () => clearInterval(timer);
+  }, [revalidate, state]);
+  return null;
+}
+
+/** The push in flight, or how the last one ended. Without JavaScript a reload shows the same. */
+function PushState({ remote }: { remote: HistoryData["remote"] }) {
+  if (!remote) return null;
+  const pushed = remote.lastPushedAt ? (
+    <>
+      Pushed{remote.lastPushedNumber ? ` version ${remote.lastPushedNumber}` : ""} to {remote.branch}{" "}
+      <RelativeTime date={new Date(remote.lastPushedAt)} />.
+    </>
+  ) : null;
+  if (remote.pushState === "pushing") {
+    return (
+      <p className="hint push-state" data-push-state="pushing" role="status">
+        Pushing version {remote.pushNumber} to {remote.branch}…
+      </p>
+    );
+  }
+  return (
+    <>
+      {pushed ? (
+        <p className="hint push-state" data-push-state="pushed" role="status">
+          {pushed}
+        </p>
+      ) : null}
+      {remote.pushState === "failed" || (!remote.pushState && remote.lastError) ? (
+        <p className="error push-state" data-push-state="failed" role="status">
+          Last push{remote.pushNumber ? ` (version ${remote.pushNumber})` : ""}: {remote.lastError}
+        </p>
+      ) : null}
+    </>
   );
 }

@@ -8,6 +8,7 @@ import type { Db } from "../../db/client";
 import type { Project } from "../../db/schema";
 import type { ProjectFile } from "~/models/project-files.server";
 import {
+  ExportBusyError,
   ExportError,
   exportToGit,
   projectRemote,
@@ -123,9 +124,10 @@ export async function handleVersionAction(
         ok: true,
         intent,
         versionNumber: pushed.number,
-        message: `Pushed the history (up to version ${pushed.number}) to the branch ${pushed.branch}.`,
+        message: `Pushing the history (up to version ${pushed.number}) to the branch ${pushed.branch}…`,
       };
     } catch (error) {
+      if (error instanceof ExportBusyError) return { ok: false, intent, error: error.message, status: 409 };
       if (error instanceof ExportError) return { ok: false, intent, error: error.message, status: 400 };
       throw error;
     }

@@ -4,14 +4,16 @@
  * this run" and a version's zip. Everything is read from the project's
  * history repository (versions/), never from the sandbox.
  */
-import { eq } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import type { Db } from "../../db/client";
 import { pgSafeText } from "../../db/pg-safe";
 import { gitRemotes, type Project } from "../../db/schema";
+import { inngest } from "../../inngest/client";
+import { exportRequested } from "../../inngest/events";
 import { resolveWebhookTarget, WebhookUrlError } from "../../inngest/webhooks/address";
 import { openSecret, sealSecret } from "../../inngest/webhooks/secret-box";
 import { projectHistory, VERSIONS_UNAVAILABLE_ON_MODAL } from "../../versions/config";
-import { ExportError, parseBranch, parseRemote, pushHistory } from "../../versions/export";
+import { ExportError, parseBranch, parseRemote } from "../../versions/export";
 import { findVersion, listVersions, runVersions, versionBeforeRun, type ListedVersion } from "../../versions/queries";
 import { latestVersion } from "../../versions/record";
 import { restoreVersion, RestoreRefusedError } from "../../versions/restore";
@@ -198,7 +200,11 @@ export interface RemoteView {
   branch: string;
   hasToken: boolean;
   lastPushedAt: Date | null;
+  lastPushedNumber: number | null;
   lastError: string | null;
+  pushState: "pushing" | "pushed" | "failed" | null;
+  /** The version the push in flight (or the last one asked for) ends at. */
+  pushNumber: number | null;
 }
 
 export async function projectRemote(db: Db, project: ProjectRef): Promise<RemoteView | null> {
@@ -209,21 +215,38 @@ export async function projectRemote(db: Db, project: ProjectRef): Promise<Remote
         branch: row.branch,
         hasToken: !!row.token,
         lastPushedAt: row.lastPushedAt,
+        lastPushedNumber: row.lastPushedNumber,
         lastError: row.lastError,
+        pushState: row.pushState,
+        pushNumber: row.pushNumber,
       }
     : null;
 }
 
+/** A second export while one is pushing is refused (409), not queued: the builder sees one push at a time. */
+export class ExportBusyError extends ExportError {
+  constructor(number: number | null) {
+    super(`A push${number ? ` of version ${number}` : ""} is already under way: wait for it to end, then push again.`);
+    this.name = "ExportBusyError";
+  }
+}
+
+/** A "pushing" row older than this is taken to be lost (its event never reached the engine) and may be asked again. */
+export const EXPORT_STALE_MS = 30 * 60_000;
+
 /**
- * Saves the remote (the token sealed, decision 027) and pushes the history to
- * it. A blank token keeps the stored one. The outcome, pushed or why not, is
- * kept on the row for the History view.
+ * Checks the remote and the token at once (a bad URL, a refused address, a
+ * token that cannot be read, nothing to push: a clear error, nothing saved),
+ * saves the remote (the token sealed, decision 027) with push_state
+ * "pushing", and sends versions/export.requested; the export-history
+ * function pushes and records the outcome on the row. A blank token keeps
+ * the stored one. The token is in neither the event nor its id.
  */
 export async function exportToGit(
   db: Db,
   project: ProjectRef,
   input: { url: string; branch: string; token: string },
-): Promise<{ branch: string; number: number }> {
+): Promise<{ branch: string; number: number; state: "pushing" }> {
   const history = historyOf(project);
   if (!history) throw new ExportError(VERSIONS_UNAVAILABLE_ON_MODAL);
   const allowLocal = env().VERSIONS_EXPORT_ALLOW_LOCAL;
@@ -246,26 +269,48 @@ export async function exportToGit(
   const [stored] = await db.select().from(gitRemotes).where(eq(gitRemotes.projectId, project.id));
   const secret = sessionSecret();
   const sealed = input.token.trim() ? sealSecret(input.token.trim(), secret) : (stored?.token ?? null);
-  let token: string | undefined;
   try {
-    token = sealed ? openSecret(sealed, secret) : undefined;
+    if (sealed) openSecret(sealed, secret);
   } catch {
     throw new ExportError("The stored token could not be read (SESSION_SECRET changed): enter it again.");
   }
-  const values = { url: pgSafeText(input.url.trim()), branch, token: sealed };
-  const save = (outcome: { lastPushedAt?: Date; lastError: string | null }) =>
-    db
-      .insert(gitRemotes)
-      .values({ projectId: project.id, ...values, ...outcome })
-      .onConflictDoUpdate({ target: gitRemotes.projectId, set: { ...values, ...outcome } });
   const latest = await latestVersion(db, project.id);
   if (!latest) throw new ExportError("There is nothing to push yet: versions are taken when a run changes files.");
+  const requestedAt = new Date();
+  const values = {
+    url: pgSafeText(input.url.trim()),
+    branch,
+    token: sealed,
+    pushState: "pushing" as const,
+    pushNumber: latest.number,
+    pushRequestedAt: requestedAt,
+  };
+  // One statement decides between two exports at once: the row is taken only if no push holds it.
+  const taken = await db
+    .insert(gitRemotes)
+    .values({ projectId: project.id, ...values })
+    .onConflictDoUpdate({
+      target: gitRemotes.projectId,
+      set: values,
+      setWhere: sql`${gitRemotes.pushState} is distinct from 'pushing' or ${gitRemotes.pushRequestedAt} is null or ${gitRemotes.pushRequestedAt} < ${new Date(requestedAt.getTime() - EXPORT_STALE_MS).toISOString()}::timestamptz`,
+    })
+    .returning({ projectId: gitRemotes.projectId });
+  if (taken.length === 0) throw new ExportBusyError(stored?.pushNumber ?? null);
   try {
-    await pushHistory(history, { remote, branch, token, headSha: latest.commitSha });
+    await inngest.send(
+      exportRequested.create(
+        { projectId: project.id, requestedAt: requestedAt.toISOString(), number: latest.number },
+        { id: `export-${project.id}-${requestedAt.getTime()}` },
+      ),
+    );
   } catch (error) {
-    if (error instanceof ExportError) await save({ lastError: error.message });
-    throw error;
+    console.error(`export of ${project.id}: could not send versions/export.requested to the Inngest engine:`, error);
+    const reason = "Could not reach the Inngest engine, so the push did not start. Retry once the engine is running.";
+    await db
+      .update(gitRemotes)
+      .set({ pushState: "failed", lastError: reason })
+      .where(and(eq(gitRemotes.projectId, project.id), eq(gitRemotes.pushRequestedAt, requestedAt)));
+    throw new ExportError(reason);
   }
-  await save({ lastPushedAt: new Date(), lastError: null });
-  return { branch, number: latest.number };
+  return { branch, number: latest.number, state: "pushing" };
 }

@@ -138,7 +138,20 @@ describe("versions in the browser", () => {
       await page.getByRole("button", { name: "Push history" }).click();
       await expect
         .poll(() => page.locator(".history-panel .notice").textContent())
-        .toContain("Pushed the history (up to version 6) to the branch dyno");
+        .toContain("Pushing the history (up to version 6) to the branch dyno");
+      // The push runs in the engine; the panel asks again until it has ended.
+      await expect
+        .poll(() => page.locator(".export-git .push-state").first().textContent(), { timeout: 30_000 })
+        .toMatch(/Pushed version 6 to dyno/);
+      await screenshot(page, "versions-export-pushed-390");
+      // A remote that is no repository: accepted at once, and the panel then shows the recorded error.
+      await page.getByLabel("Remote URL").fill(path.join(stack.dataDir, "e2e-nowhere.git"));
+      await page.getByRole("button", { name: "Push history" }).click();
+      await expect
+        .poll(() => page.locator(".export-git .push-state.error").textContent(), { timeout: 30_000 })
+        .toMatch(/Last push \(version 6\): There is no Git repository at that URL/);
+      expect(await page.getByRole("button", { name: "Push history" }).isEnabled()).toBe(true);
+      await screenshot(page, "versions-export-failed-390");
       expect(execFileSync("git", ["--git-dir", bare, "log", "--format=%s", "dyno"], { encoding: "utf8" })).toContain(
         "Run ",
       );

@@ -8,10 +8,13 @@
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { asc, eq } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { gitRemotes, projects, runEvents, versions } from "../../db/schema";
+import { engineRecordsFor } from "../support/engine-api";
 import { createBuilder } from "../support/fixtures";
 import { scripted, turn, type ReplayServer } from "../support/model";
 import { startStack, type Stack } from "../support/stack";
@@ -50,6 +53,44 @@ function filesIn(workspace: string): Record<string, string> {
 
 const projectVersions = (projectId: string) =>
   stack.database.db.select().from(versions).where(eq(versions.projectId, projectId)).orderBy(asc(versions.number));
+
+/** The remote's row once its push has ended (pushed or failed). */
+async function pushOutcome(projectId: string, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [row] = await stack.database.db.select().from(gitRemotes).where(eq(gitRemotes.projectId, projectId));
+    if (row && row.pushState !== "pushing") return row;
+    if (Date.now() > deadline) throw new Error(`the push of ${projectId} is still ${row?.pushState ?? "missing"}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/** What the app (in this process) writes to its log while it runs. */
+function captureLog() {
+  const lines: string[] = [];
+  const spies = (["log", "info", "warn", "error", "debug"] as const).map((method) =>
+    vi.spyOn(console, method).mockImplementation((...args: unknown[]) => {
+      lines.push(args.map((a) => (a instanceof Error ? `${a.message} ${a.stack}` : String(a))).join(" "));
+    }),
+  );
+  const writes = (["stdout", "stderr"] as const).map((stream) => {
+    const original = process[stream].write.bind(process[stream]);
+    process[stream].write = ((chunk: unknown, ...rest: unknown[]) => {
+      lines.push(String(chunk));
+      return (original as (...a: unknown[]) => boolean)(chunk, ...rest);
+    }) as typeof process.stdout.write;
+    return () => {
+      process[stream].write = original;
+    };
+  });
+  return {
+    text: () => lines.join("\n"),
+    stop: () => {
+      for (const spy of spies) spy.mockRestore();
+      for (const restore of writes) restore();
+    },
+  };
+}
 
 async function projectRow(projectId: string) {
   const [row] = await stack.database.db.select().from(projects).where(eq(projects.id, projectId));
@@ -273,8 +314,41 @@ describe("versions of a run", () => {
     const bare = path.join(stack.dataDir, `export-${project.id}.git`);
     execFileSync("git", ["init", "-q", "--bare", bare]);
     const row = await projectRow(project.id);
-    const pushed = await versionsApi.exportToGit(db, row, { url: bare, branch: "dyno", token: "tok-secret-123" });
-    expect(pushed).toEqual({ branch: "dyno", number: 3 });
+    const logged = captureLog();
+    let pushed;
+    try {
+      pushed = await versionsApi.exportToGit(db, row, { url: bare, branch: "dyno", token: "tok-secret-123" });
+      expect(pushed).toEqual({ branch: "dyno", number: 3, state: "pushing" });
+      // The request returns at once; the row says "pushing" until the function records the outcome.
+      expect((await versionsApi.projectRemote(db, row))!.pushState).toMatch(/pushing|pushed/);
+      expect(await pushOutcome(project.id)).toMatchObject({
+        pushState: "pushed",
+        lastPushedNumber: 3,
+        lastError: null,
+      });
+    } finally {
+      logged.stop();
+    }
+    // A second export while one is pushing is refused with a clear 409, and the push in flight is left alone.
+    const { handleVersionAction } = await import("../../app/builder/history.server");
+    const inFlight = new Date();
+    const onRow = eq(gitRemotes.projectId, project.id);
+    await db.update(gitRemotes).set({ pushState: "pushing", pushRequestedAt: inFlight }).where(onRow);
+    const form = new FormData();
+    form.set("url", bare);
+    form.set("branch", "other");
+    const busy = await handleVersionAction(db, row, "version-export", form);
+    expect(busy).toMatchObject({ ok: false, status: 409, error: expect.stringMatching(/already under way/) });
+    const [held] = await db.select().from(gitRemotes).where(onRow);
+    expect(held).toMatchObject({ pushState: "pushing", branch: "dyno", pushRequestedAt: inFlight });
+    // One left "pushing" for over 30 min (its event lost) may be asked again.
+    await db
+      .update(gitRemotes)
+      .set({ pushRequestedAt: new Date(Date.now() - versionsApi.EXPORT_STALE_MS - 60_000) })
+      .where(onRow);
+    await versionsApi.exportToGit(db, row, { url: bare, branch: "dyno", token: "" });
+    expect(await pushOutcome(project.id)).toMatchObject({ pushState: "pushed", lastPushedNumber: 3 });
+
     const log = execFileSync("git", ["--git-dir", bare, "log", "--format=%s%n%b", "dyno"], { encoding: "utf8" });
     expect(log).toContain(`Run ${run.id.slice(0, 8)}: Say hi on a page`);
     expect(log).toContain(`run ${run.id}`);
@@ -286,17 +360,82 @@ describe("versions of a run", () => {
     expect(remote).toMatchObject({ url: bare, branch: "dyno", lastError: null });
     expect(remote!.token).toMatch(/^v1\./);
     expect(remote!.token).not.toContain("tok-secret-123");
+    // The token is in neither the event, the engine's runs and step outputs, nor the app's log.
+    const engine = await engineRecordsFor(
+      stack.engine.url,
+      "versions/export.requested",
+      (d) => d.projectId === project.id,
+    );
+    expect(engine.runs.length).toBeGreaterThanOrEqual(1);
+    expect(engine.text).toContain(project.id);
+    expect(engine.outputs.filter((o) => o !== undefined && o !== null)).not.toContainEqual(
+      expect.stringContaining("tok-secret-123"),
+    );
+    expect(engine.text).not.toContain("tok-secret-123");
+    expect(logged.text()).not.toContain("tok-secret-123");
 
-    await expect(
-      versionsApi.exportToGit(db, row, { url: path.join(stack.dataDir, "nowhere.git"), branch: "dyno", token: "" }),
-    ).rejects.toThrow(/There is no Git repository at that URL/);
-    const [failed] = await db.select().from(gitRemotes).where(eq(gitRemotes.projectId, project.id));
-    expect(failed!.lastError).toMatch(/There is no Git repository/);
+    // A remote that is not a repository: the request is accepted, the outcome is the recorded error.
+    await versionsApi.exportToGit(db, row, { url: path.join(stack.dataDir, "nowhere.git"), branch: "dyno", token: "" });
+    const failed = await pushOutcome(project.id);
+    expect(failed).toMatchObject({ pushState: "failed", lastPushedNumber: 3 });
+    expect(failed.lastError).toMatch(/There is no Git repository/);
     // The blank token kept the stored one.
-    expect(failed!.token).toBe(remote!.token);
+    expect(failed.token).toBe(remote!.token);
     await expect(versionsApi.exportToGit(db, row, { url: "ext::sh -c id", branch: "dyno", token: "" })).rejects.toThrow(
       /other Git transports are not supported/,
     );
+  });
+
+  it("records a remote's refusal of the token as the push's outcome, without a retry storm", async () => {
+    const { db } = stack.database;
+    const { user, project } = await createBuilder(db);
+    const model = scripted(replay, [turn.write("index.html", "<h1>no</h1>\n"), turn.reply("Done.")]);
+    const run = await runsApi.startRun(db, {
+      userId: user.id,
+      projectId: project.id,
+      input: { prompt: "Page" },
+      model,
+    });
+    expect((await waitForRunToFinish(stack.database, run, 60_000)).type).toBe("complete");
+    let requests = 0;
+    const refusing = http.createServer((_request, response) => {
+      requests += 1;
+      response.writeHead(401, { "WWW-Authenticate": 'Basic realm="git"' }).end("no");
+    });
+    await new Promise<void>((resolve) => refusing.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = refusing.address() as AddressInfo;
+      const row = await projectRow(project.id);
+      const logged = captureLog();
+      try {
+        await versionsApi.exportToGit(db, row, {
+          url: `http://127.0.0.1:${port}/app.git`,
+          branch: "dyno",
+          token: "bad-token-77f1",
+        });
+        const outcome = await pushOutcome(project.id);
+        expect(outcome.pushState).toBe("failed");
+        expect(outcome.lastError).toMatch(/refused the credentials: check the token/);
+        expect(outcome.lastError).not.toContain("bad-token-77f1");
+      } finally {
+        logged.stop();
+      }
+      const seen = requests;
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      // One push (git asks, then asks again with the credentials), no engine retries after it.
+      expect(requests).toBe(seen);
+      expect(seen).toBeLessThanOrEqual(3);
+      const engine = await engineRecordsFor(
+        stack.engine.url,
+        "versions/export.requested",
+        (d) => d.projectId === project.id,
+      );
+      expect(engine.runs).toHaveLength(1);
+      expect(engine.text).not.toContain("bad-token-77f1");
+      expect(logged.text()).not.toContain("bad-token-77f1");
+    } finally {
+      await new Promise((resolve) => refusing.close(resolve));
+    }
   });
 
   it("restarts a running app on the restored files", async () => {

@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, inArray, sql } from "drizzle-orm";
+import { and, asc, eq, gt, sql } from "drizzle-orm";
 import { PgTransaction } from "drizzle-orm/pg-core";
 import type { Database, Db } from "./client";
 import { pgSafe } from "./pg-safe";
@@ -114,8 +114,6 @@ export interface SubscribeOptions {
   projectId: string;
   /** Only this run's rows. */
   runId?: string;
-  /** Only rows of these types (a watcher that waits for one kind of row need not read the run's whole history). */
-  types?: readonly string[];
   /** Yield rows with an id above this one (the SSE Last-Event-ID). */
   afterId?: number;
   signal?: AbortSignal;
@@ -163,7 +161,6 @@ export async function* subscribeRunEvents(
   const {
     projectId,
     runId,
-    types,
     afterId = 0,
     signal,
     pollIntervalMs = DEFAULT_POLL_INTERVAL_MS,
@@ -172,7 +169,6 @@ export async function* subscribeRunEvents(
   } = options;
   const member = await runEventsBus(database).join(projectId, {
     runId,
-    types,
     pollIntervalMs,
     queueLimit: Math.max(queueLimit, 1),
     signal,
@@ -185,7 +181,7 @@ export async function* subscribeRunEvents(
       if (!caughtUp) {
         // Rows the feed dropped for this subscriber are all committed by now, so this read has them.
         member.resume();
-        const rows = await readRunEvents(database, { projectId, runId, types, afterId: lastId, limit: batchSize });
+        const rows = await readRunEvents(database, { projectId, runId, afterId: lastId, limit: batchSize });
         for (const row of rows) {
           if (signal?.aborted) return;
           lastId = row.id;
@@ -222,7 +218,6 @@ async function* readingAlone(
   {
     projectId,
     runId,
-    types,
     afterId = 0,
     signal,
     pollIntervalMs = DEFAULT_POLL_INTERVAL_MS,
@@ -232,7 +227,7 @@ async function* readingAlone(
   try {
     let lastId = afterId;
     while (!signal?.aborted) {
-      const rows = await readRunEvents(database, { projectId, runId, types, afterId: lastId, limit: batchSize });
+      const rows = await readRunEvents(database, { projectId, runId, afterId: lastId, limit: batchSize });
       for (const row of rows) {
         if (signal?.aborted) return;
         lastId = row.id;
@@ -247,13 +242,7 @@ async function* readingAlone(
 
 function readRunEvents(
   database: Database,
-  {
-    projectId,
-    runId,
-    types,
-    afterId,
-    limit,
-  }: { projectId: string; runId?: string; types?: readonly string[]; afterId: number; limit: number },
+  { projectId, runId, afterId, limit }: { projectId: string; runId?: string; afterId: number; limit: number },
 ): Promise<RunEvent[]> {
   return database.db
     .select()
@@ -263,7 +252,6 @@ function readRunEvents(
         eq(runEvents.projectId, projectId),
         gt(runEvents.id, afterId),
         runId ? eq(runEvents.runId, runId) : undefined,
-        types ? inArray(runEvents.type, [...types]) : undefined,
       ),
     )
     .orderBy(asc(runEvents.id))
@@ -284,7 +272,6 @@ class FeedMember {
   constructor(
     private readonly feed: ProjectFeed,
     readonly runId: string | undefined,
-    readonly types: readonly string[] | undefined,
     readonly pollIntervalMs: number,
     private readonly queueLimit: number,
     private readonly signal: AbortSignal | undefined,
@@ -299,11 +286,7 @@ class FeedMember {
   /** New rows of the project, in id order. Over the limit, they are all dropped: the subscriber reads for itself. */
   push(rows: readonly RunEvent[]) {
     if (this.overflowed) return;
-    const { runId, types } = this;
-    const mine =
-      runId || types
-        ? rows.filter((row) => (!runId || row.runId === runId) && (!types || types.includes(row.type)))
-        : rows;
+    const mine = this.runId ? rows.filter((row) => row.runId === this.runId) : rows;
     if (mine.length === 0) return;
     if (this.queue.length + mine.length > this.queueLimit) this.overflow();
     else {
@@ -511,24 +494,17 @@ class RunEventsBus {
     projectId: string,
     {
       runId,
-      types,
       pollIntervalMs,
       queueLimit,
       signal,
-    }: {
-      runId?: string;
-      types?: readonly string[];
-      pollIntervalMs: number;
-      queueLimit: number;
-      signal?: AbortSignal;
-    },
+    }: { runId?: string; pollIntervalMs: number; queueLimit: number; signal?: AbortSignal },
   ): Promise<FeedMember> {
     let feed = this.feeds.get(projectId);
     if (!feed) {
       feed = new ProjectFeed(this, this.database, projectId, this.fanout === "shared");
       this.feeds.set(projectId, feed);
     }
-    const member = new FeedMember(feed, runId, types, pollIntervalMs, queueLimit, signal);
+    const member = new FeedMember(feed, runId, pollIntervalMs, queueLimit, signal);
     feed.add(member);
     try {
       await feed.ready;

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { availableDrivers, createTestDatabase, type TestDatabase } from "../tests/support/database";
 import { createBuilder, createQueuedRun } from "../tests/support/fixtures";
 import { appendRunEvent, RUN_EVENTS_CHANNEL, runEventsBus, subscribeRunEvents } from "./run-events";
-import { runEvents, runs, users, type RunEvent } from "./schema";
+import { agentEntries, runEvents, runs, users, type RunEvent } from "./schema";
 
 /** Collects `count` rows from a subscription, failing after `timeoutMs`. */
 async function collect(iterable: AsyncIterable<RunEvent>, count: number, timeoutMs = 10_000): Promise<RunEvent[]> {
@@ -155,6 +155,33 @@ describe.each(availableDrivers())("run events on %s", (driver) => {
     const rows = await db.select().from(runEvents).where(eq(runEvents.runId, run.id)).orderBy(asc(runEvents.id));
     expect(rows.map((r) => r.type)).toEqual(["one", "two"]);
   });
+
+  it.runIf(driver === "postgres")(
+    "lets a status change pass a step that saved a row of the run before its first event (no deadlock)",
+    async () => {
+      // A step saves its entry (the foreign key takes a key-share lock on the run's row), then writes its event
+      // (the project's lock); a Stop between the two holds the project's lock and checks the run's status. Found
+      // by the fresh-clone CI as Postgres 40P01 when a Stop met a step at the wrong moment.
+      const { db } = t.database;
+      const { user, project } = await createBuilder(db);
+      const run = await createQueuedRun(db, { userId: user.id, projectId: project.id });
+      let stop: Promise<RunEvent | null> | undefined;
+      const step = db.transaction(async (tx) => {
+        await tx
+          .insert(agentEntries)
+          .values({ runId: run.id, projectId: project.id, iteration: 1, kind: "note", payload: {} });
+        stop = appendRunEvent(db, { runId: run.id, projectId: project.id, type: "stopping" }, { status: "stopping" });
+        // Long enough for the Stop to take the project's lock and reach the run's row.
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        return appendRunEvent(tx, { runId: run.id, projectId: project.id, type: "tool_result" });
+      });
+      const [stepped, stopped] = await Promise.all([step, step.then(() => stop)]);
+      expect(stepped?.type).toBe("tool_result");
+      expect(stopped?.type).toBe("stopping");
+      const [after] = await db.select().from(runs).where(eq(runs.id, run.id));
+      expect(after?.status).toBe("stopping");
+    },
+  );
 
   it("writes nothing for a status move the run may not make", async () => {
     const { db } = t.database;

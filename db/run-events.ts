@@ -47,11 +47,14 @@ export async function appendRunEvent(
   const write = async (tx: Tx): Promise<RunEvent | null> => {
     await lockProjectEvents(tx, event.projectId);
     if (snapshot?.status || event.onlyIfStatus) {
+      // "No key update", the lock the snapshot's UPDATE takes anyway: it lets by a writer that has already saved a
+      // row pointing at the run (a foreign key's key-share lock) and now waits for the project's lock, where "for
+      // update" would wait for that writer and deadlock with it (40P01).
       const [current] = await tx
         .select({ status: runs.status })
         .from(runs)
         .where(eq(runs.id, event.runId))
-        .for("update");
+        .for("no key update");
       if (!current) throw new Error(`run ${event.runId} not found`);
       if (snapshot?.status && !canMoveRun(current.status, snapshot.status)) return null;
       if (event.onlyIfStatus && !event.onlyIfStatus.includes(current.status)) return null;
@@ -99,7 +102,9 @@ const projectLocksHeld = new WeakMap<object, Set<string>>();
  * Takes the project's event lock for the rest of the transaction. Every
  * writer takes it before any row lock (the run's, the project's): one order
  * for all, so no two writers of a project can deadlock (Postgres 40P01). A
- * writer that locks rows before its first event calls this first.
+ * writer that locks rows before its first event calls this first. (Saving a
+ * row that points at the run first is fine: its key-share lock does not
+ * conflict with the run-row lock taken under this one.)
  */
 export async function lockProjectEvents(tx: Tx, projectId: string): Promise<void> {
   // Held until the transaction ends: a second event in the same transaction need not ask again.

@@ -148,8 +148,11 @@ export function askOwner(
     signal?.addEventListener("abort", onAbort, { once: true });
     socket.once("connect", () => socket.write(`${JSON.stringify({ key: key.toString("hex"), request })}\n`));
     socket.once("error", (error: NodeJS.ErrnoException) => {
-      // No owner: the name is free (ECONNREFUSED) or was never bound (ENOENT is not used by abstract names).
-      if (error.code === "ECONNREFUSED" || error.code === "ENOENT") done(() => resolve(undefined));
+      // No owner: the name is free (ECONNREFUSED) or was never bound (ENOENT is not used by abstract names). An
+      // owner that went away with this connection not yet accepted resets it (ECONNRESET): the same as a close
+      // without a reply, below.
+      if (error.code === "ECONNREFUSED" || error.code === "ENOENT" || error.code === "ECONNRESET")
+        done(() => resolve(undefined));
       else done(() => reject(error));
     });
     readLine(socket, (line) => {

@@ -3,21 +3,25 @@
  *
  * 1. Per changing step, on bench:agent's session (29 tool steps: a file
  *    written every other step, a command every fifth): the time a step spends
- *    taking its version, git alone and with its row and run event (embedded
- *    PGlite), beside the session's own step time at 0 ms model latency.
+ *    taking its version, the history alone and with its row and run event
+ *    (embedded PGlite). A write_file step's version reads only its file, in
+ *    this process (objects.ts); a command's is a full take by git's commands.
  * 2. The same on a workspace of 2,000 files, one file changed per step.
  * 3. Restoring 2,000 files: to an empty workspace, and from one where every
  *    file differs.
  *
  * Figures are medians and 90th percentiles of several runs, printed side by
- * side; nothing here asserts a time. Options: --reps N (default 20).
+ * side; nothing here asserts a time. Options: --reps N (default 20). With
+ * DATABASE_URL, the rows are also written to Postgres (a database of its own,
+ * dropped at the end).
  */
 import { randomUUID } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { createDatabase } from "../db/client";
+import postgres from "postgres";
+import { createDatabase, type Database, type Db } from "../db/client";
 import { projects, runs, users } from "../db/schema";
 import { takeVersion } from "../versions/record";
 import { historyPath, ProjectHistory } from "../versions/store";
@@ -47,15 +51,29 @@ function writeFiles(ws: string, count: number, tag: string) {
 
 async function main() {
   const root = mkdtempSync(path.join(os.tmpdir(), "dyno-bench-versions-"));
-  const database = createDatabase({ pglite: path.join(root, "db") });
-  await database.migrate();
-  const { db } = database;
-  const [user] = await db
-    .insert(users)
-    .values({ email: `bench-${randomUUID()}@example.test`, passwordHash: "!" })
-    .returning();
+  const pglite = createDatabase({ pglite: path.join(root, "db") });
+  const databases: { label: string; database: Database }[] = [{ label: "PGlite", database: pglite }];
+  let dropDatabase = async () => {};
+  if (process.env.DATABASE_URL) {
+    // A database of its own on the same server, dropped at the end.
+    const name = `dyno_bench_versions_${process.pid}`;
+    const admin = postgres(process.env.DATABASE_URL, { max: 1, onnotice: () => {} });
+    await admin.unsafe(`create database "${name}"`);
+    const url = new URL(process.env.DATABASE_URL);
+    url.pathname = `/${name}`;
+    databases.push({ label: "Postgres", database: createDatabase({ url: url.toString() }) });
+    dropDatabase = async () => {
+      await admin.unsafe(`drop database if exists "${name}" with (force)`);
+      await admin.end();
+    };
+  }
+  for (const { database } of databases) await database.migrate();
 
-  async function project() {
+  async function project(db: Db) {
+    const [user] = await db
+      .insert(users)
+      .values({ email: `bench-${randomUUID()}@example.test`, passwordHash: "!" })
+      .returning();
     const [p] = await db.insert(projects).values({ userId: user!.id, title: "bench" }).returning();
     const [run] = await db
       .insert(runs)
@@ -67,12 +85,15 @@ async function main() {
   }
 
   try {
-    // 1 + 2: the session's changing steps, on a fresh and on a 2,000-file workspace.
+    // 1 + 2: the session's changing steps, on a fresh and on a 2,000-file workspace; each rep is the history alone,
+    // or the history with its row and event on one of the databases, in turn.
     for (const baseFiles of [0, 2000]) {
-      const gitOnly: number[] = [];
-      const withRow: number[] = [];
-      for (let rep = 0; rep < Math.max(1, Math.floor(REPS / 5)); rep++) {
-        const p = await project();
+      const kinds = ["history", ...databases.map((d) => d.label)];
+      const times = new Map(kinds.map((kind) => [kind, { writes: [] as number[], commands: [] as number[] }]));
+      for (let rep = 0; rep < Math.max(kinds.length, Math.floor(REPS / 5)); rep++) {
+        const kind = kinds[rep % kinds.length]!;
+        const db = (databases.find((d) => d.label === kind) ?? databases[0]!).database.db;
+        const p = await project(db);
         writeFiles(p.ws, baseFiles, "base");
         let parent: { commit: string; tree: string } | null = null;
         const first = await p.history.take({ parent, message: "base", mode: "commit" });
@@ -88,10 +109,17 @@ async function main() {
         for (let i = 1; i < 30; i++) {
           const changing = i % 5 === 0 || i % 2 === 1;
           if (!changing) continue;
-          writeFileSync(path.join(p.ws, `page-${i}.html`), `<h1>Page ${i}</h1>\n`.repeat(20));
-          if (rep % 2 === 0) {
-            const [ms, taken] = await time(() => p.history.take({ parent, message: `step ${i}`, mode: "changed" }));
-            gitOnly.push(ms);
+          const file = `page-${i}.html`;
+          writeFileSync(path.join(p.ws, file), `<h1>Page ${i}</h1>\n`.repeat(20));
+          // Odd steps write a file (its version is told which); the others are commands (a full take).
+          const write = i % 2 === 1;
+          const files = write ? [file] : undefined;
+          const into = times.get(kind)!;
+          if (kind === "history") {
+            const [ms, taken] = await time(() =>
+              p.history.take({ parent, message: `step ${i}`, mode: "changed", files }),
+            );
+            (write ? into.writes : into.commands).push(ms);
             if (taken.commit) parent = { commit: taken.commit, tree: taken.tree };
           } else {
             const [ms] = await time(() =>
@@ -100,20 +128,22 @@ async function main() {
                 runId: p.runId,
                 iteration: i,
                 kind: "step",
-                tool: "write_file",
+                tool: write ? "write_file" : "run_command",
                 message: `step ${i}`,
                 mode: "changed",
+                files,
               }),
             );
-            withRow.push(ms);
+            (write ? into.writes : into.commands).push(ms);
           }
         }
       }
-      console.log(
-        `\nA version per changing step, workspace of ${baseFiles || "a few"} files (${gitOnly.length + withRow.length} steps):`,
-      );
-      line("git alone (ls-files, stage, tree, commit, diff)", gitOnly);
-      line("git + versions row + run event (PGlite)", withRow);
+      const steps = [...times.values()].reduce((sum, t) => sum + t.writes.length + t.commands.length, 0);
+      console.log(`\nA version per changing step, workspace of ${baseFiles || "a few"} files (${steps} steps):`);
+      line("write_file step: its file, in process", times.get("history")!.writes);
+      for (const { label } of databases) line(`  + versions row + run event (${label})`, times.get(label)!.writes);
+      line("command step: git (ls-files, stage, tree, commit, diff)", times.get("history")!.commands);
+      for (const { label } of databases) line(`  + versions row + run event (${label})`, times.get(label)!.commands);
     }
 
     // 3: restore 2,000 files.
@@ -121,7 +151,7 @@ async function main() {
     const allChanged: number[] = [];
     const reps = Math.max(2, Math.floor(REPS / 4));
     for (let rep = 0; rep < reps; rep++) {
-      const p = await project();
+      const p = await project(pglite.db);
       writeFiles(p.ws, 2000, "one");
       const one = await p.history.take({ parent: null, message: "one", mode: "commit" });
       writeFiles(p.ws, 2000, "two");
@@ -141,7 +171,8 @@ async function main() {
     line("into an empty workspace (2,000 written)", toEmpty);
     console.log(`\n(${os.cpus().length} cores, load average ${os.loadavg()[0]!.toFixed(2)} while measuring)`);
   } finally {
-    await database.close();
+    for (const { database } of databases) await database.close();
+    await dropDatabase();
     rmSync(root, { recursive: true, force: true });
   }
 }

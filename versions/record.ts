@@ -29,6 +29,8 @@ export interface VersionRequest {
   mode: "changed" | "commit";
   restoredFrom?: string | null;
   runStatus?: string | null;
+  /** Only these workspace files can have changed since the last version (a write_file step's): store.ts may read them alone. */
+  files?: string[];
   /** Runs under the lock before the files are read (a restore writes the workspace here). */
   before?: () => Promise<void>;
 }
@@ -84,6 +86,7 @@ function takeVersionRow(db: Db, history: ProjectHistory, request: VersionRequest
       message: request.message,
       mode: request.mode,
       date: new Date(),
+      files: request.files,
     });
     if (!taken.commit || !taken.changes) {
       // Nothing new; the branch may still point at a commit a crash left behind.

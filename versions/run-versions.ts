@@ -39,7 +39,14 @@ function isHistoryError(error: unknown): boolean {
 export async function takeRunVersion(
   db: Db,
   run: { id: string; projectId: string },
-  part: { kind: Exclude<VersionKind, "restore">; iteration: number; tool?: string; status?: string },
+  part: {
+    kind: Exclude<VersionKind, "restore">;
+    iteration: number;
+    tool?: string;
+    status?: string;
+    /** The only files the step can have changed, when its tool says (write_file). */
+    files?: string[];
+  },
   /** Where the project's history is: the agent's own configuration, else the process's. */
   historyOf: (projectId: string) => ProjectHistory | null = (projectId) => existingProjectHistory(projectId),
 ): Promise<Version | null> {
@@ -54,6 +61,7 @@ export async function takeRunVersion(
       kind: part.kind,
       tool: part.tool ?? null,
       runStatus: part.status ?? null,
+      files: part.files,
       mode: part.kind === "run-end" && (await tookVersions(db, run.id)) ? "commit" : "changed",
       message: versionMessage({ runId: run.id, prompt: row?.prompt, ...part }),
     });

@@ -17,10 +17,12 @@
  *   skipped, and stay out of history (a restore leaves them alone, like
  *   node_modules).
  */
-import { lstat, mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from "node:fs/promises";
+import { lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { diffLines } from "diff";
 import { git, GitError, gitText, nulFields, type GitOptions } from "./git";
 import { GitShell, shellQuote } from "./git-shell";
+import { readLooseObject, TreeModel, writeObject } from "./objects";
 
 /** Folders that never enter history, at any depth: dependencies and build output. */
 export const EXCLUDED_FOLDERS = [
@@ -116,6 +118,9 @@ export class ProjectHistory {
   /** Runs the git commands of a take (git-shell.ts): one small shell forks them, not this process. */
   private readonly shell: GitShell;
 
+  /** The newest tree this process knows entry by entry, for takes of known files (objects.ts); null: none yet. */
+  private model: TreeModel | null = null;
+
   private async failed(code: number, what: string): Promise<void> {
     if (code === 0) return;
     const stderr = await readFile(path.join(this.gitDir, "dyno-staging", "err"), "utf8").catch(() => "");
@@ -171,13 +176,13 @@ export class ProjectHistory {
    * - "changed": commits only when the tree differs from the parent's;
    * - "tree": never commits.
    */
-  async take(options: {
-    parent: { commit: string; tree: string } | null;
-    message: string;
-    mode: "commit" | "changed" | "tree";
-    date?: Date;
-  }): Promise<Taken> {
+  async take(options: TakeOptions): Promise<Taken> {
     await this.init();
+    // Git's own lock files matter only to git's commands, which a take of known files does not run.
+    if (options.files && options.parent && options.mode !== "tree") {
+      const known = await this.takeKnownFiles(options.files, { ...options, parent: options.parent });
+      if (known) return known;
+    }
     await this.clearStaleLocks();
     const { gone, tracked, added, skipped } = await this.stage();
     const staging = path.join(this.gitDir, "dyno-staging");
@@ -208,7 +213,121 @@ export class ProjectHistory {
     const secondBreak = rest.indexOf(10);
     const commit = rest.subarray(0, secondBreak).toString().trim();
     await this.setHead(commit);
-    return { tree, commit, changes: parseChanges(rest.subarray(secondBreak + 1)), skipped };
+    const { changes, raw } = parseChangesWithObjects(rest.subarray(secondBreak + 1));
+    await this.followTake(options.parent?.tree ?? null, tree, raw);
+    return { tree, commit, changes, skipped };
+  }
+
+  /**
+   * Keeps the model at the tree a full take just wrote, by applying its changes (diff-tree's raw records) to the
+   * parent's, and checking the result hashes to git's own tree; otherwise it is dropped (loaded again when needed).
+   */
+  private async followTake(parentTree: string | null, tree: string, raw: RawChange[]): Promise<void> {
+    const model = this.model;
+    this.model = null;
+    if (!model || parentTree === null || model.sha !== parentTree) return;
+    for (const change of raw) {
+      if (change.status === "deleted") model.remove(change.path);
+      else if (!model.set(change.path, { mode: change.mode, sha: change.sha })) return;
+    }
+    if ((await model.hash()) === tree) this.model = model;
+  }
+
+  /** The model of `tree`: the one kept, else read from git (one ls-tree, once per process and history). */
+  private async modelOf(tree: string): Promise<TreeModel> {
+    if (this.model?.sha === tree) return this.model;
+    const { stdout } = await git(["ls-tree", "-r", "-t", "-z", "--full-tree", tree], this.opts());
+    this.model = TreeModel.fromListing(tree, stdout);
+    return this.model;
+  }
+
+  /**
+   * A take when the caller knows which files can have changed since `parent` (a write_file step): only they are
+   * read, hashed and written, in this process, with no git command (objects.ts). Returns null, having changed
+   * nothing that matters, for whatever a full take handles better: a file it would skip or not store as is (a
+   * symlink, over the size cap, under a nested repository, a name git treats specially), a file where the tree
+   * has a folder, or a diff too large to count here.
+   */
+  private async takeKnownFiles(
+    files: string[],
+    options: Omit<TakeOptions, "parent"> & { parent: { commit: string; tree: string } },
+  ): Promise<Taken | null> {
+    const found: { path: string; entry: { mode: string; sha: string } | null; content: Buffer | null }[] = [];
+    for (const file of [...new Set(files)].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))) {
+      const storable = storablePath(file);
+      if (storable === "excluded") continue;
+      if (storable === "unsure" || !(await this.onlyRealFolders(file))) return null;
+      const info = await lstat(path.join(this.workTree, file)).catch(() => null);
+      if (!info) {
+        found.push({ path: file, entry: null, content: null });
+        continue;
+      }
+      if (!info.isFile() || info.size > this.maxFileBytes) return null;
+      const content = await readFile(path.join(this.workTree, file));
+      const sha = await writeObject(this.gitDir, "blob", content);
+      found.push({ path: file, entry: { mode: info.mode & 0o100 ? "100755" : "100644", sha }, content });
+    }
+    const model = await this.modelOf(options.parent.tree);
+    // From here the model may be part-changed: a take that gives up drops it (it is loaded again when needed).
+    const giveUp = () => {
+      this.model = null;
+      return null;
+    };
+    const changed: FileChange[] = [];
+    for (const { path: file, entry, content } of found) {
+      const before = model.get(file);
+      if (!entry) {
+        if (!before) continue;
+        const lines = lineCounts(await this.blob(before.sha), null);
+        if (!lines) return giveUp();
+        model.remove(file);
+        changed.push({ path: file, status: "deleted", ...lines });
+        continue;
+      }
+      if (before?.sha === entry.sha && before.mode === entry.mode) continue;
+      const lines = lineCounts(before ? await this.blob(before.sha) : null, content);
+      if (!lines || !model.set(file, entry)) return giveUp();
+      changed.push({ path: file, status: before ? "changed" : "added", ...lines });
+    }
+    const tree = await model.hash(this.gitDir);
+    if (options.mode === "changed" && tree === options.parent.tree)
+      return { tree, commit: null, changes: null, skipped: [] };
+    const date = gitDate(options.date ?? new Date());
+    const commit = await writeObject(
+      this.gitDir,
+      "commit",
+      Buffer.from(
+        `tree ${tree}\nparent ${options.parent.commit}\nauthor ${GIT_IDENTITY} ${date}\ncommitter ${GIT_IDENTITY} ${date}\n\n${options.message}`,
+      ),
+    );
+    await this.setHead(commit);
+    const count = (status: FileChange["status"]) => changed.filter((f) => f.status === status).length;
+    return {
+      tree,
+      commit,
+      changes: { added: count("added"), changed: count("changed"), deleted: count("deleted"), files: changed },
+      skipped: [],
+    };
+  }
+
+  /** True when every folder on the way to `file` is a real folder (no symlink) and none is a repository of its own. */
+  private async onlyRealFolders(file: string): Promise<boolean> {
+    const parts = file.split("/");
+    for (let i = 1; i < parts.length; i++) {
+      const folder = path.join(this.workTree, ...parts.slice(0, i));
+      const info = await lstat(folder).catch(() => null);
+      if (info && !info.isDirectory()) return false;
+      if (!info) return true; // gone: so is the file, a deletion
+      if (await lstat(path.join(folder, ".git")).catch(() => null)) return false;
+    }
+    return true;
+  }
+
+  /** A blob's bytes: read here when loose, else by git (a packed one). */
+  private async blob(sha: string): Promise<Buffer> {
+    const loose = await readLooseObject(this.gitDir, sha);
+    if (loose) return loose.body;
+    return (await git(["cat-file", "blob", sha], this.opts())).stdout;
   }
 
   /** Which paths to drop, refresh and add so the index matches the workspace; what is left out, and why. */
@@ -298,10 +417,25 @@ export class ProjectHistory {
 
   /**
    * Points the versions branch at `sha`, so every version stays reachable.
-   * A loose ref written without a process, renamed into place.
+   * A loose ref written without a process: over the old one in place (one
+   * write of its 41 bytes, which a killed process cannot leave half done,
+   * and no new file, which costs a few ms on a slow disk), else written aside
+   * and renamed into place.
    */
   async setHead(sha: string): Promise<void> {
     const ref = path.join(this.gitDir, VERSIONS_REF);
+    const line = `${sha}\n`;
+    const existing = await open(ref, "r+").catch(() => null);
+    if (existing) {
+      try {
+        if ((await existing.stat()).size === line.length) {
+          await existing.write(line, 0);
+          return;
+        }
+      } finally {
+        await existing.close();
+      }
+    }
     await mkdir(path.dirname(ref), { recursive: true });
     await writeFile(`${ref}.dyno-tmp`, `${sha}\n`);
     await rename(`${ref}.dyno-tmp`, ref);
@@ -431,16 +565,100 @@ function nulList(paths: string[]): string {
   return paths.length ? `${paths.join("\0")}\0` : "";
 }
 
-/** `diff-tree -z --raw --numstat` output: raw records (":mode mode sha sha S", path), then "added\tdeleted\tpath". */
+export interface TakeOptions {
+  parent: { commit: string; tree: string } | null;
+  message: string;
+  mode: "commit" | "changed" | "tree";
+  date?: Date;
+  /** Only these files (workspace paths) can have changed since `parent`: a take of them alone may do. */
+  files?: string[];
+}
+
+/** Who the history's commits are by (git.ts sets the same for git's own). */
+const GIT_IDENTITY = "Dyno <dyno@localhost>";
+
+/**
+ * Whether a take of known files may store `file` as it is: "excluded" under a folder history never keeps,
+ * "unsure" for anything git itself checks or skips (left to a full take), else "yes".
+ */
+function storablePath(file: string): "yes" | "excluded" | "unsure" {
+  if (!file || file.startsWith("/") || file.includes("\0") || /\p{Cs}/u.test(file) || file.includes("\uFFFD"))
+    return "unsure";
+  const parts = file.split("/");
+  for (const part of parts) {
+    if (part === "" || part === "." || part === "..") return "unsure";
+    // .git in any spelling git guards against (case, characters HFS ignores, 8.3 names, trailing dots and
+    // spaces), and backslashes and colons (NTFS).
+    const bare = part.replace(/[^\x20-\x7e]/g, "").toLowerCase();
+    if (bare === ".git" || /^git~/.test(bare) || /[.\s]$/.test(part) || /[\\:]/.test(part)) return "unsure";
+  }
+  if (parts.slice(0, -1).some((part) => (EXCLUDED_FOLDERS as readonly string[]).includes(part))) return "excluded";
+  return "yes";
+}
+
+/** Bytes git reads to tell a binary file: a NUL among the first 8,000 makes it binary. */
+const BINARY_PROBE_BYTES = 8000;
+/** Over this many edits a line diff costs more here than git's own (then a full take counts it). */
+const MAX_LINE_EDITS = 5000;
+
+/**
+ * `diff --numstat`'s counts between two versions of a file (null: absent): null counts for a binary file, as
+ * git gives; undefined when the diff is too large to count here.
+ */
+function lineCounts(
+  before: Buffer | null,
+  after: Buffer | null,
+): { linesAdded: number | null; linesDeleted: number | null } | undefined {
+  const binary = (b: Buffer | null) => !!b && b.subarray(0, BINARY_PROBE_BYTES).includes(0);
+  if (binary(before) || binary(after)) return { linesAdded: null, linesDeleted: null };
+  // latin1: one character per byte, so bytes that are not UTF-8 compare as themselves.
+  const text = (b: Buffer | null) => (b ? b.toString("latin1") : "");
+  if (!before || !after) {
+    const lines = (b: Buffer | null) =>
+      !b || b.length === 0 ? 0 : text(b).split("\n").length - (b.at(-1) === 10 ? 1 : 0);
+    return { linesAdded: lines(after), linesDeleted: lines(before) };
+  }
+  const parts = diffLines(text(before), text(after), { maxEditLength: MAX_LINE_EDITS });
+  if (!parts) return undefined;
+  let linesAdded = 0;
+  let linesDeleted = 0;
+  for (const part of parts) {
+    if (part.added) linesAdded += part.count ?? 0;
+    else if (part.removed) linesDeleted += part.count ?? 0;
+  }
+  return { linesAdded, linesDeleted };
+}
+
+interface RawChange {
+  path: string;
+  status: FileChange["status"];
+  /** The new mode and object (for a deletion, the old). */
+  mode: string;
+  sha: string;
+}
+
 function parseChanges(stdout: Buffer): ChangeSummary {
+  return parseChangesWithObjects(stdout).changes;
+}
+
+/** `diff-tree -z --raw --numstat` output: raw records (":mode mode sha sha S", path), then "added\tdeleted\tpath". */
+function parseChangesWithObjects(stdout: Buffer): { changes: ChangeSummary; raw: RawChange[] } {
   const fields = nulFields(stdout);
   const byPath = new Map<string, FileChange>();
+  const raw: RawChange[] = [];
   let i = 0;
   while (i < fields.length && fields[i]!.startsWith(":")) {
-    const letter = fields[i]!.split(" ").at(-1)!;
+    const [, newMode, oldSha, newSha, letter] = fields[i]!.slice(1).split(" ") as [
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
     const file = fields[i + 1]!;
     const status = letter === "A" ? "added" : letter === "D" ? "deleted" : "changed";
     byPath.set(file, { path: file, status, linesAdded: null, linesDeleted: null });
+    raw.push({ path: file, status, mode: newMode, sha: status === "deleted" ? oldSha : newSha });
     i += 2;
   }
   for (; i < fields.length; i++) {
@@ -452,10 +670,13 @@ function parseChanges(stdout: Buffer): ChangeSummary {
   }
   const files = [...byPath.values()];
   return {
-    added: files.filter((f) => f.status === "added").length,
-    changed: files.filter((f) => f.status === "changed").length,
-    deleted: files.filter((f) => f.status === "deleted").length,
-    files,
+    changes: {
+      added: files.filter((f) => f.status === "added").length,
+      changed: files.filter((f) => f.status === "changed").length,
+      deleted: files.filter((f) => f.status === "deleted").length,
+      files,
+    },
+    raw,
   };
 }
 

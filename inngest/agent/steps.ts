@@ -433,7 +433,14 @@ export async function act(agent: AgentContext, run: AgentRun, iteration: number)
     // The tool has run: if its result cannot be saved for a few seconds, retrying the whole step would run it again.
     await savingThrough(run, `act-${iteration}`, () => saveOutcome(agent, run, iteration, action, outcome));
     // After the result (a crash in between takes it on the retry, above); a stopped step's partial work counts too.
-    await takeStepVersion(agent, run, iteration, saved);
+    // A write_file changed its one file and nothing else, so the version need look at no other.
+    await takeStepVersion(
+      agent,
+      run,
+      iteration,
+      saved,
+      action.tool === "write_file" ? outcome.filesChanged : undefined,
+    );
     return { next: outcome.stopped || stoppedBy(watch.signal) ? "stop" : "think" };
   } finally {
     watch.close();
@@ -445,10 +452,11 @@ async function takeStepVersion(
   run: AgentRun,
   iteration: number,
   saved: { payload: Record<string, unknown> } | undefined,
+  files?: string[],
 ) {
   const tool = (saved?.payload.action as AgentAction | undefined)?.tool;
   if (!tool || typeof saved?.payload.refused === "string" || !toolMayChangeFiles(tool)) return;
-  await takeRunVersion(agent.database.db, run, { kind: "step", iteration, tool }, agent.history);
+  await takeRunVersion(agent.database.db, run, { kind: "step", iteration, tool, files }, agent.history);
 }
 
 async function saveOutcome(

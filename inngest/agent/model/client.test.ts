@@ -1,6 +1,6 @@
 import { vi, describe, expect, it } from "vitest";
 import { b } from "../../../baml_client";
-import { createClientRegistry } from "./client";
+import { bamlClientOptions, createClientRegistry } from "./client";
 import type { ModelConfig } from "./config";
 
 vi.hoisted(() => {
@@ -12,9 +12,11 @@ const conversation = [{ role: "user" as const, content: "Build a todo page" }];
 
 /** The HTTP request BAML would send for a config (built, not sent). */
 async function requestFor(config: ModelConfig, options: Parameters<typeof createClientRegistry>[1] = {}) {
-  const request = await b.request.CodingAgent(context, conversation, {
-    clientRegistry: createClientRegistry(config, options),
-  });
+  const request = await b.request.CodingAgent(
+    context,
+    conversation,
+    bamlClientOptions(createClientRegistry(config, options)),
+  );
   return {
     url: request.url,
     headers: request.headers as Record<string, string>,
@@ -111,7 +113,7 @@ describe("createClientRegistry with a fallback", () => {
       });
       const fallback = config("backup", "sk-fallback");
       const viaFallback = await b.CodingAgent(context, conversation, {
-        clientRegistry: createClientRegistry(config("down", "sk-primary"), { fallback }),
+        ...bamlClientOptions(createClientRegistry(config("down", "sk-primary"), { fallback })),
       });
       expect(viaFallback).toMatchObject({ tool: "reply_to_user", message: "from the fallback" });
       expect(replay.requestLog.map((r) => r.model)).toEqual(["down", "backup"]);
@@ -119,12 +121,74 @@ describe("createClientRegistry with a fallback", () => {
       expect(replay.authorizations).toEqual(["Bearer sk-primary", "Bearer sk-fallback"]);
 
       const direct = await b.CodingAgent(context, conversation, {
-        clientRegistry: createClientRegistry(config("up", "sk-primary"), { fallback }),
+        ...bamlClientOptions(createClientRegistry(config("up", "sk-primary"), { fallback })),
       });
       expect(direct).toMatchObject({ tool: "read_file", path: "index.html" });
       expect(replay.requestLog.map((r) => r.model)).toEqual(["down", "backup", "up"]);
     } finally {
       await replay.close();
+    }
+  });
+});
+
+describe("the clients defined in clients.baml, configured per call", () => {
+  it("keeps each call's model, key and server its own, with many calls at once", async () => {
+    // BAML keeps a defined client built while the env is the same: calls for two builders (two keys, two servers)
+    // in flight together must never borrow each other's.
+    const { startReplayServer } = await import("../../../model-replay/server");
+    const servers = await Promise.all(
+      ["first", "second"].map((name) =>
+        startReplayServer({
+          scripts: [{ name, turns: Array.from({ length: 20 }, () => ({ reply: { tool: "list_files", path: name } })) }],
+        }),
+      ),
+    );
+    try {
+      const registries = servers.map((server, i) =>
+        createClientRegistry({
+          provider: "openai-compatible",
+          model: i === 0 ? "first" : "second",
+          baseUrl: server.url,
+          apiKey: `sk-builder-${i}`,
+          label: "x",
+        }),
+      );
+      const answers = await Promise.all(
+        Array.from({ length: 20 }, (_, call) => {
+          const i = call % 2;
+          const options = bamlClientOptions(registries[i]!, { streaming: call % 4 < 2 });
+          const answer =
+            call % 4 < 2
+              ? b.stream.CodingAgent(context, conversation, options).getFinalResponse()
+              : b.CodingAgent(context, conversation, options);
+          return answer.then((action) => [i, action] as const);
+        }),
+      );
+      for (const [i, action] of answers) expect(action).toMatchObject({ path: i === 0 ? "first" : "second" });
+      servers.forEach((server, i) => {
+        expect(server.requestLog).toHaveLength(10);
+        expect(new Set(server.requestLog.map((r) => r.model))).toEqual(new Set([i === 0 ? "first" : "second"]));
+        expect(new Set(server.authorizations)).toEqual(new Set([`Bearer sk-builder-${i}`]));
+      });
+    } finally {
+      await Promise.all(servers.map((server) => server.close()));
+    }
+  });
+
+  it("takes nothing from the process's environment: a keyless server gets no key even when DYNO_LLM_API_KEY is set", async () => {
+    process.env.DYNO_LLM_API_KEY = "sk-from-the-process";
+    try {
+      const request = await requestFor({
+        provider: "openai-compatible",
+        model: "m",
+        baseUrl: "http://127.0.0.1:11434/v1",
+        label: "x",
+      });
+      expect(request.headers.authorization).toBeUndefined();
+      const openai = await requestFor({ provider: "openai", model: "gpt-4.1", apiKey: "sk-own", label: "x" });
+      expect(openai.headers.authorization).toBe("Bearer sk-own");
+    } finally {
+      delete process.env.DYNO_LLM_API_KEY;
     }
   });
 });

@@ -4,7 +4,7 @@ import { vi, afterAll, beforeAll, describe, expect, it } from "vitest";
 import { b } from "../../../baml_client";
 import { loadReplayScript, BUNDLED_SCRIPTS_DIR, DEMO_SCRIPT, type ReplayScript } from "../../../model-replay/script";
 import { startReplayServer, type ReplayServer } from "../../../model-replay/server";
-import { createClientRegistry } from "./client";
+import { bamlClientOptions, createClientRegistry } from "./client";
 import type { ModelConfig } from "./config";
 import {
   cleanTitle,
@@ -266,7 +266,7 @@ describe("nextAction streams", () => {
     for (const text of texts) expect(content.startsWith(text.slice(0, -1))).toBe(true);
     // The durable record is what a plain (unstreamed) call parses from the same reply.
     const { registry } = replay("stream-write");
-    const plain = await b.CodingAgent(context(), [PROMPT], { clientRegistry: registry });
+    const plain = await b.CodingAgent(context(), [PROMPT], bamlClientOptions(registry));
     expect(result.ok && result.action).toEqual(plain);
   });
 
@@ -284,9 +284,11 @@ describe("nextAction streams", () => {
         conversation: [...conversation],
         onPartial: () => {},
       });
-      const plain = await b.CodingAgent(context(), [...conversation], {
-        clientRegistry: replay("every-kind-streamed").registry,
-      });
+      const plain = await b.CodingAgent(
+        context(),
+        [...conversation],
+        bamlClientOptions(replay("every-kind-streamed").registry),
+      );
       expect(streamed.ok && streamed.action).toEqual(plain);
       expect(plain).toMatchObject(expected);
       conversation.push({ role: "assistant", content: streamed.raw }, { role: "user", content: "Result: ok" });

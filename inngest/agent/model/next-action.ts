@@ -29,7 +29,7 @@ import {
   type WriteFile,
 } from "../../../baml_client";
 import { UNTITLED_PROJECT } from "../../../db/schema";
-import { streamingRegistryFor } from "./client";
+import { bamlClientOptions } from "./client";
 import type { ModelConfig } from "./config";
 import { withModelRetry } from "./retry";
 
@@ -170,7 +170,7 @@ function streamedError(error: Error): Error {
 export async function nextAction(input: NextActionInput): Promise<NextActionResult> {
   const { registry, mode, context, conversation, signal, onPartial } = input;
   const collector = new Collector("next-action");
-  const options = { clientRegistry: streamingRegistryFor(registry), collector, ...(signal ? { signal } : {}) };
+  const options = { ...bamlClientOptions(registry, { streaming: true }), collector, ...(signal ? { signal } : {}) };
   // Streamed (the reply arrives as the model writes it); the final parse is the same as a plain call's.
   const streamed = async (): Promise<AgentAction> => {
     try {
@@ -235,7 +235,11 @@ export async function generateTitle(input: {
   signal?: AbortSignal;
 }): Promise<{ title: string; usage: ModelUsage }> {
   const collector = new Collector("generate-title");
-  const options = { clientRegistry: input.registry, collector, ...(input.signal ? { signal: input.signal } : {}) };
+  const options = {
+    ...bamlClientOptions(input.registry),
+    collector,
+    ...(input.signal ? { signal: input.signal } : {}),
+  };
   const text = await withModelRetry(() => b.GenerateTitle(input.prompt, options), { signal: input.signal });
   return { title: cleanTitle(text) || UNTITLED_PROJECT, usage: usageOf(collector) };
 }

@@ -5,6 +5,7 @@
  */
 import { Collector, type ClientRegistry } from "@boundaryml/baml";
 import { b, type ConversationTurn, type Todo } from "../../../baml_client";
+import { bamlClientOptions } from "./client";
 import type { ModelUsage } from "./next-action";
 import { withModelRetry } from "./retry";
 
@@ -25,7 +26,11 @@ export async function summarizeSession(input: {
   signal?: AbortSignal;
 }): Promise<{ summary: string; usage: ModelUsage }> {
   const collector = new Collector("summarize-session");
-  const options = { clientRegistry: input.registry, collector, ...(input.signal ? { signal: input.signal } : {}) };
+  const options = {
+    ...bamlClientOptions(input.registry),
+    collector,
+    ...(input.signal ? { signal: input.signal } : {}),
+  };
   const text = await withModelRetry(
     () => b.SummarizeSession(input.previousSummary ?? null, input.turns, input.todos, options),
     { signal: input.signal },

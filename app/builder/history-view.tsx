@@ -270,11 +270,20 @@ function RefreshWhilePushing() {
 /** The push in flight, or how the last one ended. Without JavaScript a reload shows the same. */
 function PushState({ remote }: { remote: HistoryData["remote"] }) {
   if (!remote) return null;
+  const failed = remote.pushState === "failed" || (!remote.pushState && !!remote.lastError);
+  // After a failed push the older success is news about what the branch still holds, so it comes second.
   const pushed = remote.lastPushedAt ? (
-    <>
-      Pushed{remote.lastPushedNumber ? ` version ${remote.lastPushedNumber}` : ""} to {remote.branch}{" "}
-      <RelativeTime date={new Date(remote.lastPushedAt)} />.
-    </>
+    failed ? (
+      <>
+        {remote.branch} still has{remote.lastPushedNumber ? ` version ${remote.lastPushedNumber}` : " what was pushed"},
+        pushed <RelativeTime date={new Date(remote.lastPushedAt)} />.
+      </>
+    ) : (
+      <>
+        Pushed{remote.lastPushedNumber ? ` version ${remote.lastPushedNumber}` : ""} to {remote.branch}{" "}
+        <RelativeTime date={new Date(remote.lastPushedAt)} />.
+      </>
+    )
   ) : null;
   if (remote.pushState === "pushing") {
     return (
@@ -285,14 +294,14 @@ function PushState({ remote }: { remote: HistoryData["remote"] }) {
   }
   return (
     <>
+      {failed ? (
+        <p className="error push-state" data-push-state="failed" role="status">
+          Last push{remote.pushNumber ? ` (version ${remote.pushNumber})` : ""}: {remote.lastError}
+        </p>
+      ) : null}
       {pushed ? (
         <p className="hint push-state" data-push-state="pushed" role="status">
           {pushed}
-        </p>
-      ) : null}
-      {remote.pushState === "failed" || (!remote.pushState && remote.lastError) ? (
-        <p className="error push-state" data-push-state="failed" role="status">
-          Last push{remote.pushNumber ? ` (version ${remote.pushNumber})` : ""}: {remote.lastError}
         </p>
       ) : null}
     </>

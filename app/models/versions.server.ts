@@ -277,13 +277,17 @@ export async function exportToGit(
   const latest = await latestVersion(db, project.id);
   if (!latest) throw new ExportError("There is nothing to push yet: versions are taken when a run changes files.");
   const requestedAt = new Date();
+  const url = pgSafeText(input.url.trim());
+  // Another remote or branch has none of what was pushed before: forget that push, or the panel would claim it.
+  const elsewhere = stored && (stored.url !== url || stored.branch !== branch);
   const values = {
-    url: pgSafeText(input.url.trim()),
+    url,
     branch,
     token: sealed,
     pushState: "pushing" as const,
     pushNumber: latest.number,
     pushRequestedAt: requestedAt,
+    ...(elsewhere ? { lastPushedAt: null, lastPushedNumber: null, lastError: null } : {}),
   };
   // One statement decides between two exports at once: the row is taken only if no push holds it.
   const taken = await db

@@ -150,6 +150,8 @@ describe("versions in the browser", () => {
       await expect
         .poll(() => page.locator(".export-git .push-state.error").textContent(), { timeout: 30_000 })
         .toMatch(/Last push \(version 6\): There is no Git repository at that URL/);
+      // The earlier push went to another remote: the panel no longer says this one has version 6.
+      expect(await page.locator('.export-git [data-push-state="pushed"]').count()).toBe(0);
       expect(await page.getByRole("button", { name: "Push history" }).isEnabled()).toBe(true);
       await screenshot(page, "versions-export-failed-390");
       expect(execFileSync("git", ["--git-dir", bare, "log", "--format=%s", "dyno"], { encoding: "utf8" })).toContain(

@@ -1,4 +1,4 @@
-import { Form, useNavigation } from "@remix-run/react";
+import { Form, Link, useNavigation } from "@remix-run/react";
 import { useEffect, useRef, useState } from "react";
 import { MAX_PROMPT_CHARS } from "~/models/prompt";
 import { ACCEPTED_IMAGE_TYPES, humanSize } from "~/models/prompt-images";
@@ -205,7 +205,10 @@ function NoModelNotice({ problem, demoDisabled }: { problem: string; demoDisable
         <strong>No model is configured</strong>, so the agent cannot take prompts here yet.
         {unset ? null : <> {problem}</>}
       </p>
-      <p>To use one, set these in Dyno&apos;s environment and restart it:</p>
+      <p>
+        Add your own key in <Link to="/settings">Settings</Link> (OpenAI, Anthropic or an OpenAI-compatible server),
+        then pick it for this project. Or set these in Dyno&apos;s environment and restart it:
+      </p>
       <ul>
         <li>
           <code>AGENT_MODEL=openai/gpt-4.1</code> with <code>OPENAI_API_KEY</code>

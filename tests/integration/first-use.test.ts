@@ -124,6 +124,8 @@ describe("with no model configured", () => {
     expect(page).toMatch(/<button[^>]*value="prompt"[^>]*disabled=""[^>]*>Send</);
     expect(page).toMatch(/<button[^>]*value="demo"[^>]*>Run the offline demo</);
     expect(page).toContain("AGENT_MODEL=openai/gpt-4.1");
+    // A builder can add a key without a restart: the notice says where.
+    expect(page).toMatch(/Add your own key in <a[^>]*href="\/settings"[^>]*>Settings<\/a>/);
     expect(page).not.toContain('role="alert"');
   });
 

@@ -56,7 +56,7 @@ describe("model keys in the browser", () => {
       await gotoHydrated(page, projectUrl);
       await expect.poll(() => page.locator("body").innerText()).toContain("No model is configured");
 
-      await page.getByRole("link", { name: "Settings" }).click();
+      await page.getByRole("banner").getByRole("link", { name: "Settings" }).click();
       await page.waitForURL(/\/settings$/);
       await gotoHydrated(page, page.url());
       await page.getByLabel("Provider").selectOption("openai-compatible");

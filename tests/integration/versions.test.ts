@@ -374,10 +374,11 @@ describe("versions of a run", () => {
     expect(engine.text).not.toContain("tok-secret-123");
     expect(logged.text()).not.toContain("tok-secret-123");
 
-    // A remote that is not a repository: the request is accepted, the outcome is the recorded error.
+    // A remote that is not a repository: the request is accepted, the outcome is the recorded error. It is another
+    // remote, so the push of version 3 to the first one is forgotten rather than claimed for this one.
     await versionsApi.exportToGit(db, row, { url: path.join(stack.dataDir, "nowhere.git"), branch: "dyno", token: "" });
     const failed = await pushOutcome(project.id);
-    expect(failed).toMatchObject({ pushState: "failed", lastPushedNumber: 3 });
+    expect(failed).toMatchObject({ pushState: "failed", lastPushedNumber: null, lastPushedAt: null });
     expect(failed.lastError).toMatch(/There is no Git repository/);
     // The blank token kept the stored one.
     expect(failed.token).toBe(remote!.token);

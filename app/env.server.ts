@@ -142,6 +142,15 @@ const EnvSchema = z
      * every stream in the process; "per-client", each stream reads for itself (the old way, for benchmarks to compare).
      */
     RUN_EVENTS_FANOUT: z.enum(["shared", "per-client"]).default("shared"),
+    /**
+     * The bearer token /metrics asks for (Prometheus' `authorization: { credentials: … }`); unset, /metrics is off
+     * (404). At least 16 characters: it guards what runs and how much they cost.
+     */
+    METRICS_TOKEN: z
+      .string()
+      .optional()
+      .transform((v) => (v?.trim() ? v.trim() : undefined))
+      .refine((v) => v === undefined || v.length >= 16, "at least 16 characters (e.g. openssl rand -hex 24)"),
 
     /** Agent bounds. */
     AGENT_MAX_ITERATIONS: z.coerce.number().int().min(1).max(500).default(50),

@@ -60,16 +60,20 @@ async function ensureRedis(url: string): Promise<void> {
 }
 
 /** Keys kept across restarts of the topology, so sessions and the engine's state stay valid. */
-function keys(): { eventKey: string; signingKey: string; sessionSecret: string } {
+function keys(): { eventKey: string; signingKey: string; sessionSecret: string; metricsToken: string } {
   const file = path.join(folder, "keys.json");
-  if (existsSync(file)) return JSON.parse(readFileSync(file, "utf8")) as ReturnType<typeof keys>;
+  const kept = existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as Partial<ReturnType<typeof keys>>) : {};
   const made = {
-    eventKey: randomBytes(16).toString("hex"),
-    signingKey: randomBytes(32).toString("hex"),
-    sessionSecret: randomBytes(32).toString("hex"),
+    eventKey: kept.eventKey ?? randomBytes(16).toString("hex"),
+    signingKey: kept.signingKey ?? randomBytes(32).toString("hex"),
+    sessionSecret: kept.sessionSecret ?? randomBytes(32).toString("hex"),
+    // Added after the others: a keys.json written before it gets one.
+    metricsToken: kept.metricsToken ?? randomBytes(24).toString("hex"),
   };
-  mkdirSync(folder, { recursive: true, mode: 0o700 });
-  writeFileSync(file, JSON.stringify(made, null, 2), { mode: 0o600 });
+  if (Object.keys(kept).length < Object.keys(made).length) {
+    mkdirSync(folder, { recursive: true, mode: 0o700 });
+    writeFileSync(file, JSON.stringify(made, null, 2), { mode: 0o600 });
+  }
   return made;
 }
 
@@ -81,7 +85,7 @@ await ensureRedis(redisUrl);
 console.log("Building the app (npm run build)…");
 execFileSync("npm", ["run", "build"], { stdio: "ignore" });
 const engine = await findOrBuildEngine();
-const { eventKey, signingKey, sessionSecret } = keys();
+const { eventKey, signingKey, sessionSecret, metricsToken } = keys();
 const topology = await startTopology({
   engineBin: engine.bin,
   databaseUrl,
@@ -95,11 +99,14 @@ const topology = await startTopology({
   eventKey,
   signingKey,
   sessionSecret,
+  appEnv: { METRICS_TOKEN: metricsToken },
 });
 console.log(`Dyno (production topology) is up at ${topology.url}
   ${replicas} app replicas: ${topology.replicas.map((r) => r.url).join(", ")}
   previews: http://<project>.localhost:${topology.previewPort}
   engine (inngest start, Postgres + Redis): ${topology.engine.url}
+  health: ${topology.url}/healthz; metrics: scrape each replica (a request through the balancer reaches any one),
+    curl -H "authorization: Bearer $(node -p 'require("${path.join(folder, "keys.json")}").metricsToken')" ${topology.replicas[0]!.url}/metrics
   logs: ${path.join(folder, "logs")}
 Ctrl-C stops it.`);
 

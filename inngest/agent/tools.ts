@@ -5,6 +5,7 @@
  */
 import path from "node:path";
 import type { Todo } from "../../db/schema";
+import { countSandboxLimitHit } from "../../metrics/registry";
 import {
   probeApp,
   SandboxFileError,
@@ -366,6 +367,7 @@ export async function runTool(
         const after = await fileSet(sandbox);
         const created = [...after].filter((path) => !before.has(path));
         const ok = result.exitCode === 0 && !result.timedOut && !result.aborted && !result.limit;
+        if (result.limit || result.timedOut) countSandboxLimitHit(result.limit ?? "timeout", "command");
         return {
           ok,
           content: formatExec(action.command, result, limits.network),

@@ -1,5 +1,6 @@
 import { env } from "../../app/env.server";
 import { db } from "../../db";
+import { timeStep } from "../../metrics/registry";
 import { createAgentContext, type AgentContext } from "../agent/context";
 import { runAgentLoop } from "../agent/loop";
 import { agentPrompt, agentStop, inngest } from "../client";
@@ -47,7 +48,7 @@ export const codingAgent = inngest.createFunction(
           try {
             // A retry runs one step per call (memoized ones replay): this is the step that was interrupted.
             if (attempt > 0) await markRunResuming(agent().database.db, runId, { step: id, attempt: attempt + 1 });
-            return await fn();
+            return await timeStep(id, fn);
           } catch (error) {
             throw retryDecision(error, attempt);
           }

@@ -22,6 +22,7 @@ import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { countSandboxLimitHit } from "../../metrics/registry";
 import {
   bubblewrapArgs,
   checkLocalIsolation,
@@ -691,6 +692,7 @@ export class AppSupervisor implements AppProcess {
       return;
     }
     if (hit) {
+      countSandboxLimitHit(hit, "app");
       const reason = limitText(hit, this.settings.limits);
       this.setStatus({ state: "crashed", port: null, reason, nextRestartAt: null });
       this.system(`${reason}; the app process was stopped (the project's other processes share this limit)`);

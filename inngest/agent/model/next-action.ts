@@ -29,6 +29,7 @@ import {
   type WriteFile,
 } from "../../../baml_client";
 import { UNTITLED_PROJECT } from "../../../db/schema";
+import { countModelTokens, type ModelCall } from "../../../metrics/registry";
 import { bamlClientOptions } from "./client";
 import type { ModelConfig } from "./config";
 import { withModelRetry } from "./retry";
@@ -88,10 +89,12 @@ export interface NextActionInput {
   onPartial?: (partial: unknown) => void;
 }
 
-/** Tokens BAML recorded for the call; 0 when the provider reported none. */
-function usageOf(collector: Collector): ModelUsage {
+/** Tokens BAML recorded for the call (0 when the provider reported none), counted for /metrics as they are read. */
+export function usageOf(collector: Collector, call: ModelCall): ModelUsage {
   const usage = collector.last?.usage;
-  return { inputTokens: usage?.inputTokens ?? 0, outputTokens: usage?.outputTokens ?? 0 };
+  const tokens = { inputTokens: usage?.inputTokens ?? 0, outputTokens: usage?.outputTokens ?? 0 };
+  countModelTokens(call, tokens);
+  return tokens;
 }
 
 /** The JSON object a reply holds, if any: bare, inside ``` fences, or amid prose. */
@@ -204,7 +207,7 @@ export async function nextAction(input: NextActionInput): Promise<NextActionResu
   try {
     const action: AgentAction = await withModelRetry(streamed, { signal });
     const raw = collector.last?.rawLlmResponse ?? JSON.stringify(action);
-    const usage = usageOf(collector);
+    const usage = usageOf(collector, "next_action");
     // The function's return type already limits the tools; this guards against a baml_src change.
     if (!toolsFor(mode).includes(action.tool)) {
       return { ok: false, problem: "unknown_tool", error: unknownToolMessage(action.tool, mode), raw, usage };
@@ -213,7 +216,7 @@ export async function nextAction(input: NextActionInput): Promise<NextActionResu
   } catch (error) {
     // Output the model got wrong. (A finish-reason error means it was cut off, e.g. by max tokens.)
     if (error instanceof BamlValidationError || error instanceof BamlClientFinishReasonError) {
-      return rejectedReply(error.raw_output, mode, usageOf(collector));
+      return rejectedReply(error.raw_output, mode, usageOf(collector, "next_action"));
     }
     throw error;
   }
@@ -241,7 +244,7 @@ export async function generateTitle(input: {
     ...(input.signal ? { signal: input.signal } : {}),
   };
   const text = await withModelRetry(() => b.GenerateTitle(input.prompt, options), { signal: input.signal });
-  return { title: cleanTitle(text) || UNTITLED_PROJECT, usage: usageOf(collector) };
+  return { title: cleanTitle(text) || UNTITLED_PROJECT, usage: usageOf(collector, "title") };
 }
 
 /** A call stopped through its AbortSignal (the builder pressed Stop). */

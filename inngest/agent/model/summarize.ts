@@ -6,7 +6,7 @@
 import { Collector, type ClientRegistry } from "@boundaryml/baml";
 import { b, type ConversationTurn, type Todo } from "../../../baml_client";
 import { bamlClientOptions } from "./client";
-import type { ModelUsage } from "./next-action";
+import { usageOf, type ModelUsage } from "./next-action";
 import { withModelRetry } from "./retry";
 
 /** A summary never grows past this (about 2,000 tokens): it is sent with every later step. */
@@ -35,9 +35,5 @@ export async function summarizeSession(input: {
     () => b.SummarizeSession(input.previousSummary ?? null, input.turns, input.todos, options),
     { signal: input.signal },
   );
-  const usage = collector.last?.usage;
-  return {
-    summary: boundedSummary(text),
-    usage: { inputTokens: usage?.inputTokens ?? 0, outputTokens: usage?.outputTokens ?? 0 },
-  };
+  return { summary: boundedSummary(text), usage: usageOf(collector, "summary") };
 }

@@ -20,7 +20,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { createWriteStream, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
@@ -89,6 +89,21 @@ function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
+/** CPU seconds all of Postgres' processes (postmaster, backends, workers) have used so far: they share the cores. */
+function postgresCpuSeconds(): number {
+  let total = 0;
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/comm`, "utf8").trim() !== "postgres") continue;
+      total += cpuSeconds(Number(entry));
+    } catch {
+      // Gone between the listing and the read.
+    }
+  }
+  return total;
 }
 
 function rssMiB(pid: number): number {
@@ -444,7 +459,8 @@ async function main() {
           "one project each, all started at once",
       );
       console.log(
-        "   runs | outside the model per iteration (median, p95) | ratio to 1 run | CPU/iteration: app, engine | events",
+        "   runs | outside the model per iteration (median, p95) | ratio to 1 run | " +
+          "CPU/iteration: app, engine, Postgres, bench (replay + clients) = all; cores busy | events",
       );
       let expectedTypes: string | undefined;
       for (const k of RUNS) {
@@ -453,6 +469,9 @@ async function main() {
         await Promise.all(clients.map((c) => c.opened));
         const cpuBefore = cpuSeconds(server.pid);
         const engineCpuBefore = cpuSeconds(engine!.process.pid!);
+        const postgresCpuBefore = postgresCpuSeconds();
+        const benchCpuBefore = process.cpuUsage();
+        const wallBefore = performance.now();
         const started = await Promise.all(
           projectsHere.map((p) =>
             startRun(db, {
@@ -496,6 +515,13 @@ async function main() {
         const iterations = finished.reduce((sum, r) => sum + r.iteration, 0);
         const cpuPerIteration = ((cpuSeconds(server.pid) - cpuBefore) * 1000) / iterations;
         const engineCpuPerIteration = ((cpuSeconds(engine!.process.pid!) - engineCpuBefore) * 1000) / iterations;
+        const postgresCpuPerIteration = ((postgresCpuSeconds() - postgresCpuBefore) * 1000) / iterations;
+        const benchCpu = process.cpuUsage(benchCpuBefore);
+        const benchCpuPerIteration = (benchCpu.user + benchCpu.system) / 1000 / iterations;
+        const allCpuPerIteration =
+          cpuPerIteration + engineCpuPerIteration + postgresCpuPerIteration + benchCpuPerIteration;
+        // How much of the machine the part kept busy: near 1, iterations queue for a core.
+        const coresBusy = (allCpuPerIteration * iterations) / (performance.now() - wallBefore) / os.cpus().length;
         const clientOfRun = new Map(started.map((r, i) => [r.id, clients[i]!]));
         await waitFor(
           () => events.every((e) => clientOfRun.get(e.runId)!.arrivals.has(e.id)),
@@ -508,7 +534,9 @@ async function main() {
         const base = overheads.get(RUNS[0]!)!;
         console.log(
           `  ${String(k).padStart(5)} | ${`${ms(med)}, ${ms(percentile(perIteration, 95))}`.padStart(45)} | ` +
-            `${(med / base).toFixed(2).padStart(14)} | ${`${ms(cpuPerIteration)}, ${ms(engineCpuPerIteration)}`.padStart(26)} | ` +
+            `${(med / base).toFixed(2).padStart(14)} | ` +
+            `${ms(cpuPerIteration)}, ${ms(engineCpuPerIteration)}, ${ms(postgresCpuPerIteration)}, ` +
+            `${ms(benchCpuPerIteration)} = ${ms(allCpuPerIteration)}; ${(coresBusy * 100).toFixed(0)}% | ` +
             `${odd.length === 0 ? "same types and counts in every run" : `${odd.length} runs differ`}, ` +
             `${rewritten} rows written twice (a step re-ran), every row reached its stream (load ${load()})`,
         );

@@ -112,6 +112,16 @@ describe("resolveRunModels", () => {
     );
     expect((refused as Error).message).toMatch(/loopback.*MODEL_KEYS_ALLOW_PRIVATE=1/);
 
+    // The run's row is read once (its choice never changes); its key is looked up at every step, so a key removed
+    // during a run ends it at the next one.
+    const mine = await keyFor(user.id, "sk-mine-abcdefghijkl");
+    const cached = await runWith(user.id, project.id, { model: "openai-compatible/m2", modelKeyId: mine });
+    expect((await resolveRunModels(db(), cached.id, options)).config).toMatchObject({ model: "m2" });
+    await db().update(runs).set({ model: "openai-compatible/m1" }).where(eq(runs.id, cached.id));
+    expect((await resolveRunModels(db(), cached.id, options)).config).toMatchObject({ model: "m2" });
+    await db().delete(modelKeys).where(eq(modelKeys.id, mine));
+    await expect(resolveRunModels(db(), cached.id, options)).rejects.toThrow(/was removed/);
+
     // Deleting the builder deletes their keys with them (and a run of theirs can no longer name one).
     await db().delete(users).where(eq(users.id, other.user.id));
     expect(await db().select().from(modelKeys).where(eq(modelKeys.id, othersKey))).toEqual([]);

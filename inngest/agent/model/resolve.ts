@@ -71,12 +71,19 @@ export async function resolveModel(
   return keyedModelConfig({ provider: key.provider, model, baseUrl: key.baseUrl, apiKey });
 }
 
-/** The run's model and its fallback, from the run's row. */
-export async function resolveRunModels(
-  db: Db,
-  runId: string,
-  options: ResolveOptions,
-): Promise<{ config: ModelConfig; fallback?: ModelConfig }> {
+type RunChoice = RunModelChoice & { userId: string };
+
+/**
+ * Runs' model choices this process has read, by run id (most recent last). A run's row names its models when it is
+ * created and never changes them, so each think need not read it again; the keys are still looked up every time
+ * (a removed key ends the run at its next step).
+ */
+const runChoices = new Map<string, RunChoice>();
+const RUN_CHOICES_KEPT = 1_000;
+
+async function runChoice(db: Db, runId: string): Promise<RunChoice | undefined> {
+  const known = runChoices.get(runId);
+  if (known) return known;
   const [run] = await db
     .select({
       userId: runs.userId,
@@ -87,6 +94,19 @@ export async function resolveRunModels(
     })
     .from(runs)
     .where(eq(runs.id, runId));
+  if (!run) return undefined;
+  runChoices.set(runId, run);
+  if (runChoices.size > RUN_CHOICES_KEPT) runChoices.delete(runChoices.keys().next().value!);
+  return run;
+}
+
+/** The run's model and its fallback, from the run's row. */
+export async function resolveRunModels(
+  db: Db,
+  runId: string,
+  options: ResolveOptions,
+): Promise<{ config: ModelConfig; fallback?: ModelConfig }> {
+  const run = await runChoice(db, runId);
   if (!run) throw new ModelNotConfiguredError(`Run ${runId} does not exist.`);
   const config = await resolveModel(db, { spec: run.model, keyId: run.modelKeyId, userId: run.userId }, options);
   if (!run.fallbackModel) return { config };

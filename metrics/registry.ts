@@ -10,7 +10,17 @@ import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client
 
 export const metricsRegistry = new Registry();
 
-collectDefaultMetrics({ register: metricsRegistry, prefix: "dyno_" });
+let collectingProcessMetrics = false;
+
+/**
+ * Node's own series (CPU, memory, event-loop lag, GC), from the first scrape on: their observers (GC, the event
+ * loop's delay) cost a little all the time, so a process nobody scrapes does not run them.
+ */
+export function collectProcessMetrics(): void {
+  if (collectingProcessMetrics) return;
+  collectingProcessMetrics = true;
+  collectDefaultMetrics({ register: metricsRegistry, prefix: "dyno_" });
+}
 
 /** "think-12" -> "think", "think-3-compacted" -> "think", "act-4" -> "act", "start" -> "start". */
 export function stepKind(stepId: string): string {

@@ -15,7 +15,7 @@ import { Gauge, Registry } from "prom-client";
 import type { Database } from "../../db/client";
 import { RUN_STATUSES } from "../../db/run-status";
 import { runs, webhookDeliveries, webhookDeliveryStatus } from "../../db/schema";
-import { metricsRegistry } from "../../metrics/registry";
+import { collectProcessMetrics, metricsRegistry } from "../../metrics/registry";
 import { openSseStreams } from "./sse.server";
 import { eventStreamStats } from "~/models/project-events.server";
 
@@ -104,6 +104,7 @@ export async function metricsResponse(
       headers: { "www-authenticate": 'Bearer realm="metrics"' },
     });
   }
+  collectProcessMetrics();
   const merged = Registry.merge([metricsRegistry, streamSeries(database), await databaseSeries(database)]);
   return new Response(await merged.metrics(), {
     headers: { "content-type": merged.contentType, "cache-control": "no-store" },

@@ -241,6 +241,8 @@ const CPU_PERIOD_US = 100_000;
 
 /** The project parents' name prefix: `project-<project id>`. */
 const PROJECT_PREFIX = "project-";
+/** Tries at making a command's cgroup in its project's parent, which another process may sweep away meanwhile. */
+const PROJECT_GROUP_ATTEMPTS = 5;
 const SAFE_GROUP = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
 
 /** The folder of a project's parent cgroup for one controller base. */
@@ -350,25 +352,32 @@ export class CommandCgroup {
     const folders = new Map<CgroupController, { version: 1 | 2; folder: string }>();
     const cgroup = new CommandCgroup(folders);
     const { projectId } = options;
-    try {
-      if (projectId) await ensureProjectGroup(support, projectId, limits);
-      for (const [controller, base] of Object.entries(support.controllers) as [CgroupController, ControllerBase][]) {
-        const parent = projectId ? groupFolder(base, projectId) : base.folder;
-        const folder = path.join(parent, name);
-        if (![...folders.values()].some((f) => f.folder === folder)) await mkdir(folder);
-        folders.set(controller, { version: base.version, folder });
-        if (!projectId) await writeLimit(base.version, controller, folder, limits);
-        if (projectId && controller === "cpu") {
-          const file = path.join(parent, "cpu.stat");
-          const stat = await readCounters(file);
-          cgroup.cpuBaseline = { file, periods: stat.get("nr_periods") ?? 0, throttled: stat.get("nr_throttled") ?? 0 };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        if (projectId) await ensureProjectGroup(support, projectId, limits);
+        for (const [controller, base] of Object.entries(support.controllers) as [CgroupController, ControllerBase][]) {
+          const parent = projectId ? groupFolder(base, projectId) : base.folder;
+          const folder = path.join(parent, name);
+          if (![...folders.values()].some((f) => f.folder === folder)) await mkdir(folder);
+          folders.set(controller, { version: base.version, folder });
+          if (!projectId) await writeLimit(base.version, controller, folder, limits);
+          if (projectId && controller === "cpu") {
+            const file = path.join(parent, "cpu.stat");
+            const stat = await readCounters(file);
+            cgroup.cpuBaseline = { file, periods: stat.get("nr_periods") ?? 0, throttled: stat.get("nr_throttled") ?? 0 };
+          }
         }
+        return cgroup;
+      } catch (error) {
+        await cgroup.remove();
+        folders.clear();
+        // Another Dyno process on this host (a replica, a worker) removed the project's parent while it was empty,
+        // between its making here and our folder inside it (sweepLeftovers at that process's first command): make
+        // it again. Once our folder is inside, the parent is no longer empty and stays.
+        const swept = projectId && (error as NodeJS.ErrnoException).code === "ENOENT";
+        if (!swept || attempt >= PROJECT_GROUP_ATTEMPTS) throw error;
       }
-    } catch (error) {
-      await cgroup.remove();
-      throw error;
     }
-    return cgroup;
   }
 
   /** The cgroup.procs files a process writes its own pid into to join, before it execs the command. */

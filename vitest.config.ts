@@ -4,7 +4,10 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   plugins: [tsconfigPaths()],
   test: {
-    include: ["{app,db,inngest,metrics,model-replay,sandbox,scripts,server,versions}/**/*.test.ts", "tests/**/*.test.ts"],
+    include: [
+      "{app,db,inngest,metrics,model-replay,sandbox,scripts,server,versions}/**/*.test.ts",
+      "tests/**/*.test.ts",
+    ],
     globalSetup: ["tests/support/global-setup.ts"],
     // Each file gets its own process: the app's database singleton and env
     // are per process, and integration tests start servers of their own.

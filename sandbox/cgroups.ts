@@ -364,7 +364,11 @@ export class CommandCgroup {
           if (projectId && controller === "cpu") {
             const file = path.join(parent, "cpu.stat");
             const stat = await readCounters(file);
-            cgroup.cpuBaseline = { file, periods: stat.get("nr_periods") ?? 0, throttled: stat.get("nr_throttled") ?? 0 };
+            cgroup.cpuBaseline = {
+              file,
+              periods: stat.get("nr_periods") ?? 0,
+              throttled: stat.get("nr_throttled") ?? 0,
+            };
           }
         }
         return cgroup;

@@ -30,20 +30,27 @@ export function engineReachability(
 ): Promise<EngineReachability> {
   if (options.baseUrl === INNGEST_CLOUD_API) return Promise.resolve({ engine: "not checked" });
   if (lastProbe && now - lastProbe.at < ENGINE_PROBE_CACHE_MS) return lastProbe.result;
+  // The reason is short and names no address: /healthz answers anyone who reaches the app.
   const result = fetchFn(`${options.baseUrl}/health`, { signal: AbortSignal.timeout(ENGINE_PROBE_TIMEOUT_MS) }).then(
     async (response): Promise<EngineReachability> => {
       await response.body?.cancel();
       return response.ok
         ? { engine: "reachable" }
-        : { engine: "unreachable", engineError: `${options.baseUrl}/health answered ${response.status}` };
+        : { engine: "unreachable", engineError: `answered ${response.status}` };
     },
-    (error: unknown): EngineReachability => ({
-      engine: "unreachable",
-      engineError: `${options.baseUrl}/health: ${error instanceof Error ? error.message : String(error)}`,
-    }),
+    (error: unknown): EngineReachability => ({ engine: "unreachable", engineError: probeFailure(error) }),
   );
   lastProbe = { at: now, result };
   return result;
+}
+
+/** "no answer within 1 s", "ECONNREFUSED", …: what went wrong, without the engine's address. */
+function probeFailure(error: unknown): string {
+  if (error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError")) {
+    return `no answer within ${ENGINE_PROBE_TIMEOUT_MS / 1000} s`;
+  }
+  const code = (error as { cause?: { code?: unknown } } | undefined)?.cause?.code;
+  return typeof code === "string" ? code : "no connection";
 }
 
 /** Forgets the cached probe (tests). */
@@ -51,12 +58,26 @@ export function forgetEngineProbe(): void {
   lastProbe = undefined;
 }
 
+let lastDatabaseWarning = 0;
+
+/** The database's failure in a word or two for the public body (its address and user stay out); the log has it all. */
+function databaseFailure(error: unknown): string {
+  if (Date.now() - lastDatabaseWarning > 30_000) {
+    lastDatabaseWarning = Date.now();
+    console.warn(`/healthz: the database cannot be read: ${String(error)}`);
+  }
+  const code = (error as { code?: unknown; cause?: { code?: unknown } } | undefined)?.code;
+  const causeCode = (error as { cause?: { code?: unknown } } | undefined)?.cause?.code;
+  const named = [code, causeCode].find((c): c is string => typeof c === "string");
+  return named ? `the database cannot be read (${named})` : "the database cannot be read";
+}
+
 export async function healthReport(database: Database): Promise<{ status: number; body: Record<string, unknown> }> {
   const streams = eventStreamStats(database);
   const [databaseCheck, engine] = await Promise.all([
     database.db.execute(sql`select 1`).then(
       () => undefined,
-      (error: unknown) => (error instanceof Error ? error.message : String(error)),
+      (error: unknown) => databaseFailure(error),
     ),
     engineReachability(),
   ]);

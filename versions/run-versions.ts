@@ -36,6 +36,20 @@ function isHistoryError(error: unknown): boolean {
   return error instanceof GitError || typeof (error as NodeJS.ErrnoException | undefined)?.syscall === "string";
 }
 
+/** Runs' prompts this process has read (most recent last): a run's prompt never changes, and each version names it. */
+const prompts = new Map<string, string>();
+const PROMPTS_KEPT = 200;
+
+async function runPrompt(db: Db, runId: string): Promise<string | undefined> {
+  const known = prompts.get(runId);
+  if (known !== undefined) return known;
+  const [row] = await db.select({ prompt: runs.prompt }).from(runs).where(eq(runs.id, runId));
+  if (!row) return undefined;
+  prompts.set(runId, row.prompt);
+  if (prompts.size > PROMPTS_KEPT) prompts.delete(prompts.keys().next().value!);
+  return row.prompt;
+}
+
 export async function takeRunVersion(
   db: Db,
   run: { id: string; projectId: string },
@@ -52,7 +66,7 @@ export async function takeRunVersion(
 ): Promise<Version | null> {
   const history = historyOf(run.projectId);
   if (!history) return null;
-  const [row] = await db.select({ prompt: runs.prompt }).from(runs).where(eq(runs.id, run.id));
+  const prompt = await runPrompt(db, run.id);
   try {
     return await takeVersion(db, history, {
       projectId: run.projectId,
@@ -63,7 +77,7 @@ export async function takeRunVersion(
       runStatus: part.status ?? null,
       files: part.files,
       mode: part.kind === "run-end" && (await tookVersions(db, run.id)) ? "commit" : "changed",
-      message: versionMessage({ runId: run.id, prompt: row?.prompt, ...part }),
+      message: versionMessage({ runId: run.id, prompt, ...part }),
     });
   } catch (error) {
     if (!isHistoryError(error)) throw error;

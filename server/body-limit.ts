@@ -68,8 +68,11 @@ export function formatBytes(bytes: number): string {
   return `${bytes} bytes`;
 }
 
-/** How long the rest of a refused upload is read and dropped before the connection is cut. */
-const LINGER_MS = 2_000;
+/**
+ * How long a refused upload's connection is kept after the 413 (the rest of the body read and dropped) for the
+ * client to read the answer, unless it closes first.
+ */
+export const LINGER_MS = 5_000;
 
 /** Answers 413, then closes the connection (lingering: see closeAfterResponse). */
 export function sendBodyTooLarge(req: express.Request, res: express.Response, limit: number): void {
@@ -79,23 +82,26 @@ export function sendBodyTooLarge(req: express.Request, res: express.Response, li
 }
 
 /**
- * Closing a socket with unread data in it resets the connection, and the
- * client, still sending, may lose the answer it has not read yet. So once the
- * answer is written the rest of the body is read and dropped, our side is
- * half-closed, and the socket is destroyed when the client closes it or
- * LINGER_MS later, whichever comes first.
+ * Closing a socket with unread data in it resets the connection, and a client
+ * still sending loses the answer it has not read yet (its kernel drops what
+ * it received on a reset: "fetch failed", ECONNRESET, as the fresh-clone CI
+ * saw). Node ends a response that closes its connection with
+ * `socket.destroySoon()`, which does exactly that the moment the answer is
+ * out; here it lingers instead: the answer is written, our side half-closed,
+ * the rest of the body read and dropped, and the socket destroyed when the
+ * client closes it or LINGER_MS later.
  */
 function closeAfterResponse(req: express.Request, res: express.Response): void {
   const socket = req.socket;
-  res.once("finish", () => {
-    req.removeAllListeners("data");
-    req.on("data", () => {});
-    req.resume();
-    socket.end();
+  socket.destroySoon = () => {
     const timer = setTimeout(() => socket.destroy(), LINGER_MS);
     timer.unref();
     socket.once("close", () => clearTimeout(timer));
-  });
+    req.resume();
+    socket.end();
+  };
+  // A response that keeps its connection would not call destroySoon: this one must close it.
+  res.setHeader("connection", "close");
 }
 
 /** Express middleware: refuses a declared Content-Length over the route's limit before reading a byte. */

@@ -22,7 +22,7 @@ beforeEach(async () => {
   ws = path.join(root, "ws");
   await mkdir(ws);
   fast = new ProjectHistory(path.join(root, "fast.git"), ws, 4096);
-  reference = new ProjectHistory(path.join(root, "reference.git"), ws, 4096);
+  reference = new ProjectHistory(path.join(root, "reference.git"), ws, 4096, false);
   parents = { fast: null, reference: null };
   at = Date.UTC(2026, 0, 1);
 });

@@ -130,6 +130,19 @@ export class TreeModel {
     return entry && !isFolder(entry) ? entry : undefined;
   }
 
+  /** Every file of the tree, by path ("a/b.txt"). */
+  files(): Map<string, FileEntry> {
+    const all = new Map<string, FileEntry>();
+    const visit = (folder: Folder, prefix: string) => {
+      for (const [name, entry] of folder.entries) {
+        if (isFolder(entry)) visit(entry, `${prefix}${name}/`);
+        else all.set(`${prefix}${name}`, entry);
+      }
+    };
+    visit(this.root, "");
+    return all;
+  }
+
   /** Sets a file; false (and nothing changed) when a file stands where one of its folders would go, or a folder where it would. */
   set(file: string, entry: FileEntry): boolean {
     const parts = file.split("/");

@@ -7,10 +7,11 @@
  * queued run's start) never interleave, and a retried step finds the row
  * it already wrote instead of adding one.
  */
+import { randomUUID } from "node:crypto";
 import { and, desc, eq, sql } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { pgSafeText } from "../db/pg-safe";
-import { appendRunEvent } from "../db/run-events";
+import { appendRunEvent, lockProjectEvents } from "../db/run-events";
 import { versions, type Version, type VersionKind } from "../db/schema";
 import type { ProjectHistory } from "./store";
 
@@ -63,26 +64,38 @@ export async function takeVersion(db: Db, history: ProjectHistory, request: Vers
   return row;
 }
 
+/**
+ * One take's transaction in four round trips, not nine: the statements that do not wait on each other's answers
+ * are sent together (postgres-js pipelines a transaction's queries; each still runs after the one before it, so
+ * the reads see what the lock's previous holder committed). The row's id is made here, so the run event that
+ * names it goes out with the row.
+ */
 function takeVersionRow(db: Db, history: ProjectHistory, request: VersionRequest): Promise<Version | null> {
   return db.transaction(async (tx) => {
-    await tx.execute(sql`select pg_advisory_xact_lock(${VERSIONS_LOCK_CLASS}, hashtext(${request.projectId}))`);
-    if (request.runId) {
-      const [existing] = await tx
-        .select()
-        .from(versions)
-        .where(
-          and(
-            eq(versions.runId, request.runId),
-            eq(versions.iteration, request.iteration),
-            eq(versions.kind, request.kind),
-          ),
-        );
-      if (existing) return existing;
-    }
-    await request.before?.();
-    const last = await latestVersion(tx, request.projectId);
+    const [, , [existing], last] = await Promise.all([
+      tx.execute(sql`select pg_advisory_xact_lock(${VERSIONS_LOCK_CLASS}, hashtext(${request.projectId}))`),
+      // The event lock too, in the order every writer takes the two (versions, then events): the take's event is
+      // written at its end, and asking for the lock there would cost a round trip of its own.
+      request.runId ? lockProjectEvents(tx, request.projectId) : undefined,
+      request.runId
+        ? tx
+            .select()
+            .from(versions)
+            .where(
+              and(
+                eq(versions.runId, request.runId),
+                eq(versions.iteration, request.iteration),
+                eq(versions.kind, request.kind),
+              ),
+            )
+        : [],
+      request.before ? undefined : latestVersion(tx, request.projectId),
+    ]);
+    if (existing) return existing;
+    // A restore writes the workspace under the lock, so the newest version is read after it.
+    const parent = request.before ? (await request.before(), await latestVersion(tx, request.projectId)) : last;
     const taken = await history.take({
-      parent: last ? { commit: last.commitSha, tree: last.treeSha } : null,
+      parent: parent ? { commit: parent.commitSha, tree: parent.treeSha } : null,
       message: request.message,
       mode: request.mode,
       date: new Date(),
@@ -90,49 +103,50 @@ function takeVersionRow(db: Db, history: ProjectHistory, request: VersionRequest
     });
     if (!taken.commit || !taken.changes) {
       // Nothing new; the branch may still point at a commit a crash left behind.
-      if (last) await history.setHead(last.commitSha);
+      if (parent) await history.setHead(parent.commitSha);
       return null;
     }
-    const [row] = await tx
-      .insert(versions)
-      .values({
-        projectId: request.projectId,
-        number: (last?.number ?? 0) + 1,
-        runId: request.runId,
-        iteration: request.iteration,
-        kind: request.kind,
-        tool: request.tool ?? null,
-        commitSha: taken.commit,
-        treeSha: taken.tree,
-        parentSha: last?.commitSha ?? null,
-        filesAdded: taken.changes.added,
-        filesChanged: taken.changes.changed,
-        filesDeleted: taken.changes.deleted,
-        skipped: taken.skipped.map((s) => ({ path: pgSafeText(s.path), reason: s.reason })),
-        restoredFrom: request.restoredFrom ?? null,
-        runStatus: request.runStatus ?? null,
-      })
-      .returning();
+    const values = {
+      id: randomUUID(),
+      projectId: request.projectId,
+      number: (parent?.number ?? 0) + 1,
+      runId: request.runId,
+      iteration: request.iteration,
+      kind: request.kind,
+      tool: request.tool ?? null,
+      commitSha: taken.commit,
+      treeSha: taken.tree,
+      parentSha: parent?.commitSha ?? null,
+      filesAdded: taken.changes.added,
+      filesChanged: taken.changes.changed,
+      filesDeleted: taken.changes.deleted,
+      skipped: taken.skipped.map((s) => ({ path: pgSafeText(s.path), reason: s.reason })),
+      restoredFrom: request.restoredFrom ?? null,
+      runStatus: request.runStatus ?? null,
+    };
+    const [[row]] = await Promise.all([
+      tx.insert(versions).values(values).returning(),
+      request.runId
+        ? appendRunEvent(tx, {
+            runId: request.runId,
+            projectId: request.projectId,
+            type: "version",
+            dedupeKey: `version-${request.kind}-${request.iteration}`,
+            data: {
+              versionId: values.id,
+              number: values.number,
+              kind: values.kind,
+              iteration: values.iteration,
+              tool: values.tool,
+              added: values.filesAdded,
+              changed: values.filesChanged,
+              deleted: values.filesDeleted,
+              skipped: values.skipped.length,
+            },
+          })
+        : undefined,
+    ]);
     if (!row) throw new Error("versions insert returned no row");
-    if (request.runId) {
-      await appendRunEvent(tx, {
-        runId: request.runId,
-        projectId: request.projectId,
-        type: "version",
-        dedupeKey: `version-${request.kind}-${request.iteration}`,
-        data: {
-          versionId: row.id,
-          number: row.number,
-          kind: row.kind,
-          iteration: row.iteration,
-          tool: row.tool,
-          added: row.filesAdded,
-          changed: row.filesChanged,
-          deleted: row.filesDeleted,
-          skipped: row.skipped.length,
-        },
-      });
-    }
     return row;
   });
 }

@@ -22,7 +22,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import postgres from "postgres";
 import { createDatabase, type Database, type Db } from "../db/client";
-import { projects, runs, users } from "../db/schema";
+import { projects, runs, users, versions } from "../db/schema";
 import { takeVersion } from "../versions/record";
 import { historyPath, ProjectHistory } from "../versions/store";
 
@@ -69,7 +69,8 @@ async function main() {
   }
   for (const { database } of databases) await database.migrate();
 
-  async function project(db: Db) {
+  /** quickTakes false: every take by git's commands (how a command's version was taken before the walk). */
+  async function project(db: Db, quickTakes = true) {
     const [user] = await db
       .insert(users)
       .values({ email: `bench-${randomUUID()}@example.test`, passwordHash: "!" })
@@ -81,31 +82,58 @@ async function main() {
       .returning();
     const ws = path.join(root, "workspaces", p!.id);
     mkdirSync(ws, { recursive: true });
-    return { projectId: p!.id, runId: run!.id, ws, history: new ProjectHistory(historyPath(root, p!.id), ws) };
+    return {
+      projectId: p!.id,
+      runId: run!.id,
+      ws,
+      history: new ProjectHistory(historyPath(root, p!.id), ws, undefined, quickTakes),
+    };
   }
 
   try {
     // 1 + 2: the session's changing steps, on a fresh and on a 2,000-file workspace; each rep is the history alone,
     // or the history with its row and event on one of the databases, in turn.
     for (const baseFiles of [0, 2000]) {
-      const kinds = ["history", ...databases.map((d) => d.label)];
-      const times = new Map(kinds.map((kind) => [kind, { writes: [] as number[], commands: [] as number[] }]));
-      for (let rep = 0; rep < Math.max(kinds.length, Math.floor(REPS / 5)); rep++) {
+      const kinds = ["history", "git", ...databases.map((d) => d.label)];
+      const times = new Map(
+        kinds.map((kind) => [kind, { writes: [] as number[], commands: [] as number[], starts: [] as number[] }]),
+      );
+      // Sessions in turn, kind by kind: each kind gets REPS / 10 of them (a session has 15 writes and 2 commands).
+      for (let rep = 0; rep < kinds.length * Math.max(1, Math.floor(REPS / 10)); rep++) {
         const kind = kinds[rep % kinds.length]!;
         const db = (databases.find((d) => d.label === kind) ?? databases[0]!).database.db;
-        const p = await project(db);
+        const p = await project(db, kind !== "git");
         writeFiles(p.ws, baseFiles, "base");
         let parent: { commit: string; tree: string } | null = null;
         const first = await p.history.take({ parent, message: "base", mode: "commit" });
         parent = { commit: first.commit!, tree: first.tree };
-        await takeVersion(db, p.history, {
-          projectId: p.projectId,
-          runId: p.runId,
-          iteration: 0,
-          kind: "run-start",
-          message: "start",
-          mode: "commit",
+        if (kind !== "history" && kind !== "git")
+          // The project's history so far, as a version row, so the run's start has a version before it.
+          await db.insert(versions).values({
+            projectId: p.projectId,
+            number: 1,
+            kind: "restore",
+            commitSha: first.commit!,
+            treeSha: first.tree,
+          });
+        // The run's start: this process's first walk of the workspace, which reads every file once.
+        await new Promise((resolve) => setTimeout(resolve, 150)); // past the walk's margin for files written just now
+        writeFileSync(path.join(p.ws, "start.txt"), "a run starts\n");
+        const [startMs, started] = await time<{ commitSha: string; treeSha: string } | null>(async () => {
+          if (kind !== "history" && kind !== "git")
+            return takeVersion(db, p.history, {
+              projectId: p.projectId,
+              runId: p.runId,
+              iteration: 0,
+              kind: "run-start",
+              message: "start",
+              mode: "commit",
+            });
+          const taken = await p.history.take({ parent, message: "start", mode: "commit" });
+          return { commitSha: taken.commit!, treeSha: taken.tree };
         });
+        times.get(kind)!.starts.push(startMs);
+        if (started) parent = { commit: started.commitSha, tree: started.treeSha };
         for (let i = 1; i < 30; i++) {
           const changing = i % 5 === 0 || i % 2 === 1;
           if (!changing) continue;
@@ -115,7 +143,7 @@ async function main() {
           const write = i % 2 === 1;
           const files = write ? [file] : undefined;
           const into = times.get(kind)!;
-          if (kind === "history") {
+          if (kind === "history" || kind === "git") {
             const [ms, taken] = await time(() =>
               p.history.take({ parent, message: `step ${i}`, mode: "changed", files }),
             );
@@ -142,8 +170,14 @@ async function main() {
       console.log(`\nA version per changing step, workspace of ${baseFiles || "a few"} files (${steps} steps):`);
       line("write_file step: its file, in process", times.get("history")!.writes);
       for (const { label } of databases) line(`  + versions row + run event (${label})`, times.get(label)!.writes);
-      line("command step: git (ls-files, stage, tree, commit, diff)", times.get("history")!.commands);
+      line(
+        `command step: ${baseFiles > 1000 ? "git's commands (over 1,000 files)" : "a walk of the workspace, in process"}`,
+        times.get("history")!.commands,
+      );
       for (const { label } of databases) line(`  + versions row + run event (${label})`, times.get(label)!.commands);
+      line("command step: git's commands (before the walk)", times.get("git")!.commands);
+      line("run start: the process's first walk (reads every file)", times.get("history")!.starts);
+      line("run start: git's commands", times.get("git")!.starts);
     }
 
     // 3: restore 2,000 files.

@@ -252,8 +252,16 @@ export class ProjectHistory {
   /** The model of `tree`: the one kept, else read from git (one ls-tree, once per process and history). */
   private async modelOf(tree: string): Promise<TreeModel> {
     if (this.model?.sha === tree) return this.model;
-    const { stdout } = await git(["ls-tree", "-r", "-t", "-z", "--full-tree", tree], this.opts());
-    this.model = TreeModel.fromListing(tree, stdout);
+    // In the history's shell: a fork of this process (the app's, hundreds of MB) costs more than the listing.
+    const staging = path.join(this.gitDir, "dyno-staging");
+    const listing = path.join(staging, "tree");
+    await this.failed(
+      await this.shell.run(
+        `git ls-tree -r -t -z --full-tree ${shellQuote(tree)} > ${shellQuote(listing)} 2> ${shellQuote(path.join(staging, "err"))}`,
+      ),
+      "git ls-tree",
+    );
+    this.model = TreeModel.fromListing(tree, await readFile(listing));
     return this.model;
   }
 

@@ -33,8 +33,11 @@ afterEach(async () => {
 });
 
 /** The git commands a history's shell runs (a take from a walk runs none). */
-const shellRuns = (history: ProjectHistory) =>
-  vi.spyOn((history as unknown as { shell: { run(): unknown } }).shell, "run");
+function shellRuns(history: ProjectHistory) {
+  const spy = vi.spyOn((history as unknown as { shell: { run(command: string): unknown } }).shell, "run");
+  // Loading the tree a take starts from (once per process and history) is a listing, not a take.
+  return { count: () => spy.mock.calls.filter(([command]) => !String(command).startsWith("git ls-tree")).length };
+}
 
 async function put(file: string, content: string | Buffer) {
   await mkdir(path.dirname(path.join(ws, file)), { recursive: true });
@@ -42,7 +45,7 @@ async function put(file: string, content: string | Buffer) {
 }
 
 /** Waits past the walk's margin for a file changed just now. */
-const settle = () => new Promise((resolve) => setTimeout(resolve, 250));
+const settle = (ms = 250) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function takeBoth(mode: "changed" | "commit" = "changed"): Promise<{ quick: Taken; reference: Taken }> {
   const date = new Date((at += 1000));
@@ -121,7 +124,7 @@ describe("a take from a walk of the workspace", () => {
     }
     // A run's end commits even when nothing changed.
     expect((await expectAgreement("commit")).commit).not.toBeNull();
-    expect(runs).not.toHaveBeenCalled();
+    expect(runs.count()).toBe(0);
     execFileSync("git", ["fsck", "--strict", "--no-dangling"], { env: { ...process.env, GIT_DIR: quick.gitDir } });
   });
 
@@ -169,26 +172,27 @@ describe("a take from a walk of the workspace", () => {
       ],
     ];
     for (const [what, make, undo] of cases) {
-      const before = runs.mock.calls.length;
+      const before = runs.count();
       await make();
       await put("a.txt", `a and ${what}\n`);
       await expectAgreement();
-      expect(runs.mock.calls.length, what).toBeGreaterThan(before);
+      expect(runs.count(), what).toBeGreaterThan(before);
       await undo();
       await expectAgreement();
       // Gone again: the next command's version is a walk's.
-      const back = runs.mock.calls.length;
+      const back = runs.count();
       await put("a.txt", `a after ${what}\n`);
       await expectAgreement();
-      expect(runs.mock.calls.length, what).toBe(back);
+      expect(runs.count(), what).toBe(back);
     }
   });
 
   it("reads again a file changed just before the walk, until it settles, and then only what changed", async () => {
+    await quick.init();
+    // A margin of a second, not the tick's 20 ms, so a slow machine cannot let the files settle early.
+    const scanner = new WorkspaceScanner(ws, quick.gitDir, 4096, EXCLUDED_FOLDERS, () => "yes", 1_000_000_000n);
     await put("fresh.txt", "fresh\n");
     await put("other.txt", "other\n");
-    const scanner = new WorkspaceScanner(ws, quick.gitDir, 4096, EXCLUDED_FOLDERS, () => "yes");
-    await quick.init();
     const reads = async () => {
       const scan = await scanner.scan();
       if (scan.unsure !== undefined) throw new Error(scan.unsure);
@@ -197,11 +201,11 @@ describe("a take from a walk of the workspace", () => {
     expect(await reads()).toBe(2);
     // Changed within the margin: its stat data might not change with its next write, so it is not trusted yet.
     expect(await reads()).toBe(2);
-    await settle();
+    await settle(1100);
     expect(await reads()).toBe(2); // read once more, now remembered
     expect(await reads()).toBe(0);
     await put("other.txt", "changed\n");
-    await settle();
+    await settle(1100);
     expect(await reads()).toBe(1);
     expect(await reads()).toBe(0);
   });
@@ -212,12 +216,12 @@ describe("a take from a walk of the workspace", () => {
     const runs = shellRuns(quick);
     await put("gen/f1.txt", "changed\n");
     await expectAgreement();
-    expect(runs).not.toHaveBeenCalled();
+    expect(runs.count()).toBe(0);
     await put("gen/one-more.txt", "1,001 files\n");
     await expectAgreement();
     await put("gen/f1.txt", "changed again\n");
     await expectAgreement();
-    expect(runs).toHaveBeenCalled();
+    expect(runs.count()).toBeGreaterThan(0);
   });
 
   it("leaves a change of many files to git's one diff", async () => {
@@ -226,6 +230,6 @@ describe("a take from a walk of the workspace", () => {
     const runs = shellRuns(quick);
     for (let i = 0; i < 250; i++) await put(`gen/f${i}.txt`, `${i}\n`);
     expect((await expectAgreement()).changes?.added).toBe(250);
-    expect(runs).toHaveBeenCalled();
+    expect(runs.count()).toBeGreaterThan(0);
   });
 });

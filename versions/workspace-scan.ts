@@ -59,6 +59,7 @@ export class WorkspaceScanner {
     private readonly excludedFolders: readonly string[],
     /** Whether history stores `file` as it is ("yes"), never ("excluded"), or leaves it to git ("unsure"). */
     private readonly storable: (file: string) => "yes" | "excluded" | "unsure",
+    private readonly racyMarginNs = RACY_MARGIN_NS,
   ) {}
 
   /** Every file history would keep, by path, or why this walk leaves the take to git. */
@@ -122,7 +123,7 @@ export class WorkspaceScanner {
     reads.count++;
     const sha = await writeObject(this.gitDir, "blob", readFileSync(path.join(this.workTree, file)));
     // A change in the same tick as the last one could leave size and times as they were: such a file is read again.
-    const settled = info.mtimeNs + RACY_MARGIN_NS < started && info.ctimeNs + RACY_MARGIN_NS < started;
+    const settled = info.mtimeNs + this.racyMarginNs < started && info.ctimeNs + this.racyMarginNs < started;
     if (settled)
       this.known.set(file, {
         size: info.size,

@@ -176,7 +176,10 @@ async function main() {
       );
       for (const { label } of databases) line(`  + versions row + run event (${label})`, times.get(label)!.commands);
       line("command step: git's commands (before the walk)", times.get("git")!.commands);
-      line("run start: the process's first walk (reads every file)", times.get("history")!.starts);
+      line(
+        `run start: ${baseFiles > 1000 ? "git's commands (over 1,000 files)" : "the process's first walk (reads every file)"}`,
+        times.get("history")!.starts,
+      );
       line("run start: git's commands", times.get("git")!.starts);
     }
 

@@ -281,6 +281,11 @@ const EnvSchema = z
     /** The largest file a version keeps (decision 026); a bigger one is named as skipped and left out of history. */
     VERSIONS_MAX_FILE_SIZE: size("5m").pipe(z.number().min(1024, "at least 1k")),
     /**
+     * The bound on one project's history on disk (decision 026, third addendum): over it, its oldest versions are
+     * pruned (the newest 20, and the newest run's, always stay).
+     */
+    VERSIONS_MAX_HISTORY_SIZE: size("1g").pipe(z.number().min(1024 * 1024, "at least 1m")),
+    /**
      * The project's app process (its dev server, decision 020): stopped after APP_IDLE_TIMEOUT without a preview
      * visit or agent tool; a start that does not listen on a port within APP_START_TIMEOUT has failed; its log keeps
      * the last APP_LOG_LIMIT lines (and at most 256 KiB).
@@ -362,6 +367,13 @@ const EnvSchema = z
         code: z.ZodIssueCode.custom,
         path: ["AGENT_STUCK_STOP_AFTER"],
         message: "must be greater than AGENT_STUCK_WARN_AFTER: the agent is told before the run stops",
+      });
+    }
+    if (env.VERSIONS_MAX_HISTORY_SIZE <= env.VERSIONS_MAX_FILE_SIZE) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ["VERSIONS_MAX_HISTORY_SIZE"],
+        message: "must be greater than VERSIONS_MAX_FILE_SIZE: the history holds at least the files of one version",
       });
     }
     if (!env.DYNO_WEBHOOK_URL !== !env.DYNO_WEBHOOK_SECRET) {

@@ -24,7 +24,13 @@ export function projectHistory(
   const gitDir = historyPath(e.DYNO_DATA_DIR, projectId);
   let history = open.get(gitDir);
   if (!history) {
-    history = new ProjectHistory(gitDir, localWorkspacePath(e.DYNO_DATA_DIR, projectId), e.VERSIONS_MAX_FILE_SIZE);
+    history = new ProjectHistory(
+      gitDir,
+      localWorkspacePath(e.DYNO_DATA_DIR, projectId),
+      e.VERSIONS_MAX_FILE_SIZE,
+      true,
+      e.VERSIONS_MAX_HISTORY_SIZE,
+    );
     open.set(gitDir, history);
   }
   return history;

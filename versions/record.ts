@@ -8,15 +8,14 @@
  * it already wrote instead of adding one.
  */
 import { randomUUID } from "node:crypto";
-import { and, desc, eq, sql } from "drizzle-orm";
+import { and, desc, eq } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { pgSafeText } from "../db/pg-safe";
 import { appendRunEvent, lockProjectEvents } from "../db/run-events";
 import { versions, type Version, type VersionKind } from "../db/schema";
+import { lockVersions } from "./lock";
+import { boundHistory, describePrune } from "./prune";
 import type { ProjectHistory } from "./store";
-
-/** First key of the two-key advisory lock that serialises a project's versions. */
-const VERSIONS_LOCK_CLASS = 0x0d1e1;
 
 export interface VersionRequest {
   projectId: string;
@@ -32,8 +31,8 @@ export interface VersionRequest {
   runStatus?: string | null;
   /** Only these workspace files can have changed since the last version (a write_file step's): store.ts may read them alone. */
   files?: string[];
-  /** Runs under the lock before the files are read (a restore writes the workspace here). */
-  before?: () => Promise<void>;
+  /** Runs under the lock, in the take's transaction, before the files are read (a restore writes the workspace here). */
+  before?: (tx: Pick<Db, "select">) => Promise<void>;
 }
 
 export async function latestVersion(db: Pick<Db, "select">, projectId: string): Promise<Version | undefined> {
@@ -56,10 +55,23 @@ export const PACK_EVERY_VERSIONS = 100;
 export async function takeVersion(db: Db, history: ProjectHistory, request: VersionRequest): Promise<Version | null> {
   const row = await takeVersionRow(db, history, request);
   // After the transaction: the pack holds no database lock. A retried take packs again, which git makes cheap.
-  if (row && row.number % PACK_EVERY_VERSIONS === 0) {
+  const packs = !!row && row.number % PACK_EVERY_VERSIONS === 0;
+  if (packs) {
     await history.pack().catch((error: unknown) => {
       console.warn(`history of project ${request.projectId}: packing failed (the versions are kept): ${String(error)}`);
     });
+  }
+  // The size is checked where it can have grown the most (a run's end, a restore) and at each pack.
+  if (row && (packs || row.kind === "run-end" || row.kind === "restore")) {
+    await boundHistory(db, history, request.projectId)
+      .then((outcome) => {
+        if (outcome) console.info(`history of project ${request.projectId}: ${describePrune(outcome)}`);
+      })
+      .catch((error: unknown) => {
+        console.warn(
+          `history of project ${request.projectId}: pruning failed (the versions are kept): ${String(error)}`,
+        );
+      });
   }
   return row;
 }
@@ -73,7 +85,7 @@ export async function takeVersion(db: Db, history: ProjectHistory, request: Vers
 function takeVersionRow(db: Db, history: ProjectHistory, request: VersionRequest): Promise<Version | null> {
   return db.transaction(async (tx) => {
     const [, , [existing], last] = await Promise.all([
-      tx.execute(sql`select pg_advisory_xact_lock(${VERSIONS_LOCK_CLASS}, hashtext(${request.projectId}))`),
+      lockVersions(tx, request.projectId),
       // The event lock too, in the order every writer takes the two (versions, then events): the take's event is
       // written at its end, and asking for the lock there would cost a round trip of its own.
       request.runId ? lockProjectEvents(tx, request.projectId) : undefined,
@@ -93,7 +105,7 @@ function takeVersionRow(db: Db, history: ProjectHistory, request: VersionRequest
     ]);
     if (existing) return existing;
     // A restore writes the workspace under the lock, so the newest version is read after it.
-    const parent = request.before ? (await request.before(), await latestVersion(tx, request.projectId)) : last;
+    const parent = request.before ? (await request.before(tx), await latestVersion(tx, request.projectId)) : last;
     const taken = await history.take({
       parent: parent ? { commit: parent.commitSha, tree: parent.treeSha } : null,
       message: request.message,

@@ -11,6 +11,7 @@ import type { Db } from "../db/client";
 import { ACTIVE_RUN_STATUSES } from "../db/run-status";
 import { runs, versions, type Version } from "../db/schema";
 import { saveEntry } from "../inngest/agent/entries";
+import { oldestKeptNumber, prunedMessage } from "./prune";
 import { takeVersion, versionMessage } from "./record";
 import type { ProjectHistory } from "./store";
 
@@ -60,7 +61,11 @@ export async function restoreVersion(
     mode: "commit",
     restoredFrom: target.id,
     message: versionMessage({ runId: null, kind: "restore", restoredNumber: target.number }),
-    before: async () => {
+    before: async (tx) => {
+      // Under the versions lock: no prune can drop the target between this check and the restore.
+      const oldest = await oldestKeptNumber(tx, history, projectId);
+      if (oldest !== null && target.number < oldest)
+        throw new RestoreRefusedError(prunedMessage(target.number, oldest));
       await history.restore(target.commitSha);
     },
   });

@@ -114,6 +114,8 @@ export class ProjectHistory {
     readonly maxFileBytes = DEFAULT_MAX_FILE_BYTES,
     /** false: every take runs git's commands (the reference the quick takes are checked and measured against). */
     private readonly quickTakes = true,
+    /** The bound on the repository's size on disk: over it, the oldest versions are pruned (prune.ts). */
+    readonly maxHistoryBytes = Number.POSITIVE_INFINITY,
   ) {
     this.shell = new GitShell(gitDir, workTree);
     this.scanner = new WorkspaceScanner(workTree, gitDir, maxFileBytes, EXCLUDED_FOLDERS, storablePath);
@@ -601,6 +603,51 @@ export class ProjectHistory {
     await this.failed(
       await this.shell.run(`git repack -d -q --geometric=2 > /dev/null 2> ${err}`, { timeoutMs: 10 * 60_000 }),
       "git repack",
+    );
+  }
+
+  /**
+   * The oldest version's commit when older ones were pruned, else null. Git's shallow file is the one record of
+   * it: git itself then treats that commit as having no parents, and everything reads the bound from here.
+   */
+  async oldestKept(): Promise<string | null> {
+    const text = await readFile(path.join(this.gitDir, "shallow"), "utf8").catch(() => "");
+    return /^[0-9a-f]{40}/.exec(text)?.[0] ?? null;
+  }
+
+  /**
+   * Drops every version older than `oldestKept` (a commit on the versions branch): it becomes the history's
+   * shallow boundary (written aside and renamed, so a crash leaves the old boundary or the new one), then a full
+   * repack keeps only the objects the kept versions, the index and the refs reach, and `git prune` removes the
+   * loose rest (repackAll). The caller holds the project's versions lock, so no take is writing objects meanwhile.
+   */
+  async pruneBefore(oldestKept: string): Promise<void> {
+    await this.init();
+    if (!/^[0-9a-f]{40}$/.test(oldestKept)) throw new Error(`not a commit: ${oldestKept}`);
+    const shallow = path.join(this.gitDir, "shallow");
+    await writeFile(`${shallow}.dyno-tmp`, `${oldestKept}\n`);
+    await rename(`${shallow}.dyno-tmp`, shallow);
+    await this.repackAll();
+  }
+
+  /**
+   * One pack of every object the versions (from the shallow boundary on), the index and the refs reach; the rest,
+   * packed or loose, is deleted. Only under the versions lock: an object a take is writing is reached by nothing yet.
+   * The walk's and the model's memory go too: a sha they remember may name an object that was deleted.
+   */
+  async repackAll(): Promise<void> {
+    await this.init();
+    this.model = null;
+    this.scanner.forget();
+    const err = shellQuote(path.join(this.gitDir, "dyno-staging", "err"));
+    await this.failed(
+      // The index first becomes the newest version's tree: quick takes leave it at the last full take's files,
+      // and what it names is kept.
+      await this.shell.run(
+        `git read-tree ${VERSIONS_REF} 2> ${err} && git repack -a -d -q > /dev/null 2> ${err} && git prune --expire=now 2> ${err}`,
+        { timeoutMs: 30 * 60_000 },
+      ),
+      "git repack -a",
     );
   }
 

@@ -62,6 +62,11 @@ export class WorkspaceScanner {
     private readonly racyMarginNs = RACY_MARGIN_NS,
   ) {}
 
+  /** Forgets every file's stat data and sha: the next walk reads each file again. */
+  forget(): void {
+    this.known.clear();
+  }
+
   /** Every file history would keep, by path, or why this walk leaves the take to git. */
   async scan(): Promise<Scan> {
     const started = BigInt(Date.now()) * 1_000_000n;

@@ -197,3 +197,53 @@ describe("pushHistory", () => {
     });
   });
 });
+
+describe("pushHistory of a pruned history", () => {
+  it("gives a remote that has its older versions the commits themselves, and a new one the kept versions re-rooted", async () => {
+    const ws = path.join(root, "ws-pruned");
+    await mkdir(ws);
+    const pruned = new ProjectHistory(historyPath(root, "p2"), ws);
+    const commits: string[] = [];
+    const take = async (n: number) => {
+      await writeFile(path.join(ws, `file${n}.txt`), `version ${n}\n`);
+      const parent = commits.at(-1);
+      const taken = await pruned.take({
+        parent: parent ? { commit: parent, tree: await pruned.treeOf(parent) } : null,
+        message: `Run 1a2b3c4d: version ${n}\n`,
+        mode: "commit",
+        date: new Date(Date.UTC(2026, 0, 1, 0, n)),
+      });
+      commits.push(taken.commit!);
+    };
+    for (let n = 1; n <= 5; n++) await take(n);
+    const before = path.join(root, "had-everything.git");
+    execFileSync("git", ["init", "-q", "--bare", before]);
+    await pushHistory(pruned, { remote: { kind: "local", url: before }, branch: "dyno", headSha: commits[4]! });
+
+    await pruned.pruneBefore(commits[2]!);
+    await take(6);
+    // The remote that has versions 1-5 fast-forwards to the real commits.
+    await pushHistory(pruned, { remote: { kind: "local", url: before }, branch: "dyno", headSha: commits[5]! });
+    expect(bareGit(before, "rev-parse", "refs/heads/dyno").trim()).toBe(commits[5]);
+    expect(bareGit(before, "rev-list", "--count", "dyno").trim()).toBe("6");
+
+    // A new remote (stock git refuses a shallow push) gets versions 3-6 as a history of their own.
+    const fresh = path.join(root, "fresh.git");
+    execFileSync("git", ["init", "-q", "--bare", fresh]);
+    await pushHistory(pruned, { remote: { kind: "local", url: fresh }, branch: "dyno", headSha: commits[5]! });
+    expect(bareGit(fresh, "log", "--format=%s", "dyno").trim().split("\n")).toEqual(
+      [6, 5, 4, 3].map((n) => `Run 1a2b3c4d: version ${n}`),
+    );
+    expect(bareGit(fresh, "rev-parse", "dyno^{tree}").trim()).toBe(await pruned.treeOf(commits[5]!));
+    expect(bareGit(fresh, "fsck", "--no-dangling").trim()).toBe("");
+    const first = bareGit(fresh, "rev-parse", "dyno").trim();
+    // Pushed again with one more version, it fast-forwards: the re-rooted commits are the same each time.
+    await take(7);
+    await pushHistory(pruned, { remote: { kind: "local", url: fresh }, branch: "dyno", headSha: commits[6]! });
+    expect(bareGit(fresh, "rev-parse", "dyno~1").trim()).toBe(first);
+    // Nothing of the re-rooted copy stays behind a ref in Dyno's history (a prune may drop it).
+    expect(execFileSync("git", ["--git-dir", pruned.gitDir, "for-each-ref"], { encoding: "utf8" }).trim()).toBe(
+      `${commits[6]} commit\trefs/heads/versions`,
+    );
+  });
+});

@@ -8,7 +8,11 @@
  * other transports (ext::, ssh, git://) are refused.
  */
 import { git, GitError } from "./git";
+import { writeObject } from "./objects";
 import { VERSIONS_REF, type ProjectHistory } from "./store";
+
+/** Holds the re-rooted history while it is pushed (a ref, so no prune deletes its commits meanwhile). */
+const REROOTED_REF = "refs/dyno/export-rerooted";
 
 export class ExportError extends Error {
   /** A remote that could not be reached (or a push that failed for no stated reason) may work later. */
@@ -127,14 +131,33 @@ export async function pushHistory(
     "--no-verify",
     "--",
     url,
-    `${VERSIONS_REF}:refs/heads/${branch}`,
   ];
-  try {
-    await git(args, {
+  const push = async (source: string) => {
+    const pushed = await git([...args, `${source}:refs/heads/${branch}`], {
       gitDir: history.gitDir,
       timeoutMs: 120_000,
       env: { DYNO_GIT_TOKEN: token ?? "", DYNO_GIT_USERNAME: token ? username : "", GIT_ASKPASS: "/bin/false" },
+      okCodes: [1],
     });
+    // --porcelain says why a ref was refused on stdout ("[remote rejected] (shallow update not allowed)").
+    if (pushed.exitCode !== 0)
+      throw new GitError("git push failed", `${pushed.stdout.toString()}\n${pushed.stderr}`, pushed.exitCode);
+  };
+  try {
+    try {
+      await push(VERSIONS_REF);
+    } catch (error) {
+      // Pruned history is shallow: a remote without its older versions refuses it ("shallow update not allowed"),
+      // and one that was given the re-rooted copy below sees no fast-forward. Either gets the kept versions as a
+      // history of their own, whose commits are the same for as long as the oldest kept version is.
+      if (!(error instanceof GitError) || !(await history.oldestKept()) || !/rejected/.test(error.stderr)) throw error;
+      await history.setRef(REROOTED_REF, await rerootedHistory(history));
+      try {
+        await push(REROOTED_REF);
+      } finally {
+        await history.deleteRef(REROOTED_REF);
+      }
+    }
   } catch (error) {
     if (error instanceof GitError) {
       const detail = scrub(error.stderr.trim().split("\n").slice(-3).join(" "), token).slice(0, 300);
@@ -144,4 +167,41 @@ export async function pushHistory(
     throw error;
   }
   return headSha;
+}
+
+/**
+ * The versions from the oldest kept one on, as commits of their own: the same trees, authors, dates and messages,
+ * the oldest with no parent and each later one on the one before. Deterministic, so a second push of a longer
+ * history fast-forwards the first. Returns the newest's commit.
+ */
+export async function rerootedHistory(history: ProjectHistory): Promise<string> {
+  const list = await git(["rev-list", "--reverse", VERSIONS_REF], { gitDir: history.gitDir });
+  const commits = list.stdout.toString().split("\n").filter(Boolean);
+  const batch = await git(["cat-file", "--batch"], {
+    gitDir: history.gitDir,
+    input: commits.map((c) => `${c}\n`).join(""),
+    maxOutputBytes: 1024 * 1024 * 1024,
+  });
+  const out = batch.stdout;
+  let offset = 0;
+  let parent: string | null = null;
+  for (let i = 0; i < commits.length; i++) {
+    const headerEnd = out.indexOf(10, offset);
+    const [, type, size] = out.subarray(offset, headerEnd).toString().split(" ");
+    if (type !== "commit") throw new Error(`history commit ${commits[i]} is a ${type}`);
+    const body = out.subarray(headerEnd + 1, headerEnd + 1 + Number(size));
+    offset = headerEnd + 1 + Number(size) + 1;
+    // A commit's header lines come before its first blank line; only its parent lines change.
+    const split = body.indexOf("\n\n");
+    const header = body.subarray(0, split).toString("utf8").split("\n");
+    const kept = header.filter((line) => !line.startsWith("parent "));
+    if (parent) kept.splice(1, 0, `parent ${parent}`);
+    parent = await writeObject(
+      history.gitDir,
+      "commit",
+      Buffer.concat([Buffer.from(kept.join("\n")), body.subarray(split)]),
+    );
+  }
+  if (!parent) throw new ExportError("There is nothing to push yet: versions are taken when a run changes files.");
+  return parent;
 }

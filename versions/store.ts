@@ -503,6 +503,15 @@ export class ProjectHistory {
     await rename(`${ref}.dyno-tmp`, ref);
   }
 
+  /** Points another ref of the history (not the versions branch) at `sha`. */
+  async setRef(ref: string, sha: string): Promise<void> {
+    await git(["update-ref", ref, sha], this.opts());
+  }
+
+  async deleteRef(ref: string): Promise<void> {
+    await git(["update-ref", "-d", ref], this.opts());
+  }
+
   async treeOf(commit: string): Promise<string> {
     return gitText(["rev-parse", `${commit}^{tree}`], this.opts());
   }

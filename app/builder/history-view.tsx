@@ -36,6 +36,20 @@ function formatBytes(bytes: number): string {
   return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
 }
 
+/** A version the history bound pruned: still listed (runs name it), with nothing to open. */
+function PrunedVersion({ version, byId }: { version: HistoryVersion; byId: Map<string, HistoryVersion> }) {
+  return (
+    <li className="version version-pruned" data-version={version.number} data-pruned="">
+      <div className="version-line">
+        <strong>v{version.number}</strong> <span className="version-kind">{label(version, byId)}</span>{" "}
+        <span className="version-counts">pruned</span> <RelativeTime date={new Date(version.createdAt)} />
+      </div>
+      {version.prompt ? <div className="version-prompt">{version.prompt}</div> : null}
+      <div className="version-skipped">Its files were pruned to keep the history under its size bound.</div>
+    </li>
+  );
+}
+
 export function HistoryView({
   projectId,
   history,
@@ -58,8 +72,9 @@ export function HistoryView({
           <h2>History</h2>
           {view.available ? (
             <span className="hint" data-testid="history-size">
-              {view.versions.length} version{view.versions.length === 1 ? "" : "s"} · {formatBytes(view.sizeBytes)} on
-              disk
+              {view.versions.length} version{view.versions.length === 1 ? "" : "s"} · {formatBytes(view.sizeBytes)} of{" "}
+              {formatBytes(view.maxBytes)} on disk
+              {view.oldestKept !== null ? ` · versions before ${view.oldestKept} pruned` : ""}
             </span>
           ) : null}
         </div>
@@ -80,6 +95,8 @@ export function HistoryView({
           <ol className="versions" aria-label="Versions, newest first">
             {view.versions.map((v, index) => {
               const previous = view.versions[index + 1];
+              if (view.oldestKept !== null && v.number < view.oldestKept)
+                return <PrunedVersion key={v.id} version={v} byId={byId} />;
               return (
                 <li
                   key={v.id}

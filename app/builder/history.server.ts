@@ -60,6 +60,22 @@ export async function loadHistory(
   if (!params.versionId || !view.available) return { view, remote, selected: null };
   const version = view.versions.find((v) => v.id === params.versionId);
   if (!version) return { view, remote, selected: null, error: "That version is not in this project's history." };
+  try {
+    return { view, remote, selected: await selectedVersion(db, project, version, params) };
+  } catch (error) {
+    // A pruned version (or one a diff needs) is listed but has no files: said in the panel, not as an error page.
+    if (error instanceof Response && error.status === 410)
+      return { view, remote, selected: null, error: await error.text() };
+    throw error;
+  }
+}
+
+async function selectedVersion(
+  db: Db,
+  project: Project,
+  version: HistoryVersion,
+  params: { show: "diff" | "files"; scope: "step" | "run"; file: string | null },
+): Promise<HistoryData["selected"]> {
   if (params.show === "files") {
     const files = (await versionFiles(db, project, version.id)).map((f) => f.path);
     let file: ProjectFile | null = null;
@@ -72,26 +88,18 @@ export async function loadHistory(
         fileError = `No file named “${params.file}” in version ${version.number}.`;
       }
     }
-    return {
-      view,
-      remote,
-      selected: { kind: "files", versionId: version.id, number: version.number, files, file, fileError },
-    };
+    return { kind: "files", versionId: version.id, number: version.number, files, file, fileError };
   }
   const diff = await versionDiff(db, project, version.id, params.scope);
   return {
-    view,
-    remote,
-    selected: {
-      kind: "diff",
-      versionId: version.id,
-      diff: {
-        ...diff,
-        files: diff.files.map((f) => ({
-          ...f,
-          html: f.diff ? diffHtml(f.diff, { outputFormat: "line-by-line", drawFileList: false }) : null,
-        })),
-      },
+    kind: "diff",
+    versionId: version.id,
+    diff: {
+      ...diff,
+      files: diff.files.map((f) => ({
+        ...f,
+        html: f.diff ? diffHtml(f.diff, { outputFormat: "line-by-line", drawFileList: false }) : null,
+      })),
     },
   };
 }

@@ -14,6 +14,7 @@ import { resolveWebhookTarget, WebhookUrlError } from "../../inngest/webhooks/ad
 import { openSecret, sealSecret } from "../../inngest/webhooks/secret-box";
 import { projectHistory, VERSIONS_UNAVAILABLE_ON_MODAL } from "../../versions/config";
 import { ExportError, parseBranch, parseRemote } from "../../versions/export";
+import { oldestKeptNumber, prunedMessage } from "../../versions/prune";
 import { findVersion, listVersions, runVersions, versionBeforeRun, type ListedVersion } from "../../versions/queries";
 import { latestVersion } from "../../versions/record";
 import { restoreVersion, RestoreRefusedError } from "../../versions/restore";
@@ -35,7 +36,15 @@ export const MAX_FILE_DIFF_BYTES = 256 * 1024;
 export const MAX_VERSION_FILE_VIEW_BYTES = 256 * 1024;
 
 export type VersionsView =
-  | { available: true; versions: ListedVersion[]; sizeBytes: number }
+  | {
+      available: true;
+      versions: ListedVersion[];
+      sizeBytes: number;
+      /** VERSIONS_MAX_HISTORY_SIZE: over it, the oldest versions are pruned. */
+      maxBytes: number;
+      /** Versions numbered below this were pruned (their files are gone); null: none ever was. */
+      oldestKept: number | null;
+    }
   | { available: false; message: string; versions: []; sizeBytes: 0 };
 
 function historyOf(project: ProjectRef): ProjectHistory | null {
@@ -51,10 +60,30 @@ function notFound(what: string): Response {
   return new Response(`${what} not found`, { status: 404, statusText: "Not Found" });
 }
 
+/** 410: the version's row is listed, but the history bound pruned its files. */
+function pruned(message: string): Response {
+  return new Response(message, { status: 410, statusText: "Gone" });
+}
+
+/** The version, with its files: 404 when it is not the project's, 410 when it was pruned. */
+async function keptVersion(db: Db, project: ProjectRef, versionId: string) {
+  const history = historyOf(project);
+  const version = await versionOf(db, project, versionId);
+  if (!history || !version) throw notFound("Version");
+  const oldestKept = await oldestKeptNumber(db, history, project.id);
+  if (oldestKept !== null && version.number < oldestKept) throw pruned(prunedMessage(version.number, oldestKept));
+  return { history, version, oldestKept };
+}
+
 export async function projectVersions(db: Db, project: ProjectRef): Promise<VersionsView> {
   const history = historyOf(project);
   if (!history) return { available: false, message: VERSIONS_UNAVAILABLE_ON_MODAL, versions: [], sizeBytes: 0 };
-  return { available: true, versions: await listVersions(db, project.id), sizeBytes: await history.sizeBytes() };
+  const [list, sizeBytes, oldestKept] = await Promise.all([
+    listVersions(db, project.id),
+    history.sizeBytes(),
+    oldestKeptNumber(db, history, project.id),
+  ]);
+  return { available: true, versions: list, sizeBytes, maxBytes: history.maxHistoryBytes, oldestKept };
 }
 
 export interface FileDiff extends FileChange {
@@ -81,9 +110,7 @@ export async function versionDiff(
   versionId: string,
   scope: "step" | "run" = "step",
 ): Promise<DiffView> {
-  const history = historyOf(project);
-  const version = await versionOf(db, project, versionId);
-  if (!history || !version) throw notFound("Version");
+  const { history, version, oldestKept } = await keptVersion(db, project, versionId);
   let from = version.parentSha;
   let fromNumber: number | null = version.number > 1 ? version.number - 1 : null;
   let to = version;
@@ -94,6 +121,11 @@ export async function versionDiff(
     from = base?.commitSha ?? null;
     fromNumber = base?.number ?? null;
   }
+  // The diff is against a version whose files are gone.
+  if (oldestKept !== null && from !== null && fromNumber !== null && fromNumber < oldestKept)
+    throw pruned(
+      `${scope === "run" ? "This run's" : `Version ${version.number}'s`} changes cannot be shown: version ${fromNumber}, which they change, was pruned to keep the project's history under its size bound.`,
+    );
   const changes = await history.changes(from, to.commitSha);
   const files: FileDiff[] = [];
   for (const [index, change] of changes.files.entries()) {
@@ -115,17 +147,13 @@ export async function versionDiff(
 
 /** An old version's files, for a look before restoring it. */
 export async function versionFiles(db: Db, project: ProjectRef, versionId: string): Promise<TreeEntry[]> {
-  const history = historyOf(project);
-  const version = await versionOf(db, project, versionId);
-  if (!history || !version) throw notFound("Version");
+  const { history, version } = await keptVersion(db, project, versionId);
   return history.files(version.commitSha);
 }
 
 /** One file of an old version, shaped like the Files view's so the same code view shows it. */
 export async function versionFile(db: Db, project: ProjectRef, versionId: string, file: string): Promise<ProjectFile> {
-  const history = historyOf(project);
-  const version = await versionOf(db, project, versionId);
-  if (!history || !version) throw notFound("Version");
+  const { history, version } = await keptVersion(db, project, versionId);
   const entry = (await history.files(version.commitSha)).find((f) => f.path === file);
   if (!entry) throw notFound("File");
   const language = languageFor(file);
@@ -189,9 +217,7 @@ export async function zipVersion(
   project: ProjectRef,
   versionId: string,
 ): Promise<{ zip: Buffer; number: number }> {
-  const history = historyOf(project);
-  const version = await versionOf(db, project, versionId);
-  if (!history || !version) throw notFound("Version");
+  const { history, version } = await keptVersion(db, project, versionId);
   return { zip: await history.zip(version.commitSha), number: version.number };
 }
 

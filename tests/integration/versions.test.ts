@@ -26,7 +26,10 @@ let runsApi: typeof import("../../app/models/runs.server");
 let versionsApi: typeof import("../../app/models/versions.server");
 
 beforeAll(async () => {
-  stack = await startStack({ env: { VERSIONS_EXPORT_ALLOW_LOCAL: "1" } });
+  // A small bound, so one run of this file can outgrow it; the other runs' histories stay far under it.
+  stack = await startStack({
+    env: { VERSIONS_EXPORT_ALLOW_LOCAL: "1", VERSIONS_MAX_HISTORY_SIZE: "3m", VERSIONS_MAX_FILE_SIZE: "1m" },
+  });
   replay = stack.replay;
   runsApi = await import("../../app/models/runs.server");
   versionsApi = await import("../../app/models/versions.server");
@@ -274,6 +277,65 @@ describe("versions of a run", () => {
     await versionsApi.undoRun(db, await projectRow(project.id), run.id);
     expect(filesIn(workspace)).toEqual({ "base.txt": "base\n" });
     expect(existsSync(path.join(workspace, "more.txt"))).toBe(false);
+  });
+
+  it("keeps the history under its bound: the oldest versions are pruned, listed as such, and refused clearly", async () => {
+    const { db } = stack.database;
+    const { user, project } = await createBuilder(db);
+    // 40 steps that each replace 100 KB that does not compress: ~4 MB of history against a 3 MB bound.
+    const steps = Array.from({ length: 40 }, (_, i) => turn.run(`head -c 100000 /dev/urandom > big.bin && echo ${i}`));
+    const model = scripted(replay, [...steps, turn.reply("Done.")]);
+    const run = await runsApi.startRun(db, {
+      userId: user.id,
+      projectId: project.id,
+      input: { prompt: "grow" },
+      model,
+    });
+    expect((await waitForRunToFinish(stack.database, run, 120_000)).type).toBe("complete");
+
+    const row = await projectRow(project.id);
+    const view = await versionsApi.projectVersions(db, row);
+    if (!view.available) throw new Error("versions should be available on a local workspace");
+    expect(view.versions).toHaveLength(42);
+    expect(view.maxBytes).toBe(3 * 1024 * 1024);
+    expect(view.sizeBytes).toBeLessThanOrEqual(view.maxBytes);
+    // The run alone outgrew the bound, so even its start went; the newest 20 versions always stay.
+    expect(view.oldestKept).toBeGreaterThan(1);
+    expect(view.oldestKept).toBeLessThanOrEqual(42 - 20 + 1);
+    const taken = await projectVersions(project.id);
+    const gone = taken[0]!;
+    const oldest = taken[view.oldestKept! - 1]!;
+
+    const status = async (promise: Promise<unknown>) =>
+      promise.then(
+        () => 200,
+        (error: unknown) => (error instanceof Response ? error.status : String(error)),
+      );
+    expect(await status(versionsApi.versionDiff(db, row, gone.id, "step"))).toBe(410);
+    expect(await status(versionsApi.versionFiles(db, row, gone.id))).toBe(410);
+    expect(await status(versionsApi.zipVersion(db, row, gone.id))).toBe(410);
+    // The oldest kept version's own diff needs the pruned one before it; the run's diff, its pruned start.
+    expect(await status(versionsApi.versionDiff(db, row, oldest.id, "step"))).toBe(410);
+    expect(await status(versionsApi.versionDiff(db, row, taken.at(-1)!.id, "run"))).toBe(410);
+    expect(await status(versionsApi.versionDiff(db, row, taken[view.oldestKept!]!.id, "step"))).toBe(200);
+    await expect(versionsApi.undoRun(db, row, run.id)).rejects.toThrow(/pruned to keep the project's history under/);
+    await expect(versionsApi.restoreProjectVersion(db, row, gone.id)).rejects.toThrow(/Version 1 was pruned/);
+
+    // The History view says it and greys the pruned rows; a kept one restores.
+    const { loadHistory } = await import("../../app/builder/history.server");
+    const history = await loadHistory(db, row, { versionId: gone.id, show: "diff", scope: "step", file: null });
+    expect(history.error).toMatch(/Version 1 was pruned/);
+    const restored = await versionsApi.restoreProjectVersion(db, row, oldest.id);
+    expect(restored.restoredNumber).toBe(oldest.number);
+    expect(
+      execFileSync(
+        "git",
+        ["--git-dir", path.join(stack.dataDir, "history", `${project.id}.git`), "fsck", "--no-dangling"],
+        {
+          encoding: "utf8",
+        },
+      ),
+    ).toBe("");
   });
 
   it("refuses to restore while a run is active, with a clear reason", async () => {

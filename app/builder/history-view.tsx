@@ -33,7 +33,8 @@ function label(version: HistoryVersion, byId: Map<string, HistoryVersion>): stri
 function formatBytes(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
   if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
-  return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
+  if (bytes < 1024 * 1024 * 1024) return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
+  return `${(bytes / (1024 * 1024 * 1024)).toFixed(1)} GB`;
 }
 
 /** A version the history bound pruned: still listed (runs name it), with nothing to open. */
@@ -65,6 +66,14 @@ export function HistoryView({
   const { view, selected } = history;
   const byId = new Map(view.versions.map((v) => [v.id, v]));
   const current = selected ? byId.get(selected.versionId) : undefined;
+  // A diff is against the version before (a run's: the one it started from); none when that one was pruned.
+  const oldestKept = view.available ? view.oldestKept : null;
+  const diffable = (number: number) => oldestKept === null || number > oldestKept;
+  const runBase = (runId: string) => {
+    const own = view.versions.filter((v) => v.runId === runId);
+    const first = own.at(-1);
+    return !first ? 0 : first.kind === "run-start" ? first.number + 1 : first.number;
+  };
   return (
     <div className="history-panel">
       <div className="history-list">
@@ -117,10 +126,12 @@ export function HistoryView({
                     </div>
                   ) : null}
                   <div className="version-actions">
-                    <Link to={`?view=history&version=${v.id}&scope=step`} preventScrollReset>
-                      Diff
-                    </Link>
-                    {v.runId && v.kind === "run-end" ? (
+                    {diffable(v.number) ? (
+                      <Link to={`?view=history&version=${v.id}&scope=step`} preventScrollReset>
+                        Diff
+                      </Link>
+                    ) : null}
+                    {v.runId && v.kind === "run-end" && diffable(runBase(v.runId)) ? (
                       <Link to={`?view=history&version=${v.id}&scope=run`} preventScrollReset>
                         Run diff
                       </Link>

@@ -225,4 +225,61 @@ describe("versions in the browser", () => {
       await context.close();
     }
   });
+
+  it("lists pruned versions greyed under the size against its bound, and says why one cannot be opened", async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    const errors = collectPageErrors(page);
+    try {
+      const projectUrl = await signUpAndCreateProject(page, "pruned");
+      const projectId = projectUrl.split("/").pop()!;
+      useScript([
+        ...Array.from({ length: 6 }, (_, i) => turn.write(`page${i + 1}.html`, `<h1>Page ${i + 1}</h1>\n`)),
+        turn.reply("Six pages."),
+      ]);
+      await send(page, "Write six pages");
+      const card = page.locator(".live-card");
+      await expect.poll(() => card.getAttribute("data-status"), { timeout: 60_000 }).toBe("complete");
+      // As the bound would, after the run: versions 1-3 pruned (the unit and integration tests drive the bound).
+      const { projectHistory } = await import("../../versions/config");
+      const history = projectHistory(projectId)!;
+      const commit = execFileSync("git", ["--git-dir", history.gitDir, "rev-parse", "versions~4"], {
+        encoding: "utf8",
+      });
+      await history.pruneBefore(commit.trim());
+
+      await gotoHydrated(page, `${projectUrl}?view=history`);
+      expect(await page.getByTestId("history-size").textContent()).toMatch(
+        /8 versions · [\d.]+ KB of 1\.0 GB on disk · versions before 4 pruned/,
+      );
+      const pruned = page.locator(".version[data-pruned]");
+      expect(await pruned.evaluateAll((rows) => rows.map((r) => r.getAttribute("data-version")))).toEqual([
+        "3",
+        "2",
+        "1",
+      ]);
+      expect(await pruned.getByRole("link").count()).toBe(0);
+      expect(await pruned.getByRole("button").count()).toBe(0);
+      // Version 4 is kept, but its diff would be against version 3, whose files are gone: it offers its files only.
+      const oldest = page.locator('.version[data-version="4"]');
+      expect(await oldest.getByRole("link").evaluateAll((links) => links.map((a) => a.textContent))).toEqual([
+        "Files",
+        ".zip",
+      ]);
+      expect(await page.locator('.version[data-version="8"]').getByRole("link", { name: "Run diff" }).count()).toBe(0);
+      // The live card still links the first step's diff: the panel says that version was pruned.
+      await card.locator(".steps > summary").click();
+      await card.locator("a.step-version").first().click();
+      await expect
+        .poll(() => page.locator(".history-panel .error").textContent())
+        .toContain("Version 2 was pruned to keep the project's history under its size bound");
+      await screenshot(page, "versions-pruned-1280");
+      await page.setViewportSize({ width: 390, height: 844 });
+      expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+      await screenshot(page, "versions-pruned-390");
+      expect(errors).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  });
 });

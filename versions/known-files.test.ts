@@ -4,63 +4,32 @@
  * dates, so the two must agree commit for commit, and on every file's change and line counts.
  */
 import { execFileSync } from "node:child_process";
-import { chmod, mkdir, mkdtemp, rm, symlink, unlink, writeFile } from "node:fs/promises";
-import os from "node:os";
+import { chmod, rm, symlink, unlink } from "node:fs/promises";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { ProjectHistory, type Taken } from "./store";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { PairedHistories, shellRuns } from "../tests/support/paired-histories";
+import type { ProjectHistory } from "./store";
 
-let root: string;
+let pair: PairedHistories;
 let ws: string;
 let fast: ProjectHistory;
-let reference: ProjectHistory;
-let parents: { fast: { commit: string; tree: string } | null; reference: { commit: string; tree: string } | null };
-let at: number;
 
 beforeEach(async () => {
-  root = await mkdtemp(path.join(os.tmpdir(), "dyno-known-files-"));
-  ws = path.join(root, "ws");
-  await mkdir(ws);
-  fast = new ProjectHistory(path.join(root, "fast.git"), ws, 4096);
-  reference = new ProjectHistory(path.join(root, "reference.git"), ws, 4096, false);
-  parents = { fast: null, reference: null };
-  at = Date.UTC(2026, 0, 1);
+  pair = await PairedHistories.create("dyno-known-files-");
+  ({ ws, quick: fast } = pair);
 });
 
 afterEach(async () => {
-  await rm(root, { recursive: true, force: true });
+  await pair.remove();
 });
 
-/** The git commands a history's shell runs (a take of known files runs none). */
-function shellRuns(history: ProjectHistory) {
-  const spy = vi.spyOn((history as unknown as { shell: { run(command: string): unknown } }).shell, "run");
-  // Loading the tree a take starts from (once per process and history) is a listing, not a take.
-  return { count: () => spy.mock.calls.filter(([command]) => !String(command).startsWith("git ls-tree")).length };
-}
-
-async function put(file: string, content: string | Buffer) {
-  await mkdir(path.dirname(path.join(ws, file)), { recursive: true });
-  await writeFile(path.join(ws, file), content);
-}
-
+const put = (file: string, content: string | Buffer) => pair.put(file, content);
 /** One version in both histories: `files` told to the fast one (undefined: a full take there too). */
-async function takeBoth(files: string[] | undefined): Promise<{ fast: Taken; reference: Taken }> {
-  const date = new Date((at += 1000));
-  const message = `version at ${date.toISOString()}\n`;
-  const a = await fast.take({ parent: parents.fast, message, mode: "changed", date, files });
-  const b = await reference.take({ parent: parents.reference, message, mode: "changed", date });
-  if (a.commit) parents.fast = { commit: a.commit, tree: a.tree };
-  if (b.commit) parents.reference = { commit: b.commit, tree: b.tree };
-  return { fast: a, reference: b };
-}
-
-async function expectAgreement(files: string[] | undefined) {
-  const { fast: a, reference: b } = await takeBoth(files);
-  expect(a.tree).toBe(b.tree);
-  expect(a.commit).toBe(b.commit);
-  expect(a.changes).toEqual(b.changes);
-  return a;
-}
+const takeBoth = async (files: string[] | undefined) => {
+  const { quick, reference } = await pair.takeBoth({ files });
+  return { fast: quick, reference };
+};
+const expectAgreement = (files: string[] | undefined) => pair.expectAgreement({ files });
 
 describe("a take of known files", () => {
   it("agrees with git's own take, commit for commit, over adds, edits, deletes, modes and odd content", async () => {

@@ -4,67 +4,31 @@
  * and dates, so the two must agree commit for commit, and on every file's change and line counts.
  */
 import { execFileSync } from "node:child_process";
-import { chmod, mkdir, mkdtemp, rename, rm, symlink, unlink, utimes, writeFile } from "node:fs/promises";
-import os from "node:os";
+import { chmod, rename, rm, symlink, unlink, utimes, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { EXCLUDED_FOLDERS, ProjectHistory, type Taken } from "./store";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { PairedHistories, shellRuns } from "../tests/support/paired-histories";
+import { EXCLUDED_FOLDERS, type ProjectHistory } from "./store";
 import { WorkspaceScanner } from "./workspace-scan";
 
-let root: string;
+let pair: PairedHistories;
 let ws: string;
 let quick: ProjectHistory;
-let reference: ProjectHistory;
-let parents: { quick: { commit: string; tree: string } | null; reference: { commit: string; tree: string } | null };
-let at: number;
 
 beforeEach(async () => {
-  root = await mkdtemp(path.join(os.tmpdir(), "dyno-scan-"));
-  ws = path.join(root, "ws");
-  await mkdir(ws);
-  quick = new ProjectHistory(path.join(root, "quick.git"), ws, 4096);
-  reference = new ProjectHistory(path.join(root, "reference.git"), ws, 4096, false);
-  parents = { quick: null, reference: null };
-  at = Date.UTC(2026, 0, 1);
+  pair = await PairedHistories.create("dyno-scan-");
+  ({ ws, quick } = pair);
 });
 
 afterEach(async () => {
-  await rm(root, { recursive: true, force: true });
+  await pair.remove();
 });
 
-/** The git commands a history's shell runs (a take from a walk runs none). */
-function shellRuns(history: ProjectHistory) {
-  const spy = vi.spyOn((history as unknown as { shell: { run(command: string): unknown } }).shell, "run");
-  // Loading the tree a take starts from (once per process and history) is a listing, not a take.
-  return { count: () => spy.mock.calls.filter(([command]) => !String(command).startsWith("git ls-tree")).length };
-}
-
-async function put(file: string, content: string | Buffer) {
-  await mkdir(path.dirname(path.join(ws, file)), { recursive: true });
-  await writeFile(path.join(ws, file), content);
-}
+const put = (file: string, content: string | Buffer) => pair.put(file, content);
+const expectAgreement = (mode: "changed" | "commit" = "changed") => pair.expectAgreement({ mode });
 
 /** Waits past the walk's margin for a file changed just now. */
 const settle = (ms = 250) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function takeBoth(mode: "changed" | "commit" = "changed"): Promise<{ quick: Taken; reference: Taken }> {
-  const date = new Date((at += 1000));
-  const message = `version at ${date.toISOString()}\n`;
-  const a = await quick.take({ parent: parents.quick, message, mode, date });
-  const b = await reference.take({ parent: parents.reference, message, mode, date });
-  if (a.commit) parents.quick = { commit: a.commit, tree: a.tree };
-  if (b.commit) parents.reference = { commit: b.commit, tree: b.tree };
-  return { quick: a, reference: b };
-}
-
-async function expectAgreement(mode: "changed" | "commit" = "changed") {
-  const { quick: a, reference: b } = await takeBoth(mode);
-  expect(a.tree).toBe(b.tree);
-  expect(a.commit).toBe(b.commit);
-  expect(a.changes).toEqual(b.changes);
-  expect(a.skipped).toEqual(b.skipped);
-  return a;
-}
 
 describe("a take from a walk of the workspace", () => {
   it("agrees with git's own take, commit for commit, over what commands do to files", async () => {

@@ -71,7 +71,6 @@ export class WorkspaceScanner {
   async scan(): Promise<Scan> {
     const started = BigInt(Date.now()) * 1_000_000n;
     const files = new Map<string, ScannedFile>();
-    const seen = new Set<string>();
     const reads = { count: 0 };
     const folders: string[] = [""];
     let sinceYield = 0;
@@ -102,14 +101,13 @@ export class WorkspaceScanner {
         // Gone since the readdir: a later walk sees it as it is then; this one leaves the take to git.
         if (!info?.isFile()) return { unsure: `${file} changed during the walk` };
         if (info.size > BigInt(this.maxFileBytes)) return { unsure: `${file} is over the size cap` };
-        seen.add(file);
         files.set(file, {
           mode: info.mode & 0o100n ? "100755" : "100644",
           sha: await this.shaOf(file, info, started, reads),
         });
       }
     }
-    for (const file of this.known.keys()) if (!seen.has(file)) this.known.delete(file);
+    for (const file of this.known.keys()) if (!files.has(file)) this.known.delete(file);
     return { files, read: reads.count };
   }
 

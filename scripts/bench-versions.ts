@@ -9,13 +9,15 @@
  * 2. The same on a workspace of 2,000 files, one file changed per step.
  * 3. Restoring 2,000 files: to an empty workspace, and from one where every
  *    file differs.
+ * 4. The history's size bound on 150 versions of a 2,000-file workspace: the
+ *    check after a run's end, and a prune.
  *
  * Figures are medians and 90th percentiles of several runs, printed side by
  * side; nothing here asserts a time. Options: --reps N (default 20). With
  * DATABASE_URL, the rows are also written to Postgres (a database of its own,
  * dropped at the end).
  */
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -23,6 +25,7 @@ import { parseArgs } from "node:util";
 import postgres from "postgres";
 import { createDatabase, type Database, type Db } from "../db/client";
 import { projects, runs, users, versions } from "../db/schema";
+import { boundHistory, describePrune } from "../versions/prune";
 import { takeVersion } from "../versions/record";
 import { historyPath, ProjectHistory } from "../versions/store";
 
@@ -31,6 +34,8 @@ const REPS = Number(args.reps);
 
 const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
 const pct = (xs: number[], p: number) => sorted(xs)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
+/** Versions of the history the bound's figures are measured on. */
+const PRUNE_VERSIONS = 150;
 const fmt = (x: number) => `${x.toFixed(1)} ms`;
 const line = (label: string, xs: number[]) =>
   console.log(`  ${label.padEnd(52)} median ${fmt(pct(xs, 0.5)).padStart(9)}   p90 ${fmt(pct(xs, 0.9)).padStart(9)}`);
@@ -206,6 +211,49 @@ async function main() {
     console.log(`\nRestoring a version of 2,000 files (${reps} runs each):`);
     line("every file differs (2,000 rewritten)", allChanged);
     line("into an empty workspace (2,000 written)", toEmpty);
+    // 4: the size bound: its check after a run's end (under the bound), and a prune of the oldest half.
+    const checks: number[] = [];
+    const prunes: number[] = [];
+    const sizes: string[] = [];
+    for (let rep = 0; rep < Math.max(1, Math.floor(REPS / 10)); rep++) {
+      const p = await project(pglite.db);
+      writeFiles(p.ws, 2000, "base");
+      for (let n = 1; n <= PRUNE_VERSIONS; n++) {
+        for (let f = 0; f < 5; f++) {
+          // 50 files rewritten in turn with text that does not delta against what they held: each version adds
+          // ~8 KB to the history that only older versions reach.
+          const file = (n * 5 + f) % 50;
+          writeFileSync(
+            path.join(p.ws, "src", `m${file % 40}`, `file-${file}.ts`),
+            `export const data = "${randomBytes(1500).toString("hex")}";\n`,
+          );
+        }
+        await takeVersion(pglite.db, p.history, {
+          projectId: p.projectId,
+          runId: n === PRUNE_VERSIONS ? p.runId : null,
+          iteration: n,
+          kind: n === PRUNE_VERSIONS ? "run-end" : "restore",
+          mode: "commit",
+          message: `v${n}`,
+        });
+      }
+      // Packed first, so the prune below has to drop versions (loose objects alone can make a history look big).
+      await p.history.repackAll();
+      const size = await p.history.sizeBytes();
+      const under = new ProjectHistory(p.history.gitDir, p.ws, undefined, true, size * 10);
+      const [checkMs, none] = await time(() => boundHistory(pglite.db, under, p.projectId));
+      if (none) throw new Error("under the bound, nothing should prune");
+      checks.push(checkMs);
+      // The same history under a bound just below its size.
+      const bounded = new ProjectHistory(p.history.gitDir, p.ws, undefined, true, Math.floor(size * 0.9));
+      const [pruneMs, outcome] = await time(() => boundHistory(pglite.db, bounded, p.projectId));
+      prunes.push(pruneMs);
+      sizes.push(outcome ? describePrune(outcome) : "nothing pruned");
+    }
+    console.log(`\nThe history's size bound, ${PRUNE_VERSIONS} versions of a 2,000-file workspace:`);
+    line("check after a run's end, under the bound", checks);
+    line("prune to 75% of a bound 10% under the (packed) size", prunes);
+    for (const size of new Set(sizes)) console.log(`  (${size})`);
     console.log(`\n(${os.cpus().length} cores, load average ${os.loadavg()[0]!.toFixed(2)} while measuring)`);
   } finally {
     for (const { database } of databases) await database.close();

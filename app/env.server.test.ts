@@ -246,6 +246,17 @@ describe("parseEnv", () => {
     expect(bad).toThrow(/AGENT_STUCK_STOP_AFTER: must be greater than AGENT_STUCK_WARN_AFTER/);
   });
 
+  it("bounds each project's history above the largest file a version keeps", () => {
+    expect(parseEnv({})).toMatchObject({ VERSIONS_MAX_HISTORY_SIZE: 1024 ** 3, VERSIONS_MAX_FILE_SIZE: 5 * 1024 ** 2 });
+    expect(parseEnv({ VERSIONS_MAX_HISTORY_SIZE: "300m" })).toMatchObject({
+      VERSIONS_MAX_HISTORY_SIZE: 300 * 1024 ** 2,
+    });
+    expect(() => parseEnv({ VERSIONS_MAX_HISTORY_SIZE: "4m" })).toThrow(
+      /VERSIONS_MAX_HISTORY_SIZE: must be greater than VERSIONS_MAX_FILE_SIZE/,
+    );
+    expect(() => parseEnv({ VERSIONS_MAX_HISTORY_SIZE: "lots" })).toThrow(/VERSIONS_MAX_HISTORY_SIZE/);
+  });
+
   it("reads durations in seconds, minutes, hours and days", () => {
     expect([durationMs("45s"), durationMs("90m"), durationMs("2h"), durationMs("1d")]).toEqual([
       45_000, 5_400_000, 7_200_000, 86_400_000,

@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promis
 import os from "node:os";
 import path from "node:path";
 import { eq } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { runs, type Version } from "../db/schema";
 import { createTestDatabase, type TestDatabase } from "../tests/support/database";
 import { createBuilder, createQueuedRun } from "../tests/support/fixtures";
@@ -113,6 +113,28 @@ describe("the history's size bound", () => {
     const size = await history.sizeBytes();
     expect(size).toBeLessThanOrEqual(1450 * 1024);
     expect(size).toBeGreaterThan(1450 * 1024 * 0.75);
+  });
+
+  it("does not repack at every run's end a history whose unprunable versions are over the bound", async () => {
+    // 20 KiB a version against a 100 KiB bound: the newest 20 versions alone are ~400 KiB.
+    const { db, user, project, take, history } = await setUp(100 * 1024);
+    const run = await createQueuedRun(db, { userId: user.id, projectId: project.id });
+    for (let i = 1; i <= 30; i++) await take(run.id, i, "step");
+    const repacks = vi.spyOn(history, "repackAll");
+    await take(run.id, 31, "run-end");
+    expect(repacks).toHaveBeenCalled();
+    expect(await oldestKeptNumber(db, history, project.id)).toBe(31 - MIN_KEPT_VERSIONS + 1);
+    expect(await history.sizeBytes()).toBeGreaterThan(100 * 1024);
+    // The next restores find it still over, but grown by less than a tenth of the bound: no repack.
+    repacks.mockClear();
+    await writeFile(path.join(history.workTree, "small.txt"), "a few bytes\n");
+    expect(await boundHistory(db, history, project.id)).toBeNull();
+    expect(repacks).not.toHaveBeenCalled();
+    // Grown by more (two more versions of 20 KiB): tried again, and the bound moves on with the newest 20.
+    await take(null, 32, "restore");
+    await take(null, 33, "restore");
+    expect(repacks).toHaveBeenCalled();
+    expect(await oldestKeptNumber(db, history, project.id)).toBe(33 - MIN_KEPT_VERSIONS + 1);
   });
 
   it("under the bound does nothing, and deleting the history deletes the folder", async () => {

@@ -53,6 +53,28 @@ export async function boundHistory(db: Db, history: ProjectHistory, projectId: s
   if (!Number.isFinite(bound)) return null;
   const sizeBefore = await history.sizeBytes();
   if (sizeBefore <= bound) return null;
+  // Still over after a prune that did all it could (the versions it may not prune are over the bound): a full
+  // repack at every run's end would cost each of them seconds for nothing. It tries again once the history grew.
+  const stuckAt = stillOver.get(history);
+  if (stuckAt !== undefined && sizeBefore < stuckAt + bound * RETRY_GROWTH) return null;
+  const outcome = await pruneUnderLock(db, history, projectId, sizeBefore, bound);
+  if (outcome.sizeAfter > bound) stillOver.set(history, outcome.sizeAfter);
+  else stillOver.delete(history);
+  return outcome;
+}
+
+/** The size a history was left at by a prune that could not bring it under its bound. */
+const stillOver = new WeakMap<ProjectHistory, number>();
+/** How much of the bound such a history grows by before a prune is tried again. */
+const RETRY_GROWTH = 0.1;
+
+async function pruneUnderLock(
+  db: Db,
+  history: ProjectHistory,
+  projectId: string,
+  sizeBefore: number,
+  bound: number,
+): Promise<PruneOutcome> {
   return db.transaction(async (tx) => {
     await lockVersions(tx, projectId);
     const rows = await tx

@@ -1,5 +1,6 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -30,6 +31,7 @@ const blobOf = (history: ProjectHistory, commit: string, file: string) =>
   execFileSync("git", ["rev-parse", `${commit}:${file}`], { env: { ...process.env, GIT_DIR: history.gitDir } })
     .toString()
     .trim();
+const hasPath = (file: string) => existsSync(file);
 const hasObject = (history: ProjectHistory, sha: string) => gitIn(history, ["cat-file", "-e", sha]).status === 0;
 
 /** A workspace of one small text file and one incompressible file that every version replaces. */
@@ -142,6 +144,12 @@ describe("the history's size bound", () => {
     for (let i = 1; i <= 3; i++) await take(null, i, "restore");
     expect(await boundHistory(db, history, project.id)).toBeNull();
     expect(await history.oldestKept()).toBeNull();
+    // What a killed writer leaves (an object written aside, a pack half written) goes at the next full repack.
+    const strays = [path.join("objects", "dyno-tmp-123-abcdef"), path.join("objects", "pack", ".tmp-9-pack-x.pack")];
+    for (const stray of strays) await writeFile(path.join(history.gitDir, stray), randomBytes(64 * 1024));
+    await history.repackAll();
+    for (const stray of strays) expect(hasPath(path.join(history.gitDir, stray))).toBe(false);
+    expect(gitIn(history, ["fsck", "--no-dangling", "--no-progress"]).status).toBe(0);
     await history.destroy();
     expect(await readdir(path.join(root, "history"))).not.toContain(`${project.id}.git`);
   });

@@ -648,6 +648,7 @@ export class ProjectHistory {
     await this.init();
     this.model = null;
     this.scanner.forget();
+    await this.removeStrayTemporaries();
     const err = shellQuote(path.join(this.gitDir, "dyno-staging", "err"));
     await this.failed(
       // The index first becomes the newest version's tree: quick takes leave it at the last full take's files,
@@ -658,6 +659,21 @@ export class ProjectHistory {
       ),
       "git repack -a",
     );
+  }
+
+  /**
+   * Deletes what a killed writer left half made: an object written aside (objects.ts), a pack git was writing.
+   * Only under the versions lock, when no writer of this repository is running.
+   */
+  private async removeStrayTemporaries(): Promise<void> {
+    const objects = path.join(this.gitDir, "objects");
+    const stray = async (folder: string, pattern: RegExp) =>
+      Promise.all(
+        (await readdir(folder).catch(() => []))
+          .filter((name) => pattern.test(name))
+          .map((name) => rm(path.join(folder, name), { force: true })),
+      );
+    await Promise.all([stray(objects, /^dyno-tmp-/), stray(path.join(objects, "pack"), /^(\.tmp-|tmp_)/)]);
   }
 
   /** Bytes the repository takes on disk. */

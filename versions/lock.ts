@@ -1,5 +1,11 @@
-/** The per-project advisory lock that serialises a project's versions: its takes, restores and prunes. */
+/**
+ * What serialises a project's versions (its takes, restores and prunes): on Postgres, an advisory lock held by the
+ * writer's transaction, across every process. On embedded PGlite (one process, one connection, each transaction
+ * exclusive), a queue in this process: a prune's repack, which can take minutes, must not hold the app's only
+ * connection, so takes wait for it there.
+ */
 import { sql } from "drizzle-orm";
+import { PgliteDatabase } from "drizzle-orm/pglite";
 import type { Db } from "../db/client";
 
 /** First key of the two-key advisory lock. */
@@ -8,4 +14,26 @@ const VERSIONS_LOCK_CLASS = 0x0d1e1;
 /** Holds the project's versions lock until `tx` ends: no take (and no prune) of its history runs meanwhile. */
 export function lockVersions(tx: Pick<Db, "execute">, projectId: string) {
   return tx.execute(sql`select pg_advisory_xact_lock(${VERSIONS_LOCK_CLASS}, hashtext(${projectId}))`);
+}
+
+/** The tail of each project's queue of writers in this process. */
+const queues = new Map<string, Promise<unknown>>();
+
+/** Runs `write` once every earlier writer of the project's versions in this process has ended. */
+export function inVersionsQueue<T>(projectId: string, write: () => Promise<T>): Promise<T> {
+  const ran = (queues.get(projectId) ?? Promise.resolve()).then(write);
+  const tail = ran.then(
+    () => undefined,
+    () => undefined,
+  );
+  queues.set(projectId, tail);
+  void tail.then(() => {
+    if (queues.get(projectId) === tail) queues.delete(projectId);
+  });
+  return ran;
+}
+
+/** Embedded PGlite: one process, one connection, so a transaction held open blocks the whole app. */
+export function isEmbedded(db: Db): boolean {
+  return db instanceof PgliteDatabase;
 }

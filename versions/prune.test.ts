@@ -139,6 +139,34 @@ describe("the history's size bound", () => {
     expect(await oldestKeptNumber(db, history, project.id)).toBe(33 - MIN_KEPT_VERSIONS + 1);
   });
 
+  it("on PGlite holds no transaction through the repack, so the app's queries go on, while takes wait for it", async () => {
+    // 25 versions of 20 KiB are under 600 KiB; the 26th brings 300 KiB more, and its take's check prunes.
+    const { db, project, take, history } = await setUp(600 * 1024);
+    for (let i = 1; i <= 25; i++) await take(null, i, "restore");
+    await writeFile(path.join(history.workTree, "more.bin"), randomBytes(300 * 1024));
+    // The prune's repack is held until the query below has answered (or, were it stuck behind the prune, 5 s).
+    let open: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const repack = history.repackAll.bind(history);
+    const repacks = vi.spyOn(history, "repackAll").mockImplementation(async () => {
+      await gate;
+      await repack();
+    });
+    const order: string[] = [];
+    const pruning = take(null, 26, "restore").then(() => order.push("take that pruned"));
+    await vi.waitFor(() => expect(repacks).toHaveBeenCalled(), { timeout: 10_000 });
+    const taking = take(null, 27, "restore").then(() => order.push("next take"));
+    const breaker = setTimeout(open, 5_000);
+    await db.select().from(runs).limit(1);
+    order.push("query");
+    open();
+    clearTimeout(breaker);
+    await Promise.all([pruning, taking]);
+    expect(order).toEqual(["query", "take that pruned", "next take"]);
+    expect(await oldestKeptNumber(db, history, project.id)).toBeGreaterThan(1);
+    expect(gitIn(history, ["fsck", "--no-dangling", "--no-progress"]).status).toBe(0);
+  });
+
   it("under the bound does nothing, and deleting the history deletes the folder", async () => {
     const { db, project, take, history } = await setUp(64 * 1024 * 1024);
     for (let i = 1; i <= 3; i++) await take(null, i, "restore");

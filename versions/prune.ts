@@ -16,7 +16,7 @@
 import { and, asc, eq } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { versions, type Version } from "../db/schema";
-import { lockVersions } from "./lock";
+import { inVersionsQueue, isEmbedded, lockVersions } from "./lock";
 import type { ProjectHistory } from "./store";
 
 /** The newest versions a prune always keeps, whatever the bound. */
@@ -75,42 +75,55 @@ async function pruneUnderLock(
   sizeBefore: number,
   bound: number,
 ): Promise<PruneOutcome> {
+  // On Postgres the advisory lock keeps every process's takes out. PGlite has one process and one connection, which
+  // a transaction held through a repack would stall for the whole app: its takes wait in this process's queue.
+  if (isEmbedded(db)) return inVersionsQueue(projectId, () => pruneRounds(db, history, projectId, sizeBefore, bound));
   return db.transaction(async (tx) => {
     await lockVersions(tx, projectId);
-    const rows = await tx
-      .select({ number: versions.number, commitSha: versions.commitSha, runId: versions.runId, kind: versions.kind })
-      .from(versions)
-      .where(eq(versions.projectId, projectId))
-      .orderBy(asc(versions.number));
-    const oldest = await history.oldestKept();
-    const start = Math.max(0, oldest ? rows.findIndex((row) => row.commitSha === oldest) : 0);
-    const newest = rows.length - MIN_KEPT_VERSIONS;
-    let boundary = start;
-    // Loose objects alone may make the size: a full repack first, then prune only if that was not enough.
-    await history.repackAll();
-    let size = await history.sizeBytes();
-    const target = bound * PRUNE_TARGET;
-    // First only versions older than the newest run's start (its "Undo this run" keeps working); into that run only
-    // when it alone outgrew the bound.
-    for (const limit of [Math.min(newest, undoBaseIndex(rows)), newest]) {
-      if (limit < newest && size <= target) break;
-      if (limit === newest && size <= bound) break;
-      for (let round = 1; round <= MAX_ROUNDS && size > target && boundary < limit; round++) {
-        // The first round drops the share of the prunable versions the excess suggests; later ones half the rest.
-        const share = round === 1 ? Math.min(1, (size - target) / size) : round === MAX_ROUNDS ? 1 : 0.5;
-        boundary = Math.min(limit, boundary + Math.max(1, Math.ceil((limit - boundary) * share)));
-        await history.pruneBefore(rows[boundary]!.commitSha);
-        size = await history.sizeBytes();
-      }
-    }
-    return {
-      sizeBefore,
-      sizeAfter: size,
-      bound,
-      pruned: boundary - start,
-      oldestKeptNumber: boundary > start || oldest ? (rows[boundary]?.number ?? null) : null,
-    };
+    return pruneRounds(tx, history, projectId, sizeBefore, bound);
   });
+}
+
+async function pruneRounds(
+  tx: Pick<Db, "select">,
+  history: ProjectHistory,
+  projectId: string,
+  sizeBefore: number,
+  bound: number,
+): Promise<PruneOutcome> {
+  const rows = await tx
+    .select({ number: versions.number, commitSha: versions.commitSha, runId: versions.runId, kind: versions.kind })
+    .from(versions)
+    .where(eq(versions.projectId, projectId))
+    .orderBy(asc(versions.number));
+  const oldest = await history.oldestKept();
+  const start = Math.max(0, oldest ? rows.findIndex((row) => row.commitSha === oldest) : 0);
+  const newest = rows.length - MIN_KEPT_VERSIONS;
+  let boundary = start;
+  // Loose objects alone may make the size: a full repack first, then prune only if that was not enough.
+  await history.repackAll();
+  let size = await history.sizeBytes();
+  const target = bound * PRUNE_TARGET;
+  // First only versions older than the newest run's start (its "Undo this run" keeps working); into that run only
+  // when it alone outgrew the bound.
+  for (const limit of [Math.min(newest, undoBaseIndex(rows)), newest]) {
+    if (limit < newest && size <= target) break;
+    if (limit === newest && size <= bound) break;
+    for (let round = 1; round <= MAX_ROUNDS && size > target && boundary < limit; round++) {
+      // The first round drops the share of the prunable versions the excess suggests; later ones half the rest.
+      const share = round === 1 ? Math.min(1, (size - target) / size) : round === MAX_ROUNDS ? 1 : 0.5;
+      boundary = Math.min(limit, boundary + Math.max(1, Math.ceil((limit - boundary) * share)));
+      await history.pruneBefore(rows[boundary]!.commitSha);
+      size = await history.sizeBytes();
+    }
+  }
+  return {
+    sizeBefore,
+    sizeAfter: size,
+    bound,
+    pruned: boundary - start,
+    oldestKeptNumber: boundary > start || oldest ? (rows[boundary]?.number ?? null) : null,
+  };
 }
 
 /** The index of the version the newest run started from: it and every later version stay. */

@@ -13,7 +13,7 @@ import type { Db } from "../db/client";
 import { pgSafeText } from "../db/pg-safe";
 import { appendRunEvent, lockProjectEvents } from "../db/run-events";
 import { versions, type Version, type VersionKind } from "../db/schema";
-import { lockVersions } from "./lock";
+import { inVersionsQueue, isEmbedded, lockVersions } from "./lock";
 import { boundHistory, describePrune } from "./prune";
 import type { ProjectHistory } from "./store";
 
@@ -53,7 +53,10 @@ export async function latestVersion(db: Pick<Db, "select">, projectId: string): 
 export const PACK_EVERY_VERSIONS = 100;
 
 export async function takeVersion(db: Db, history: ProjectHistory, request: VersionRequest): Promise<Version | null> {
-  const row = await takeVersionRow(db, history, request);
+  // On PGlite a prune holds no transaction (it would stall the app's one connection): takes queue behind it here.
+  const row = isEmbedded(db)
+    ? await inVersionsQueue(request.projectId, () => takeVersionRow(db, history, request))
+    : await takeVersionRow(db, history, request);
   // After the transaction: the pack holds no database lock. A retried take packs again, which git makes cheap.
   const packs = !!row && row.number % PACK_EVERY_VERSIONS === 0;
   if (packs) {

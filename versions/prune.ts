@@ -46,7 +46,7 @@ export function describePrune(outcome: PruneOutcome): string {
 
 /**
  * Prunes the project's oldest versions while its history is over the bound. null when it is under (the usual
- * case: one walk of the repository's folder). Holds the versions lock throughout, so no take writes meanwhile.
+ * case: one walk of the repository's folder). Keeps the project's takes out throughout (lock.ts).
  */
 export async function boundHistory(db: Db, history: ProjectHistory, projectId: string): Promise<PruneOutcome | null> {
   const bound = history.maxHistoryBytes;

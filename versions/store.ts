@@ -628,7 +628,7 @@ export class ProjectHistory {
    * Drops every version older than `oldestKept` (a commit on the versions branch): it becomes the history's
    * shallow boundary (written aside and renamed, so a crash leaves the old boundary or the new one), then a full
    * repack keeps only the objects the kept versions, the index and the refs reach, and `git prune` removes the
-   * loose rest (repackAll). The caller holds the project's versions lock, so no take is writing objects meanwhile.
+   * loose rest (repackAll). The caller keeps the project's takes out (lock.ts), so none is writing objects.
    */
   async pruneBefore(oldestKept: string): Promise<void> {
     await this.init();
@@ -641,7 +641,7 @@ export class ProjectHistory {
 
   /**
    * One pack of every object the versions (from the shallow boundary on), the index and the refs reach; the rest,
-   * packed or loose, is deleted. Only under the versions lock: an object a take is writing is reached by nothing yet.
+   * packed or loose, is deleted. Only with takes kept out (lock.ts): an object a take is writing is reached by nothing.
    * The walk's and the model's memory go too: a sha they remember may name an object that was deleted.
    */
   async repackAll(): Promise<void> {
@@ -663,7 +663,7 @@ export class ProjectHistory {
 
   /**
    * Deletes what a killed writer left half made: an object written aside (objects.ts), a pack git was writing.
-   * Only under the versions lock, when no writer of this repository is running.
+   * Only with takes kept out (lock.ts), when no writer of this repository is running.
    */
   private async removeStrayTemporaries(): Promise<void> {
     const objects = path.join(this.gitDir, "objects");

@@ -132,6 +132,35 @@ describe.each(availableDrivers())("run events on %s", (driver) => {
     expect(after?.currentTool).toBe("read_file");
   });
 
+  it("notifies an event without a snapshot from its insert, the payload naming the row as an update's would", async () => {
+    const { db } = t.database;
+    const { user, project } = await createBuilder(db);
+    const run = await createQueuedRun(db, { userId: user.id, projectId: project.id });
+    const heard: unknown[] = [];
+    const unlisten = await t.database.listen(RUN_EVENTS_CHANNEL, (payload) => heard.push(JSON.parse(payload)));
+    try {
+      const [one, two] = await db.transaction(async (tx) => [
+        await appendRunEvent(tx, { runId: run.id, projectId: project.id, type: "version", dedupeKey: "v-1" }),
+        await appendRunEvent(tx, { runId: run.id, projectId: project.id, type: "files_changed" }),
+      ]);
+      // The row as its columns hold it (no column of the NOTIFY's), and one notification per row, after commit.
+      expect(Object.keys(one!).sort()).toEqual(Object.keys(two!).sort());
+      expect(one).not.toHaveProperty("notified");
+      await expect
+        .poll(() => heard)
+        .toEqual([
+          { projectId: project.id, runId: run.id, id: one!.id, type: "version" },
+          { projectId: project.id, runId: run.id, id: two!.id, type: "files_changed" },
+        ]);
+      // A rewrite by a retried step (the same dedupe key) notifies again.
+      await appendRunEvent(db, { runId: run.id, projectId: project.id, type: "version", dedupeKey: "v-1" });
+      await expect.poll(() => heard.length).toBe(3);
+      expect(heard[2]).toEqual({ projectId: project.id, runId: run.id, id: one!.id, type: "version" });
+    } finally {
+      await unlisten();
+    }
+  });
+
   it("writes inside a caller's transaction without a savepoint, asking for the project's lock once", async () => {
     const { db } = t.database;
     const { user, project } = await createBuilder(db);
@@ -142,8 +171,8 @@ describe.each(availableDrivers())("run events on %s", (driver) => {
       await appendRunEvent(tx, { runId: run.id, projectId: project.id, type: "one" });
       await appendRunEvent(tx, { runId: run.id, projectId: project.id, type: "two" });
       expect(nested).not.toHaveBeenCalled();
-      // The lock once, then one NOTIFY per row.
-      expect(execute).toHaveBeenCalledTimes(3);
+      // The lock once; each row's NOTIFY rides on its insert.
+      expect(execute).toHaveBeenCalledTimes(1);
     });
     // A caller's rollback takes its events with it.
     await expect(

@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, sql } from "drizzle-orm";
+import { and, asc, eq, getTableColumns, gt, sql, type SQL } from "drizzle-orm";
 import { PgTransaction } from "drizzle-orm/pg-core";
 import type { Database, Db } from "./client";
 import { pgSafe } from "./pg-safe";
@@ -8,6 +8,12 @@ import { runEvents, runs, type RunEvent } from "./schema";
 export const RUN_EVENTS_CHANNEL = "run_events";
 /** First key of the two-key advisory lock that orders a project's run_events. */
 const RUN_EVENTS_LOCK_CLASS = 0x0d1e0;
+
+/**
+ * The NOTIFY of a row just written, as a RETURNING column: the payload (the same keys a snapshot's update sends:
+ * projectId, runId, id, type) is built by Postgres from the row.
+ */
+const notifyRow = sql<string>`pg_notify(${RUN_EVENTS_CHANNEL}, json_build_object('projectId', ${runEvents.projectId}, 'runId', ${runEvents.runId}, 'id', ${runEvents.id}, 'type', ${runEvents.type})::text)`;
 
 export type RunSnapshot = Partial<Omit<typeof runs.$inferInsert, "id" | "projectId" | "userId" | "createdAt">>;
 
@@ -66,6 +72,10 @@ export async function appendRunEvent(
       data: event.data ?? {},
       dedupeKey: event.dedupeKey ?? null,
     };
+    // Without a snapshot the insert carries the NOTIFY, its payload built from the row (one statement, not two);
+    // with one, the snapshot's update carries it (most events come with a snapshot).
+    const withSnapshot = !!snapshot && Object.keys(snapshot).length > 0;
+    const returned = withSnapshot ? getTableColumns(runEvents) : { ...getTableColumns(runEvents), notified: notifyRow };
     const [row] = event.dedupeKey
       ? await tx
           .insert(runEvents)
@@ -74,17 +84,15 @@ export async function appendRunEvent(
             target: [runEvents.runId, runEvents.dedupeKey],
             set: { data: values.data, type: values.type, writes: sql`${runEvents.writes} + 1` },
           })
-          .returning()
-      : await tx.insert(runEvents).values(values).returning();
+          .returning(returned)
+      : await tx.insert(runEvents).values(values).returning(returned);
     if (!row) throw new Error("run_events insert returned no row");
-    // The type rides along so a watcher of one kind of row (a stop) needs no read to learn what committed.
-    const payload = JSON.stringify({ projectId: row.projectId, runId: row.runId, id: row.id, type: row.type });
-    const notify = sql`pg_notify(${RUN_EVENTS_CHANNEL}, ${payload})`;
-    if (snapshot && Object.keys(snapshot).length > 0) {
-      // The snapshot's update carries the NOTIFY (one round trip, not two): most events come with a snapshot.
+    if ("notified" in row) delete (row as { notified?: unknown }).notified;
+    if (withSnapshot) {
+      // The type rides along so a watcher of one kind of row (a stop) needs no read to learn what committed.
+      const payload = JSON.stringify({ projectId: row.projectId, runId: row.runId, id: row.id, type: row.type });
+      const notify = sql`pg_notify(${RUN_EVENTS_CHANNEL}, ${payload})`;
       await tx.update(runs).set(snapshot).where(eq(runs.id, event.runId)).returning({ notified: notify });
-    } else {
-      await tx.execute(sql`select ${notify}`);
     }
     return row;
   };
@@ -107,10 +115,23 @@ const projectLocksHeld = new WeakMap<object, Set<string>>();
  * conflict with the run-row lock taken under this one.)
  */
 export async function lockProjectEvents(tx: Tx, projectId: string): Promise<void> {
+  await lockProjectEventsAfter(tx, projectId);
+}
+
+/**
+ * The project's event lock, taken in the same statement as `first` (an advisory lock every writer that takes both
+ * takes before this one: the versions lock), which then is taken first: one statement for the two.
+ */
+export async function lockProjectEventsAfter(tx: Pick<Db, "execute">, projectId: string, first?: SQL): Promise<void> {
   // Held until the transaction ends: a second event in the same transaction need not ask again.
   let held = projectLocksHeld.get(tx);
-  if (held?.has(projectId)) return;
-  await tx.execute(sql`select pg_advisory_xact_lock(${RUN_EVENTS_LOCK_CLASS}, hashtext(${projectId}))`);
+  if (held?.has(projectId)) {
+    // Taking `first` now would take the two in the other order, which can deadlock with a writer taking both.
+    if (first) throw new Error(`project ${projectId}: a lock that goes before the event lock asked for after it`);
+    return;
+  }
+  const events = sql`pg_advisory_xact_lock(${RUN_EVENTS_LOCK_CLASS}, hashtext(${projectId}))`;
+  await tx.execute(first ? sql`select ${first}, ${events}` : sql`select ${events}`);
   if (!held) projectLocksHeld.set(tx, (held = new Set()));
   held.add(projectId);
 }

@@ -7,13 +7,23 @@
 import { sql } from "drizzle-orm";
 import { PgliteDatabase } from "drizzle-orm/pglite";
 import type { Db } from "../db/client";
+import { lockProjectEventsAfter } from "../db/run-events";
 
 /** First key of the two-key advisory lock. */
 const VERSIONS_LOCK_CLASS = 0x0d1e1;
 
-/** Holds the project's versions lock until `tx` ends: no take (and no prune) of its history runs meanwhile. */
-export function lockVersions(tx: Pick<Db, "execute">, projectId: string) {
-  return tx.execute(sql`select pg_advisory_xact_lock(${VERSIONS_LOCK_CLASS}, hashtext(${projectId}))`);
+/**
+ * Holds the project's versions lock until `tx` ends: no take (and no prune) of its history runs meanwhile. With
+ * `andEvents`, the project's event lock too, after it and in the same statement (a take that writes a run event).
+ */
+export async function lockVersions(
+  tx: Pick<Db, "execute">,
+  projectId: string,
+  { andEvents = false }: { andEvents?: boolean } = {},
+): Promise<void> {
+  const versionsLock = sql`pg_advisory_xact_lock(${VERSIONS_LOCK_CLASS}, hashtext(${projectId}))`;
+  if (andEvents) await lockProjectEventsAfter(tx, projectId, versionsLock);
+  else await tx.execute(sql`select ${versionsLock}`);
 }
 
 /** The tail of each project's queue of writers in this process. */

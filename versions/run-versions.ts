@@ -11,8 +11,7 @@ import { eq } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { runs, versions, type Version, type VersionKind } from "../db/schema";
 import { existingProjectHistory } from "./config";
-import { GitError } from "./git";
-import { takeVersion, versionMessage } from "./record";
+import { isHistoryError, takeVersion, versionMessage, writeWithVersion, type VersionRequest } from "./record";
 import type { ProjectHistory } from "./store";
 
 /** Tools that only read: their steps never change files, so no version is looked for. */
@@ -32,10 +31,6 @@ async function tookVersions(db: Db, runId: string): Promise<boolean> {
   return !!own;
 }
 
-function isHistoryError(error: unknown): boolean {
-  return error instanceof GitError || typeof (error as NodeJS.ErrnoException | undefined)?.syscall === "string";
-}
-
 /** Runs' prompts this process has read (most recent last): a run's prompt never changes, and each version names it. */
 const prompts = new Map<string, string>();
 const PROMPTS_KEPT = 200;
@@ -50,38 +45,69 @@ async function runPrompt(db: Db, runId: string): Promise<string | undefined> {
   return row.prompt;
 }
 
+/** What a run's version of `part` is asked with. */
+export interface RunVersionPart {
+  kind: Exclude<VersionKind, "restore">;
+  iteration: number;
+  tool?: string;
+  status?: string;
+  /** The only files the step can have changed, when its tool says (write_file). */
+  files?: string[];
+}
+
+async function runVersionRequest(
+  db: Db,
+  run: { id: string; projectId: string },
+  part: RunVersionPart,
+): Promise<VersionRequest> {
+  const prompt = await runPrompt(db, run.id);
+  return {
+    projectId: run.projectId,
+    runId: run.id,
+    iteration: part.iteration,
+    kind: part.kind,
+    tool: part.tool ?? null,
+    runStatus: part.status ?? null,
+    files: part.files,
+    mode: part.kind === "run-end" && (await tookVersions(db, run.id)) ? "commit" : "changed",
+    message: versionMessage({ runId: run.id, prompt, ...part }),
+  };
+}
+
+/** Where the project's history is: the agent's own configuration, else the process's. */
+type HistoryOf = (projectId: string) => ProjectHistory | null;
+const processHistory: HistoryOf = (projectId) => existingProjectHistory(projectId);
+
 export async function takeRunVersion(
   db: Db,
   run: { id: string; projectId: string },
-  part: {
-    kind: Exclude<VersionKind, "restore">;
-    iteration: number;
-    tool?: string;
-    status?: string;
-    /** The only files the step can have changed, when its tool says (write_file). */
-    files?: string[];
-  },
-  /** Where the project's history is: the agent's own configuration, else the process's. */
-  historyOf: (projectId: string) => ProjectHistory | null = (projectId) => existingProjectHistory(projectId),
+  part: RunVersionPart,
+  historyOf: HistoryOf = processHistory,
 ): Promise<Version | null> {
   const history = historyOf(run.projectId);
   if (!history) return null;
-  const prompt = await runPrompt(db, run.id);
   try {
-    return await takeVersion(db, history, {
-      projectId: run.projectId,
-      runId: run.id,
-      iteration: part.iteration,
-      kind: part.kind,
-      tool: part.tool ?? null,
-      runStatus: part.status ?? null,
-      files: part.files,
-      mode: part.kind === "run-end" && (await tookVersions(db, run.id)) ? "commit" : "changed",
-      message: versionMessage({ runId: run.id, prompt, ...part }),
-    });
+    return await takeVersion(db, history, await runVersionRequest(db, run, part));
   } catch (error) {
     if (!isHistoryError(error)) throw error;
     console.warn(`version (${part.kind} ${part.iteration}) of run ${run.id} not taken: ${String(error)}`);
     return null;
   }
+}
+
+/**
+ * Runs `write` (a step saving its result) and takes the run's version of `part` in the same transaction
+ * (record.ts writeWithVersion); with no history, `write` alone in a transaction.
+ */
+export async function writeWithRunVersion<T>(
+  db: Db,
+  run: { id: string; projectId: string },
+  part: RunVersionPart,
+  historyOf: HistoryOf,
+  write: (tx: Parameters<Parameters<Db["transaction"]>[0]>[0]) => Promise<T>,
+): Promise<{ value: T; version: Version | null }> {
+  const history = historyOf(run.projectId);
+  if (!history) return { value: await db.transaction(write), version: null };
+  const { value, version } = await writeWithVersion(db, history, await runVersionRequest(db, run, part), write);
+  return { value: value as T, version };
 }

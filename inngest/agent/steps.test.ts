@@ -147,6 +147,47 @@ describe("step bodies run twice", () => {
     expect(events.map((e) => [e.data.versionId, e.writes])).toEqual([[again!.id, 1]]);
   });
 
+  it("act saves its version with its result; when the two cannot be saved together, the result alone, then the version", async () => {
+    const { db } = t.database;
+    const { run, project } = await newRun();
+    expect(await think(agent, run, 1)).toEqual({ next: "act" });
+    // The first take fails with an error that is not the history's (so it fails the transaction), the next works.
+    let failures = 1;
+    const failingOnce: AgentContext = {
+      ...agent,
+      history: (projectId) => {
+        const history = agent.history(projectId);
+        if (!history) return null;
+        return Object.create(history, {
+          take: {
+            value: (...args: Parameters<typeof history.take>) => {
+              if (failures-- > 0) return Promise.reject(new Error("the database went away mid-take"));
+              return history.take(...args);
+            },
+          },
+        }) as typeof history;
+      },
+    };
+    expect(await act(failingOnce, run, 1)).toEqual({ next: "think" });
+    expect(failures).toBe(-1);
+    // The tool ran once, its result is saved once, and the version was taken after it, once.
+    expect(readFileSync(path.join(dataDir, "workspaces", project.id, "log.txt"), "utf8")).toBe("line\n");
+    const results = await db
+      .select()
+      .from(agentEntries)
+      .where(and(eq(agentEntries.runId, run.id), eq(agentEntries.kind, "result")));
+    expect(results).toHaveLength(1);
+    const steps = await db
+      .select()
+      .from(versions)
+      .where(and(eq(versions.runId, run.id), eq(versions.kind, "step")));
+    expect(steps).toMatchObject([{ iteration: 1, tool: "run_command", filesAdded: 1 }]);
+    const events = await db.select().from(runEvents).where(eq(runEvents.runId, run.id));
+    expect(events.filter((e) => e.type === "tool_result")).toHaveLength(1);
+    const stepEvents = events.filter((e) => e.type === "version" && e.data.kind === "step");
+    expect(stepEvents.map((e) => [e.data.versionId, e.writes])).toEqual([[steps[0]!.id, 1]]);
+  });
+
   it("act records the connections the sandbox refused as one run event, beside the tool result", async () => {
     const { db } = t.database;
     const { run } = await newRun("openai-compatible/blocked");

@@ -9,7 +9,12 @@ import { pgSafeText } from "../../db/pg-safe";
 import { retryOnConnectionError } from "../../db/retry-connection";
 import { appendRunEvent } from "../../db/run-events";
 import { projects, runs, UNTITLED_PROJECT, type AgentEntry, type Todo } from "../../db/schema";
-import { takeRunVersion, toolMayChangeFiles } from "../../versions/run-versions";
+import {
+  takeRunVersion,
+  toolMayChangeFiles,
+  writeWithRunVersion,
+  type RunVersionPart,
+} from "../../versions/run-versions";
 import { RunFailedError, RunRetryableError } from "../run-failure";
 import { beginIteration, markRunStarted, RunNotFoundError, type StartedRun } from "../run-lifecycle";
 import { appContextFor, lastAppLogSeq } from "./app-context";
@@ -430,17 +435,23 @@ export async function act(agent: AgentContext, run: AgentRun, iteration: number)
             signal: watch.signal,
             limits: agent.limits,
           });
+    // The version is saved with the result, in its transaction; a stopped step's partial work counts too. A
+    // write_file changed its one file and nothing else, so the version need look at no other.
+    const version = stepVersionPart(saved, iteration, action.tool === "write_file" ? outcome.filesChanged : undefined);
     // The tool has run: if its result cannot be saved for a few seconds, retrying the whole step would run it again.
-    await savingThrough(run, `act-${iteration}`, () => saveOutcome(agent, run, iteration, action, outcome));
-    // After the result (a crash in between takes it on the retry, above); a stopped step's partial work counts too.
-    // A write_file changed its one file and nothing else, so the version need look at no other.
-    await takeStepVersion(
-      agent,
-      run,
-      iteration,
-      saved,
-      action.tool === "write_file" ? outcome.filesChanged : undefined,
-    );
+    const step = `act-${iteration}`;
+    try {
+      await savingThrough(run, step, () => saveOutcome(agent, run, iteration, action, outcome, version));
+    } catch (error) {
+      if (!version) throw error;
+      // Not with its version: the result alone, so that a retried step never runs the tool again, then the
+      // version on its own, as a step resumed after its result takes it.
+      console.warn(
+        `${step} of run ${run.id}: saving the result with its version failed, saving them apart: ${String(error)}`,
+      );
+      await savingThrough(run, step, () => saveOutcome(agent, run, iteration, action, outcome));
+      await takeRunVersion(agent.database.db, run, version, agent.history);
+    }
     return { next: outcome.stopped || stoppedBy(watch.signal) ? "stop" : "think" };
   } finally {
     watch.close();
@@ -452,11 +463,20 @@ async function takeStepVersion(
   run: AgentRun,
   iteration: number,
   saved: { payload: Record<string, unknown> } | undefined,
-  files?: string[],
 ) {
+  const version = stepVersionPart(saved, iteration);
+  if (version) await takeRunVersion(agent.database.db, run, version, agent.history);
+}
+
+/** The version a step takes, when its tool can change files and it ran; `files`: the only ones it can have changed. */
+function stepVersionPart(
+  saved: { payload: Record<string, unknown> } | undefined,
+  iteration: number,
+  files?: string[],
+): RunVersionPart | null {
   const tool = (saved?.payload.action as AgentAction | undefined)?.tool;
-  if (!tool || typeof saved?.payload.refused === "string" || !toolMayChangeFiles(tool)) return;
-  await takeRunVersion(agent.database.db, run, { kind: "step", iteration, tool, files }, agent.history);
+  if (!tool || typeof saved?.payload.refused === "string" || !toolMayChangeFiles(tool)) return null;
+  return { kind: "step", iteration, tool, files };
 }
 
 async function saveOutcome(
@@ -465,6 +485,8 @@ async function saveOutcome(
   iteration: number,
   action: AgentAction,
   outcome: ToolOutcome,
+  /** The step's version, taken in the same transaction. */
+  version?: RunVersionPart | null,
 ) {
   const { db } = agent.database;
   const key = (name: string) => `${name}-${iteration}`;
@@ -475,7 +497,7 @@ async function saveOutcome(
     dedupeKey: key(type),
     data: { iteration, ...data },
   });
-  await db.transaction(async (tx) => {
+  const save = async (tx: Parameters<Parameters<typeof db.transaction>[0]>[0]) => {
     await saveEntry(tx, {
       runId: run.id,
       projectId: run.projectId,
@@ -519,7 +541,9 @@ async function saveOutcome(
       const files = [...new Set([...(row?.files ?? []), ...outcome.filesChanged])].sort();
       await appendRunEvent(tx, event("files_changed", { files: outcome.filesChanged }), { modifiedFiles: files });
     }
-  });
+  };
+  if (version) await writeWithRunVersion(db, run, version, agent.history, save);
+  else await db.transaction(save);
 }
 
 /** The reply the model ended the run with. */

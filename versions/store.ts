@@ -17,12 +17,13 @@
  *   skipped, and stay out of history (a restore leaves them alone, like
  *   node_modules).
  */
-import { lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from "node:fs/promises";
+import { closeSync, fstatSync, lstatSync, openSync, readFileSync, writeSync } from "node:fs";
+import { lstat, mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { diffLines } from "diff";
 import { git, GitError, gitText, nulFields, type GitOptions } from "./git";
 import { GitShell, shellQuote } from "./git-shell";
-import { readLooseObject, TreeModel, writeObject } from "./objects";
+import { readLooseObject, SYNC_WRITE_BYTES, TreeModel, writeObject } from "./objects";
 import { WorkspaceScanner } from "./workspace-scan";
 
 /** Folders that never enter history, at any depth: dependencies and build output. */
@@ -283,13 +284,17 @@ export class ProjectHistory {
       const storable = storablePath(file);
       if (storable === "excluded") continue;
       if (storable === "unsure" || !(await this.onlyRealFolders(file))) return null;
-      const info = await lstat(path.join(this.workTree, file)).catch(() => null);
+      const info = lstatSync(path.join(this.workTree, file), { throwIfNoEntry: false });
       if (!info) {
         found.push({ path: file, entry: null });
         continue;
       }
       if (!info.isFile() || info.size > this.maxFileBytes) return null;
-      const content = await readFile(path.join(this.workTree, file));
+      // A small file read at once (as objects.ts writes small objects), a larger one through the thread pool.
+      const content =
+        info.size <= SYNC_WRITE_BYTES
+          ? readFileSync(path.join(this.workTree, file))
+          : await readFile(path.join(this.workTree, file));
       const sha = await writeObject(this.gitDir, "blob", content);
       found.push({ path: file, entry: { mode: info.mode & 0o100 ? "100755" : "100644", sha }, content });
     }
@@ -487,17 +492,9 @@ export class ProjectHistory {
   async setHead(sha: string): Promise<void> {
     const ref = path.join(this.gitDir, VERSIONS_REF);
     const line = `${sha}\n`;
-    const existing = await open(ref, "r+").catch(() => null);
-    if (existing) {
-      try {
-        if ((await existing.stat()).size === line.length) {
-          await existing.write(line, 0);
-          return;
-        }
-      } finally {
-        await existing.close();
-      }
-    }
+    // Rewritten in place when it holds a sha already (a ref is one line; git reads it whole), with synchronous
+    // calls: tens of microseconds, where four trips through the thread pool cost a step a quarter of a millisecond.
+    if (rewriteSameLength(ref, line)) return;
     await mkdir(path.dirname(ref), { recursive: true });
     await writeFile(`${ref}.dyno-tmp`, `${sha}\n`);
     await rename(`${ref}.dyno-tmp`, ref);
@@ -857,4 +854,21 @@ async function folderBytes(folder: string): Promise<number> {
     else if (entry.isFile()) total += (await lstat(full).catch(() => null))?.size ?? 0;
   }
   return total;
+}
+
+/** Writes `line` over the file when it has exactly that length; false when it does not, or does not exist. */
+function rewriteSameLength(file: string, line: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(file, "r+");
+  } catch {
+    return false;
+  }
+  try {
+    if (fstatSync(fd).size !== line.length) return false;
+    writeSync(fd, line, 0);
+    return true;
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -1,6 +1,11 @@
 /**
  * npm run bench:versions — what versions cost (decision 026).
  *
+ * 0. The overhead on bench:agent's session itself: the 30-iteration session
+ *    through the in-process loop (the step bodies the durable function runs,
+ *    the real BAML client against the replay stand-in, the local sandbox),
+ *    with the project's history for its steps and without it, in turn; the
+ *    difference per changing step (the run's end version is in both).
  * 1. Per changing step, on bench:agent's session (29 tool steps: a file
  *    written every other step, a command every fifth): the time a step spends
  *    taking its version, the history alone and with its row and run event
@@ -13,7 +18,8 @@
  *    check after a run's end, and a prune.
  *
  * Figures are medians and 90th percentiles of several runs, printed side by
- * side; nothing here asserts a time. Options: --reps N (default 20). With
+ * side; nothing here asserts a time. Options: --reps N (default 20), --sections
+ * 0,3 (only those). With
  * DATABASE_URL, the rows are also written to Postgres (a database of its own,
  * dropped at the end).
  */
@@ -22,15 +28,22 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { eq } from "drizzle-orm";
 import postgres from "postgres";
 import { createDatabase, type Database, type Db } from "../db/client";
 import { projects, runs, users, versions } from "../db/schema";
+import { startReplayServer } from "../model-replay/server";
 import { boundHistory, describePrune } from "../versions/prune";
 import { takeVersion } from "../versions/record";
 import { historyPath, ProjectHistory } from "../versions/store";
+import { benchSession } from "./lib/bench-session";
 
-const { values: args } = parseArgs({ options: { reps: { type: "string", default: "20" } } });
+const { values: args } = parseArgs({
+  options: { reps: { type: "string", default: "20" }, sections: { type: "string", default: "0,1,2,3,4" } },
+});
 const REPS = Number(args.reps);
+/** --sections 0,3: only those sections (numbered as above; 1 and 2 run together). */
+const SECTIONS = new Set(args.sections.split(",").map((s) => Number(s.trim())));
 
 const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
 const pct = (xs: number[], p: number) => sorted(xs)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
@@ -96,9 +109,10 @@ async function main() {
   }
 
   try {
+    if (SECTIONS.has(0)) await sessionOverhead(root, databases);
     // 1 + 2: the session's changing steps, on a fresh and on a 2,000-file workspace; each rep is the history alone,
     // or the history with its row and event on one of the databases, in turn.
-    for (const baseFiles of [0, 2000]) {
+    for (const baseFiles of SECTIONS.has(1) || SECTIONS.has(2) ? [0, 2000] : []) {
       const kinds = ["history", "git", ...databases.map((d) => d.label)];
       const times = new Map(
         kinds.map((kind) => [kind, { writes: [] as number[], commands: [] as number[], starts: [] as number[] }]),
@@ -188,77 +202,175 @@ async function main() {
       line("run start: git's commands", times.get("git")!.starts);
     }
 
-    // 3: restore 2,000 files.
-    const toEmpty: number[] = [];
-    const allChanged: number[] = [];
-    const reps = Math.max(2, Math.floor(REPS / 4));
-    for (let rep = 0; rep < reps; rep++) {
-      const p = await project(pglite.db);
-      writeFiles(p.ws, 2000, "one");
-      const one = await p.history.take({ parent: null, message: "one", mode: "commit" });
-      writeFiles(p.ws, 2000, "two");
-      const two = await p.history.take({
-        parent: { commit: one.commit!, tree: one.tree },
-        message: "two",
-        mode: "commit",
-      });
-      const [changedMs] = await time(() => p.history.restore(one.commit!));
-      allChanged.push(changedMs);
-      rmSync(path.join(p.ws, "src"), { recursive: true });
-      const [emptyMs] = await time(() => p.history.restore(two.commit!));
-      toEmpty.push(emptyMs);
-    }
-    console.log(`\nRestoring a version of 2,000 files (${reps} runs each):`);
-    line("every file differs (2,000 rewritten)", allChanged);
-    line("into an empty workspace (2,000 written)", toEmpty);
-    // 4: the size bound: its check after a run's end (under the bound), and a prune of the oldest half.
-    const checks: number[] = [];
-    const prunes: number[] = [];
-    const sizes: string[] = [];
-    for (let rep = 0; rep < Math.max(1, Math.floor(REPS / 10)); rep++) {
-      const p = await project(pglite.db);
-      writeFiles(p.ws, 2000, "base");
-      for (let n = 1; n <= PRUNE_VERSIONS; n++) {
-        for (let f = 0; f < 5; f++) {
-          // 50 files rewritten in turn with text that does not delta against what they held: each version adds
-          // ~8 KB to the history that only older versions reach.
-          const file = (n * 5 + f) % 50;
-          writeFileSync(
-            path.join(p.ws, "src", `m${file % 40}`, `file-${file}.ts`),
-            `export const data = "${randomBytes(1500).toString("hex")}";\n`,
-          );
-        }
-        await takeVersion(pglite.db, p.history, {
-          projectId: p.projectId,
-          runId: n === PRUNE_VERSIONS ? p.runId : null,
-          iteration: n,
-          kind: n === PRUNE_VERSIONS ? "run-end" : "restore",
+    if (SECTIONS.has(3)) {
+      // 3: restore 2,000 files.
+      const toEmpty: number[] = [];
+      const allChanged: number[] = [];
+      const reps = Math.max(2, Math.floor(REPS / 4));
+      for (let rep = 0; rep < reps; rep++) {
+        const p = await project(pglite.db);
+        writeFiles(p.ws, 2000, "one");
+        const one = await p.history.take({ parent: null, message: "one", mode: "commit" });
+        writeFiles(p.ws, 2000, "two");
+        const two = await p.history.take({
+          parent: { commit: one.commit!, tree: one.tree },
+          message: "two",
           mode: "commit",
-          message: `v${n}`,
         });
+        const [changedMs] = await time(() => p.history.restore(one.commit!));
+        allChanged.push(changedMs);
+        rmSync(path.join(p.ws, "src"), { recursive: true });
+        const [emptyMs] = await time(() => p.history.restore(two.commit!));
+        toEmpty.push(emptyMs);
       }
-      // Packed first, so the prune below has to drop versions (loose objects alone can make a history look big).
-      await p.history.repackAll();
-      const size = await p.history.sizeBytes();
-      const under = new ProjectHistory(p.history.gitDir, p.ws, undefined, true, size * 10);
-      const [checkMs, none] = await time(() => boundHistory(pglite.db, under, p.projectId));
-      if (none) throw new Error("under the bound, nothing should prune");
-      checks.push(checkMs);
-      // The same history under a bound just below its size.
-      const bounded = new ProjectHistory(p.history.gitDir, p.ws, undefined, true, Math.floor(size * 0.9));
-      const [pruneMs, outcome] = await time(() => boundHistory(pglite.db, bounded, p.projectId));
-      prunes.push(pruneMs);
-      sizes.push(outcome ? describePrune(outcome) : "nothing pruned");
+      console.log(`\nRestoring a version of 2,000 files (${reps} runs each):`);
+      line("every file differs (2,000 rewritten)", allChanged);
+      line("into an empty workspace (2,000 written)", toEmpty);
     }
-    console.log(`\nThe history's size bound, ${PRUNE_VERSIONS} versions of a 2,000-file workspace:`);
-    line("check after a run's end, under the bound", checks);
-    line("prune to 75% of a bound 10% under the (packed) size", prunes);
-    for (const size of new Set(sizes)) console.log(`  (${size})`);
+    if (SECTIONS.has(4)) {
+      // 4: the size bound: its check after a run's end (under the bound), and a prune of the oldest half.
+      const checks: number[] = [];
+      const prunes: number[] = [];
+      const sizes: string[] = [];
+      for (let rep = 0; rep < Math.max(1, Math.floor(REPS / 10)); rep++) {
+        const p = await project(pglite.db);
+        writeFiles(p.ws, 2000, "base");
+        for (let n = 1; n <= PRUNE_VERSIONS; n++) {
+          for (let f = 0; f < 5; f++) {
+            // 50 files rewritten in turn with text that does not delta against what they held: each version adds
+            // ~8 KB to the history that only older versions reach.
+            const file = (n * 5 + f) % 50;
+            writeFileSync(
+              path.join(p.ws, "src", `m${file % 40}`, `file-${file}.ts`),
+              `export const data = "${randomBytes(1500).toString("hex")}";\n`,
+            );
+          }
+          await takeVersion(pglite.db, p.history, {
+            projectId: p.projectId,
+            runId: n === PRUNE_VERSIONS ? p.runId : null,
+            iteration: n,
+            kind: n === PRUNE_VERSIONS ? "run-end" : "restore",
+            mode: "commit",
+            message: `v${n}`,
+          });
+        }
+        // Packed first, so the prune below has to drop versions (loose objects alone can make a history look big).
+        await p.history.repackAll();
+        const size = await p.history.sizeBytes();
+        const under = new ProjectHistory(p.history.gitDir, p.ws, undefined, true, size * 10);
+        const [checkMs, none] = await time(() => boundHistory(pglite.db, under, p.projectId));
+        if (none) throw new Error("under the bound, nothing should prune");
+        checks.push(checkMs);
+        // The same history under a bound just below its size.
+        const bounded = new ProjectHistory(p.history.gitDir, p.ws, undefined, true, Math.floor(size * 0.9));
+        const [pruneMs, outcome] = await time(() => boundHistory(pglite.db, bounded, p.projectId));
+        prunes.push(pruneMs);
+        sizes.push(outcome ? describePrune(outcome) : "nothing pruned");
+      }
+      console.log(`\nThe history's size bound, ${PRUNE_VERSIONS} versions of a 2,000-file workspace:`);
+      line("check after a run's end, under the bound", checks);
+      line("prune to 75% of a bound 10% under the (packed) size", prunes);
+      for (const size of new Set(sizes)) console.log(`  (${size})`);
+    }
     console.log(`\n(${os.cpus().length} cores, load average ${os.loadavg()[0]!.toFixed(2)} while measuring)`);
   } finally {
     for (const { database } of databases) await database.close();
     await dropDatabase();
     rmSync(root, { recursive: true, force: true });
+  }
+}
+
+/** bench:agent's session: 30 iterations, of which these steps can change files (writes and commands). */
+const SESSION_ITERATIONS = 30;
+const SESSION_CHANGING_STEPS = benchSession("count", SESSION_ITERATIONS).turns.filter((turn) =>
+  ["write_file", "run_command"].includes(String((turn.reply as { tool?: string }).tool)),
+).length;
+
+/** 0: the session in process with and without versions, alternating, on each database. */
+async function sessionOverhead(root: string, databases: { label: string; database: Database }[]) {
+  const replay = await startReplayServer({ scripts: [], host: "127.0.0.1", port: 0 });
+  Object.assign(process.env, {
+    DYNO_DATA_DIR: path.join(root, "data"),
+    AGENT_BASE_URL: replay.url,
+    BAML_LOG: process.env.BAML_LOG ?? "warn",
+    AGENT_MAX_ITERATIONS: "100",
+  });
+  const { env } = await import("../app/env.server");
+  const { recordPrompt } = await import("../app/models/runs.server");
+  const { createAgentContext } = await import("../inngest/agent/context");
+  const { runAgentLoop } = await import("../inngest/agent/loop");
+  const sessions = Math.max(3, Math.floor(REPS / 4));
+  console.log(
+    `\nbench:agent's session (${SESSION_ITERATIONS} iterations, ${SESSION_CHANGING_STEPS} steps that can change files) in process, ` +
+      `${sessions} sessions each, with versions and without, in turn:`,
+  );
+  let scripts = 0;
+  try {
+    for (const { label, database } of databases) {
+      const { db } = database;
+      const withVersions = createAgentContext(env(), database);
+      const without = { ...withVersions, history: () => null };
+      const [user] = await db
+        .insert(users)
+        .values({ email: `bench-session-${randomUUID()}@example.test`, passwordHash: "!" })
+        .returning();
+      /** One session; each act step's time goes to `acts` by its tool (the script's write_file or run_command). */
+      const session = async (agent: typeof withVersions, acts: { writes: number[]; commands: number[] }) => {
+        const script = `bench-versions-${++scripts}`;
+        const turns = benchSession(script, SESSION_ITERATIONS);
+        replay.addScript(turns);
+        const [p] = await db.insert(projects).values({ userId: user!.id, title: "bench" }).returning();
+        const run = await recordPrompt(db, {
+          userId: user!.id,
+          projectId: p!.id,
+          input: { prompt: "Write the pages." },
+          model: `openai-compatible/${script}`,
+        });
+        const [ms, outcome] = await time(() =>
+          runAgentLoop(agent, run.id, async (id, fn) => {
+            const act = /^act-(\d+)$/.exec(id);
+            if (!act) return fn();
+            const tool = (turns.turns[Number(act[1]) - 1]?.reply as { tool?: string } | undefined)?.tool;
+            const [stepMs, value] = await time(fn);
+            if (tool === "write_file") acts.writes.push(stepMs);
+            if (tool === "run_command") acts.commands.push(stepMs);
+            return value;
+          }),
+        );
+        if (!("iterations" in outcome) || outcome.iterations !== SESSION_ITERATIONS)
+          throw new Error(`the session ended early: ${JSON.stringify(outcome)}`);
+        return { ms, versions: (await db.select().from(versions).where(eq(versions.runId, run.id))).length };
+      };
+      const warm = { writes: [], commands: [] };
+      await session(withVersions, warm); // warm-up: BAML's runtime, the sandbox probe, the statements' first plans
+      await session(without, warm);
+      const on = { sessions: [] as number[], writes: [] as number[], commands: [] as number[] };
+      const off = { sessions: [] as number[], writes: [] as number[], commands: [] as number[] };
+      let taken = 0;
+      for (let i = 0; i < sessions; i++) {
+        const a = await session(withVersions, on);
+        on.sessions.push(a.ms);
+        taken = a.versions;
+        const b = await session(without, off);
+        // The run's end takes its version from the process's configuration (run-lifecycle.ts): in both sessions.
+        if (b.versions > 1) throw new Error(`a session without the agent's history took ${b.versions} versions`);
+        off.sessions.push(b.ms);
+      }
+      const median = (xs: number[]) => pct(xs, 0.5);
+      // Steps are pushed in the script's order, so on[kind][j] and off[kind][j] are the same step of paired sessions.
+      const differs = (kind: "writes" | "commands") =>
+        `median ${fmt(median(on[kind]))} with, ${fmt(median(off[kind]))} without: ` +
+        `${fmt(median(on[kind]) - median(off[kind]))} (paired: ${fmt(median(on[kind].map((x, j) => x - off[kind][j]!)))})`;
+      console.log(`  ${label} (${taken} versions a session):`);
+      console.log(`    write_file act step (${on.writes.length} of each)    ${differs("writes")}`);
+      console.log(`    run_command act step (${on.commands.length} of each)   ${differs("commands")}`);
+      console.log(
+        `    session                          median ${fmt(median(on.sessions))} with, ${fmt(median(off.sessions))} without: ` +
+          `${fmt((median(on.sessions) - median(off.sessions)) / SESSION_CHANGING_STEPS)} per changing step`,
+      );
+    }
+  } finally {
+    await replay.close();
   }
 }
 

@@ -35,6 +35,7 @@ import {
   stopRun,
   VisionUnsupportedError,
 } from "../models/runs.server";
+import { oldestKeptVersion } from "../models/versions.server";
 import {
   listSteering,
   queueSteer,
@@ -89,6 +90,8 @@ export interface BuilderData {
   models: ModelPicker;
   /** Images a prompt may carry (PROMPT_IMAGE_MAX_COUNT of PROMPT_IMAGE_MAX_BYTES each). */
   imageLimits: { maxBytes: number; maxCount: number };
+  /** Versions numbered below this were pruned by the history's size bound; null when none was. */
+  versionsOldestKept: number | null;
 }
 
 export async function loadBuilder(db: Db, project: Project): Promise<BuilderData> {
@@ -99,7 +102,7 @@ export async function loadBuilder(db: Db, project: Project): Promise<BuilderData
     .from(runEvents)
     .where(eq(runEvents.projectId, project.id));
   const upTo = cursor ?? 0;
-  const [transcript, recent, steering] = await Promise.all([
+  const [transcript, recent, steering, versionsOldestKept] = await Promise.all([
     db
       .select()
       .from(messages)
@@ -107,6 +110,7 @@ export async function loadBuilder(db: Db, project: Project): Promise<BuilderData
       .orderBy(asc(messages.createdAt), asc(messages.id)),
     db.select().from(runs).where(eq(runs.projectId, project.id)).orderBy(desc(runs.createdAt)).limit(HISTORY_RUNS),
     listSteering(db, project.id),
+    oldestKeptVersion(db, project),
   ]);
   const images = await imagesOfMessages(
     db,
@@ -149,6 +153,7 @@ export async function loadBuilder(db: Db, project: Project): Promise<BuilderData
     modelProblem: await projectModelProblem(db, project),
     models: await loadModelPicker(db, project.userId, project),
     imageLimits: imageLimits(),
+    versionsOldestKept,
   };
 }
 

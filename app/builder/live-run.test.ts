@@ -1,7 +1,16 @@
 import { describe, expect, it } from "vitest";
 import type { StreamFrame } from "../../db/run-stream-frame";
 import type { ProjectEvent } from "../models/project-events";
-import { applyEvent, applyFrame, currentStep, foldEvents, progressOf, runChangedFiles, shownOutput } from "./live-run";
+import {
+  applyEvent,
+  applyFrame,
+  currentStep,
+  foldEvents,
+  progressOf,
+  runChangedFiles,
+  runUndoable,
+  shownOutput,
+} from "./live-run";
 
 const RUN = "11111111-1111-4111-8111-111111111111";
 let nextId = 0;
@@ -265,6 +274,25 @@ describe("the live card's progress", () => {
     // The same version again (a redelivery under a new id) is not added twice.
     const again = applyEvent(after, { ...stepVersion, id: ++nextId });
     expect(again.versions.map((v) => v.id)).toEqual(["v1", "v2"]);
+  });
+
+  it("offers to undo a run only while the version it started from is kept", () => {
+    const version = (id: string, number: number, kind: string, added = 0) =>
+      ev("version", { versionId: id, number, kind, iteration: kind === "step" ? 1 : 0, added, changed: 0, deleted: 0 });
+    const begun = [ev("queued", { mode: "build", maxIterations: 5 }), ev("starting", { maxIterations: 5 })];
+    // Started from version 7 (its run-start version), changed files in version 8.
+    const fromStart = foldEvents(seed, [...begun, version("a7", 7, "run-start"), version("a8", 8, "step", 1)]);
+    expect(runUndoable(fromStart, null)).toBe(true);
+    expect(runUndoable(fromStart, 7)).toBe(true);
+    expect(runUndoable(fromStart, 8)).toBe(false);
+    // No run-start version (the files had not changed since version 4): the one before its first, 4, is the base.
+    const fromEarlier = foldEvents(seed, [...begun, version("b5", 5, "step", 1)]);
+    expect(runUndoable(fromEarlier, 4)).toBe(true);
+    expect(runUndoable(fromEarlier, 5)).toBe(false);
+    // The project's first version: nothing before it to go back to.
+    expect(runUndoable(foldEvents(seed, [...begun, version("c1", 1, "step", 1)]), null)).toBe(false);
+    // A run that changed nothing has nothing to undo, kept or not.
+    expect(runUndoable(foldEvents(seed, [...begun, version("d3", 3, "run-start")]), null)).toBe(false);
   });
 });
 

@@ -291,6 +291,18 @@ export function runChangedFiles(run: LiveRun): boolean {
   return (run.versions ?? []).some((v) => v.kind !== "run-start" && v.added + v.changed + v.deleted > 0);
 }
 
+/**
+ * Whether "Undo this run" can bring back the files the run started from: it changed some, and the version before
+ * it (its run-start version, else the one numbered just below its first: numbers run on by one) is still kept, not
+ * pruned by the history's size bound. `oldestKept`: the oldest kept version's number, null when none was pruned.
+ */
+export function runUndoable(run: LiveRun, oldestKept: number | null): boolean {
+  if (!runChangedFiles(run)) return false;
+  const own = run.versions ?? [];
+  const base = own.find((v) => v.kind === "run-start")?.number ?? (own[0] ? own[0].number - 1 : 0);
+  return base >= 1 && (oldestKept === null || base >= oldestKept);
+}
+
 export function foldEvents(seed: LiveRunSeed, events: ProjectEvent[]): LiveRun {
   return events.reduce(applyEvent, startLiveRun(seed));
 }

@@ -75,6 +75,12 @@ async function keptVersion(db: Db, project: ProjectRef, versionId: string) {
   return { history, version, oldestKept };
 }
 
+/** The number of the oldest version whose files are kept; null when none was ever pruned (or there is no history). */
+export async function oldestKeptVersion(db: Db, project: ProjectRef): Promise<number | null> {
+  const history = historyOf(project);
+  return history ? oldestKeptNumber(db, history, project.id) : null;
+}
+
 export async function projectVersions(db: Db, project: ProjectRef): Promise<VersionsView> {
   const history = historyOf(project);
   if (!history) return { available: false, message: VERSIONS_UNAVAILABLE_ON_MODAL, versions: [], sizeBytes: 0 };

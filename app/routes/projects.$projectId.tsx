@@ -10,7 +10,7 @@ import { AppIndicator, AppLogsView } from "~/builder/app-logs";
 import { handleChatAction, loadBuilder } from "~/builder/builder.server";
 import { HistoryView, type HistoryNotice } from "~/builder/history-view";
 import { handleVersionAction, isVersionIntent, loadHistory } from "~/builder/history.server";
-import { applyEvent, applyFrame, foldEvents, runChangedFiles, startLiveRun, type LiveRun } from "~/builder/live-run";
+import { applyEvent, applyFrame, foldEvents, runUndoable, startLiveRun, type LiveRun } from "~/builder/live-run";
 import { LiveRunCard } from "~/builder/live-run-card";
 import { ModelPickerForm } from "~/builder/model-picker";
 import { PromptBox } from "~/builder/prompt-box";
@@ -321,7 +321,7 @@ function Builder() {
                 <button type="submit" name="intent" value="retry">
                   Retry this prompt
                 </button>
-                {live.status === "stopped" && runChangedFiles(live) ? (
+                {live.status === "stopped" && runUndoable(live, builder.versionsOldestKept) ? (
                   // Back to the files the run started from; itself a version, so it can be undone in History.
                   <button type="submit" name="intent" value="version-undo-run" className="ghost">
                     Undo this run

@@ -35,7 +35,6 @@ import {
   stopRun,
   VisionUnsupportedError,
 } from "../models/runs.server";
-import { oldestKeptVersion } from "../models/versions.server";
 import {
   listSteering,
   queueSteer,
@@ -44,6 +43,7 @@ import {
   withdrawSteer,
   type SteerView,
 } from "../models/steering.server";
+import { oldestKeptVersion } from "../models/versions.server";
 import type { LiveRunSeed } from "./live-run";
 
 const HISTORY_RUNS = 30;

@@ -47,3 +47,20 @@ export function inVersionsQueue<T>(projectId: string, write: () => Promise<T>): 
 export function isEmbedded(db: Db): boolean {
   return db instanceof PgliteDatabase;
 }
+
+/**
+ * Runs `work` (a prune, a pack: git rewriting the history's objects) while no take or other such work of the
+ * project runs: on Postgres inside a transaction holding the versions lock, which every process honours; on PGlite
+ * in this process's queue, holding no transaction (it would stall the app's one connection for as long as git takes).
+ */
+export function withVersionsHeld<T>(
+  db: Db,
+  projectId: string,
+  work: (tx: Pick<Db, "select">) => Promise<T>,
+): Promise<T> {
+  if (isEmbedded(db)) return inVersionsQueue(projectId, () => work(db));
+  return db.transaction(async (tx) => {
+    await lockVersions(tx, projectId);
+    return work(tx);
+  });
+}

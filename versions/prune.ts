@@ -16,7 +16,7 @@
 import { and, asc, eq } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { versions, type Version } from "../db/schema";
-import { inVersionsQueue, isEmbedded, lockVersions } from "./lock";
+import { withVersionsHeld } from "./lock";
 import type { ProjectHistory } from "./store";
 
 /** The newest versions a prune always keeps, whatever the bound. */
@@ -75,13 +75,7 @@ async function pruneUnderLock(
   sizeBefore: number,
   bound: number,
 ): Promise<PruneOutcome> {
-  // On Postgres the advisory lock keeps every process's takes out. PGlite has one process and one connection, which
-  // a transaction held through a repack would stall for the whole app: its takes wait in this process's queue.
-  if (isEmbedded(db)) return inVersionsQueue(projectId, () => pruneRounds(db, history, projectId, sizeBefore, bound));
-  return db.transaction(async (tx) => {
-    await lockVersions(tx, projectId);
-    return pruneRounds(tx, history, projectId, sizeBefore, bound);
-  });
+  return withVersionsHeld(db, projectId, (tx) => pruneRounds(tx, history, projectId, sizeBefore, bound));
 }
 
 async function pruneRounds(

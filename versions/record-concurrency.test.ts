@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runEvents, versions } from "../db/schema";
 import { availableDrivers, createTestDatabase, type TestDatabase } from "../tests/support/database";
 import { createBuilder, createQueuedRun } from "../tests/support/fixtures";
-import { takeVersion } from "./record";
+import { PACK_EVERY_VERSIONS, takeVersion } from "./record";
 import { historyPath, ProjectHistory } from "./store";
 
 let root: string;
@@ -73,5 +73,48 @@ describe.each(availableDrivers())("takes racing on one project (%s)", (driver) =
     const events = await db.select().from(runEvents).where(eq(runEvents.runId, run.id));
     const named = events.filter((e) => e.type === "version").map((e) => (e.data as { versionId: string }).versionId);
     expect(named.sort()).toEqual(rows.map((v) => v.id).sort());
+  });
+  it(`packs at every ${PACK_EVERY_VERSIONS}th version with the project's versions held: a take (or a prune) waits for it`, async () => {
+    const { db } = t.database;
+    const { project } = await createBuilder(db);
+    const ws = path.join(root, driver, `pack-${project.id}`);
+    await mkdir(ws, { recursive: true });
+    const history = new ProjectHistory(historyPath(path.join(root, driver), project.id), ws);
+    const request = { projectId: project.id, runId: null, iteration: 0, kind: "restore" as const, message: "v" };
+    await writeFile(path.join(ws, "a.txt"), "one\n");
+    const first = await takeVersion(db, history, { ...request, mode: "commit" });
+    // As if the project had taken its versions up to the one before the packing one.
+    await db
+      .update(versions)
+      .set({ number: PACK_EVERY_VERSIONS - 1 })
+      .where(eq(versions.id, first!.id));
+
+    const order: string[] = [];
+    let during: Promise<unknown> | undefined;
+    const pack = history.pack.bind(history);
+    history.pack = async () => {
+      // Another take of the project while the pack runs: it must not get in before the pack ends.
+      during = takeVersion(db, history, { ...request, mode: "commit", message: "during" }).then(() =>
+        order.push("take"),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await pack();
+      order.push("pack");
+    };
+    await writeFile(path.join(ws, "a.txt"), "two\n");
+    const packing = await takeVersion(db, history, { ...request, mode: "commit" });
+    expect(packing?.number).toBe(PACK_EVERY_VERSIONS);
+    await during;
+    expect(order).toEqual(["pack", "take"]);
+    const numbers = await db
+      .select({ number: versions.number })
+      .from(versions)
+      .where(eq(versions.projectId, project.id))
+      .orderBy(asc(versions.number));
+    expect(numbers.map((v) => v.number)).toEqual([
+      PACK_EVERY_VERSIONS - 1,
+      PACK_EVERY_VERSIONS,
+      PACK_EVERY_VERSIONS + 1,
+    ]);
   });
 });

@@ -14,7 +14,7 @@ import { pgSafeText } from "../db/pg-safe";
 import { appendRunEvent } from "../db/run-events";
 import { versions, type Version, type VersionKind } from "../db/schema";
 import { GitError } from "./git";
-import { inVersionsQueue, isEmbedded, lockVersions } from "./lock";
+import { inVersionsQueue, isEmbedded, lockVersions, withVersionsHeld } from "./lock";
 import { boundHistory, describePrune } from "./prune";
 import type { ProjectHistory } from "./store";
 
@@ -77,10 +77,11 @@ export async function writeWithVersion<T = undefined>(
   const transaction = () => db.transaction((tx) => takeInTransaction(tx, history, request, write));
   const taken = isEmbedded(db) ? await inVersionsQueue(request.projectId, transaction) : await transaction();
   const row = taken.version;
-  // After the transaction: the pack holds no database lock. A retried take packs again, which git makes cheap.
+  // After the take's transaction, with the project's versions held as a prune holds them: a pack and a prune both
+  // rewrite the history's packs and must not overlap. A retried take packs again, which git makes cheap.
   const packs = !!row && row.number % PACK_EVERY_VERSIONS === 0;
   if (packs) {
-    await history.pack().catch((error: unknown) => {
+    await withVersionsHeld(db, request.projectId, () => history.pack()).catch((error: unknown) => {
       console.warn(`history of project ${request.projectId}: packing failed (the versions are kept): ${String(error)}`);
     });
   }

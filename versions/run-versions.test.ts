@@ -59,14 +59,19 @@ describe("writeWithRunVersion", () => {
   });
   const resultOf = async (runId: string) =>
     (await t.database.db.select().from(agentEntries).where(eq(agentEntries.runId, runId)))[0]?.payload;
-  const versionsOf = (runId: string) => t.database.db.select().from(versions).where(eq(versions.runId, runId));
-
-  it("commits the write and the version together, or neither, and a retry finds the version it took", async () => {
+  /** A queued run of a new project, with an empty workspace folder. */
+  const runWithWorkspace = async () => {
     const { db } = t.database;
     const { user, project } = await createBuilder(db);
     const run = await createQueuedRun(db, { userId: user.id, projectId: project.id });
     const ws = path.join(root, `ws-${project.id}`);
     await mkdir(ws, { recursive: true });
+    return { db, project, run, ws };
+  };
+  const versionsOf = (runId: string) => t.database.db.select().from(versions).where(eq(versions.runId, runId));
+
+  it("commits the write and the version together, or neither, and a retry finds the version it took", async () => {
+    const { db, project, run, ws } = await runWithWorkspace();
     const history = new ProjectHistory(historyPath(root, project.id), ws);
     const part = { kind: "step" as const, iteration: 1, tool: "write_file" };
 
@@ -116,11 +121,7 @@ describe("writeWithRunVersion", () => {
   });
 
   it("commits the write without a version when the history cannot be written", async () => {
-    const { db } = t.database;
-    const { user, project } = await createBuilder(db);
-    const run = await createQueuedRun(db, { userId: user.id, projectId: project.id });
-    const ws = path.join(root, `ws-${project.id}`);
-    await mkdir(ws, { recursive: true });
+    const { db, project, run, ws } = await runWithWorkspace();
     await writeFile(path.join(ws, "a.txt"), "one\n");
     // The history's folder is a file: git, and every file call under it, fail.
     const blocked = path.join(root, `blocked-${project.id}`);

@@ -90,6 +90,13 @@ async function newRun(model = "openai-compatible/append") {
   return { run: await startAgentRun(agent, run!.id), project };
 }
 
+/** The result entries saved for a run's steps. */
+const savedResults = (runId: string) =>
+  t.database.db
+    .select()
+    .from(agentEntries)
+    .where(and(eq(agentEntries.runId, runId), eq(agentEntries.kind, "result")));
+
 describe("step bodies run twice", () => {
   it("think asks the model once and act runs the tool once", async () => {
     const { db } = t.database;
@@ -105,11 +112,7 @@ describe("step bodies run twice", () => {
     expect(await act(agent, run, 1)).toEqual({ next: "think" });
     expect(readFileSync(path.join(dataDir, "workspaces", project.id, "log.txt"), "utf8")).toBe("line\n");
 
-    const results = await db
-      .select()
-      .from(agentEntries)
-      .where(and(eq(agentEntries.runId, run.id), eq(agentEntries.kind, "result")));
-    expect(results).toHaveLength(1);
+    expect(await savedResults(run.id)).toHaveLength(1);
     const rows = await db.select().from(runEvents).where(eq(runEvents.runId, run.id));
     expect(rows.filter((r) => r.type === "tool_result").map((r) => r.writes)).toEqual([1]);
   });
@@ -172,11 +175,7 @@ describe("step bodies run twice", () => {
     expect(failures).toBe(-1);
     // The tool ran once, its result is saved once, and the version was taken after it, once.
     expect(readFileSync(path.join(dataDir, "workspaces", project.id, "log.txt"), "utf8")).toBe("line\n");
-    const results = await db
-      .select()
-      .from(agentEntries)
-      .where(and(eq(agentEntries.runId, run.id), eq(agentEntries.kind, "result")));
-    expect(results).toHaveLength(1);
+    expect(await savedResults(run.id)).toHaveLength(1);
     const steps = await db
       .select()
       .from(versions)

@@ -215,6 +215,20 @@ describe("versions in the browser", () => {
       await expect.poll(() => undo.count(), { timeout: 10_000 }).toBe(1);
       expect(await page.getByRole("button", { name: "Retry this prompt" }).count()).toBe(1);
       await screenshot(page, "versions-stopped-card-1280");
+      // Without JavaScript the server renders the same offer, at phone width too.
+      const plain = await browser.newContext({
+        javaScriptEnabled: false,
+        storageState: await context.storageState(),
+        viewport: { width: 390, height: 844 },
+      });
+      try {
+        const plainPage = await plain.newPage();
+        await plainPage.goto(projectUrl);
+        expect(await plainPage.getByRole("button", { name: "Undo this run" }).count()).toBe(1);
+        await screenshot(plainPage, "versions-stopped-card-nojs-390");
+      } finally {
+        await plain.close();
+      }
       await undo.click();
       await expect.poll(() => page.locator(".chat-pane .notice").textContent()).toContain("Undid the run");
       expect(existsSync(path.join(workspace, "half.txt"))).toBe(false);

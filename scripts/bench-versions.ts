@@ -10,7 +10,11 @@
  *    written every other step, a command every fifth): the time a step spends
  *    taking its version, the history alone and with its row and run event
  *    (embedded PGlite). A write_file step's version reads only its file, in
- *    this process (objects.ts); a command's is a full take by git's commands.
+ *    this process (objects.ts); a command's reads the paths the feed of the
+ *    workspace's changes names (workspace-watch.ts; the command's change is
+ *    made by a shell of its own, as a command's is). Beside them: the same
+ *    without the feed (a walk of the workspace, or git's commands over 1,000
+ *    files) and with git's commands alone.
  * 2. The same on a workspace of 2,000 files, one file changed per step.
  * 3. Restoring 2,000 files: to an empty workspace, and from one where every
  *    file differs.
@@ -23,6 +27,7 @@
  * DATABASE_URL, the rows are also written to Postgres (a database of its own,
  * dropped at the end).
  */
+import { execFileSync } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -87,8 +92,8 @@ async function main() {
   }
   for (const { database } of databases) await database.migrate();
 
-  /** quickTakes false: every take by git's commands (how a command's version was taken before the walk). */
-  async function project(db: Db, quickTakes = true) {
+  /** "git": every take by git's commands (how a command's version was taken before the walk); "no feed": no watch. */
+  async function project(db: Db, how: "quick" | "no feed" | "git" = "quick") {
     const [user] = await db
       .insert(users)
       .values({ email: `bench-${randomUUID()}@example.test`, passwordHash: "!" })
@@ -104,16 +109,25 @@ async function main() {
       projectId: p!.id,
       runId: run!.id,
       ws,
-      history: new ProjectHistory(historyPath(root, p!.id), ws, undefined, quickTakes),
+      history: new ProjectHistory(
+        historyPath(root, p!.id),
+        ws,
+        undefined,
+        how !== "git",
+        undefined,
+        how === "quick" ? undefined : null,
+      ),
     };
   }
+
+  const historyOnly = (kind: string) => kind === "history" || kind === "no feed" || kind === "git";
 
   try {
     if (SECTIONS.has(0)) await sessionOverhead(root, databases);
     // 1 + 2: the session's changing steps, on a fresh and on a 2,000-file workspace; each rep is the history alone,
     // or the history with its row and event on one of the databases, in turn.
     for (const baseFiles of SECTIONS.has(1) || SECTIONS.has(2) ? [0, 2000] : []) {
-      const kinds = ["history", "git", ...databases.map((d) => d.label)];
+      const kinds = ["history", "no feed", "git", ...databases.map((d) => d.label)];
       const times = new Map(
         kinds.map((kind) => [kind, { writes: [] as number[], commands: [] as number[], starts: [] as number[] }]),
       );
@@ -121,12 +135,12 @@ async function main() {
       for (let rep = 0; rep < kinds.length * Math.max(1, Math.floor(REPS / 10)); rep++) {
         const kind = kinds[rep % kinds.length]!;
         const db = (databases.find((d) => d.label === kind) ?? databases[0]!).database.db;
-        const p = await project(db, kind !== "git");
+        const p = await project(db, kind === "git" || kind === "no feed" ? kind : "quick");
         writeFiles(p.ws, baseFiles, "base");
         let parent: { commit: string; tree: string } | null = null;
         const first = await p.history.take({ parent, message: "base", mode: "commit" });
         parent = { commit: first.commit!, tree: first.tree };
-        if (kind !== "history" && kind !== "git")
+        if (!historyOnly(kind))
           // The project's history so far, as a version row, so the run's start has a version before it.
           await db.insert(versions).values({
             projectId: p.projectId,
@@ -139,7 +153,7 @@ async function main() {
         await new Promise((resolve) => setTimeout(resolve, 150)); // past the walk's margin for files written just now
         writeFileSync(path.join(p.ws, "start.txt"), "a run starts\n");
         const [startMs, started] = await time<{ commitSha: string; treeSha: string } | null>(async () => {
-          if (kind !== "history" && kind !== "git")
+          if (!historyOnly(kind))
             return takeVersion(db, p.history, {
               projectId: p.projectId,
               runId: p.runId,
@@ -157,12 +171,14 @@ async function main() {
           const changing = i % 5 === 0 || i % 2 === 1;
           if (!changing) continue;
           const file = `page-${i}.html`;
-          writeFileSync(path.join(p.ws, file), `<h1>Page ${i}</h1>\n`.repeat(20));
-          // Odd steps write a file (its version is told which); the others are commands (a full take).
+          const content = `<h1>Page ${i}</h1>\n`.repeat(20);
+          // Odd steps write a file (its version is told which); the others are commands, whose shell writes it.
           const write = i % 2 === 1;
+          if (write) writeFileSync(path.join(p.ws, file), content);
+          else execFileSync("/bin/sh", ["-c", 'printf "%s" "$1" > "$2"', "sh", content, path.join(p.ws, file)]);
           const files = write ? [file] : undefined;
           const into = times.get(kind)!;
-          if (kind === "history" || kind === "git") {
+          if (historyOnly(kind)) {
             const [ms, taken] = await time(() =>
               p.history.take({ parent, message: `step ${i}`, mode: "changed", files }),
             );
@@ -189,14 +205,13 @@ async function main() {
       console.log(`\nA version per changing step, workspace of ${baseFiles || "a few"} files (${steps} steps):`);
       line("write_file step: its file, in process", times.get("history")!.writes);
       for (const { label } of databases) line(`  + versions row + run event (${label})`, times.get(label)!.writes);
-      line(
-        `command step: ${baseFiles > 1000 ? "git's commands (over 1,000 files)" : "a walk of the workspace, in process"}`,
-        times.get("history")!.commands,
-      );
+      line("command step: the paths the feed names, in process", times.get("history")!.commands);
       for (const { label } of databases) line(`  + versions row + run event (${label})`, times.get(label)!.commands);
+      const withoutFeed = baseFiles > 1000 ? "git's commands (over 1,000 files)" : "a walk of the workspace";
+      line(`command step without the feed: ${withoutFeed}`, times.get("no feed")!.commands);
       line("command step: git's commands (before the walk)", times.get("git")!.commands);
       line(
-        `run start: ${baseFiles > 1000 ? "git's commands (over 1,000 files)" : "the process's first walk (reads every file)"}`,
+        `run start: ${baseFiles > 1000 ? "git's commands (over 1,000 files)" : "the process's first walk (reads every file)"}, the feed starts`,
         times.get("history")!.starts,
       );
       line("run start: git's commands", times.get("git")!.starts);

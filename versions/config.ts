@@ -44,5 +44,7 @@ export function existingProjectHistory(projectId: string, e: Env = env()): Proje
 
 /** Forgets a deleted project's history (the folder is removed by the caller). */
 export function forgetProjectHistory(projectId: string, e: Env = env()): void {
-  open.delete(historyPath(e.DYNO_DATA_DIR, projectId));
+  const gitDir = historyPath(e.DYNO_DATA_DIR, projectId);
+  open.get(gitDir)?.close();
+  open.delete(gitDir);
 }

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -31,6 +31,19 @@ describe("GitShell", () => {
     const name = path.join(root, "it's a $HOME `x`");
     expect(await shell.run(`printf x > ${shellQuote(name)}`)).toBe(0);
     expect(await readFile(name, "utf8")).toBe("x");
+    shell.close();
+  });
+
+  it("runs each command from the workspace folder as it is now, even after the folder was replaced", async () => {
+    const ws = path.join(root, "replaced-ws");
+    await mkdir(ws);
+    const shell = new GitShell(path.join(root, "h.git"), ws);
+    expect(await shell.run("true")).toBe(0); // the shell starts in the first folder
+    await rename(ws, `${ws}.old`);
+    await rm(`${ws}.old`, { recursive: true });
+    await mkdir(ws);
+    await writeFile(path.join(ws, "marker"), "x");
+    expect(await shell.run("test -e marker")).toBe(0);
     shell.close();
   });
 

@@ -3,7 +3,7 @@
  * (sandbox/shell-session.ts says why a shell); taking a version runs its git
  * commands here (store.ts). A shell that fails becomes a GitError.
  */
-import { ShellSession, ShellSessionError } from "../sandbox/shell-session";
+import { ShellSession, ShellSessionError, shellQuote } from "../sandbox/shell-session";
 import { GitError, gitEnv } from "./git";
 
 export { shellQuote } from "../sandbox/shell-session";
@@ -11,7 +11,10 @@ export { shellQuote } from "../sandbox/shell-session";
 export class GitShell {
   private readonly session: ShellSession;
 
-  constructor(gitDir: string, workTree: string) {
+  constructor(
+    gitDir: string,
+    private readonly workTree: string,
+  ) {
     this.session = new ShellSession({
       cwd: workTree,
       env: gitEnv({ gitDir, workTree }),
@@ -22,7 +25,8 @@ export class GitShell {
   /** Runs `command` (one line of sh, in a subshell; it redirects its own output) and resolves with its exit code. */
   async run(command: string, options: { timeoutMs?: number } = {}): Promise<number> {
     try {
-      return await this.session.run(command, options);
+      // From the workspace folder as it is now: the shell's own working folder is gone if it was replaced.
+      return await this.session.run(`cd ${shellQuote(this.workTree)} || exit 125; ${command}`, options);
     } catch (error) {
       if (error instanceof ShellSessionError) throw new GitError(error.message, "", null);
       throw error;

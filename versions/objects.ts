@@ -108,6 +108,14 @@ interface Folder {
 
 const isFolder = (entry: FileEntry | Folder): entry is Folder => "entries" in entry;
 
+/** Calls `visit` with every file under `folder`, by its path (`prefix` and the names on the way). */
+function visitFiles(folder: Folder, prefix: string, visit: (file: string, entry: FileEntry) => void): void {
+  for (const [name, entry] of folder.entries) {
+    if (isFolder(entry)) visitFiles(entry, `${prefix}${name}/`, visit);
+    else visit(`${prefix}${name}`, entry);
+  }
+}
+
 /** Git's order of tree entries: by bytes, a folder's name compared as if it ended in "/". */
 function treeOrder(a: [string, FileEntry | Folder], b: [string, FileEntry | Folder]): number {
   const key = ([name, entry]: [string, FileEntry | Folder]) => Buffer.from(isFolder(entry) ? `${name}/` : name);
@@ -169,14 +177,16 @@ export class TreeModel {
   /** Every file of the tree, by path ("a/b.txt"). */
   files(): Map<string, FileEntry> {
     const all = new Map<string, FileEntry>();
-    const visit = (folder: Folder, prefix: string) => {
-      for (const [name, entry] of folder.entries) {
-        if (isFolder(entry)) visit(entry, `${prefix}${name}/`);
-        else all.set(`${prefix}${name}`, entry);
-      }
-    };
-    visit(this.root, "");
+    visitFiles(this.root, "", (file, entry) => all.set(file, entry));
     return all;
+  }
+
+  /** The paths of the files under `folder` ("a/b"), none when the tree has no folder there. */
+  filesUnder(folder: string): string[] {
+    const start = this.folder(folder.split("/"), false);
+    const found: string[] = [];
+    if (start) visitFiles(start, `${folder}/`, (file) => found.push(file));
+    return found;
   }
 
   /** Sets a file; false (and nothing changed) when a file stands where one of its folders would go, or a folder where it would. */

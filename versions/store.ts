@@ -17,7 +17,7 @@
  *   skipped, and stay out of history (a restore leaves them alone, like
  *   node_modules).
  */
-import { closeSync, fstatSync, lstatSync, openSync, readFileSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, lstatSync, openSync, readdirSync, readFileSync, writeSync } from "node:fs";
 import { lstat, mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { diffLines } from "diff";
@@ -25,6 +25,7 @@ import { git, GitError, gitText, nulFields, type GitOptions } from "./git";
 import { GitShell, shellQuote } from "./git-shell";
 import { readLooseObject, SYNC_WRITE_BYTES, TreeModel, writeObject } from "./objects";
 import { WorkspaceScanner } from "./workspace-scan";
+import { DEFAULT_WATCH_LIMITS, lstatOrNone, WorkspaceWatch, type WatchLimits } from "./workspace-watch";
 
 /** Folders that never enter history, at any depth: dependencies and build output. */
 export const EXCLUDED_FOLDERS = [
@@ -117,13 +118,19 @@ export class ProjectHistory {
     private readonly quickTakes = true,
     /** The bound on the repository's size on disk: over it, the oldest versions are pruned (prune.ts). */
     readonly maxHistoryBytes = Number.POSITIVE_INFINITY,
+    /** null: no feed of the workspace's changes (a command's take walks or runs git, as the feed's tests compare). */
+    watchLimits: WatchLimits | null = DEFAULT_WATCH_LIMITS,
   ) {
     this.shell = new GitShell(gitDir, workTree);
     this.scanner = new WorkspaceScanner(workTree, gitDir, maxFileBytes, EXCLUDED_FOLDERS, storablePath);
+    this.watch = watchLimits ? new WorkspaceWatch(workTree, EXCLUDED_FOLDERS, watchLimits) : null;
   }
 
   /** Runs the git commands of a take (git-shell.ts): one small shell forks them, not this process. */
   private readonly shell: GitShell;
+
+  /** Which paths changed since the last take, for takes of unknown changes on a workspace of any size. */
+  private readonly watch: WorkspaceWatch | null;
 
   /** Walks the workspace for takes of unknown changes, remembering each file's stat data and sha. */
   private readonly scanner: WorkspaceScanner;
@@ -196,12 +203,51 @@ export class ProjectHistory {
    */
   async take(options: TakeOptions): Promise<Taken> {
     await this.init();
-    // Git's own lock files matter only to git's commands, which a take of known files does not run.
-    if (this.quickTakes && options.parent && options.mode !== "tree") {
-      const parent = { ...options, parent: options.parent };
-      const quick = options.files ? await this.takeKnownFiles(options.files, parent) : await this.takeScanned(parent);
-      if (quick) return quick;
+    if (!this.quickTakes || !options.parent || options.mode === "tree") return this.takeWithGit(options);
+    const parent = { ...options, parent: options.parent };
+    if (options.files) {
+      const known = await this.takeKnownFiles(options.files, parent);
+      if (known) {
+        // The files it read may have changed since: they stay marked for the next take from the feed.
+        if (this.watch?.baseline === parent.parent.tree) {
+          this.watch.baseline = known.tree;
+          this.watch.mark(options.files);
+        }
+        this.lastTake = "known files";
+        return known;
+      }
     }
+    // Changes not known: the feed's paths when it covers the parent, else a walk, else git's commands. Whichever
+    // runs, it reads the workspace after the drain, so its tree is the feed's next baseline.
+    const watch = this.watch?.start() ? this.watch : null;
+    const drained = watch ? await watch.drain() : { lost: "no feed" };
+    try {
+      const fromFeed =
+        watch && drained.lost === undefined && watch.baseline === parent.parent.tree
+          ? await this.takeChangedPaths(drained.paths, parent)
+          : null;
+      const taken = fromFeed ?? (await this.takeScanned(parent)) ?? (await this.takeWithGit(options));
+      // A take that left files out names them every time (the version row lists them), which only a full one does.
+      if (watch && drained.lost === undefined) watch.baseline = taken.skipped.length === 0 ? taken.tree : null;
+      return taken;
+    } catch (error) {
+      if (watch) watch.baseline = null;
+      throw error;
+    }
+  }
+
+  /** How the last take of this process found its changes (for tests and the benchmark). */
+  lastTake: "known files" | "feed" | "walk" | "git" | null = null;
+
+  /** Stops watching the workspace (a deleted project). */
+  close(): void {
+    this.watch?.stop();
+  }
+
+  /** A take by git's commands: ls-files, then one script for update-index, write-tree, commit-tree and diff-tree. */
+  private async takeWithGit(options: TakeOptions): Promise<Taken> {
+    this.lastTake = "git";
+    // Git's own lock files matter only to git's commands, which the quick takes do not run.
     await this.clearStaleLocks();
     const { gone, tracked, added, skipped } = await this.stage();
     const staging = path.join(this.gitDir, "dyno-staging");
@@ -278,13 +324,17 @@ export class ProjectHistory {
   private async takeKnownFiles(
     files: string[],
     options: Omit<TakeOptions, "parent"> & { parent: { commit: string; tree: string } },
+    /** Files known gone (a folder stands where each was). */
+    gone: string[] = [],
   ): Promise<Taken | null> {
-    const found: FoundFile[] = [];
+    const found: FoundFile[] = gone.map((file) => ({ path: file, entry: null }));
+    const folders = new Map<string, "real" | "gone" | "unsure">();
     for (const file of [...new Set(files)].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))) {
       const storable = storablePath(file);
       if (storable === "excluded") continue;
-      if (storable === "unsure" || !(await this.onlyRealFolders(file))) return null;
-      const info = lstatSync(path.join(this.workTree, file), { throwIfNoEntry: false });
+      const on = storable === "unsure" ? "unsure" : this.foldersOn(file, folders);
+      if (on === "unsure") return null;
+      const info = on === "gone" ? undefined : lstatSync(path.join(this.workTree, file), { throwIfNoEntry: false });
       if (!info) {
         found.push({ path: file, entry: null });
         continue;
@@ -299,6 +349,58 @@ export class ProjectHistory {
       found.push({ path: file, entry: { mode: info.mode & 0o100 ? "100755" : "100644", sha }, content });
     }
     return this.commitChanges(await this.modelOf(options.parent.tree), found, options);
+  }
+
+  /**
+   * A take from the workspace's feed (workspace-watch.ts): only the paths that changed since the parent's take are
+   * read, as a take of known files; a folder among them is read whole, and so are the parent's files under it.
+   * Null, having changed nothing that matters, where a take of known files would be, for a nested repository, or
+   * for over MAX_SCANNED_CHANGES files.
+   */
+  private async takeChangedPaths(
+    paths: Set<string>,
+    options: Omit<TakeOptions, "parent"> & { parent: { commit: string; tree: string } },
+  ): Promise<Taken | null> {
+    const model = await this.modelOf(options.parent.tree);
+    const files = new Set<string>();
+    const gone: string[] = [];
+    for (const changed of paths) {
+      if (changed === ".git") continue; // the workspace's own repository is never history's
+      for (const file of model.filesUnder(changed)) files.add(file);
+      const info = lstatOrNone(path.join(this.workTree, changed));
+      if (!info?.isDirectory()) files.add(changed);
+      else {
+        if (model.get(changed)) gone.push(changed);
+        if (!(EXCLUDED_FOLDERS as readonly string[]).includes(path.posix.basename(changed)))
+          if (!this.filesIn(changed, files)) return null;
+      }
+      if (files.size > MAX_SCANNED_CHANGES) return null;
+    }
+    const taken = await this.takeKnownFiles([...files], options, gone);
+    if (taken) this.lastTake = "feed";
+    return taken;
+  }
+
+  /** Adds the files under `folder` to `into`; false for a nested repository or too many files (a full take's). */
+  private filesIn(folder: string, into: Set<string>): boolean {
+    const pending = [folder];
+    while (pending.length > 0) {
+      const next = pending.pop()!;
+      let entries;
+      try {
+        entries = readdirSync(path.join(this.workTree, next), { withFileTypes: true });
+      } catch {
+        continue; // gone meanwhile: its own event comes
+      }
+      for (const entry of entries) {
+        if (entry.name === ".git") return false;
+        const file = `${next}/${entry.name}`;
+        if (!entry.isDirectory()) into.add(file);
+        else if (!(EXCLUDED_FOLDERS as readonly string[]).includes(entry.name)) pending.push(file);
+      }
+      if (into.size > MAX_SCANNED_CHANGES) return false;
+    }
+    return true;
   }
 
   /**
@@ -322,7 +424,9 @@ export class ProjectHistory {
       if (before?.sha !== entry.sha || before.mode !== entry.mode) found.push({ path: file, entry });
     }
     if (found.length > MAX_SCANNED_CHANGES) return null;
-    return this.commitChanges(model, found, options);
+    const taken = await this.commitChanges(model, found, options);
+    if (taken) this.lastTake = "walk";
+    return taken;
   }
 
   /** Applies the files found changed to `model` (the parent's tree) and commits it as `options` say. */
@@ -377,17 +481,29 @@ export class ProjectHistory {
     };
   }
 
-  /** True when every folder on the way to `file` is a real folder (no symlink) and none is a repository of its own. */
-  private async onlyRealFolders(file: string): Promise<boolean> {
+  /**
+   * What the folders on the way to `file` are: "real" folders (no symlink, none a repository of its own), or one
+   * is "gone" (missing, or a file now: so is `file`, a deletion), or "unsure" (a symlink or a nested repository,
+   * left to a full take). `seen` keeps each folder's answer for the take's other files.
+   */
+  private foldersOn(file: string, seen: Map<string, "real" | "gone" | "unsure">): "real" | "gone" | "unsure" {
     const parts = file.split("/");
     for (let i = 1; i < parts.length; i++) {
-      const folder = path.join(this.workTree, ...parts.slice(0, i));
-      const info = await lstat(folder).catch(() => null);
-      if (info && !info.isDirectory()) return false;
-      if (!info) return true; // gone: so is the file, a deletion
-      if (await lstat(path.join(folder, ".git")).catch(() => null)) return false;
+      const folder = parts.slice(0, i).join("/");
+      let verdict = seen.get(folder);
+      if (!verdict) {
+        const info = lstatOrNone(path.join(this.workTree, folder));
+        verdict =
+          !info || info.isFile()
+            ? "gone"
+            : !info.isDirectory() || lstatOrNone(path.join(this.workTree, folder, ".git"))
+              ? "unsure"
+              : "real";
+        seen.set(folder, verdict);
+      }
+      if (verdict !== "real") return verdict;
     }
-    return true;
+    return "real";
   }
 
   /** A blob's bytes: read here when loose, else by git (a packed one). */

@@ -16,7 +16,7 @@ let ws: string;
 let quick: ProjectHistory;
 
 beforeEach(async () => {
-  pair = await PairedHistories.create("dyno-scan-");
+  pair = await PairedHistories.create("dyno-scan-", { watch: null });
   ({ ws, quick } = pair);
 });
 

@@ -8,6 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { expect, vi } from "vitest";
 import { ProjectHistory, type Taken } from "../../versions/store";
+import { DEFAULT_WATCH_LIMITS, type WatchLimits } from "../../versions/workspace-watch";
 
 type Parent = { commit: string; tree: string } | null;
 
@@ -28,15 +29,19 @@ export class PairedHistories {
     readonly reference: ProjectHistory,
   ) {}
 
-  static async create(prefix: string, maxFileBytes = 4096): Promise<PairedHistories> {
+  /** `watch`: the quick history's feed of changes (null: none, so a command's take is a walk's). */
+  static async create(
+    prefix: string,
+    { maxFileBytes = 4096, watch = DEFAULT_WATCH_LIMITS }: { maxFileBytes?: number; watch?: WatchLimits | null } = {},
+  ): Promise<PairedHistories> {
     const root = await mkdtemp(path.join(os.tmpdir(), prefix));
     const ws = path.join(root, "ws");
     await mkdir(ws);
     return new PairedHistories(
       root,
       ws,
-      new ProjectHistory(path.join(root, "quick.git"), ws, maxFileBytes),
-      new ProjectHistory(path.join(root, "reference.git"), ws, maxFileBytes, false),
+      new ProjectHistory(path.join(root, "quick.git"), ws, maxFileBytes, true, Number.POSITIVE_INFINITY, watch),
+      new ProjectHistory(path.join(root, "reference.git"), ws, maxFileBytes, false, Number.POSITIVE_INFINITY, null),
     );
   }
 
@@ -68,6 +73,7 @@ export class PairedHistories {
   }
 
   async remove(): Promise<void> {
+    this.quick.close();
     await rm(this.root, { recursive: true, force: true });
   }
 }

@@ -163,6 +163,8 @@ async function takeInTransaction<T>(
       mode: request.mode,
       date: new Date(),
       files: request.files,
+      // A run's last version reads every file: whatever the feed of changes could miss is in it at the latest.
+      exact: request.kind === "run-end",
     });
   } catch (error) {
     if (!write || !isHistoryError(error)) throw error;

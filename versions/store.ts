@@ -223,7 +223,7 @@ export class ProjectHistory {
     const drained = watch ? await watch.drain() : { lost: "no feed" };
     try {
       const fromFeed =
-        watch && drained.lost === undefined && watch.baseline === parent.parent.tree
+        watch && !options.exact && drained.lost === undefined && watch.baseline === parent.parent.tree
           ? await this.takeChangedPaths(drained.paths, parent)
           : null;
       const taken = fromFeed ?? (await this.takeScanned(parent)) ?? (await this.takeWithGit(options));
@@ -817,6 +817,11 @@ export interface TakeOptions {
   date?: Date;
   /** Only these files (workspace paths) can have changed since `parent`: a take of them alone may do. */
   files?: string[];
+  /**
+   * Read every file (a walk, or git's commands), not only the paths the feed names: a run's end, so a change no
+   * event told of (a write through a shared memory map, which inotify does not report) is in the run's last version.
+   */
+  exact?: boolean;
 }
 
 /** A file a quick take found changed: its new entry (null: deleted) and, when at hand, its bytes. */

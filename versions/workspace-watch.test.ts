@@ -138,6 +138,25 @@ describe("a take from the feed of the workspace's changes", () => {
     }
   });
 
+  it.skipIf(!existsSync("/usr/bin/python3"))(
+    "reads every file at a run's end, so a change no event told of (a write through a memory map) is in it",
+    async () => {
+      const { quick } = await workspaceOf(30);
+      // inotify does not report writes through a shared mapping (inotify(7)): the feed cannot see this one.
+      execFileSync(
+        "/usr/bin/python3",
+        [
+          "-c",
+          "import mmap; f = open('gen/d1/f1.txt', 'r+b'); m = mmap.mmap(f.fileno(), 0); m[0:4] = b'LINE'; m.flush()",
+        ],
+        { cwd: pair.ws },
+      );
+      const end = await pair.expectAgreement({ mode: "commit", exact: true });
+      expect(quick.lastTake).not.toBe("feed");
+      expect(end.changes?.files.map((f) => f.path)).toEqual(["gen/d1/f1.txt"]);
+    },
+  );
+
   it("keeps up with a steady trickle of changes (an app writing its log), however many between two takes", async () => {
     const { quick, ws } = await workspaceOf(30, { maxEvents: 200 });
     for (let i = 0; i < 300; i++) {

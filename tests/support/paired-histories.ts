@@ -16,6 +16,8 @@ export interface TakeBothOptions {
   mode?: "changed" | "commit";
   /** Told to the quick history only (a write_file's files); the reference always takes everything. */
   files?: string[];
+  /** Told to the quick history: read every file (a run's end). */
+  exact?: boolean;
 }
 
 export class PairedHistories {
@@ -51,10 +53,13 @@ export class PairedHistories {
   }
 
   /** One version in both histories. */
-  async takeBoth({ mode = "changed", files }: TakeBothOptions = {}): Promise<{ quick: Taken; reference: Taken }> {
+  async takeBoth({ mode = "changed", files, exact }: TakeBothOptions = {}): Promise<{
+    quick: Taken;
+    reference: Taken;
+  }> {
     const date = new Date((this.at += 1000));
     const message = `version at ${date.toISOString()}\n`;
-    const quick = await this.quick.take({ parent: this.parents.quick, message, mode, date, files });
+    const quick = await this.quick.take({ parent: this.parents.quick, message, mode, date, files, exact });
     const reference = await this.reference.take({ parent: this.parents.reference, message, mode, date });
     if (quick.commit) this.parents.quick = { commit: quick.commit, tree: quick.tree };
     if (reference.commit) this.parents.reference = { commit: reference.commit, tree: reference.tree };

@@ -386,6 +386,9 @@ async function sessionOverhead(root: string, databases: { label: string; databas
     }
   } finally {
     await replay.close();
+    // Each session's project started an egress proxy for its commands; left listening, they keep this process alive.
+    const { closeEgressProxies } = await import("../sandbox/egress");
+    await closeEgressProxies();
   }
 }
 

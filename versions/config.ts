@@ -12,7 +12,13 @@ import { historyPath, ProjectHistory } from "./store";
 export const VERSIONS_UNAVAILABLE_ON_MODAL =
   "Versions are kept for local workspaces only: this project's files live in a Modal sandbox, which Dyno's history cannot read.";
 
+/**
+ * The histories this process has open, least recently used first. Each holds what makes its takes quick (the
+ * newest tree, each file's stat data, a feed of the workspace's changes), hundreds of kilobytes for a large
+ * workspace, so only the most recently used are kept; one dropped is opened again when asked for.
+ */
 const open = new Map<string, ProjectHistory>();
+export const MAX_OPEN_HISTORIES = 64;
 
 /** The project's history, or null when its provider (default: the configured one) keeps none. */
 export function projectHistory(
@@ -23,7 +29,10 @@ export function projectHistory(
   if (provider !== "local") return null;
   const gitDir = historyPath(e.DYNO_DATA_DIR, projectId);
   let history = open.get(gitDir);
-  if (!history) {
+  if (history) {
+    open.delete(gitDir);
+    open.set(gitDir, history);
+  } else {
     history = new ProjectHistory(
       gitDir,
       localWorkspacePath(e.DYNO_DATA_DIR, projectId),
@@ -32,6 +41,12 @@ export function projectHistory(
       e.VERSIONS_MAX_HISTORY_SIZE,
     );
     open.set(gitDir, history);
+    for (const [oldest, dropped] of open) {
+      if (open.size <= MAX_OPEN_HISTORIES) break;
+      // A take it is in the middle of still finishes; its feed stops, and the next take of that project is a full one.
+      dropped.close();
+      open.delete(oldest);
+    }
   }
   return history;
 }

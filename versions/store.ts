@@ -239,7 +239,7 @@ export class ProjectHistory {
   /** How the last take of this process found its changes (for tests and the benchmark). */
   lastTake: "known files" | "feed" | "walk" | "git" | null = null;
 
-  /** Stops watching the workspace (a deleted project). */
+  /** Stops watching the workspace (a deleted project, or one this process no longer keeps open). */
   close(): void {
     this.watch?.stop();
   }
@@ -796,6 +796,7 @@ export class ProjectHistory {
 
   async destroy(): Promise<void> {
     this.ready = undefined;
+    this.watch?.stop();
     this.shell.close();
     await rm(this.gitDir, { recursive: true, force: true });
   }

@@ -236,7 +236,7 @@ export class ProjectHistory {
     }
   }
 
-  /** How the last take of this process found its changes (for tests and the benchmark). */
+  /** How the last take of this process found its changes (the tests check which one ran). */
   lastTake: "known files" | "feed" | "walk" | "git" | null = null;
 
   /** Stops watching the workspace (a deleted project, or one this process no longer keeps open). */
@@ -339,7 +339,8 @@ export class ProjectHistory {
         found.push({ path: file, entry: null });
         continue;
       }
-      if (!info.isFile() || info.size > this.maxFileBytes) return null;
+      // A hard link: a write through one name changes the other, which no event (nor the caller) names.
+      if (!info.isFile() || info.size > this.maxFileBytes || info.nlink > 1) return null;
       // A small file read at once (as objects.ts writes small objects), a larger one through the thread pool.
       const content =
         info.size <= SYNC_WRITE_BYTES

@@ -114,6 +114,8 @@ describe("a take from the feed of the workspace's changes", () => {
     const { quick, ws } = await workspaceOf(30, { maxEvents: 200 });
     const cases: [string, string, string][] = [
       ["a symlink", "ln -s gen/d1/f1.txt link", "rm link"],
+      // Written through one name, the other changes too, and only the name written has an event.
+      ["a hard link", "ln gen/d1/f1.txt gen/d2/linked.txt", "rm gen/d2/linked.txt"],
       ["a file over the cap", "head -c 5000 /dev/zero > big.bin", "rm big.bin"],
       ["a nested repository", "mkdir -p vendor/lib/.git && echo ref > vendor/lib/.git/HEAD", "rm -rf vendor"],
       ["a .git in another case", "mkdir .GIT && echo x > .GIT/config", "rm -rf .GIT"],
@@ -136,6 +138,17 @@ describe("a take from the feed of the workspace's changes", () => {
       await pair.expectAgreement();
       expect(quick.lastTake, what).toBe("feed");
     }
+  });
+
+  it("sees a write through one of two linked names change the other", async () => {
+    const { quick } = await workspaceOf(30);
+    sh("ln gen/d1/f1.txt gen/d2/linked.txt");
+    await pair.expectAgreement();
+    // Only gen/d1 has an event for this write; gen/d2/linked.txt changes all the same.
+    sh("echo 'through one name' >> gen/d1/f1.txt");
+    const taken = await pair.expectAgreement();
+    expect(taken.changes?.files.map((f) => f.path)).toEqual(["gen/d1/f1.txt", "gen/d2/linked.txt"]);
+    expect(quick.lastTake).not.toBe("feed");
   });
 
   it.skipIf(!existsSync("/usr/bin/python3"))(

@@ -1,5 +1,6 @@
 /** Reading versions: a project's list, a run's versions, and the version a run started from. */
 import { and, asc, desc, eq, lt } from "drizzle-orm";
+import { alias } from "drizzle-orm/pg-core";
 import type { Db } from "../db/client";
 import { runs, versions, type Version } from "../db/schema";
 
@@ -54,4 +55,20 @@ export async function runChangedFiles(db: Db, runId: string): Promise<boolean> {
   const base = await versionBeforeRun(db, runId);
   const last = own.at(-1);
   return !!base && !!last && last.treeSha !== base.treeSha;
+}
+
+/** The project's newest version, with the number of the version it restored (a restore or an undo); null: none. */
+export async function newestVersion(
+  db: Db,
+  projectId: string,
+): Promise<{ number: number; kind: Version["kind"]; restoredFromNumber: number | null } | null> {
+  const restored = alias(versions, "restored");
+  const [row] = await db
+    .select({ number: versions.number, kind: versions.kind, restoredFromNumber: restored.number })
+    .from(versions)
+    .leftJoin(restored, eq(restored.id, versions.restoredFrom))
+    .where(eq(versions.projectId, projectId))
+    .orderBy(desc(versions.number))
+    .limit(1);
+  return row ?? null;
 }

@@ -43,8 +43,8 @@ import {
   withdrawSteer,
   type SteerView,
 } from "../models/steering.server";
-import { oldestKeptVersion } from "../models/versions.server";
-import type { LiveRunSeed } from "./live-run";
+import { newestProjectVersion, oldestKeptVersion } from "../models/versions.server";
+import type { LiveRunSeed, NewestVersion } from "./live-run";
 
 const HISTORY_RUNS = 30;
 
@@ -92,6 +92,8 @@ export interface BuilderData {
   imageLimits: { maxBytes: number; maxCount: number };
   /** Versions numbered below this were pruned by the history's size bound; null when none was. */
   versionsOldestKept: number | null;
+  /** The newest version and the one it restored: the stopped card offers Redo after its run's Undo. */
+  newestVersion: NewestVersion | null;
 }
 
 export async function loadBuilder(db: Db, project: Project): Promise<BuilderData> {
@@ -102,7 +104,7 @@ export async function loadBuilder(db: Db, project: Project): Promise<BuilderData
     .from(runEvents)
     .where(eq(runEvents.projectId, project.id));
   const upTo = cursor ?? 0;
-  const [transcript, recent, steering, versionsOldestKept] = await Promise.all([
+  const [transcript, recent, steering, versionsOldestKept, newest] = await Promise.all([
     db
       .select()
       .from(messages)
@@ -111,6 +113,7 @@ export async function loadBuilder(db: Db, project: Project): Promise<BuilderData
     db.select().from(runs).where(eq(runs.projectId, project.id)).orderBy(desc(runs.createdAt)).limit(HISTORY_RUNS),
     listSteering(db, project.id),
     oldestKeptVersion(db, project),
+    newestProjectVersion(db, project),
   ]);
   const images = await imagesOfMessages(
     db,
@@ -154,6 +157,7 @@ export async function loadBuilder(db: Db, project: Project): Promise<BuilderData
     models: await loadModelPicker(db, project.userId, project),
     imageLimits: imageLimits(),
     versionsOldestKept,
+    newestVersion: newest,
   };
 }
 

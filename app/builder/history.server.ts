@@ -13,6 +13,7 @@ import {
   exportToGit,
   projectRemote,
   projectVersions,
+  redoRun,
   RestoreRefusedError,
   restoreProjectVersion,
   undoRun,
@@ -104,8 +105,8 @@ async function selectedVersion(
   };
 }
 
-const VERSION_INTENTS = new Set(["version-restore", "version-undo-run", "version-export"]);
-type VersionIntent = "version-restore" | "version-undo-run" | "version-export";
+const VERSION_INTENTS = new Set(["version-restore", "version-undo-run", "version-redo-run", "version-export"]);
+type VersionIntent = "version-restore" | "version-undo-run" | "version-redo-run" | "version-export";
 
 export function isVersionIntent(intent: unknown): intent is VersionIntent {
   return typeof intent === "string" && VERSION_INTENTS.has(intent);
@@ -144,7 +145,9 @@ export async function handleVersionAction(
     const outcome =
       intent === "version-restore"
         ? await restoreProjectVersion(db, project, String(form.get("versionId") ?? ""))
-        : await undoRun(db, project, String(form.get("runId") ?? ""));
+        : intent === "version-undo-run"
+          ? await undoRun(db, project, String(form.get("runId") ?? ""))
+          : await redoRun(db, project, String(form.get("runId") ?? ""));
     const app = outcome.appRestarted ? " The app is restarting on the restored files." : "";
     return {
       ok: true,
@@ -153,7 +156,9 @@ export async function handleVersionAction(
       message:
         intent === "version-undo-run"
           ? `Undid the run: the files are back to version ${outcome.restoredNumber} (saved as version ${outcome.newNumber}).${app}`
-          : `Restored version ${outcome.restoredNumber} (saved as version ${outcome.newNumber}, so it can be undone).${app}`,
+          : intent === "version-redo-run"
+            ? `Redid the run: the files are back to version ${outcome.restoredNumber}, as the run left them (saved as version ${outcome.newNumber}).${app}`
+            : `Restored version ${outcome.restoredNumber} (saved as version ${outcome.newNumber}, so it can be undone).${app}`,
     };
   } catch (error) {
     if (error instanceof RestoreRefusedError) return { ok: false, intent, error: error.message, status: 409 };

@@ -8,7 +8,7 @@ import {
   foldEvents,
   progressOf,
   runChangedFiles,
-  runUndoable,
+  runUndoState,
   shownOutput,
 } from "./live-run";
 
@@ -276,23 +276,32 @@ describe("the live card's progress", () => {
     expect(again.versions.map((v) => v.id)).toEqual(["v1", "v2"]);
   });
 
-  it("offers to undo a run only while the version it started from is kept", () => {
+  it("offers to undo a run only while the version it started from is kept, and to redo it once undone", () => {
     const version = (id: string, number: number, kind: string, added = 0) =>
       ev("version", { versionId: id, number, kind, iteration: kind === "step" ? 1 : 0, added, changed: 0, deleted: 0 });
     const begun = [ev("queued", { mode: "build", maxIterations: 5 }), ev("starting", { maxIterations: 5 })];
-    // Started from version 7 (its run-start version), changed files in version 8.
+    // Started from version 7 (its run-start version), changed files in version 8; the newest version is its own.
     const fromStart = foldEvents(seed, [...begun, version("a7", 7, "run-start"), version("a8", 8, "step", 1)]);
-    expect(runUndoable(fromStart, null)).toBe(true);
-    expect(runUndoable(fromStart, 7)).toBe(true);
-    expect(runUndoable(fromStart, 8)).toBe(false);
+    const own = { number: 8, kind: "step", restoredFromNumber: null };
+    expect(runUndoState(fromStart, null, own)).toBe("undo");
+    expect(runUndoState(fromStart, 7, own)).toBe("undo");
+    expect(runUndoState(fromStart, 8, own)).toBeNull();
+    // Undone: the newest version (9) restored 7, so the card offers to redo (back to 8) instead.
+    const undone = { number: 9, kind: "restore", restoredFromNumber: 7 };
+    expect(runUndoState(fromStart, null, undone)).toBe("redo");
+    expect(runUndoState(fromStart, 9, undone)).toBeNull(); // version 8 pruned: nothing to redo to
+    // Redone (10 restored 8), or another restore after the undo: undo is offered again.
+    expect(runUndoState(fromStart, null, { number: 10, kind: "restore", restoredFromNumber: 8 })).toBe("undo");
+    expect(runUndoState(fromStart, null, { number: 10, kind: "restore", restoredFromNumber: 3 })).toBe("undo");
     // No run-start version (the files had not changed since version 4): the one before its first, 4, is the base.
     const fromEarlier = foldEvents(seed, [...begun, version("b5", 5, "step", 1)]);
-    expect(runUndoable(fromEarlier, 4)).toBe(true);
-    expect(runUndoable(fromEarlier, 5)).toBe(false);
+    expect(runUndoState(fromEarlier, 4, null)).toBe("undo");
+    expect(runUndoState(fromEarlier, 5, null)).toBeNull();
+    expect(runUndoState(fromEarlier, 4, { number: 6, kind: "restore", restoredFromNumber: 4 })).toBe("redo");
     // The project's first version: nothing before it to go back to.
-    expect(runUndoable(foldEvents(seed, [...begun, version("c1", 1, "step", 1)]), null)).toBe(false);
+    expect(runUndoState(foldEvents(seed, [...begun, version("c1", 1, "step", 1)]), null, null)).toBeNull();
     // A run that changed nothing has nothing to undo, kept or not.
-    expect(runUndoable(foldEvents(seed, [...begun, version("d3", 3, "run-start")]), null)).toBe(false);
+    expect(runUndoState(foldEvents(seed, [...begun, version("d3", 3, "run-start")]), null, null)).toBeNull();
   });
 });
 

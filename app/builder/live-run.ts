@@ -291,16 +291,31 @@ export function runChangedFiles(run: LiveRun): boolean {
   return (run.versions ?? []).some((v) => v.kind !== "run-start" && v.added + v.changed + v.deleted > 0);
 }
 
+/** The project's newest version as the stopped card needs it: was it a restore, and of which version. */
+export interface NewestVersion {
+  number: number;
+  kind: string;
+  restoredFromNumber: number | null;
+}
+
 /**
- * Whether "Undo this run" can bring back the files the run started from: it changed some, and the version before
- * it (its run-start version, else the one numbered just below its first: numbers run on by one) is still kept, not
- * pruned by the history's size bound. `oldestKept`: the oldest kept version's number, null when none was pruned.
+ * What the stopped card offers for the run's files: "undo" (back to the files the run started from), "redo" (the
+ * newest version is that undo: back to the files the run left), or nothing. Undo needs the version before the run
+ * (its run-start version, else the one numbered just below its first: numbers run on by one) still kept, not
+ * pruned by the history's size bound; `oldestKept` is the oldest kept version's number, null when none was pruned.
  */
-export function runUndoable(run: LiveRun, oldestKept: number | null): boolean {
-  if (!runChangedFiles(run)) return false;
+export function runUndoState(
+  run: LiveRun,
+  oldestKept: number | null,
+  newest: NewestVersion | null,
+): "undo" | "redo" | null {
+  if (!runChangedFiles(run)) return null;
   const own = run.versions ?? [];
   const base = own.find((v) => v.kind === "run-start")?.number ?? (own[0] ? own[0].number - 1 : 0);
-  return base >= 1 && (oldestKept === null || base >= oldestKept);
+  const last = own.at(-1)?.number ?? 0;
+  if (newest && newest.kind === "restore" && newest.number > last && newest.restoredFromNumber === base)
+    return oldestKept === null || last >= oldestKept ? "redo" : null;
+  return base >= 1 && (oldestKept === null || base >= oldestKept) ? "undo" : null;
 }
 
 export function foldEvents(seed: LiveRunSeed, events: ProjectEvent[]): LiveRun {

@@ -15,7 +15,14 @@ import { openSecret, sealSecret } from "../../inngest/webhooks/secret-box";
 import { projectHistory, VERSIONS_UNAVAILABLE_ON_MODAL } from "../../versions/config";
 import { ExportError, parseBranch, parseRemote } from "../../versions/export";
 import { oldestKeptNumber, prunedMessage } from "../../versions/prune";
-import { findVersion, listVersions, runVersions, versionBeforeRun, type ListedVersion } from "../../versions/queries";
+import {
+  findVersion,
+  listVersions,
+  newestVersion,
+  runVersions,
+  versionBeforeRun,
+  type ListedVersion,
+} from "../../versions/queries";
 import { latestVersion } from "../../versions/record";
 import { restoreVersion, RestoreRefusedError } from "../../versions/restore";
 import type { FileChange, ProjectHistory, TreeEntry } from "../../versions/store";
@@ -199,6 +206,20 @@ export async function undoRun(db: Db, project: ProjectRef, runId: string): Promi
   if (!base || base.projectId !== project.id)
     throw new RestoreRefusedError("That run changed no files: nothing to undo.");
   return restoreProjectVersion(db, project, base.id);
+}
+
+/** "Redo this run", once it was undone: back to the files the run left (its last version). */
+export async function redoRun(db: Db, project: ProjectRef, runId: string): Promise<RestoreOutcome> {
+  if (!isUuid(runId)) throw new RestoreRefusedError("That run does not exist in this project.");
+  const last = (await runVersions(db, runId)).at(-1);
+  if (!last || last.projectId !== project.id)
+    throw new RestoreRefusedError("That run changed no files: nothing to redo.");
+  return restoreProjectVersion(db, project, last.id);
+}
+
+/** The project's newest version and the number of the one it restored, for the stopped card's Undo or Redo. */
+export function newestProjectVersion(db: Db, project: ProjectRef) {
+  return newestVersion(db, project.id);
 }
 
 /** A running app serves the old files from memory (and its old dependencies): it starts again on the restored ones. */

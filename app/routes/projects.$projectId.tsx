@@ -10,7 +10,7 @@ import { AppIndicator, AppLogsView } from "~/builder/app-logs";
 import { handleChatAction, loadBuilder } from "~/builder/builder.server";
 import { HistoryView, type HistoryNotice } from "~/builder/history-view";
 import { handleVersionAction, isVersionIntent, loadHistory } from "~/builder/history.server";
-import { applyEvent, applyFrame, foldEvents, runUndoable, startLiveRun, type LiveRun } from "~/builder/live-run";
+import { applyEvent, applyFrame, foldEvents, runUndoState, startLiveRun, type LiveRun } from "~/builder/live-run";
 import { LiveRunCard } from "~/builder/live-run-card";
 import { ModelPickerForm } from "~/builder/model-picker";
 import { PromptBox } from "~/builder/prompt-box";
@@ -265,6 +265,7 @@ function Builder() {
   const renameError = actionData && !actionData.ok && actionData.intent === "rename" ? actionData.error : undefined;
   const webhookNotice = webhookNoticeFrom(actionData);
   const versionNotice = versionNoticeFrom(actionData);
+  const undoState = live ? runUndoState(live, builder.versionsOldestKept, builder.newestVersion) : null;
   const chatError =
     // Restart and Stop answer in the Logs view, where their buttons are.
     actionData &&
@@ -321,15 +322,21 @@ function Builder() {
                 <button type="submit" name="intent" value="retry">
                   Retry this prompt
                 </button>
-                {live.status === "stopped" && runUndoable(live, builder.versionsOldestKept) ? (
+                {live.status !== "stopped" ? null : undoState === "undo" ? (
                   // Back to the files the run started from; itself a version, so it can be undone in History.
                   <button type="submit" name="intent" value="version-undo-run" className="ghost">
                     Undo this run
                   </button>
+                ) : undoState === "redo" ? (
+                  // The newest version is this run's undo: back to the files the run left.
+                  <button type="submit" name="intent" value="version-redo-run" className="ghost">
+                    Redo this run
+                  </button>
                 ) : null}
               </Form>
             ) : null}
-            {versionNotice && actionData?.intent === "version-undo-run" ? (
+            {versionNotice &&
+            (actionData?.intent === "version-undo-run" || actionData?.intent === "version-redo-run") ? (
               <p className={versionNotice.kind === "ok" ? "notice" : "error"} role="status">
                 {versionNotice.message}{" "}
                 {versionNotice.kind === "ok" ? <Link to="?view=history">See History</Link> : null}

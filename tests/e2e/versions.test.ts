@@ -233,8 +233,17 @@ describe("versions in the browser", () => {
       await expect.poll(() => page.locator(".chat-pane .notice").textContent()).toContain("Undid the run");
       expect(existsSync(path.join(workspace, "half.txt"))).toBe(false);
       expect(readFileSync(path.join(workspace, "keep.txt"), "utf8")).toBe("before\n");
+      // Undone: the card offers Redo in its place, which puts back what the run left.
+      const redo = page.getByRole("button", { name: "Redo this run" });
+      await expect.poll(() => redo.count(), { timeout: 10_000 }).toBe(1);
+      expect(await undo.count()).toBe(0);
       await page.setViewportSize({ width: 390, height: 844 });
       await screenshot(page, "versions-stopped-card-390");
+      await redo.click();
+      await expect.poll(() => page.locator(".chat-pane .notice").textContent()).toContain("Redid the run");
+      expect(readFileSync(path.join(workspace, "half.txt"), "utf8")).toBe("half done\n");
+      await expect.poll(() => undo.count(), { timeout: 10_000 }).toBe(1);
+      await screenshot(page, "versions-stopped-card-redone-390");
     } finally {
       await context.close();
     }

@@ -277,6 +277,21 @@ describe("versions of a run", () => {
     await versionsApi.undoRun(db, await projectRow(project.id), run.id);
     expect(filesIn(workspace)).toEqual({ "base.txt": "base\n" });
     expect(existsSync(path.join(workspace, "more.txt"))).toBe(false);
+    // The newest version is the undo, naming the version it restored: the card offers Redo, which puts back the files
+    // the run left (its last version), itself a new version.
+    const undo = await versionsApi.newestProjectVersion(db, await projectRow(project.id));
+    const base = (await projectVersions(project.id)).find((v) => v.number === undo!.restoredFromNumber)!;
+    expect(undo).toMatchObject({ kind: "restore", restoredFromNumber: base.number });
+    expect(base.number).toBeLessThan(own[0]!.number);
+    const redone = await versionsApi.redoRun(db, await projectRow(project.id), run.id);
+    expect(redone).toMatchObject({ restoredNumber: own.at(-1)!.number, newNumber: undo!.number + 1 });
+    expect(filesIn(workspace)).toEqual({ "base.txt": "base\n", "more.txt": "more\n", "partial.txt": "half\n" });
+    await expect(versionsApi.redoRun(db, await projectRow(project.id), "not-a-uuid")).rejects.toThrow(/does not exist/);
+    // Another builder's project cannot redo this run into its own files.
+    const other = await createBuilder(db);
+    await expect(versionsApi.redoRun(db, await projectRow(other.project.id), run.id)).rejects.toThrow(
+      /nothing to redo/,
+    );
   });
 
   it("keeps the history under its bound: the oldest versions are pruned, listed as such, and refused clearly", async () => {

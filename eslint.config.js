@@ -37,6 +37,24 @@ export default tseslint.config(
     },
   },
   {
+    // The layers (README, Architecture): db below sandbox below versions below inngest, app and server. A lower one
+    // never imports an upper one; configuration (app/env.server.ts), which every layer reads, is the one exception.
+    files: ["db/**/*.ts", "sandbox/**/*.ts", "versions/**/*.ts"],
+    ignores: ["**/*.test.ts"],
+    settings: { "import-x/resolver": { node: { extensions: [".ts", ".tsx", ".js"] } } },
+    rules: {
+      "import-x/no-restricted-paths": [
+        "error",
+        {
+          zones: ["./db", "./sandbox", "./versions"].flatMap((target, level, lower) => [
+            { target, from: "./app", except: ["./env.server.ts"] },
+            ...["./inngest", "./server", ...lower.slice(level + 1)].map((from) => ({ target, from })),
+          ]),
+        },
+      ],
+    },
+  },
+  {
     files: ["app/**/*.tsx"],
     ...react.configs.flat.recommended,
     ...react.configs.flat["jsx-runtime"],

@@ -7,10 +7,10 @@
  * they are instead of fighting the change.
  */
 import { and, desc, eq, inArray, isNotNull } from "drizzle-orm";
+import { saveEntry } from "../db/agent-entries";
 import type { Db } from "../db/client";
 import { ACTIVE_RUN_STATUSES } from "../db/run-status";
 import { runs, versions, type Version } from "../db/schema";
-import { saveEntry } from "../inngest/agent/entries";
 import { oldestKeptNumber, prunedMessage } from "./prune";
 import { takeVersion, versionMessage } from "./record";
 import type { ProjectHistory } from "./store";

@@ -6,7 +6,6 @@
  */
 import { and, asc, desc, eq, inArray, isNotNull, sql } from "drizzle-orm";
 import type { Db } from "../../db/client";
-import { pgSafe } from "../../db/pg-safe";
 import { agentEntries, runs, type AgentEntry, type AgentEntryKind } from "../../db/schema";
 
 export interface TokenUsage {
@@ -14,26 +13,8 @@ export interface TokenUsage {
   outputTokens: number;
 }
 
-/** Upserts an entry; its text is saved Postgres-safe (db/pg-safe.ts). */
-export async function saveEntry(
-  db: Pick<Db, "insert">,
-  unsafeEntry: {
-    runId: string;
-    projectId: string;
-    iteration: number;
-    kind: AgentEntryKind;
-    payload: Record<string, unknown>;
-  },
-): Promise<void> {
-  const entry = pgSafe(unsafeEntry);
-  await db
-    .insert(agentEntries)
-    .values(entry)
-    .onConflictDoUpdate({
-      target: [agentEntries.runId, agentEntries.iteration, agentEntries.kind],
-      set: { payload: entry.payload },
-    });
-}
+// The writer lives with the table (db/agent-entries.ts), so versions/restore.ts (below this layer) can save a notice.
+export { saveEntry } from "../../db/agent-entries";
 
 export async function findEntry(
   db: Db,

@@ -43,6 +43,11 @@ export const EXCLUDED_FOLDERS = [
   "coverage",
 ] as const;
 
+/** Whether `name` is a folder name history never keeps. */
+function isExcludedFolder(name: string): boolean {
+  return (EXCLUDED_FOLDERS as readonly string[]).includes(name);
+}
+
 /** Wins over any .gitattributes in the workspace: content is stored and restored byte for byte. */
 const ATTRIBUTES = "* !text !eol !filter !ident !working-tree-encoding !diff !merge !export-ignore !export-subst\n";
 
@@ -372,8 +377,7 @@ export class ProjectHistory {
       if (!info?.isDirectory()) files.add(changed);
       else {
         if (model.get(changed)) gone.push(changed);
-        if (!(EXCLUDED_FOLDERS as readonly string[]).includes(path.posix.basename(changed)))
-          if (!this.filesIn(changed, files)) return null;
+        if (!isExcludedFolder(path.posix.basename(changed))) if (!this.filesIn(changed, files)) return null;
       }
       if (files.size > MAX_SCANNED_CHANGES) return null;
     }
@@ -397,7 +401,7 @@ export class ProjectHistory {
         if (entry.name === ".git") return false;
         const file = `${next}/${entry.name}`;
         if (!entry.isDirectory()) into.add(file);
-        else if (!(EXCLUDED_FOLDERS as readonly string[]).includes(entry.name)) pending.push(file);
+        else if (!isExcludedFolder(entry.name)) pending.push(file);
       }
       if (into.size > MAX_SCANNED_CHANGES) return false;
     }
@@ -860,7 +864,7 @@ function storablePath(file: string): "yes" | "excluded" | "unsure" {
     const bare = part.replace(/[^\x20-\x7e]/g, "").toLowerCase();
     if (bare === ".git" || /^git~/.test(bare) || /[.\s]$/.test(part) || /[\\:]/.test(part)) return "unsure";
   }
-  if (parts.slice(0, -1).some((part) => (EXCLUDED_FOLDERS as readonly string[]).includes(part))) return "excluded";
+  if (parts.slice(0, -1).some(isExcludedFolder)) return "excluded";
   return "yes";
 }
 

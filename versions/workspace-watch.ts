@@ -150,7 +150,7 @@ export class WorkspaceWatch {
       if (!info?.isDirectory()) continue;
       if (this.watched.size >= this.limits.maxFolders) throw new Error(`over ${this.limits.maxFolders} folders`);
       this.watched.get(next)?.watcher.close();
-      const watcher = watch(absolute, { persistent: false }, (_event, name) => this.onEvent(next, name));
+      const watcher = watch(absolute, { persistent: false }, (event, name) => this.onEvent(next, event, name));
       watcher.on("error", () => this.lose(`the watch of ${next || "the workspace"} failed`));
       this.watched.set(next, { watcher, ino: info.ino });
       let entries;
@@ -174,7 +174,7 @@ export class WorkspaceWatch {
       }
   }
 
-  private onEvent(folder: string, name: string | Buffer | null): void {
+  private onEvent(folder: string, event: string, name: string | Buffer | null): void {
     if (!this.running) return;
     this.burstEnds ??= setImmediate(() => {
       this.burst = 0;
@@ -188,7 +188,9 @@ export class WorkspaceWatch {
     }
     const file = folder ? `${folder}/${String(name)}` : String(name);
     this.dirty.add(file);
-    // A folder that appeared, went, moved or became something else: watch what stands there now.
+    // A content or attribute change ("change") leaves the entry what it was; only a "rename" (it appeared, went or
+    // moved) can be a folder to watch or to stop watching. An app writing its log costs no lstat per line.
+    if (event !== "rename") return;
     const info = lstatOrNone(path.join(this.workTree, file));
     const watched = this.watched.get(file);
     if (watched && (!info?.isDirectory() || info.ino !== watched.ino)) this.unwatchTree(file);

@@ -23,6 +23,7 @@ import {
   type DiffView,
   type FileDiff,
   type RemoteView,
+  type RestoreOutcome,
   type VersionsView,
 } from "~/models/versions.server";
 
@@ -112,6 +113,29 @@ export function isVersionIntent(intent: unknown): intent is VersionIntent {
   return typeof intent === "string" && VERSION_INTENTS.has(intent);
 }
 
+/** Each intent that restores files: what it restores (named by the form) and how the builder is told. */
+const RESTORES: Record<
+  Exclude<VersionIntent, "version-export">,
+  {
+    restore: (db: Db, project: Project, form: FormData) => Promise<RestoreOutcome>;
+    said: (o: RestoreOutcome) => string;
+  }
+> = {
+  "version-restore": {
+    restore: (db, project, form) => restoreProjectVersion(db, project, String(form.get("versionId") ?? "")),
+    said: (o) => `Restored version ${o.restoredNumber} (saved as version ${o.newNumber}, so it can be undone).`,
+  },
+  "version-undo-run": {
+    restore: (db, project, form) => undoRun(db, project, String(form.get("runId") ?? "")),
+    said: (o) => `Undid the run: the files are back to version ${o.restoredNumber} (saved as version ${o.newNumber}).`,
+  },
+  "version-redo-run": {
+    restore: (db, project, form) => redoRun(db, project, String(form.get("runId") ?? "")),
+    said: (o) =>
+      `Redid the run: the files are back to version ${o.restoredNumber}, as the run left them (saved as version ${o.newNumber}).`,
+  },
+};
+
 export type VersionActionResult =
   | { ok: true; intent: string; message: string; versionNumber: number }
   | { ok: false; intent: string; error: string; status: number };
@@ -142,24 +166,10 @@ export async function handleVersionAction(
     }
   }
   try {
-    const outcome =
-      intent === "version-restore"
-        ? await restoreProjectVersion(db, project, String(form.get("versionId") ?? ""))
-        : intent === "version-undo-run"
-          ? await undoRun(db, project, String(form.get("runId") ?? ""))
-          : await redoRun(db, project, String(form.get("runId") ?? ""));
+    const { restore, said } = RESTORES[intent];
+    const outcome = await restore(db, project, form);
     const app = outcome.appRestarted ? " The app is restarting on the restored files." : "";
-    return {
-      ok: true,
-      intent,
-      versionNumber: outcome.newNumber,
-      message:
-        intent === "version-undo-run"
-          ? `Undid the run: the files are back to version ${outcome.restoredNumber} (saved as version ${outcome.newNumber}).${app}`
-          : intent === "version-redo-run"
-            ? `Redid the run: the files are back to version ${outcome.restoredNumber}, as the run left them (saved as version ${outcome.newNumber}).${app}`
-            : `Restored version ${outcome.restoredNumber} (saved as version ${outcome.newNumber}, so it can be undone).${app}`,
-    };
+    return { ok: true, intent, versionNumber: outcome.newNumber, message: `${said(outcome)}${app}` };
   } catch (error) {
     if (error instanceof RestoreRefusedError) return { ok: false, intent, error: error.message, status: 409 };
     if (error instanceof Response && error.status === 404) {
